@@ -1,0 +1,392 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// CanarySpec says which workload to release, through which router, in which
+// steps.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.strategy.steps) && size(self.strategy.steps) > 0 && (has(self.strategy.stepWeight) || has(self.strategy.stepWeights)))",message="spec.strategy: use either steps or the stepWeight/stepWeights shorthand, not both"
+type CanarySpec struct {
+	// TargetRef names the Deployment whose new revisions are released. Sluice
+	// keeps the stable copy in <name>-primary and runs each new revision in
+	// the Deployment itself.
+	TargetRef TargetRef `json:"targetRef"`
+
+	// Service describes the port the workload serves and the backends each
+	// phase's traffic goes to.
+	Service ServiceSpec `json:"service"`
+
+	// Router is the traffic router that carries the release's traffic.
+	Router RouterSpec `json:"router"`
+
+	// Strategy is the release's steps.
+	Strategy Strategy `json:"strategy"`
+
+	// ProgressDeadline is how long a release may go without progress (a step
+	// applied, a copy becoming ready) before it is rolled back and marked
+	// Failed. Time spent in pauses does not count. Default 10m.
+	// +optional
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+
+	// PrimaryReadyThreshold is the percentage of the primary's replicas that
+	// must be available before traffic moves to it. Default 100.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	PrimaryReadyThreshold *int32 `json:"primaryReadyThreshold,omitempty"`
+
+	// CanaryReadyThreshold is the percentage of the canary's replicas that
+	// must be available before traffic moves to it. Default 100.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	CanaryReadyThreshold *int32 `json:"canaryReadyThreshold,omitempty"`
+
+	// Paused holds the release where it is: no step advances and no timer
+	// runs until it is set back to false. `kubectl sluice pause/resume` set it.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// Suspend stops Sluice from acting on this Canary at all (no route, scale
+	// or status changes) until it is cleared.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// TargetRef names the Deployment under release.
+type TargetRef struct {
+	// APIVersion of the target; only apps/v1 is supported.
+	// +kubebuilder:validation:Enum=apps/v1
+	// +kubebuilder:default=apps/v1
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the target; only Deployment is supported.
+	// +kubebuilder:validation:Enum=Deployment
+	// +kubebuilder:default=Deployment
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the Deployment, in the Canary's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=244
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// ServiceSpec is the port the workload serves and the phases' backends.
+type ServiceSpec struct {
+	// Name of the apex Service; <name>-primary and <name>-canary are derived
+	// from it. Default: the target's name.
+	// +kubebuilder:validation:MaxLength=55
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Port the Services expose.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// TargetPort is the container port (number or name). Default: Port.
+	// +optional
+	TargetPort string `json:"targetPort,omitempty"`
+	// PortName names the Service port. Default http.
+	// +kubebuilder:validation:MaxLength=15
+	// +optional
+	PortName string `json:"portName,omitempty"`
+	// BackendRefs replace the generated <name>-primary / <name>-canary
+	// Service as a phase's backends, for example to send canary traffic
+	// through an auth proxy. A phase with several backends splits that
+	// phase's share by their relative weights.
+	// +optional
+	BackendRefs *PhaseBackendRefs `json:"backendRefs,omitempty"`
+}
+
+// PhaseBackendRefs are user-supplied backends per phase.
+type PhaseBackendRefs struct {
+	// Primary backends carry the stable share.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Primary []BackendRef `json:"primary,omitempty"`
+	// Canary backends carry the canary share.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Canary []BackendRef `json:"canary,omitempty"`
+}
+
+// BackendRef is one backend of a phase, in Gateway API terms.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.group) && self.group != ” && self.group != 'core') || !has(self.kind) || self.kind == 'Service' ? has(self.port) : true",message="backendRefs[].port is required when the backend is a Service (group \"\" and kind Service)"
+type BackendRef struct {
+	// Group of the referent; "" (the default) is the core group.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	Group *string `json:"group,omitempty"`
+	// Kind of the referent. Default Service.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`
+	// +optional
+	Kind *string `json:"kind,omitempty"`
+	// Name of the referent.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the referent. Default: the Canary's namespace. A
+	// reference to another namespace needs a ReferenceGrant there.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Namespace *string `json:"namespace,omitempty"`
+	// Port of the referent; required for a Service.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port *int32 `json:"port,omitempty"`
+	// Weight relative to the phase's other backends. Default 1.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Weight *int32 `json:"weight,omitempty"`
+	// Filters applied to requests sent to this backend.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Filters []gwv1.HTTPRouteFilter `json:"filters,omitempty"`
+}
+
+// RouterSpec selects exactly one router.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI)"
+type RouterSpec struct {
+	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
+	// Canary whose rule splits traffic between the phases' backends.
+	// +optional
+	GatewayAPI *GatewayAPIRouter `json:"gatewayAPI,omitempty"`
+}
+
+// GatewayAPIRouter is the generated HTTPRoute's routing, apart from backends.
+type GatewayAPIRouter struct {
+	// ParentRefs are the Gateways the route attaches to.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	ParentRefs []gwv1.ParentReference `json:"parentRefs"`
+	// Hostnames the route answers for.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Hostnames []gwv1.Hostname `json:"hostnames,omitempty"`
+	// Matches select the requests the route carries. Default: every path.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Matches []gwv1.HTTPRouteMatch `json:"matches,omitempty"`
+	// Filters applied to every request of the route.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Filters []gwv1.HTTPRouteFilter `json:"filters,omitempty"`
+	// Timeouts of the route's rule.
+	// +optional
+	Timeouts *gwv1.HTTPRouteTimeouts `json:"timeouts,omitempty"`
+}
+
+// Strategy lists the release's steps, or Flagger's shorthand that expands
+// into them: for each weight w of stepWeights (or stepWeight, 2×stepWeight,
+// … up to maxWeight), "setWeight w" then "pause interval".
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || !has(self.stepWeights)",message="spec.strategy: set stepWeight or stepWeights, not both"
+// +kubebuilder:validation:XValidation:rule="(has(self.steps) && size(self.steps) > 0) || has(self.stepWeight) || has(self.stepWeights)",message="spec.strategy: give steps, or stepWeight/stepWeights with interval"
+// +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) || has(self.stepWeights)) || has(self.interval)",message="spec.strategy.interval is required with stepWeight/stepWeights (how long each weight is held)"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.steps: setWeight values must increase from step to step"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.isSorted()",message="spec.strategy.stepWeights must increase"
+type Strategy struct {
+	// Steps run in order; each has exactly one action.
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	// +optional
+	Steps []Step `json:"steps,omitempty"`
+	// StepWeight is the shorthand's increment (percent).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	StepWeight *int32 `json:"stepWeight,omitempty"`
+	// StepWeights is the shorthand's explicit list of weights (percent).
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +listType=atomic
+	// +optional
+	StepWeights []int32 `json:"stepWeights,omitempty"`
+	// MaxWeight caps the shorthand's weights (percent). Default 50 with
+	// stepWeight; the last of stepWeights otherwise.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxWeight *int32 `json:"maxWeight,omitempty"`
+	// Interval is how long the shorthand holds each weight.
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// Step is one action of a release.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause)].filter(x, x).size() == 1",message="spec.strategy.steps[]: each step has exactly one action: setWeight or pause"
+type Step struct {
+	// SetWeight sends this percentage of traffic to the canary.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	SetWeight *int32 `json:"setWeight,omitempty"`
+	// Pause holds the current weight for a duration, or, without one, until
+	// the release is promoted (`kubectl sluice promote`).
+	// +optional
+	Pause *PauseStep `json:"pause,omitempty"`
+}
+
+// PauseStep holds a release.
+type PauseStep struct {
+	// Duration of the pause; empty means until promoted.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// CanaryPhase is where a Canary is in its life. The values are Flagger's,
+// so scripts waiting on `.status.phase` keep working.
+// +kubebuilder:validation:Enum=Initializing;Initialized;Progressing;Paused;WaitingPromotion;Promoting;Finalising;Succeeded;Failed
+type CanaryPhase string
+
+// Phases.
+const (
+	// PhaseInitializing: the primary copy and Services are being created
+	// and traffic moved onto them.
+	PhaseInitializing CanaryPhase = "Initializing"
+	// PhaseInitialized: the primary serves all traffic; no release ran yet.
+	PhaseInitialized CanaryPhase = "Initialized"
+	// PhaseProgressing: a release is walking its steps.
+	PhaseProgressing CanaryPhase = "Progressing"
+	// PhasePaused: a release is held by spec.paused.
+	PhasePaused CanaryPhase = "Paused"
+	// PhaseWaitingPromotion: a release is held by a pause step without a
+	// duration until it is promoted.
+	PhaseWaitingPromotion CanaryPhase = "WaitingPromotion"
+	// PhasePromoting: the primary is being updated to the canary's revision.
+	PhasePromoting CanaryPhase = "Promoting"
+	// PhaseFinalising: traffic returns to the updated primary and the
+	// canary is scaled down.
+	PhaseFinalising CanaryPhase = "Finalising"
+	// PhaseSucceeded: the last release was promoted.
+	PhaseSucceeded CanaryPhase = "Succeeded"
+	// PhaseFailed: the last release was rolled back.
+	PhaseFailed CanaryPhase = "Failed"
+)
+
+// Condition types. Ready, Stalled and Reconciling follow kstatus, so Flux
+// and Argo CD read a Canary's health right; Progressing mirrors Reconciling
+// under the name Deployment users know.
+const (
+	ConditionReady       = "Ready"
+	ConditionProgressing = "Progressing"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// Request annotation: a one-shot action on a release, written by
+// `kubectl sluice` (or by hand) as "<action>" or "<action>/<id>". The
+// controller acts on a given value once and records it in
+// status.lastHandledRequest.
+const (
+	RequestAnnotation  = "sluice.dev/request"
+	RequestPromote     = "promote"      // leave the current step now
+	RequestPromoteFull = "promote-full" // skip every remaining step
+	RequestAbort       = "abort"        // roll back now
+	RequestRetry       = "retry"        // run a failed revision again
+)
+
+// CanaryStatus is what Sluice observed and did.
+type CanaryStatus struct {
+	// ObservedGeneration is the generation last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase of the Canary.
+	// +optional
+	Phase CanaryPhase `json:"phase,omitempty"`
+	// Reason is a CamelCase word for why the Canary is in its phase.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message explains the phase in a sentence, naming the cause.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when the phase last changed.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+
+	// StableRevision is the revision the primary runs.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// CanaryRevision is the revision of the current (or last) release.
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+
+	// CurrentStep is the index of the step being run.
+	// +optional
+	CurrentStep int32 `json:"currentStep,omitempty"`
+	// Steps is the number of steps of the release (after shorthand expansion).
+	// +optional
+	Steps int32 `json:"steps,omitempty"`
+	// StepStartedAt is when the current step started.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	// LastProgressTime is when the release last made progress; the
+	// progress deadline counts from it.
+	// +optional
+	LastProgressTime *metav1.Time `json:"lastProgressTime,omitempty"`
+
+	// CanaryWeight is the canary's share (percent) Sluice set.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight"`
+	// ObservedCanaryWeight is the canary's share read back from the router.
+	// +optional
+	ObservedCanaryWeight *int32 `json:"observedCanaryWeight,omitempty"`
+
+	// FailedChecks counts failed checks of the current release.
+	// +optional
+	FailedChecks int32 `json:"failedChecks,omitempty"`
+
+	// LastHandledRequest is the last sluice.dev/request value acted on.
+	// +optional
+	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
+
+	// Conditions: Ready, Progressing, Reconciling, Stalled.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Canary releases new revisions of a Deployment step by step.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=sluice
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Canary struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CanarySpec   `json:"spec"`
+	Status CanaryStatus `json:"status,omitempty"`
+}
+
+// CanaryList is a list of Canaries.
+//
+// +kubebuilder:object:root=true
+type CanaryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Canary `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Canary{}, &CanaryList{})
+}

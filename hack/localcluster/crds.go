@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// crdSource is one file of CRDs inside a Go module, as its project publishes it.
+type crdSource struct {
+	module, version, path string
+	// keep filters the CRDs of the file; nil keeps all.
+	keep func(*apiextensionsv1.CustomResourceDefinition) bool
+	// patch adapts a CRD to a cluster without the project's webhooks.
+	patch func(*apiextensionsv1.CustomResourceDefinition)
+	// noSumDB: the checksum database does not know this module.
+	noSumDB bool
+}
+
+func routerCRDSources(gatewayChannel string) []crdSource {
+	gw := func(kind string) crdSource {
+		return crdSource{module: "sigs.k8s.io/gateway-api", version: "v1.6.3",
+			path: "config/crd/" + gatewayChannel + "/gateway.networking.k8s.io_" + kind + ".yaml"}
+	}
+	group := func(g string) func(*apiextensionsv1.CustomResourceDefinition) bool {
+		return func(c *apiextensionsv1.CustomResourceDefinition) bool { return c.Spec.Group == g }
+	}
+	consul := func(kind string) crdSource {
+		return crdSource{module: "github.com/hashicorp/consul-k8s", version: "v0.26.0",
+			path: "config/crd/bases/consul.hashicorp.com_" + kind + ".yaml", noSumDB: true}
+	}
+	return []crdSource{
+		gw("gatewayclasses"), gw("gateways"), gw("httproutes"), gw("grpcroutes"), gw("referencegrants"),
+		// Traefik v3 serves traefik.io only; v2.11 serves both groups, of
+		// which the legacy traefik.containo.us one is taken from it.
+		{module: "github.com/traefik/traefik/v3", version: "v3.6.12",
+			path: "docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml"},
+		{module: "github.com/traefik/traefik/v2", version: "v2.11.0",
+			path: "docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml",
+			keep: group("traefik.containo.us")},
+		// Emissary converts between its versions with a webhook that does not
+		// run here; v2 (storage) preserves unknown fields, so None loses nothing.
+		{module: "github.com/emissary-ingress/emissary/v3", version: "v3.10.0",
+			path: "test/apiext/testdata/crds.yaml",
+			patch: func(c *apiextensionsv1.CustomResourceDefinition) {
+				c.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
+			}},
+		consul("serviceresolvers"), consul("servicesplitters"), consul("servicerouters"),
+		{module: "istio.io/api", version: "v1.31.1", path: "kubernetes/customresourcedefinitions.gen.yaml"},
+		{module: "github.com/openservicemesh/osm", version: "v1.2.4", path: "cmd/osm-bootstrap/crds/smi_traffic_split.yaml"},
+	}
+}
+
+func runInstallCRDs(args []string) int {
+	fs := flag.NewFlagSet("install-crds", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the target cluster")
+	channel := fs.String("gateway-channel", "standard", "Gateway API channel: standard or experimental")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := installCRDs(ctx, *kubeconfig, *channel); err != nil {
+		fmt.Fprintln(os.Stderr, "install-crds:", err)
+		return 1
+	}
+	return 0
+}
+
+// installCRDs reads each router's CRDs from its Go module (downloaded into
+// the module cache by the go command), applies them with server-side apply
+// and waits until every one is Established.
+func installCRDs(ctx context.Context, kubeconfig, channel string) error {
+	if channel != "standard" && channel != "experimental" {
+		return fmt.Errorf("gateway channel %q: want standard or experimental", channel)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	client, err := apiextensions.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("apiextensions client: %w", err)
+	}
+	var names []string
+	for _, src := range routerCRDSources(channel) {
+		crds, err := src.load(ctx)
+		if err != nil {
+			return err
+		}
+		for _, crd := range crds {
+			if err := applyCRD(ctx, client, crd); err != nil {
+				return fmt.Errorf("%s@%s %s: %w", src.module, src.version, crd.Name, err)
+			}
+			names = append(names, crd.Name)
+		}
+	}
+	for _, name := range names {
+		err := waitFor(ctx, "CRD "+name, time.Minute, func(ctx context.Context) error {
+			crd, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return nil
+				}
+			}
+			return errors.New("not Established")
+		})
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Printf("installed %d router CRDs\n", len(names))
+	return nil
+}
+
+func applyCRD(ctx context.Context, client apiextensions.Interface, crd *apiextensionsv1.CustomResourceDefinition) error {
+	crd.TypeMeta = metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}
+	crd.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+	crd.CreationTimestamp = metav1.Time{}
+	body, err := json.Marshal(crd)
+	if err != nil {
+		return err
+	}
+	force := true
+	_, err = client.ApiextensionsV1().CustomResourceDefinitions().Patch(ctx, crd.Name, types.ApplyPatchType, body,
+		metav1.PatchOptions{FieldManager: "localcluster", Force: &force})
+	return err
+}
+
+// load downloads the module (a no-op when cached) and decodes its CRDs.
+func (s crdSource) load(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	dir, err := moduleDir(ctx, s.module, s.version, s.noSumDB)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, s.path))
+	if err != nil {
+		return nil, fmt.Errorf("open CRD file of %s@%s: %w", s.module, s.version, err)
+	}
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 64*1024)
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for {
+		var raw map[string]any
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("decode %s in %s@%s: %w", s.path, s.module, s.version, err)
+		}
+		if raw["kind"] != "CustomResourceDefinition" {
+			continue
+		}
+		if raw["apiVersion"] != "apiextensions.k8s.io/v1" {
+			return nil, fmt.Errorf("%s in %s@%s: CRD with apiVersion %v, want apiextensions.k8s.io/v1", s.path, s.module, s.version, raw["apiVersion"])
+		}
+		b, _ := json.Marshal(raw)
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := json.Unmarshal(b, crd); err != nil {
+			return nil, fmt.Errorf("decode CRD in %s@%s: %w", s.module, s.version, err)
+		}
+		if s.keep != nil && !s.keep(crd) {
+			continue
+		}
+		if s.patch != nil {
+			s.patch(crd)
+		}
+		out = append(out, crd)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no CRDs in %s of %s@%s", s.path, s.module, s.version)
+	}
+	return out, nil
+}
+
+// moduleDir returns the module cache folder of mod@version, downloading it
+// through the Go module proxy when missing.
+func moduleDir(ctx context.Context, mod, version string, noSumDB bool) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod+"@"+version)
+	cmd.Dir = os.TempDir() // outside any module: nothing's go.mod is touched
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
+	if noSumDB {
+		cmd.Env = append(cmd.Env, "GONOSUMDB="+strings.TrimPrefix(os.Getenv("GONOSUMDB")+","+mod, ","))
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go mod download %s@%s: %w: %s %s", mod, version, err, stderr.String(), stdout.String())
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
+		return "", fmt.Errorf("go mod download %s@%s: decode: %w", mod, version, err)
+	}
+	if info.Error != "" || info.Dir == "" {
+		return "", fmt.Errorf("go mod download %s@%s: %s", mod, version, info.Error)
+	}
+	return info.Dir, nil
+}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Steps returns the release's steps: spec.strategy.steps as written, or
+// Flagger's shorthand expanded into "setWeight w, pause interval" pairs.
+func Steps(s v1alpha1.Strategy) []v1alpha1.Step {
+	if len(s.Steps) > 0 {
+		return s.Steps
+	}
+	var weights []int32
+	switch {
+	case len(s.StepWeights) > 0:
+		for _, w := range s.StepWeights {
+			if s.MaxWeight != nil && w > *s.MaxWeight {
+				break
+			}
+			weights = append(weights, w)
+		}
+	case s.StepWeight != nil && *s.StepWeight > 0:
+		maxW := int32(DefaultMaxWeight)
+		if s.MaxWeight != nil {
+			maxW = *s.MaxWeight
+		}
+		for w := *s.StepWeight; w <= maxW; w += *s.StepWeight {
+			weights = append(weights, w)
+		}
+	}
+	var interval *metav1.Duration
+	if s.Interval != nil {
+		interval = &metav1.Duration{Duration: s.Interval.Duration}
+	}
+	out := make([]v1alpha1.Step, 0, 2*len(weights))
+	for _, w := range weights {
+		out = append(out, v1alpha1.Step{SetWeight: ptr(w)})
+		if interval != nil && interval.Duration > 0 {
+			out = append(out, v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: interval}})
+		}
+	}
+	return out
+}
+
+// WeightAt is the canary weight in force at step i: that of the last
+// setWeight at or before it, 0 when there is none.
+func WeightAt(steps []v1alpha1.Step, i int) int32 {
+	if i >= len(steps) {
+		i = len(steps) - 1
+	}
+	for ; i >= 0; i-- {
+		if steps[i].SetWeight != nil {
+			return *steps[i].SetWeight
+		}
+	}
+	return 0
+}
+
+// PauseDuration returns the pause of a step and whether it has one; a
+// pause without a duration returns (0, true) and holds until promoted.
+func PauseDuration(s v1alpha1.Step) (time.Duration, bool) {
+	if s.Pause == nil {
+		return 0, false
+	}
+	if s.Pause.Duration == nil {
+		return 0, true
+	}
+	return s.Pause.Duration.Duration, true
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,126 @@
+// Package engine decides what a Canary should do next.
+//
+// It is pure: Decide maps (canary spec and status, observations of the
+// cluster, the current time) to the next status, the desired state of the
+// workload and route, Events, and when to look again. It has no client, no
+// clock and no I/O, so every transition is a table row in its tests, and a
+// controller killed at any instant converges to the same end state: status
+// records what was decided, observations re-derive the rest.
+package engine
+
+import (
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Workload is what the controller observed of one Deployment (the user's
+// target, which runs the canary, or the primary copy).
+type Workload struct {
+	// Exists is false when the Deployment is not there.
+	Exists bool
+	// Revision is the release revision the Deployment's pod template runs.
+	Revision string
+	// Replicas is spec.replicas.
+	Replicas int32
+	// UpdatedReplicas, AvailableReplicas are from status.
+	UpdatedReplicas   int32
+	AvailableReplicas int32
+	// Current is true when status.observedGeneration caught up with
+	// metadata.generation.
+	Current bool
+	// Problem is the Deployment's own report of why it cannot progress
+	// (ReplicaFailure or ProgressDeadlineExceeded condition), if any.
+	Problem string
+}
+
+// Route is what the controller read back from the router.
+type Route struct {
+	// Exists is false when the route object is not there yet.
+	Exists bool
+	// CanaryWeight is the canary's share (percent) the route carries now.
+	CanaryWeight int32
+	// Pending, when not empty, says why the router has not taken the last
+	// write yet (for example a Gateway that has not accepted the route).
+	Pending string
+}
+
+// Observations are everything the engine knows about the cluster.
+type Observations struct {
+	// Target is the user's Deployment. Its revision is the hash of its pod
+	// template and of the ConfigMaps and Secrets the template references.
+	Target Workload
+	// Primary is the <name>-primary copy.
+	Primary Workload
+	// ReleaseReplicas is how many replicas a copy should run: the target's
+	// spec.replicas when set above zero, else the primary's, else 1.
+	ReleaseReplicas int32
+	// Route is the router's read-back.
+	Route Route
+	// Blocked, when not empty, is a configuration problem that stops
+	// traffic from moving (a missing backend, a cross-namespace reference
+	// without a ReferenceGrant). The text names the object and the fix.
+	Blocked string
+	// BlockedReason is the CamelCase reason for Blocked.
+	BlockedReason string
+}
+
+// Desired is the state the controller must bring the cluster to. A nil
+// field means "leave it as it is".
+type Desired struct {
+	// PrimaryFromTarget: the primary's pod template must be the target's
+	// current one (while initialising and promoting).
+	PrimaryFromTarget bool
+	// PrimaryReplicas is the primary's spec.replicas.
+	PrimaryReplicas *int32
+	// TargetReplicas is the target's (canary's) spec.replicas.
+	TargetReplicas *int32
+	// CanaryWeight is the canary's share of traffic in percent; the primary
+	// gets the rest.
+	CanaryWeight *int32
+	// Services: the apex, primary and canary Services must exist. Only set
+	// once the primary is ready, so that taking over an existing apex
+	// Service never points it at pods that cannot serve.
+	Services bool
+}
+
+// Event is a Kubernetes Event to record on the Canary.
+type Event struct {
+	// Warning is true for a Warning event, false for Normal.
+	Warning bool
+	// Reason is CamelCase.
+	Reason string
+	// Message is a sentence.
+	Message string
+}
+
+// Input is everything Decide needs.
+type Input struct {
+	Canary *v1alpha1.Canary
+	Obs    Observations
+	Now    time.Time
+}
+
+// Output is what Decide returns.
+type Output struct {
+	// Status is the Canary's next status (the controller writes it only
+	// when it differs from the current one).
+	Status v1alpha1.CanaryStatus
+	// Desired is what the controller must apply.
+	Desired Desired
+	// Events to record.
+	Events []Event
+	// RequeueAfter, when above zero, is when to look again even if nothing
+	// changes (a pause ending, a progress deadline).
+	RequeueAfter time.Duration
+}
+
+// Defaults used when the spec leaves a field empty.
+const (
+	DefaultProgressDeadline = 10 * time.Minute
+	DefaultReadyThreshold   = 100
+	DefaultMaxWeight        = 50
+	// RoutePollInterval is how soon to look again while a router has not
+	// reported a write as taken (routers whose status is not watched).
+	RoutePollInterval = 5 * time.Second
+)
