@@ -94,6 +94,6 @@ case "$cmd" in
   up) LOCALCLUSTER_FLAGS=("$@"); up ;;
   down) down ;;
   status) healthy ;;
-  kubectl) build; exec "$bin" kubectl --kubeconfig "$kubeconfig" "$@" ;;
+  kubectl) build; exec "$bin" kubectl --kubeconfig "${KUBECONFIG:-$kubeconfig}" "$@" ;;
   *) echo "usage: $0 build|up|down|status|kubectl" >&2; exit 2 ;;
 esac

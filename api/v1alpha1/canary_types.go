@@ -28,6 +28,8 @@ type CanarySpec struct {
 	// ProgressDeadline is how long a release may go without progress (a step
 	// applied, a copy becoming ready) before it is rolled back and marked
 	// Failed. Time spent in pauses does not count. Default 10m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 
@@ -116,7 +118,7 @@ type PhaseBackendRefs struct {
 
 // BackendRef is one backend of a phase, in Gateway API terms.
 //
-// +kubebuilder:validation:XValidation:rule="(has(self.group) && self.group != ” && self.group != 'core') || !has(self.kind) || self.kind == 'Service' ? has(self.port) : true",message="backendRefs[].port is required when the backend is a Service (group \"\" and kind Service)"
+// +kubebuilder:validation:XValidation:rule="has(self.port) || (has(self.kind) && self.kind != 'Service') || (has(self.group) && size(self.group) > 0 && self.group != 'core')",message="backendRefs[].port is required when the backend is a Service (group \"\" and kind Service)"
 type BackendRef struct {
 	// Group of the referent; "" (the default) is the core group.
 	// +kubebuilder:validation:MaxLength=253
@@ -221,6 +223,8 @@ type Strategy struct {
 	// +optional
 	MaxWeight *int32 `json:"maxWeight,omitempty"`
 	// Interval is how long the shorthand holds each weight.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
 }
@@ -243,6 +247,8 @@ type Step struct {
 // PauseStep holds a release.
 type PauseStep struct {
 	// Duration of the pause; empty means until promoted.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }

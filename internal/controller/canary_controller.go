@@ -1,0 +1,331 @@
+// Package controller reconciles Canaries: it observes the target, the
+// primary copy and the route from informer caches, asks the engine what to
+// do, applies that, and writes the status once.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// FieldOwner is Sluice's field manager for everything it writes.
+const FieldOwner = "sluice"
+
+// CanaryReconciler reconciles Canary objects.
+type CanaryReconciler struct {
+	// Client reads from the manager's informer caches and writes to the
+	// apiserver.
+	Client client.Client
+	Scheme *runtime.Scheme
+	// Backends answers existence checks of user-supplied backends from a
+	// metadata-only cache (see NewBackendCache).
+	Backends client.Reader
+	// Recorder records Events on Canaries.
+	Recorder events.EventRecorder
+	// Now is the clock; nil means time.Now. Only the reconciler reads it;
+	// the engine is given the time.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=sluice.dev,resources=canaries,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile runs one observe -> decide -> apply -> status cycle.
+func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var c v1alpha1.Canary
+	if err := r.Client.Get(ctx, req.NamespacedName, &c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	s, err := r.observe(ctx, &c)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: r.now()})
+	applyErr := r.apply(ctx, &c, s, out)
+	for _, e := range out.Events {
+		typ := corev1.EventTypeNormal
+		if e.Warning {
+			typ = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
+	}
+	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if applyErr != nil {
+		return ctrl.Result{}, applyErr
+	}
+	return ctrl.Result{RequeueAfter: out.RequeueAfter}, nil
+}
+
+func (r *CanaryReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// scope is what one reconcile observed.
+type scope struct {
+	// target is the user's Deployment; nil when absent.
+	target *appsv1.Deployment
+	// primary is the primary copy; nil when absent.
+	primary *appsv1.Deployment
+	// revision is the target's release revision ("" without a target).
+	revision string
+	// split is the route's backends (weight set later from the engine).
+	split router.Split
+	// route is the router of the Canary.
+	route router.Router
+	obs   engine.Observations
+}
+
+// observe reads everything the engine needs from the caches.
+func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
+	s := &scope{route: r.router(c)}
+	var err error
+	if s.target, err = r.getDeployment(ctx, c.Namespace, c.Spec.TargetRef.Name); err != nil {
+		return nil, err
+	}
+	if s.primary, err = r.getDeployment(ctx, c.Namespace, workload.PrimaryName(c.Spec.TargetRef.Name)); err != nil {
+		return nil, err
+	}
+	if s.target != nil {
+		hashes, err := r.configHashes(ctx, c.Namespace, &s.target.Spec.Template)
+		if err != nil {
+			return nil, err
+		}
+		s.revision = workload.Revision(&s.target.Spec.Template, hashes)
+		s.obs.Target = workload.Observe(s.target, s.revision)
+		if _, err := workload.PrimarySelector(s.target); err != nil {
+			s.obs.Blocked, s.obs.BlockedReason = err.Error(), "UnsupportedSelector"
+		}
+	}
+	s.obs.Primary = workload.Observe(s.primary, workload.PrimaryRevision(s.primary))
+	s.obs.ReleaseReplicas = 1
+	switch {
+	case s.target != nil && s.target.Spec.Replicas != nil && *s.target.Spec.Replicas > 0:
+		s.obs.ReleaseReplicas = *s.target.Spec.Replicas
+	case s.target != nil && s.target.Spec.Replicas == nil:
+		s.obs.ReleaseReplicas = 1
+	case s.primary != nil && s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas > 0:
+		s.obs.ReleaseReplicas = *s.primary.Spec.Replicas
+	}
+
+	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
+	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
+		reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute",
+			map[string][]router.Backend{"primary": s.split.Primary, "canary": s.split.Canary})
+		if err != nil {
+			return nil, err
+		}
+		s.obs.Blocked, s.obs.BlockedReason = msg, reason
+	}
+	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// router returns the Canary's router. The CRD admits exactly one.
+func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
+	return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: map[string]string{workload.CanaryLabel: c.Name}}
+}
+
+func (r *CanaryReconciler) getDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read deployment %s/%s: %w", ns, name, err)
+	}
+	return &d, nil
+}
+
+// configHashes reads the data hashes of the ConfigMaps and Secrets a
+// template references. The cache keeps only the hash (see
+// StripConfigData), not the data.
+func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev1.PodTemplateSpec) (map[string]string, error) {
+	out := map[string]string{}
+	for _, ref := range workload.ConfigRefs(t) {
+		var obj client.Object = &corev1.ConfigMap{}
+		kind, name := splitRef(ref)
+		if kind == "secret" {
+			obj = &corev1.Secret{}
+		}
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read %s %s/%s: %w", kind, ns, name, err)
+		}
+		out[ref] = obj.GetAnnotations()[workload.DataHashAnnotation]
+	}
+	return out, nil
+}
+
+func splitRef(ref string) (kind, name string) {
+	for i := range ref {
+		if ref[i] == '/' {
+			return ref[:i], ref[i+1:]
+		}
+	}
+	return ref, ""
+}
+
+// apply brings the cluster to the engine's desired state. Each write
+// happens only when the object differs.
+func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *scope, out engine.Output) error {
+	d := out.Desired
+	if s.target == nil {
+		return nil
+	}
+	if d.PrimaryFromTarget || d.PrimaryReplicas != nil {
+		if err := r.applyPrimary(ctx, c, s, d); err != nil {
+			return err
+		}
+	}
+	if d.Services {
+		if err := r.applyServices(ctx, c, s.target); err != nil {
+			return err
+		}
+	}
+	if d.CanaryWeight != nil {
+		split := s.split
+		split.CanaryWeight = *d.CanaryWeight
+		if err := s.route.Apply(ctx, c, split); err != nil {
+			return err
+		}
+	}
+	if d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas) {
+		patch := client.MergeFrom(s.target.DeepCopy())
+		s.target.Spec.Replicas = d.TargetReplicas
+		if err := r.Client.Patch(ctx, s.target, patch, client.FieldOwner(FieldOwner)); err != nil {
+			return fmt.Errorf("scale deployment %s/%s to %d: %w", s.target.Namespace, s.target.Name, *d.TargetReplicas, err)
+		}
+	}
+	return nil
+}
+
+// applyPrimary creates or updates the primary: from the target's template
+// when asked, else only its replicas.
+func (r *CanaryReconciler) applyPrimary(ctx context.Context, c *v1alpha1.Canary, s *scope, d engine.Desired) error {
+	replicas := s.obs.ReleaseReplicas
+	if d.PrimaryReplicas != nil {
+		replicas = *d.PrimaryReplicas
+	} else if s.primary != nil && s.primary.Spec.Replicas != nil {
+		replicas = *s.primary.Spec.Replicas
+	}
+	if !d.PrimaryFromTarget {
+		if s.primary == nil || (s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas) {
+			return nil
+		}
+		patch := client.MergeFrom(s.primary.DeepCopy())
+		s.primary.Spec.Replicas = &replicas
+		if err := r.Client.Patch(ctx, s.primary, patch, client.FieldOwner(FieldOwner)); err != nil {
+			return fmt.Errorf("scale deployment %s/%s to %d: %w", s.primary.Namespace, s.primary.Name, replicas, err)
+		}
+		return nil
+	}
+	if s.primary != nil && workload.PrimaryRevision(s.primary) == s.revision &&
+		s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas {
+		return nil
+	}
+	want, err := workload.Primary(c, s.target, s.revision, replicas)
+	if err != nil {
+		return err
+	}
+	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+		return fmt.Errorf("deployment %s/%s: owner: %w", want.Namespace, want.Name, err)
+	}
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply deployment %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return nil
+}
+
+// applyServices creates or updates the apex, primary and canary Services.
+// An existing apex Service the user made is taken over: its selector moves
+// to the primary pods, which are Ready by the time this runs.
+func (r *CanaryReconciler) applyServices(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) error {
+	svcs, err := workload.Services(c, target)
+	if err != nil {
+		return err
+	}
+	for _, want := range svcs {
+		var have corev1.Service
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have)
+		switch {
+		case err == nil:
+			if equality.Semantic.DeepEqual(have.Spec.Selector, want.Spec.Selector) &&
+				servicePortsMatch(have.Spec.Ports, want.Spec.Ports) && have.Labels[workload.CanaryLabel] == c.Name {
+				continue
+			}
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("read service %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+			return fmt.Errorf("service %s/%s: owner: %w", want.Namespace, want.Name, err)
+		}
+		if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply service %s/%s: %w", want.Namespace, want.Name, err)
+		}
+	}
+	return nil
+}
+
+func servicePortsMatch(have, want []corev1.ServicePort) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range want {
+		if have[i].Name != want[i].Name || have[i].Port != want[i].Port || have[i].TargetPort != want[i].TargetPort {
+			return false
+		}
+	}
+	return true
+}
+
+// writeStatus patches the status when it changed; never otherwise.
+func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) error {
+	if equality.Semantic.DeepEqual(c.Status, st) {
+		return nil
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	c.Status = st
+	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("write status of canary %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	log.FromContext(ctx).V(1).Info("Status written", "phase", st.Phase, "reason", st.Reason, "step", st.CurrentStep, "weight", st.CanaryWeight)
+	return nil
+}

@@ -1,0 +1,407 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// trafficMonitor samples the generated route and the canary Deployment
+// every 50 ms, recording each distinct canary share it sees and any moment
+// the route gave the canary traffic while it had no available replica.
+type trafficMonitor struct {
+	mu         sync.Mutex
+	shares     []int32
+	violations []string
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
+	m := &trafficMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			split, err := routeSplit(ctx, cl, ns, name)
+			d, derr := deployment(ctx, cl, ns, name)
+			cancel()
+			if err != nil || derr != nil {
+				continue
+			}
+			share := canaryShare(split, name)
+			m.mu.Lock()
+			if len(m.shares) == 0 || m.shares[len(m.shares)-1] != share {
+				m.shares = append(m.shares, share)
+			}
+			if share > 0 && d.Status.AvailableReplicas == 0 {
+				m.violations = append(m.violations, fmt.Sprintf("canary share %d%% with 0 available canary replicas", share))
+			}
+			m.mu.Unlock()
+		}
+	}()
+	t.Cleanup(m.halt)
+	return m
+}
+
+func (m *trafficMonitor) halt() {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+}
+
+func (m *trafficMonitor) result() ([]int32, []string) {
+	m.halt()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.shares), slices.Clone(m.violations)
+}
+
+func TestReleaseWalksStepsToSucceeded(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "web", "example.com/web:1", 2),
+		canary(ns, "web", weightStep(20), pauseStep(2*time.Second), weightStep(50), pauseStep(2*time.Second)))
+
+	c := waitPhase(t, cl, ns, "web", v1alpha1.PhaseInitialized, 60*time.Second)
+	ctx := t.Context()
+	primary, err := deployment(ctx, cl, ns, "web-primary")
+	if err != nil {
+		t.Fatalf("primary copy: %v", err)
+	}
+	if img := primary.Spec.Template.Spec.Containers[0].Image; img != "example.com/web:1" || primary.Status.AvailableReplicas != 2 {
+		t.Fatalf("primary runs %s with %d available, want example.com/web:1 with 2", img, primary.Status.AvailableReplicas)
+	}
+	testenv.Eventually(t, 20*time.Second, "target scaled to zero after initialisation", func(ctx context.Context) error {
+		d, err := deployment(ctx, cl, ns, "web")
+		if err != nil {
+			return err
+		}
+		if ptr.Deref(d.Spec.Replicas, 1) != 0 {
+			return fmt.Errorf("target replicas %d", ptr.Deref(d.Spec.Replicas, 1))
+		}
+		return nil
+	})
+	var apex corev1.Service
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &apex); err != nil {
+		t.Fatalf("apex service: %v", err)
+	}
+	if apex.Spec.Selector["app"] != "web-primary" {
+		t.Errorf("apex Service selects %v, want the primary pods (app=web-primary)", apex.Spec.Selector)
+	}
+	if !meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
+		t.Errorf("Initialized canary not Ready: %+v", c.Status.Conditions)
+	}
+
+	m := monitor(t, cl, ns, "web")
+	time.Sleep(200 * time.Millisecond) // let the monitor record the starting split
+	setImage(t, cl, ns, "web", "example.com/web:2")
+	c = waitPhase(t, cl, ns, "web", v1alpha1.PhaseSucceeded, 90*time.Second)
+	shares, violations := m.result()
+
+	if want := []int32{0, 20, 50, 0}; !slices.Equal(shares, want) {
+		t.Errorf("canary shares seen on the HTTPRoute: %v, want %v", shares, want)
+	}
+	if len(violations) > 0 {
+		t.Errorf("traffic went to a canary with no available replica: %v", violations)
+	}
+	primary, _ = deployment(ctx, cl, ns, "web-primary")
+	if img := primary.Spec.Template.Spec.Containers[0].Image; img != "example.com/web:2" {
+		t.Errorf("primary runs %s after promotion, want example.com/web:2", img)
+	}
+	if c.Status.StableRevision != c.Status.CanaryRevision || c.Status.CanaryWeight != 0 {
+		t.Errorf("status after promotion: stable %s canary %s weight %d", c.Status.StableRevision, c.Status.CanaryRevision, c.Status.CanaryWeight)
+	}
+	target, _ := deployment(ctx, cl, ns, "web")
+	if ptr.Deref(target.Spec.Replicas, 1) != 0 {
+		t.Errorf("canary not scaled down after promotion: %d replicas", *target.Spec.Replicas)
+	}
+	assertEvents(t, cl, ns, "web", "NewRevision", "WeightSet", "Promoting", "Promoted")
+}
+
+// assertEvents checks that Events with these reasons were recorded on the
+// Canary.
+func assertEvents(t *testing.T, cl client.Client, ns, name string, reasons ...string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "events recorded", func(ctx context.Context) error {
+		var list corev1.EventList
+		if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range list.Items {
+			if e.InvolvedObject.Name == name && e.InvolvedObject.Kind == "Canary" {
+				seen[e.Reason] = true
+			}
+		}
+		for _, r := range reasons {
+			if !seen[r] {
+				return fmt.Errorf("no %s event (seen %v)", r, seen)
+			}
+		}
+		return nil
+	})
+}
+
+func TestAbortThenRetryThenPromote(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "shop", "example.com/shop:1", 2), canary(ns, "shop", weightStep(30), untilPromoted()))
+	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	setImage(t, cl, ns, "shop", "example.com/shop:2")
+	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	expectShare(t, cl, ns, "shop", 30)
+
+	request(t, cl, ns, "shop", v1alpha1.RequestAbort)
+	c := waitPhase(t, cl, ns, "shop", v1alpha1.PhaseFailed, 30*time.Second)
+	if c.Status.Reason != "Aborted" || !meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionStalled) ||
+		meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady) {
+		t.Errorf("after abort: reason %s, conditions %+v", c.Status.Reason, c.Status.Conditions)
+	}
+	expectShare(t, cl, ns, "shop", 0)
+	expectTargetReplicas(t, cl, ns, "shop", 0)
+	primary, _ := deployment(t.Context(), cl, ns, "shop-primary")
+	if img := primary.Spec.Template.Spec.Containers[0].Image; img != "example.com/shop:1" {
+		t.Errorf("primary changed by an aborted release: %s", img)
+	}
+
+	// Retry runs the same revision again, without touching the Deployment.
+	request(t, cl, ns, "shop", v1alpha1.RequestRetry)
+	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	expectShare(t, cl, ns, "shop", 30)
+
+	// Promote leaves the pause; it was the last step, so the release is
+	// promoted.
+	request(t, cl, ns, "shop", v1alpha1.RequestPromote)
+	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseSucceeded, 60*time.Second)
+	primary, _ = deployment(t.Context(), cl, ns, "shop-primary")
+	if img := primary.Spec.Template.Spec.Containers[0].Image; img != "example.com/shop:2" {
+		t.Errorf("primary after retry and promote: %s, want example.com/shop:2", img)
+	}
+	expectShare(t, cl, ns, "shop", 0)
+	assertEvents(t, cl, ns, "shop", "Aborted", "Retry", "PromoteRequested", "Promoted")
+}
+
+func expectShare(t *testing.T, cl client.Client, ns, name string, want int32) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("route %s/%s canary share %d%%", ns, name, want), func(ctx context.Context) error {
+		split, err := routeSplit(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if got := canaryShare(split, name); got != want {
+			return fmt.Errorf("share %d%% (%v)", got, split)
+		}
+		return nil
+	})
+}
+
+func expectTargetReplicas(t *testing.T, cl client.Client, ns, name string, want int32) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("deployment %s/%s replicas %d", ns, name, want), func(ctx context.Context) error {
+		d, err := deployment(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if got := ptr.Deref(d.Spec.Replicas, 1); got != want {
+			return fmt.Errorf("replicas %d", got)
+		}
+		return nil
+	})
+}
+
+func TestPauseHoldsUntilResumed(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "api", "example.com/api:1", 1),
+		canary(ns, "api", weightStep(10), pauseStep(3*time.Second), weightStep(40)))
+	waitPhase(t, cl, ns, "api", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	setImage(t, cl, ns, "api", "example.com/api:2")
+	expectShare(t, cl, ns, "api", 10)
+	setPaused(t, cl, ns, "api", true)
+	c := waitPhase(t, cl, ns, "api", v1alpha1.PhasePaused, 20*time.Second)
+	step := c.Status.CurrentStep
+	// Wait well past the pause step's 3s: a paused release must not move.
+	time.Sleep(5 * time.Second)
+	c, err := getCanary(t.Context(), cl, ns, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Phase != v1alpha1.PhasePaused || c.Status.CurrentStep != step {
+		t.Fatalf("paused release moved: phase %s step %d (was %d)", c.Status.Phase, c.Status.CurrentStep, step)
+	}
+	expectShare(t, cl, ns, "api", 10)
+
+	setPaused(t, cl, ns, "api", false)
+	waitPhase(t, cl, ns, "api", v1alpha1.PhaseSucceeded, 60*time.Second)
+	assertEvents(t, cl, ns, "api", "Paused", "Resumed", "Promoted")
+}
+
+func setPaused(t *testing.T, cl client.Client, ns, name string, paused bool) {
+	t.Helper()
+	c, err := getCanary(t.Context(), cl, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	c.Spec.Paused = paused
+	if err := cl.Patch(t.Context(), c, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPromoteFullSkipsSteps(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "cart", "example.com/cart:1", 1),
+		canary(ns, "cart", weightStep(10), pauseStep(time.Hour), weightStep(50), pauseStep(time.Hour)))
+	waitPhase(t, cl, ns, "cart", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	m := monitor(t, cl, ns, "cart")
+	setImage(t, cl, ns, "cart", "example.com/cart:2")
+	expectShare(t, cl, ns, "cart", 10)
+	request(t, cl, ns, "cart", v1alpha1.RequestPromoteFull)
+	waitPhase(t, cl, ns, "cart", v1alpha1.PhaseSucceeded, 60*time.Second)
+	shares, violations := m.result()
+	if slices.Contains(shares, 50) {
+		t.Errorf("promote-full should skip the 50%% step; shares seen %v", shares)
+	}
+	if len(violations) > 0 {
+		t.Errorf("violations: %v", violations)
+	}
+	expectShare(t, cl, ns, "cart", 0)
+}
+
+func TestCustomBackendRefsPerPhase(t *testing.T) {
+	_, ns, cl := setup(t)
+	svc := func(ns, name string, port int32) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: port}}}}
+	}
+	create(t, cl, svc(ns, "auth-proxy", 8080), svc(ns, "canary-b", 80))
+	cv := canary(ns, "pay", weightStep(40), untilPromoted())
+	cv.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{
+		Primary: []v1alpha1.BackendRef{{Name: "pay-primary", Port: ptr.To(int32(80))}},
+		Canary: []v1alpha1.BackendRef{
+			{Name: "auth-proxy", Port: ptr.To(int32(8080)), Weight: ptr.To(int32(1)),
+				Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier,
+					RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "X-Canary", Value: "true"}}}}}},
+			{Name: "canary-b", Port: ptr.To(int32(80)), Weight: ptr.To(int32(3))},
+		},
+	}
+	create(t, cl, app(ns, "pay", "example.com/pay:1", 1), cv)
+	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseInitialized, 60*time.Second)
+	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 10000, "auth-proxy": 0, "canary-b": 0})
+
+	setImage(t, cl, ns, "pay", "example.com/pay:2")
+	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	// The canary phase's 40% is split 1:3 between its two backends.
+	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 6000, "auth-proxy": 1000, "canary-b": 3000})
+	var route gwv1.HTTPRoute
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "pay"}, &route); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range route.Spec.Rules[0].BackendRefs {
+		if ref.Name == "auth-proxy" && (len(ref.Filters) != 1 || ref.Filters[0].RequestHeaderModifier == nil) {
+			t.Errorf("auth-proxy backend lost its filter: %+v", ref.Filters)
+		}
+	}
+	request(t, cl, ns, "pay", v1alpha1.RequestAbort)
+	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseFailed, 30*time.Second)
+	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 10000, "auth-proxy": 0, "canary-b": 0})
+}
+
+func expectSplit(t *testing.T, cl client.Client, ns, name string, want map[string]int32) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("route %s/%s split %v", ns, name, want), func(ctx context.Context) error {
+		got, err := routeSplit(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("split %v", got)
+		}
+		return nil
+	})
+}
+
+func TestMissingOrForbiddenBackendMovesNoTraffic(t *testing.T) {
+	c, ns, cl := setup(t)
+	other := c.Namespace(t)
+	create(t, cl, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: other},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}})
+
+	cv := canary(ns, "inv", weightStep(50))
+	cv.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{
+		{Name: "missing", Port: ptr.To(int32(80))},
+	}}
+	create(t, cl, app(ns, "inv", "example.com/inv:1", 1), cv)
+	testenv.Eventually(t, 60*time.Second, "missing backend reported", func(ctx context.Context) error {
+		got, err := getCanary(ctx, cl, ns, "inv")
+		if err != nil {
+			return err
+		}
+		st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
+		if st == nil || st.Status != metav1.ConditionTrue || st.Reason != "BackendNotFound" ||
+			!strings.Contains(st.Message, "spec.service.backendRefs.canary[0]") || !strings.Contains(st.Message, "missing") {
+			return fmt.Errorf("Stalled condition %+v", st)
+		}
+		return nil
+	})
+	if _, err := routeSplit(t.Context(), cl, ns, "inv"); err == nil {
+		t.Fatalf("an HTTPRoute was written while a backend is missing")
+	}
+
+	// Point it at another namespace: still no route until a ReferenceGrant
+	// allows it.
+	got, _ := getCanary(t.Context(), cl, ns, "inv")
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Service.BackendRefs.Canary[0] = v1alpha1.BackendRef{Name: "shared", Namespace: ptr.To(other), Port: ptr.To(int32(80))}
+	if err := cl.Patch(t.Context(), got, patch); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "forbidden reference reported", func(ctx context.Context) error {
+		got, err := getCanary(ctx, cl, ns, "inv")
+		if err != nil {
+			return err
+		}
+		st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
+		if st == nil || st.Reason != "ReferenceNotPermitted" || !strings.Contains(st.Message, "ReferenceGrant") {
+			return fmt.Errorf("Stalled condition %+v", st)
+		}
+		return nil
+	})
+	if _, err := routeSplit(t.Context(), cl, ns, "inv"); err == nil {
+		t.Fatalf("an HTTPRoute was written for a forbidden cross-namespace backend")
+	}
+
+	create(t, cl, &gwv1.ReferenceGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-" + ns, Namespace: other},
+		Spec: gwv1.ReferenceGrantSpec{
+			From: []gwv1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "HTTPRoute", Namespace: gwv1.Namespace(ns)}},
+			To:   []gwv1.ReferenceGrantTo{{Group: "", Kind: "Service"}},
+		},
+	})
+	waitPhase(t, cl, ns, "inv", v1alpha1.PhaseInitialized, 60*time.Second)
+	expectSplit(t, cl, ns, "inv", map[string]int32{"inv-primary": 10000, other + "/shared": 0})
+}

@@ -1,0 +1,185 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// targetIndex indexes Canaries by the name of their target Deployment.
+const targetIndex = "spec.targetRef.name"
+
+// CacheOptions are the informer settings the manager must use: objects
+// Sluice generates are selected by the sluice.dev/canary label; ConfigMaps
+// and Secrets are kept as a hash of their data, never the data itself;
+// managed fields are dropped everywhere.
+func CacheOptions() cache.Options {
+	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant requirement; cannot fail
+	}
+	ownedSel := labels.NewSelector().Add(*owned)
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Service{}:   {Label: ownedSel},
+			&gwv1.HTTPRoute{}:   {Label: ownedSel},
+			&corev1.ConfigMap{}: {Transform: StripConfigData},
+			&corev1.Secret{}:    {Transform: StripConfigData},
+		},
+	}
+}
+
+// StripConfigData replaces a ConfigMap's or Secret's data by its hash (in
+// the sluice.dev/data-hash annotation) before the object enters the cache:
+// a release only needs to know that the data changed.
+func StripConfigData(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		data := map[string][]byte{}
+		for k, v := range o.Data {
+			data["s:"+k] = []byte(v)
+		}
+		for k, v := range o.BinaryData {
+			data["b:"+k] = v
+		}
+		setHash(&o.ObjectMeta.Annotations, workload.DataHash(data))
+		o.Data, o.BinaryData = nil, nil
+		o.ManagedFields = nil
+	case *corev1.Secret:
+		setHash(&o.ObjectMeta.Annotations, workload.DataHash(o.Data))
+		o.Data, o.StringData = nil, nil
+		o.ManagedFields = nil
+	}
+	return obj, nil
+}
+
+func setHash(ann *map[string]string, h string) {
+	if *ann == nil {
+		*ann = map[string]string{}
+	}
+	(*ann)[workload.DataHashAnnotation] = h
+}
+
+// NewBackendCache makes the cache that answers "does this backend exist?"
+// for user-supplied backendRefs. It holds object metadata only
+// (PartialObjectMetadata), with no label filter, since a user's backend is
+// not labelled by Sluice; an informer starts for a kind on its first use.
+// The cache runs with the manager.
+func NewBackendCache(mgr ctrl.Manager) (cache.Cache, error) {
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:           mgr.GetScheme(),
+		Mapper:           mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backend cache: %w", err)
+	}
+	if err := mgr.Add(c); err != nil {
+		return nil, fmt.Errorf("backend cache: %w", err)
+	}
+	return c, nil
+}
+
+// Options tune the controller.
+type Options struct {
+	// Workers is the number of Canaries reconciled at once.
+	Workers int
+}
+
+// SetupWithManager registers the reconciler, its index and its watches.
+func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil {
+		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder and Backends are required")
+	}
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Canary{}, targetIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Canary).Spec.TargetRef.Name}
+	}); err != nil {
+		return fmt.Errorf("index canaries by target: %w", err)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Canary{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&gwv1.HTTPRoute{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesForTarget)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("configmap"))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("secret"))).
+		Watches(&gwv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.canariesWithBackendRefs)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers}).
+		Complete(r)
+}
+
+// canariesForTarget maps a Deployment to the Canaries that target it.
+func (r *CanaryReconciler) canariesForTarget(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.CanaryList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{targetIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	return requests(list.Items)
+}
+
+// canariesForConfig maps a ConfigMap or Secret to the Canaries whose target
+// references it.
+func (r *CanaryReconciler) canariesForConfig(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.CanaryList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		ref := kind + "/" + o.GetName()
+		var hit []v1alpha1.Canary
+		for _, c := range list.Items {
+			var d appsv1.Deployment
+			key := types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TargetRef.Name}
+			if r.Client.Get(ctx, key, &d) == nil && slices.Contains(workload.ConfigRefs(&d.Spec.Template), ref) {
+				hit = append(hit, c)
+			}
+		}
+		return requests(hit)
+	}
+}
+
+// canariesWithBackendRefs maps a ReferenceGrant change to every Canary with
+// user-supplied backends (grants are rare; Canaries using them rarer).
+func (r *CanaryReconciler) canariesWithBackendRefs(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.CanaryList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var hit []v1alpha1.Canary
+	for _, c := range list.Items {
+		if c.Spec.Service.BackendRefs != nil {
+			hit = append(hit, c)
+		}
+	}
+	return requests(hit)
+}
+
+func requests(cs []v1alpha1.Canary) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// The controller under test runs in this process, built exactly as
+// cmd/sluice builds it (same cache options, same reconciler), against the
+// shared local control plane. One manager serves every test; each test
+// works in its own namespace.
+var (
+	mgrOnce sync.Once
+	mgrErr  error
+	direct  client.Client
+	scheme  = newScheme()
+)
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// setup returns the cluster, a test namespace and an uncached client for
+// assertions, starting the controller on first use.
+func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
+	t.Helper()
+	c := testenv.Get(t)
+	mgrOnce.Do(func() {
+		ctrl.SetLogger(logr.Discard())
+		if mgrErr = c.InstallSluiceCRDs(); mgrErr != nil {
+			return
+		}
+		direct, mgrErr = client.New(c.Config, client.Options{Scheme: scheme})
+		if mgrErr != nil {
+			return
+		}
+		var mgr ctrl.Manager
+		mgr, mgrErr = ctrl.NewManager(c.Config, ctrl.Options{
+			Scheme:                 scheme,
+			Cache:                  controller.CacheOptions(),
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+		})
+		if mgrErr != nil {
+			return
+		}
+		backends, err := controller.NewBackendCache(mgr)
+		if err != nil {
+			mgrErr = err
+			return
+		}
+		r := &controller.CanaryReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
+			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends}
+		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {
+			return
+		}
+		go func() {
+			if err := mgr.Start(context.Background()); err != nil {
+				panic(fmt.Sprintf("manager stopped: %v", err))
+			}
+		}()
+	})
+	if mgrErr != nil || direct == nil {
+		t.Fatalf("start controller: %v", mgrErr)
+	}
+	return c, c.Namespace(t), direct
+}
+
+func app(ns, name, image string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: image,
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				}}},
+			},
+		},
+	}
+}
+
+func weightStep(w int32) v1alpha1.Step { return v1alpha1.Step{SetWeight: ptr.To(w)} }
+
+func pauseStep(d time.Duration) v1alpha1.Step {
+	return v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: d}}}
+}
+
+func untilPromoted() v1alpha1.Step { return v1alpha1.Step{Pause: &v1alpha1.PauseStep{}} }
+
+func canary(ns, name string, steps ...v1alpha1.Step) *v1alpha1.Canary {
+	return &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef: v1alpha1.TargetRef{Name: name},
+			Service:   v1alpha1.ServiceSpec{Port: 80, TargetPort: "8080"},
+			Router: v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{
+				ParentRefs: []gwv1.ParentReference{{Name: "public"}},
+				Hostnames:  []gwv1.Hostname{"app.example.com"},
+			}},
+			Strategy: v1alpha1.Strategy{Steps: steps},
+		},
+	}
+}
+
+func create(t *testing.T, cl client.Client, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := cl.Create(t.Context(), o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+func getCanary(ctx context.Context, cl client.Client, ns, name string) (*v1alpha1.Canary, error) {
+	var c v1alpha1.Canary
+	err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+	return &c, err
+}
+
+// waitPhase waits for the Canary to reach phase and returns it.
+func waitPhase(t *testing.T, cl client.Client, ns, name string, phase v1alpha1.CanaryPhase, timeout time.Duration) *v1alpha1.Canary {
+	t.Helper()
+	var got *v1alpha1.Canary
+	testenv.Eventually(t, timeout, fmt.Sprintf("canary %s/%s phase %s", ns, name, phase), func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != phase {
+			return fmt.Errorf("phase %q (%s: %s)", c.Status.Phase, c.Status.Reason, c.Status.Message)
+		}
+		got = c
+		return nil
+	})
+	return got
+}
+
+// routeSplit reads the generated HTTPRoute's backends: name -> weight.
+func routeSplit(ctx context.Context, cl client.Client, ns, name string) (map[string]int32, error) {
+	var r gwv1.HTTPRoute
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
+		return nil, err
+	}
+	out := map[string]int32{}
+	for _, ref := range r.Spec.Rules[0].BackendRefs {
+		key := string(ref.Name)
+		if ref.Namespace != nil {
+			key = string(*ref.Namespace) + "/" + key
+		}
+		out[key] = ptr.Deref(ref.Weight, 1)
+	}
+	return out, nil
+}
+
+// canaryShare is the canary Service's percent of a default two-backend route.
+func canaryShare(split map[string]int32, svc string) int32 {
+	total := int32(0)
+	for _, w := range split {
+		total += w
+	}
+	if total == 0 {
+		return 0
+	}
+	return split[svc+"-canary"] * 100 / total
+}
+
+// setImage changes the target's image: a new revision.
+func setImage(t *testing.T, cl client.Client, ns, name, image string) {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Spec.Template.Spec.Containers[0].Image = image
+	if err := cl.Patch(t.Context(), &d, patch); err != nil {
+		t.Fatalf("set image of %s/%s: %v", ns, name, err)
+	}
+}
+
+// request writes the sluice.dev/request annotation, as the CLI does.
+func request(t *testing.T, cl client.Client, ns, name, action string) {
+	t.Helper()
+	c, err := getCanary(t.Context(), cl, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[v1alpha1.RequestAnnotation] = fmt.Sprintf("%s/%d", action, time.Now().UnixNano())
+	if err := cl.Patch(t.Context(), c, patch); err != nil {
+		t.Fatalf("request %s on %s/%s: %v", action, ns, name, err)
+	}
+}
+
+func deployment(ctx context.Context, cl client.Client, ns, name string) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d)
+	return &d, err
+}

@@ -1,0 +1,575 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Decide returns what the Canary should do next. The transition table, by
+// phase:
+//
+//	(none), Initializing  -> Initialized     primary copy Ready at the target's revision, route 100% primary, target scaled to 0
+//	Initialized, Succeeded, Failed (idle)
+//	                      -> Progressing     target revision differs from status.canaryRevision, or a retry request after Failed
+//	Progressing, Paused, WaitingPromotion
+//	                      -> Progressing     a step applied (setWeight read back, timed pause over, promote request)
+//	                      -> Paused          spec.paused
+//	                      -> WaitingPromotion a pause step without duration
+//	                      -> Promoting       every step done, or a promote-full request
+//	                      -> Failed          abort request, progress deadline, target deleted
+//	Promoting             -> Finalising      primary Ready at the canary's revision
+//	Finalising            -> Succeeded       route 100% primary; canary scaled to 0
+//
+// Traffic only ever moves toward a copy that is Ready at its threshold: a
+// desired weight above 0 needs the canary Ready, below 100 the primary.
+func Decide(in Input) Output {
+	d := &decider{
+		in:    in,
+		c:     in.Canary,
+		obs:   in.Obs,
+		now:   metav1.NewTime(in.Now).Rfc3339Copy(),
+		steps: Steps(in.Canary.Spec.Strategy),
+	}
+	d.st = *in.Canary.Status.DeepCopy()
+	d.st.ObservedGeneration = d.c.Generation
+	d.st.Steps = int32(len(d.steps))
+
+	if d.c.Spec.Suspend {
+		d.note("Suspended", "spec.suspend is set: Sluice leaves routes and workloads as they are")
+	} else {
+		req := d.takeRequest()
+		switch d.st.Phase {
+		case "", v1alpha1.PhaseInitializing:
+			d.initialize()
+		case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed:
+			d.idle(req)
+		case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+			d.progress(req)
+		case v1alpha1.PhasePromoting:
+			d.rejectRequest(req)
+			d.promote()
+		case v1alpha1.PhaseFinalising:
+			d.rejectRequest(req)
+			d.finalise()
+		default:
+			d.st.Phase = ""
+			d.initialize()
+		}
+	}
+	d.setConditions()
+	d.out.Status = d.st
+	return d.out
+}
+
+type decider struct {
+	in    Input
+	c     *v1alpha1.Canary
+	obs   Observations
+	now   metav1.Time
+	steps []v1alpha1.Step
+	st    v1alpha1.CanaryStatus
+	out   Output
+	// stalled, when set, is a reason the Canary cannot make progress
+	// without someone acting (reported as Stalled=True).
+	stalled    string
+	stalledMsg string
+}
+
+type request struct {
+	action string
+	raw    string
+}
+
+// takeRequest returns the request annotation's action when it has not been
+// handled yet, and marks it handled.
+func (d *decider) takeRequest() request {
+	raw := strings.TrimSpace(d.c.Annotations[v1alpha1.RequestAnnotation])
+	if raw == "" || raw == d.st.LastHandledRequest {
+		return request{}
+	}
+	d.st.LastHandledRequest = raw
+	action, _, _ := strings.Cut(raw, "/")
+	switch action {
+	case v1alpha1.RequestPromote, v1alpha1.RequestPromoteFull, v1alpha1.RequestAbort, v1alpha1.RequestRetry:
+		return request{action: action, raw: raw}
+	}
+	d.event(true, "RequestIgnored", fmt.Sprintf("%s %q: unknown action; use promote, promote-full, abort or retry", v1alpha1.RequestAnnotation, raw))
+	return request{}
+}
+
+func (d *decider) rejectRequest(r request) {
+	if r.action == "" {
+		return
+	}
+	d.event(true, "RequestIgnored", fmt.Sprintf("%s: not possible in phase %s", r.action, d.st.Phase))
+}
+
+// initialize creates the primary from the target, moves all traffic to it,
+// then scales the target to zero.
+func (d *decider) initialize() {
+	t := d.obs.Target
+	if !t.Exists {
+		d.setPhase(v1alpha1.PhaseInitializing, "TargetNotFound", d.targetMissing())
+		d.stall("TargetNotFound", d.targetMissing())
+		return
+	}
+	d.setPhase(v1alpha1.PhaseInitializing, "Initializing", "creating the primary copy of the target")
+	d.st.CanaryRevision = t.Revision
+	d.out.Desired.PrimaryFromTarget = true
+	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	if ok, why := d.ready("primary", d.obs.Primary, t.Revision, d.primaryThreshold()); !ok {
+		d.note("WaitingForPrimary", why)
+		return
+	}
+	d.out.Desired.Services = true
+	if !d.routeTo(0) {
+		return
+	}
+	d.out.Desired.TargetReplicas = ptr(int32(0))
+	d.st.StableRevision = t.Revision
+	d.setPhase(v1alpha1.PhaseInitialized, "Initialized", fmt.Sprintf("primary runs revision %s and serves all traffic", t.Revision))
+	d.event(false, "Initialized", d.st.Message)
+}
+
+// idle keeps all traffic on the primary and the canary scaled down, and
+// starts a release when the target's revision changes (or on retry).
+func (d *decider) idle(req request) {
+	t := d.obs.Target
+	if !t.Exists {
+		d.stall("TargetNotFound", d.targetMissing())
+		d.rejectRequest(req)
+		return
+	}
+	switch {
+	case t.Revision != d.st.CanaryRevision:
+		d.rejectRequest(req)
+		d.startRelease("NewRevision", fmt.Sprintf("new revision %s detected; releasing it", t.Revision))
+		return
+	case req.action == v1alpha1.RequestRetry && d.st.Phase == v1alpha1.PhaseFailed:
+		d.startRelease("Retry", fmt.Sprintf("retrying revision %s", t.Revision))
+		return
+	case req.action != "":
+		d.rejectRequest(req)
+	}
+	d.settle()
+}
+
+// settle brings an idle Canary to its steady state: route 100% primary once
+// the primary is Ready, then the target scaled to zero.
+func (d *decider) settle() {
+	d.out.Desired.Services = d.obs.Primary.Exists
+	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
+		// Never send traffic to a primary that cannot serve it, and never
+		// scale down the copy that may be carrying it.
+		d.stall("PrimaryNotReady", "holding traffic where it is: "+why)
+		return
+	}
+	if !d.routeTo(0) {
+		return
+	}
+	d.out.Desired.TargetReplicas = ptr(int32(0))
+	if t := d.obs.Target; t.Replicas > 0 && t.Revision == d.st.StableRevision {
+		// The target was scaled by hand or by GitOps without a new
+		// template: the user asks for this many replicas of the stable
+		// revision, which the primary runs.
+		d.out.Desired.PrimaryReplicas = ptr(t.Replicas)
+	}
+}
+
+func (d *decider) startRelease(reason, msg string) {
+	d.st.CanaryRevision = d.obs.Target.Revision
+	d.st.CurrentStep = 0
+	d.st.FailedChecks = 0
+	d.st.StepStartedAt = &d.now
+	d.st.LastProgressTime = &d.now
+	d.setPhase(v1alpha1.PhaseProgressing, reason, msg)
+	d.event(false, reason, msg)
+	d.progress(request{})
+}
+
+// progress walks the steps of a release.
+func (d *decider) progress(req request) {
+	t := d.obs.Target
+	if !t.Exists {
+		d.rollback("TargetNotFound", d.targetMissing())
+		return
+	}
+	if t.Revision != d.st.CanaryRevision {
+		d.event(false, "RevisionChanged", fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision))
+		d.st.CanaryRevision = t.Revision
+		d.st.CurrentStep = 0
+		d.st.FailedChecks = 0
+		d.st.StepStartedAt = &d.now
+		d.st.LastProgressTime = &d.now
+	}
+	switch req.action {
+	case v1alpha1.RequestAbort:
+		d.rollback("Aborted", fmt.Sprintf("release of revision %s aborted by request", d.st.CanaryRevision))
+		return
+	case v1alpha1.RequestRetry:
+		d.rejectRequest(req)
+	case v1alpha1.RequestPromoteFull:
+		d.event(false, "PromoteRequested", fmt.Sprintf("promote-full: skipping steps %d..%d", d.st.CurrentStep, len(d.steps)-1))
+		d.st.CurrentStep = int32(len(d.steps))
+	case v1alpha1.RequestPromote:
+		if int(d.st.CurrentStep) < len(d.steps) {
+			d.event(false, "PromoteRequested", fmt.Sprintf("promote: leaving step %d", d.st.CurrentStep))
+			d.advance()
+		}
+	}
+
+	d.out.Desired.Services = true
+	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = nil
+
+	if d.obs.Blocked != "" {
+		d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
+		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
+		return
+	}
+	if d.c.Spec.Paused {
+		if d.st.Phase != v1alpha1.PhasePaused {
+			d.setPhase(v1alpha1.PhasePaused, "Paused", fmt.Sprintf("release paused at step %d by spec.paused", d.st.CurrentStep))
+			d.event(false, "Paused", d.st.Message)
+		}
+		d.holdWeight()
+		return
+	}
+	if d.st.Phase == v1alpha1.PhasePaused {
+		// Time spent paused counts neither toward the deadline nor toward a
+		// pause step: both restart on resume.
+		d.st.StepStartedAt = &d.now
+		d.st.LastProgressTime = &d.now
+		d.setPhase(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("release resumed at step %d", d.st.CurrentStep))
+		d.event(false, "Resumed", d.st.Message)
+	}
+
+	if ok, why := d.ready("canary", t, d.st.CanaryRevision, d.canaryThreshold()); !ok {
+		d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
+		if d.st.CanaryWeight > 0 {
+			// The canary stopped being Ready: its share goes back to the
+			// primary until it recovers.
+			d.routeTo(0)
+			d.note("WaitingForCanary", why)
+		}
+		d.checkDeadline(why)
+		return
+	}
+
+	for int(d.st.CurrentStep) < len(d.steps) {
+		step := d.steps[d.st.CurrentStep]
+		if step.SetWeight != nil {
+			w := *step.SetWeight
+			d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", d.st.CurrentStep, w))
+			if !d.routeTo(w) {
+				d.checkDeadline(d.st.Message)
+				return
+			}
+			d.event(false, "WeightSet", fmt.Sprintf("step %d: canary weight %d%%", d.st.CurrentStep, w))
+			d.advance()
+			continue
+		}
+		dur, _ := PauseDuration(step)
+		d.holdWeight()
+		if step.Pause.Duration == nil {
+			if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
+				d.setPhase(v1alpha1.PhaseWaitingPromotion, "WaitingForPromotion",
+					fmt.Sprintf("step %d: paused at %d%% until promoted (kubectl sluice promote)", d.st.CurrentStep, d.st.CanaryWeight))
+				d.event(false, "WaitingForPromotion", d.st.Message)
+			}
+			return
+		}
+		end := d.st.StepStartedAt.Add(dur)
+		if d.now.Time.Before(end) {
+			d.setPhase(v1alpha1.PhaseProgressing, "PauseStep",
+				fmt.Sprintf("step %d: holding %d%% for %s", d.st.CurrentStep, d.st.CanaryWeight, dur))
+			d.requeue(end.Sub(d.now.Time))
+			return
+		}
+		d.advance()
+	}
+	d.st.LastProgressTime = &d.now
+	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("all steps done; promoting revision %s to the primary", d.st.CanaryRevision))
+	d.event(false, "Promoting", d.st.Message)
+	d.promote()
+}
+
+// advance moves to the next step.
+func (d *decider) advance() {
+	d.st.CurrentStep++
+	d.st.StepStartedAt = &d.now
+	d.st.LastProgressTime = &d.now
+}
+
+// holdWeight keeps the weight of the current step while the canary is Ready.
+func (d *decider) holdWeight() {
+	w := WeightAt(d.steps, int(d.st.CurrentStep))
+	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
+		w = 0
+	}
+	d.routeTo(w)
+}
+
+// promote updates the primary to the canary's revision; traffic stays as it
+// is until the primary is Ready at that revision.
+func (d *decider) promote() {
+	rev := d.st.CanaryRevision
+	t := d.obs.Target
+	d.out.Desired.Services = true
+	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	switch {
+	case t.Exists && t.Revision == rev:
+		d.out.Desired.PrimaryFromTarget = true
+	case d.obs.Primary.Revision != rev:
+		// The target moved on before the primary took the promoted
+		// template: release the new revision instead.
+		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
+		return
+	}
+	if ok, why := d.ready("primary", d.obs.Primary, rev, d.primaryThreshold()); !ok {
+		d.note("Promoting", "waiting for the primary to roll out: "+why)
+		if d.deadlinePassed() {
+			d.stall("PromotionStuck", fmt.Sprintf("no progress for %s: %s", d.deadline(), why))
+		} else {
+			d.requeue(d.deadlineLeft())
+		}
+		return
+	}
+	d.st.StableRevision = rev
+	d.st.LastProgressTime = &d.now
+	d.setPhase(v1alpha1.PhaseFinalising, "Finalising", fmt.Sprintf("primary runs revision %s; moving all traffic to it", rev))
+	d.event(false, "Finalising", d.st.Message)
+	d.finalise()
+}
+
+// finalise moves all traffic to the promoted primary and scales the canary
+// down.
+func (d *decider) finalise() {
+	d.out.Desired.Services = true
+	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
+		d.note("Finalising", "waiting for the primary: "+why)
+		return
+	}
+	if !d.routeTo(0) {
+		return
+	}
+	d.out.Desired.TargetReplicas = ptr(int32(0))
+	d.setPhase(v1alpha1.PhaseSucceeded, "Promoted", fmt.Sprintf("revision %s promoted", d.st.StableRevision))
+	d.event(false, "Promoted", d.st.Message)
+}
+
+// rollback ends the release as Failed; traffic returns to the primary (when
+// it is Ready) and then the canary scales down.
+func (d *decider) rollback(reason, msg string) {
+	d.setPhase(v1alpha1.PhaseFailed, reason, msg)
+	d.event(true, reason, msg+"; rolling back")
+	d.settle()
+}
+
+// routeTo asks for the canary weight w when the copies that would receive
+// traffic are Ready, and reports whether the router already carries it.
+func (d *decider) routeTo(w int32) bool {
+	if d.obs.Blocked != "" {
+		// No half-applied route: nothing is written until the
+		// configuration is fixed.
+		d.waiting(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
+		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		return false
+	}
+	if w > 0 {
+		if ok, why := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
+			d.waiting("WaitingForCanary", why)
+			return false
+		}
+	}
+	if w < 100 {
+		stable := d.st.StableRevision
+		if d.st.Phase == v1alpha1.PhaseInitializing || stable == "" {
+			stable = d.obs.Target.Revision
+		}
+		if ok, why := d.ready("primary", d.obs.Primary, stable, d.primaryThreshold()); !ok {
+			d.waiting("WaitingForPrimary", why)
+			return false
+		}
+	}
+	d.out.Desired.CanaryWeight = ptr(w)
+	d.st.CanaryWeight = w
+	r := d.obs.Route
+	if r.Exists {
+		d.st.ObservedCanaryWeight = ptr(r.CanaryWeight)
+	}
+	if !r.Exists || r.CanaryWeight != w || r.Pending != "" {
+		msg := fmt.Sprintf("waiting for the router to carry canary weight %d%%", w)
+		if r.Pending != "" {
+			msg += ": " + r.Pending
+		}
+		d.waiting(d.st.Reason, msg)
+		d.requeue(RoutePollInterval)
+		return false
+	}
+	return true
+}
+
+// ready says whether a copy runs revision rev with at least threshold% of
+// its replicas available, and if not, why.
+func (d *decider) ready(name string, w Workload, rev string, threshold int32) (bool, string) {
+	switch {
+	case !w.Exists:
+		return false, name + " Deployment does not exist yet"
+	case w.Revision != rev:
+		return false, fmt.Sprintf("%s runs revision %s, want %s", name, w.Revision, rev)
+	case !w.Current:
+		return false, name + " Deployment status not yet observed by its controller"
+	case w.Replicas == 0:
+		return false, name + " is scaled to 0"
+	}
+	need := (w.Replicas*threshold + 99) / 100
+	if w.UpdatedReplicas < w.Replicas || w.AvailableReplicas < need {
+		msg := fmt.Sprintf("%s %d/%d available, %d/%d updated (needs %d available)", name,
+			w.AvailableReplicas, w.Replicas, w.UpdatedReplicas, w.Replicas, need)
+		if w.Problem != "" {
+			msg += ": " + w.Problem
+		}
+		return false, msg
+	}
+	return true, ""
+}
+
+func (d *decider) checkDeadline(waitingFor string) {
+	if d.deadlinePassed() {
+		d.rollback("ProgressDeadlineExceeded", fmt.Sprintf("no progress for %s while waiting for %s", d.deadline(), waitingFor))
+		return
+	}
+	d.requeue(d.deadlineLeft())
+}
+
+func (d *decider) deadline() time.Duration {
+	if pd := d.c.Spec.ProgressDeadline; pd != nil && pd.Duration > 0 {
+		return pd.Duration
+	}
+	return DefaultProgressDeadline
+}
+
+func (d *decider) deadlinePassed() bool { return d.deadlineLeft() <= 0 }
+
+func (d *decider) deadlineLeft() time.Duration {
+	if d.st.LastProgressTime == nil {
+		return d.deadline()
+	}
+	return d.st.LastProgressTime.Add(d.deadline()).Sub(d.now.Time)
+}
+
+func (d *decider) primaryThreshold() int32 {
+	if p := d.c.Spec.PrimaryReadyThreshold; p != nil {
+		return *p
+	}
+	return DefaultReadyThreshold
+}
+
+func (d *decider) canaryThreshold() int32 {
+	if p := d.c.Spec.CanaryReadyThreshold; p != nil {
+		return *p
+	}
+	return DefaultReadyThreshold
+}
+
+func (d *decider) targetMissing() string {
+	return fmt.Sprintf("target Deployment %s/%s not found (spec.targetRef.name)", d.c.Namespace, d.c.Spec.TargetRef.Name)
+}
+
+// setPhase changes the phase (stamping the transition time when it changes)
+// and the reason and message.
+func (d *decider) setPhase(p v1alpha1.CanaryPhase, reason, msg string) {
+	if d.st.Phase != p {
+		d.st.Phase = p
+		d.st.LastTransitionTime = &d.now
+	}
+	d.note(reason, msg)
+}
+
+func (d *decider) note(reason, msg string) {
+	d.st.Reason, d.st.Message = reason, msg
+}
+
+// waiting records what a running release waits for. A settled Canary
+// (Initialized, Succeeded, Failed) keeps the message of its outcome.
+func (d *decider) waiting(reason, msg string) {
+	switch d.st.Phase {
+	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed:
+		return
+	}
+	d.note(reason, msg)
+}
+
+// stall marks the Canary as unable to go on until someone acts.
+func (d *decider) stall(reason, msg string) {
+	d.stalled, d.stalledMsg = reason, msg
+}
+
+func (d *decider) event(warning bool, reason, msg string) {
+	d.out.Events = append(d.out.Events, Event{Warning: warning, Reason: reason, Message: msg})
+}
+
+// requeue asks to look again after at most delay.
+func (d *decider) requeue(delay time.Duration) {
+	if delay <= 0 {
+		delay = time.Second
+	}
+	if d.out.RequeueAfter == 0 || delay < d.out.RequeueAfter {
+		d.out.RequeueAfter = delay
+	}
+}
+
+// setConditions derives the conditions from the phase: Ready for a settled
+// healthy Canary, Reconciling/Progressing while a release runs, Stalled when
+// it cannot go on without someone acting.
+func (d *decider) setConditions() {
+	cond := func(typ string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&d.st.Conditions, metav1.Condition{
+			Type: typ, Status: status, Reason: reason, Message: msg,
+			ObservedGeneration: d.c.Generation, LastTransitionTime: d.now,
+		})
+	}
+	reason, msg := d.st.Reason, d.st.Message
+	if reason == "" {
+		reason = "Unknown"
+	}
+	running := false
+	switch d.st.Phase {
+	case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded:
+		if d.stalled != "" {
+			cond(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		} else {
+			cond(v1alpha1.ConditionReady, metav1.ConditionTrue, reason, msg)
+		}
+	case v1alpha1.PhaseFailed:
+		cond(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		if d.stalled == "" {
+			d.stall(reason, msg)
+		}
+	default:
+		running = !d.c.Spec.Suspend
+		cond(v1alpha1.ConditionReady, metav1.ConditionUnknown, reason, msg)
+	}
+	if running {
+		cond(v1alpha1.ConditionProgressing, metav1.ConditionTrue, reason, msg)
+		cond(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+	} else {
+		cond(v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
+		cond(v1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
+	}
+	if d.stalled != "" {
+		cond(v1alpha1.ConditionStalled, metav1.ConditionTrue, d.stalled, d.stalledMsg)
+	} else {
+		cond(v1alpha1.ConditionStalled, metav1.ConditionFalse, "NotStalled", "")
+	}
+}

@@ -1,0 +1,194 @@
+// Package gatewayapi routes a Canary's traffic with a Gateway API HTTPRoute
+// that Sluice generates and owns: one rule whose backendRefs are the
+// primary phase's and the canary phase's backends, weighted. It is written
+// with server-side apply under Sluice's field manager.
+package gatewayapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router"
+)
+
+// FieldOwner is Sluice's server-side-apply field manager.
+const FieldOwner = "sluice"
+
+// SpecHashAnnotation records the hash of the spec Sluice last applied, so
+// an unchanged route is not written again.
+const SpecHashAnnotation = "sluice.dev/route-spec-hash"
+
+// Router is the Gateway API router.
+type Router struct {
+	// Client reads from the manager's cache and writes to the apiserver.
+	Client client.Client
+	Scheme *runtime.Scheme
+	// Labels are put on the generated HTTPRoute (the controller's cache
+	// selects on them).
+	Labels map[string]string
+}
+
+var _ router.Router = (*Router)(nil)
+
+// RouteName is the name of the generated HTTPRoute.
+func RouteName(c *v1alpha1.Canary) string { return c.Name }
+
+// Desired builds the HTTPRoute that carries the split.
+func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, error) {
+	spec := c.Spec.Router.GatewayAPI
+	if spec == nil {
+		return nil, fmt.Errorf("canary %s/%s: spec.router.gatewayAPI is not set", c.Namespace, c.Name)
+	}
+	var refs []gwv1.HTTPBackendRef
+	add := func(backends []router.Backend, share int32) {
+		for i, w := range router.PhaseWeights(share, backends) {
+			b := backends[i]
+			ref := gwv1.HTTPBackendRef{
+				BackendRef: gwv1.BackendRef{
+					BackendObjectReference: gwv1.BackendObjectReference{
+						Group: ptr(gwv1.Group(b.Group)),
+						Kind:  ptr(gwv1.Kind(b.Kind)),
+						Name:  gwv1.ObjectName(b.Name),
+					},
+					Weight: ptr(w),
+				},
+				Filters: b.Filters,
+			}
+			if b.Namespace != c.Namespace {
+				ref.Namespace = ptr(gwv1.Namespace(b.Namespace))
+			}
+			if b.Port != nil {
+				ref.Port = ptr(gwv1.PortNumber(*b.Port))
+			}
+			refs = append(refs, ref)
+		}
+	}
+	add(s.Primary, 100-s.CanaryWeight)
+	add(s.Canary, s.CanaryWeight)
+	route := &gwv1.HTTPRoute{
+		TypeMeta: metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: RouteName(c), Namespace: c.Namespace, Labels: r.Labels,
+		},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: spec.ParentRefs},
+			Hostnames:       spec.Hostnames,
+			Rules: []gwv1.HTTPRouteRule{{
+				Matches:     spec.Matches,
+				Filters:     spec.Filters,
+				Timeouts:    spec.Timeouts,
+				BackendRefs: refs,
+			}},
+		},
+	}
+	b, err := json.Marshal(route.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("httproute %s/%s: hash spec: %w", c.Namespace, route.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	route.Annotations = map[string]string{SpecHashAnnotation: hex.EncodeToString(sum[:])[:16]}
+	if err := controllerutil.SetControllerReference(c, route, r.Scheme); err != nil {
+		return nil, fmt.Errorf("httproute %s/%s: owner: %w", c.Namespace, route.Name, err)
+	}
+	return route, nil
+}
+
+// Apply writes the route with server-side apply unless the cached route
+// already carries exactly this spec.
+func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) error {
+	want, err := r.Desired(c, s)
+	if err != nil {
+		return err
+	}
+	var have gwv1.HTTPRoute
+	err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have)
+	switch {
+	case err == nil:
+		if have.Annotations[SpecHashAnnotation] == want.Annotations[SpecHashAnnotation] &&
+			canaryPercent(&have, s) == s.CanaryWeight {
+			return nil
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("read httproute %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply httproute %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return nil
+}
+
+// Observe reads the route back from the cache: the canary phase's share of
+// the rule's weights, and whether a Gateway has refused or not yet taken
+// the current generation.
+func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split) (engine.Route, error) {
+	var have gwv1.HTTPRoute
+	key := client.ObjectKey{Namespace: c.Namespace, Name: RouteName(c)}
+	if err := r.Client.Get(ctx, key, &have); err != nil {
+		if apierrors.IsNotFound(err) {
+			return engine.Route{}, nil
+		}
+		return engine.Route{}, fmt.Errorf("read httproute %s: %w", key, err)
+	}
+	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s)}
+	// A route no Gateway reports on (no controller, as in tests) counts as
+	// taken; one that a Gateway reports on counts once it is Accepted for
+	// the current generation.
+	for _, p := range have.Status.Parents {
+		acc := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+		switch {
+		case acc == nil:
+			out.Pending = fmt.Sprintf("parent %s has not reported Accepted", p.ParentRef.Name)
+		case acc.ObservedGeneration < have.Generation:
+			out.Pending = fmt.Sprintf("parent %s has not processed generation %d", p.ParentRef.Name, have.Generation)
+		case acc.Status != metav1.ConditionTrue:
+			out.Pending = fmt.Sprintf("parent %s does not accept the route: %s: %s", p.ParentRef.Name, acc.Reason, acc.Message)
+		}
+	}
+	return out, nil
+}
+
+// canaryPercent is the canary phase's share of the first rule's weights,
+// in percent (rounded), matching backends by name and namespace.
+func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
+	if len(route.Spec.Rules) == 0 {
+		return 0
+	}
+	isCanary := map[string]bool{}
+	for _, b := range s.Canary {
+		isCanary[b.Namespace+"/"+b.Name] = true
+	}
+	var total, canary int64
+	for _, ref := range route.Spec.Rules[0].BackendRefs {
+		w := int64(1)
+		if ref.Weight != nil {
+			w = int64(*ref.Weight)
+		}
+		ns := route.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		total += w
+		if isCanary[ns+"/"+string(ref.Name)] {
+			canary += w
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return int32((canary*100 + total/2) / total)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,81 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// InstallSluiceCRDs applies config/crd/bases (Sluice's generated CRDs) with
+// server-side apply, as `make install` does, and waits until they serve.
+func (c *Cluster) InstallSluiceCRDs() error {
+	files, err := filepath.Glob(filepath.Join(c.Root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no CRDs in config/crd/bases (run make generate): %v", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.Unmarshal(b, crd); err != nil {
+			return fmt.Errorf("decode %s: %w", f, err)
+		}
+		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = cl.Patch(ctx, crd, client.Apply, client.FieldOwner("sluice-test"), client.ForceOwnership)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", f, err)
+		}
+		err = poll(30*time.Second, func(ctx context.Context) error {
+			var got apiextensionsv1.CustomResourceDefinition
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &got); err != nil {
+				return err
+			}
+			for _, cond := range got.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return nil
+				}
+			}
+			return fmt.Errorf("not established")
+		})
+		if err != nil {
+			return fmt.Errorf("CRD %s: %w", crd.Name, err)
+		}
+	}
+	return nil
+}
+
+// poll runs cond until it returns nil or timeout passes.
+func poll(timeout time.Duration, cond func(ctx context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cond(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
