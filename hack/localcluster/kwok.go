@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -17,11 +18,20 @@ import (
 // kwokStages is the kwok configuration the supervisor writes for the fake
 // nodes: kwok's own stock stages that initialise nodes, keep their leases
 // fresh, and move scheduled pods to Running and Ready (and delete them).
+//
+// One addition for tests: a pod annotated NeverReadyAnnotation is scheduled
+// and Running but never Ready (its container keeps crashing), as a broken
+// release's pods would be. kwok's stock pod-ready stage skips such pods.
 func kwokStages() string {
+	const skip = `    - key: '.metadata.annotations["` + NeverReadyAnnotation + `"]'
+      operator: 'DoesNotExist'
+`
+	ready := strings.Replace(podfast.DefaultPodReady, "    matchExpressions:\n", "    matchExpressions:\n"+skip, 1)
 	docs := []string{
 		nodefast.DefaultNodeInit,
 		nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady,
+		ready,
+		neverReadyStage,
 		podfast.DefaultPodComplete,
 		podfast.DefaultPodDelete,
 	}
@@ -31,6 +41,65 @@ func kwokStages() string {
 	}
 	return out
 }
+
+// NeverReadyAnnotation on a pod (template) keeps the pod from ever
+// becoming Ready on the fake nodes.
+const NeverReadyAnnotation = "localcluster.sluice.dev/never-ready"
+
+const neverReadyStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-never-ready
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.metadata.annotations["` + NeverReadyAnnotation + `"]'
+      operator: 'Exists'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Pending']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ContainersNotReady
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 3
+        state:
+          waiting:
+            reason: CrashLoopBackOff
+            message: "back-off restarting failed container (localcluster never-ready pod)"
+      {{ end }}
+      {{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+      {{ with $podIPs }}
+      podIP: {{ index . 0 | Quote }}
+      podIPs:
+      {{ range . }}
+      - ip: {{ . | Quote }}
+      {{ end }}
+      {{ end }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+`
 
 // runKwok runs kwok's controller the way its own main does.
 func runKwok() int {

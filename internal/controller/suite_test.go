@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -229,4 +230,13 @@ func deployment(ctx context.Context, cl client.Client, ns, name string) (*appsv1
 	var d appsv1.Deployment
 	err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d)
 	return &d, err
+}
+
+func rawCanary(t *testing.T, js string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON([]byte(js)); err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -165,3 +165,9 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// NeverReadyAnnotation, on a pod template, makes the local cluster's fake
+// nodes run the pods without ever marking them Ready (a crash-looping
+// container), as a broken release's pods would be. hack/localcluster
+// defines it.
+const NeverReadyAnnotation = "localcluster.sluice.dev/never-ready"

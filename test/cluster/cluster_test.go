@@ -241,3 +241,37 @@ func TestNamespaceDeletionRemovesContents(t *testing.T) {
 		return fmt.Errorf("still there (err %v)", err)
 	})
 }
+
+func TestNeverReadyPodsRunButStayUnready(t *testing.T) {
+	c := testenv.Get(t)
+	ns := c.Namespace(t)
+	ctx := t.Context()
+	d := deployment(ns, "broken", 2)
+	d.Spec.Template.Annotations = map[string]string{testenv.NeverReadyAnnotation: "true"}
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "2 pods Running but not Ready", func(ctx context.Context) error {
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=broken"})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && !podReady(&p) {
+				running++
+			}
+		}
+		if running != 2 {
+			return fmt.Errorf("%d of %d pods Running and not Ready", running, len(pods.Items))
+		}
+		return nil
+	})
+	got, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "broken", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AvailableReplicas != 0 || got.Status.ReadyReplicas != 0 {
+		t.Errorf("never-ready Deployment reports %d available, %d ready", got.Status.AvailableReplicas, got.Status.ReadyReplicas)
+	}
+}

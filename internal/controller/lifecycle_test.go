@@ -1,0 +1,209 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// A revision whose pods never become Ready gets no traffic, and the
+// progress deadline rolls it back.
+func TestUnreadyCanaryGetsNoTrafficAndFailsAtDeadline(t *testing.T) {
+	_, ns, cl := setup(t)
+	cv := canary(ns, "bad", weightStep(20), weightStep(60))
+	cv.Spec.ProgressDeadline = &metav1.Duration{Duration: 5 * time.Second}
+	create(t, cl, app(ns, "bad", "example.com/bad:1", 2), cv)
+	waitPhase(t, cl, ns, "bad", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	m := monitor(t, cl, ns, "bad")
+	d, err := deployment(t.Context(), cl, ns, "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Spec.Template.Annotations = map[string]string{testenv.NeverReadyAnnotation: "true"}
+	d.Spec.Template.Spec.Containers[0].Image = "example.com/bad:2"
+	if err := cl.Patch(t.Context(), d, patch); err != nil {
+		t.Fatal(err)
+	}
+	c := waitPhase(t, cl, ns, "bad", v1alpha1.PhaseFailed, 60*time.Second)
+	shares, violations := m.result()
+	if c.Status.Reason != "ProgressDeadlineExceeded" || !strings.Contains(c.Status.Message, "canary 0/2 available") {
+		t.Errorf("failure reason %s: %s", c.Status.Reason, c.Status.Message)
+	}
+	for _, s := range shares {
+		if s != 0 {
+			t.Errorf("a never-ready canary got %d%% of traffic (shares %v)", s, shares)
+		}
+	}
+	if len(violations) > 0 {
+		t.Errorf("violations: %v", violations)
+	}
+	expectTargetReplicas(t, cl, ns, "bad", 0)
+}
+
+// Taking over a Deployment that already serves through its own Service
+// never leaves that Service without a Ready endpoint.
+func TestTakeoverKeepsTheServiceServing(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "live", "example.com/live:1", 2), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "live", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "live"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	})
+	readyEndpoints := func(ctx context.Context) (int, error) {
+		var slices discoveryv1.EndpointSliceList
+		if err := cl.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "live"}); err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, s := range slices.Items {
+			for _, ep := range s.Endpoints {
+				if ptr.Deref(ep.Conditions.Ready, false) {
+					n++
+				}
+			}
+		}
+		return n, nil
+	}
+	testenv.Eventually(t, 30*time.Second, "user Service has endpoints", func(ctx context.Context) error {
+		if n, err := readyEndpoints(ctx); err != nil || n != 2 {
+			return fmt.Errorf("%d ready endpoints (%v)", n, err)
+		}
+		return nil
+	})
+
+	var empty atomic.Int32
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if n, err := readyEndpoints(ctx); err == nil && n == 0 {
+				empty.Add(1)
+			}
+			cancel()
+		}
+	}()
+	create(t, cl, canary(ns, "live", weightStep(50)))
+	waitPhase(t, cl, ns, "live", v1alpha1.PhaseInitialized, 60*time.Second)
+	expectTargetReplicas(t, cl, ns, "live", 0)
+	testenv.Eventually(t, 30*time.Second, "Service serves the primary pods", func(ctx context.Context) error {
+		var svc corev1.Service
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "live"}, &svc); err != nil {
+			return err
+		}
+		n, err := readyEndpoints(ctx)
+		if err != nil || svc.Spec.Selector["app"] != "live-primary" || n != 2 {
+			return fmt.Errorf("selector %v, %d ready endpoints (%v)", svc.Spec.Selector, n, err)
+		}
+		return nil
+	})
+	close(stop)
+	<-done
+	if n := empty.Load(); n > 0 {
+		t.Errorf("the Service had no Ready endpoint in %d samples during the takeover", n)
+	}
+}
+
+// A change of a ConfigMap the target references is a new revision.
+func TestConfigMapChangeIsANewRevision(t *testing.T) {
+	_, ns, cl := setup(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}, Data: map[string]string{"greeting": "hello"}}
+	d := app(ns, "cfg", "example.com/cfg:1", 1)
+	d.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}}
+	create(t, cl, cm, d, canary(ns, "cfg", weightStep(50)))
+	before := waitPhase(t, cl, ns, "cfg", v1alpha1.PhaseInitialized, 60*time.Second).Status.StableRevision
+
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data["greeting"] = "bonjour"
+	if err := cl.Patch(t.Context(), cm, patch); err != nil {
+		t.Fatal(err)
+	}
+	after := waitPhase(t, cl, ns, "cfg", v1alpha1.PhaseSucceeded, 60*time.Second).Status.StableRevision
+	if after == before || after == "" {
+		t.Errorf("revision %q -> %q: a ConfigMap change must release a new revision", before, after)
+	}
+}
+
+// Invalid specs are refused by the apiserver, with the field and the fix
+// in the message.
+func TestInvalidCanariesAreRejected(t *testing.T) {
+	_, ns, cl := setup(t)
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.Canary)
+		want   []string
+	}{
+		{"no router", func(c *v1alpha1.Canary) { c.Spec.Router = v1alpha1.RouterSpec{} },
+			[]string{"spec.router", "exactly one router"}},
+		{"weights decrease", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy.Steps = []v1alpha1.Step{weightStep(50), weightStep(20)}
+		}, []string{"spec.strategy.steps", "must increase"}},
+		{"weight above 100", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy.Steps = []v1alpha1.Step{weightStep(120)}
+		}, []string{"spec.strategy.steps[0].setWeight", "100"}},
+		{"two actions in a step", func(c *v1alpha1.Canary) {
+			s := weightStep(10)
+			s.Pause = &v1alpha1.PauseStep{}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{s}
+		}, []string{"spec.strategy.steps[0]", "exactly one action"}},
+		{"no steps", func(c *v1alpha1.Canary) { c.Spec.Strategy = v1alpha1.Strategy{} },
+			[]string{"spec.strategy", "give steps"}},
+		{"steps and shorthand", func(c *v1alpha1.Canary) { c.Spec.Strategy.StepWeight = ptr.To(int32(10)) },
+			[]string{"spec.strategy", "not both"}},
+		{"shorthand without interval", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy = v1alpha1.Strategy{StepWeight: ptr.To(int32(10))}
+		}, []string{"spec.strategy.interval is required"}},
+		{"service backend without port", func(c *v1alpha1.Canary) {
+			c.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{{Name: "proxy"}}}
+		}, []string{"spec.service.backendRefs.canary[0]", "port is required"}},
+		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
+			[]string{"spec.service.port", "65535"}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := canary(ns, fmt.Sprintf("bad-%d", i), weightStep(10))
+			tc.mutate(c)
+			err := cl.Create(t.Context(), c)
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("want Invalid from the apiserver, got %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+	// Durations are checked too; typed clients cannot send a bad one, so
+	// send raw JSON.
+	raw := fmt.Sprintf(`{"apiVersion":"sluice.dev/v1alpha1","kind":"Canary","metadata":{"name":"bad-duration","namespace":%q},
+	"spec":{"targetRef":{"name":"x"},"service":{"port":80},"router":{"gatewayAPI":{"parentRefs":[{"name":"gw"}]}},
+	"strategy":{"steps":[{"pause":{"duration":"ten minutes"}}]}}}`, ns)
+	err := cl.Create(t.Context(), rawCanary(t, raw))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.strategy.steps[0].pause.duration") {
+		t.Errorf("bad duration: want Invalid naming the field, got %v", err)
+	}
+}
