@@ -198,6 +198,7 @@ type GatewayAPIRouter struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) || has(self.stepWeights)) || has(self.interval)",message="spec.strategy.interval is required with stepWeight/stepWeights (how long each weight is held)"
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.steps: setWeight values must increase from step to step"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.isSorted()",message="spec.strategy.stepWeights must increase"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || self.stepWeight <= (has(self.maxWeight) ? self.maxWeight : 50)",message="spec.strategy.stepWeight must not exceed maxWeight (default 50), or the release would have no steps"
 type Strategy struct {
 	// Steps run in order; each has exactly one action.
 	// +kubebuilder:validation:MaxItems=50
@@ -332,7 +333,7 @@ type CanaryStatus struct {
 
 	// CurrentStep is the index of the step being run.
 	// +optional
-	CurrentStep int32 `json:"currentStep,omitempty"`
+	CurrentStep int32 `json:"currentStep"`
 	// Steps is the number of steps of the release (after shorthand expansion).
 	// +optional
 	Steps int32 `json:"steps,omitempty"`

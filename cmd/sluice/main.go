@@ -26,6 +26,7 @@ func main() {
 		workers                int
 		qps                    float64
 		burst                  int
+		instanceID             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
@@ -34,19 +35,20 @@ func main() {
 	flag.IntVar(&workers, "workers", 4, "Canaries reconciled concurrently")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&burst, "kube-api-burst", 100, "client-side burst to the apiserver")
+	flag.StringVar(&instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectNS, workers, qps, burst); err != nil {
+	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectNS, workers, qps, burst, instanceID); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, workers int, qps float64, burst int) error {
+func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, workers int, qps float64, burst int, instanceID string) error {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
 		if err := add(scheme); err != nil {
@@ -58,13 +60,21 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, 
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = float32(qps), burst
+	cacheOpts, err := controller.CacheOptions(instanceID)
+	if err != nil {
+		return err
+	}
+	leaderID := "sluice-controller.sluice.dev"
+	if instanceID != "" {
+		leaderID = instanceID + "." + leaderID
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controller.CacheOptions(),
+		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
-		LeaderElectionID:        "sluice-controller.sluice.dev",
+		LeaderElectionID:        leaderID,
 		LeaderElectionNamespace: leaderElectNS,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -44,6 +45,38 @@ type CanaryReconciler struct {
 	// Now is the clock; nil means time.Now. Only the reconciler reads it;
 	// the engine is given the time.
 	Now func() time.Time
+
+	// written remembers, per Canary, the resourceVersion a status write
+	// replaced. A cached Canary still at that version predates our own
+	// write (the informer has not caught up), so acting on it would redo
+	// decisions already made; the write's own watch event brings it back.
+	written staleGuard
+}
+
+// staleGuard is a small concurrent map of Canary -> superseded version.
+type staleGuard struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]string
+}
+
+func (g *staleGuard) isStale(key types.NamespacedName, rv string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, ok := g.m[key]
+	if ok && old != rv {
+		delete(g.m, key) // the cache has moved past our write
+		return false
+	}
+	return ok
+}
+
+func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[types.NamespacedName]string{}
+	}
+	g.m[key] = rv
 }
 
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries,verbs=get;list;watch;update;patch
@@ -63,6 +96,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
+	}
+	if r.written.isStale(req.NamespacedName, c.ResourceVersion) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	s, err := r.observe(ctx, &c)
 	if err != nil {
@@ -322,10 +358,12 @@ func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, 
 		return nil
 	}
 	patch := client.MergeFrom(c.DeepCopy())
+	read := c.ResourceVersion
 	c.Status = st
 	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
+	r.written.superseded(client.ObjectKeyFromObject(c), read)
 	log.FromContext(ctx).V(1).Info("Status written", "phase", st.Phase, "reason", st.Reason, "step", st.CurrentStep, "weight", st.CanaryWeight)
 	return nil
 }

@@ -25,25 +25,38 @@ import (
 // targetIndex indexes Canaries by the name of their target Deployment.
 const targetIndex = "spec.targetRef.name"
 
-// CacheOptions are the informer settings the manager must use: objects
-// Sluice generates are selected by the sluice.dev/canary label; ConfigMaps
-// and Secrets are kept as a hash of their data, never the data itself;
-// managed fields are dropped everywhere.
-func CacheOptions() cache.Options {
+// InstanceLabel shards Canaries between controllers: a controller started
+// with --instance-id=X handles only Canaries labelled sluice.dev/instance=X;
+// one started without it handles only Canaries without the label.
+const InstanceLabel = "sluice.dev/instance"
+
+// CacheOptions are the informer settings the manager must use: Canaries of
+// this instance only; objects Sluice generates selected by the
+// sluice.dev/canary label; ConfigMaps and Secrets kept as a hash of their
+// data, never the data itself; managed fields dropped everywhere.
+func CacheOptions(instanceID string) (cache.Options, error) {
 	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
 	if err != nil {
-		panic(err) // a constant requirement; cannot fail
+		return cache.Options{}, err
 	}
 	ownedSel := labels.NewSelector().Add(*owned)
+	inst, err := labels.NewRequirement(InstanceLabel, selection.DoesNotExist, nil)
+	if instanceID != "" {
+		inst, err = labels.NewRequirement(InstanceLabel, selection.Equals, []string{instanceID})
+	}
+	if err != nil {
+		return cache.Options{}, fmt.Errorf("--instance-id %q: %w", instanceID, err)
+	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Canary{}:  {Label: labels.NewSelector().Add(*inst)},
 			&corev1.Service{}:   {Label: ownedSel},
 			&gwv1.HTTPRoute{}:   {Label: ownedSel},
 			&corev1.ConfigMap{}: {Transform: StripConfigData},
 			&corev1.Secret{}:    {Transform: StripConfigData},
 		},
-	}
+	}, nil
 }
 
 // StripConfigData replaces a ConfigMap's or Secret's data by its hash (in

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,11 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
+// instanceID keeps this process's controller to the Canaries this process
+// creates: other test processes (and the demo's controller) may run against
+// the same cluster at the same time.
+var instanceID = fmt.Sprintf("test-%d", os.Getpid())
+
 // setup returns the cluster, a test namespace and an uncached client for
 // assertions, starting the controller on first use.
 func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
@@ -60,10 +66,15 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 		if mgrErr != nil {
 			return
 		}
+		cacheOpts, err := controller.CacheOptions(instanceID)
+		if err != nil {
+			mgrErr = err
+			return
+		}
 		var mgr ctrl.Manager
 		mgr, mgrErr = ctrl.NewManager(c.Config, ctrl.Options{
 			Scheme:                 scheme,
-			Cache:                  controller.CacheOptions(),
+			Cache:                  cacheOpts,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
 		})
@@ -120,7 +131,7 @@ func untilPromoted() v1alpha1.Step { return v1alpha1.Step{Pause: &v1alpha1.Pause
 
 func canary(ns, name string, steps ...v1alpha1.Step) *v1alpha1.Canary {
 	return &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{controller.InstanceLabel: instanceID}},
 		Spec: v1alpha1.CanarySpec{
 			TargetRef: v1alpha1.TargetRef{Name: name},
 			Service:   v1alpha1.ServiceSpec{Port: 80, TargetPort: "8080"},

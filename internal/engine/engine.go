@@ -21,7 +21,8 @@ import (
 //	                      -> Progressing     a step applied (setWeight read back, timed pause over, promote request)
 //	                      -> Paused          spec.paused
 //	                      -> WaitingPromotion a pause step without duration
-//	                      -> Promoting       every step done, or a promote-full request
+//	                      -> Promoting       every step done, a promote-full request, or the primary already
+//	                                         at the canary's revision (a promotion whose status write was lost)
 //	                      -> Failed          abort request, progress deadline, target deleted
 //	Promoting             -> Finalising      primary Ready at the canary's revision
 //	Finalising            -> Succeeded       route 100% primary; canary scaled to 0
@@ -60,6 +61,10 @@ func Decide(in Input) Output {
 		default:
 			d.st.Phase = ""
 			d.initialize()
+		}
+		if !d.obs.Target.Exists {
+			// There is no target to scale.
+			d.out.Desired.TargetReplicas = nil
 		}
 	}
 	d.setConditions()
@@ -195,6 +200,19 @@ func (d *decider) startRelease(reason, msg string) {
 
 // progress walks the steps of a release.
 func (d *decider) progress(req request) {
+	if p := d.obs.Primary; p.Exists && d.st.StableRevision != "" &&
+		p.Revision == d.st.CanaryRevision && p.Revision != d.st.StableRevision {
+		// The primary already runs the release's revision: a promotion was
+		// applied but its status was not written (the controller died in
+		// between). Only the promotion can go on from here.
+		d.st.CurrentStep = int32(len(d.steps))
+		d.st.LastProgressTime = &d.now
+		d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
+		d.event(false, "Promoting", d.st.Message)
+		d.rejectRequest(req)
+		d.promote()
+		return
+	}
 	t := d.obs.Target
 	if !t.Exists {
 		d.rollback("TargetNotFound", d.targetMissing())
@@ -229,9 +247,12 @@ func (d *decider) progress(req request) {
 	d.out.Desired.PrimaryReplicas = nil
 
 	if d.obs.Blocked != "" {
+		d.startWaiting(d.obs.BlockedReason)
 		d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
 		d.stall(d.obs.BlockedReason, d.obs.Blocked)
-		d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
+		if !d.c.Spec.Paused {
+			d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
+		}
 		return
 	}
 	if d.c.Spec.Paused {
@@ -252,8 +273,9 @@ func (d *decider) progress(req request) {
 	}
 
 	if ok, why := d.ready("canary", t, d.st.CanaryRevision, d.canaryThreshold()); !ok {
+		d.startWaiting("WaitingForCanary")
 		d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
-		if d.st.CanaryWeight > 0 {
+		if d.st.CanaryWeight > 0 || (d.obs.Route.Exists && d.obs.Route.CanaryWeight > 0) {
 			// The canary stopped being Ready: its share goes back to the
 			// primary until it recovers.
 			d.routeTo(0)
@@ -276,7 +298,12 @@ func (d *decider) progress(req request) {
 			d.advance()
 			continue
 		}
-		dur, _ := PauseDuration(step)
+		dur, isPause := PauseDuration(step)
+		if !isPause {
+			// A step without an action (the CRD refuses them) is skipped.
+			d.advance()
+			continue
+		}
 		d.holdWeight()
 		if step.Pause.Duration == nil {
 			if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
@@ -285,6 +312,9 @@ func (d *decider) progress(req request) {
 				d.event(false, "WaitingForPromotion", d.st.Message)
 			}
 			return
+		}
+		if d.st.StepStartedAt == nil {
+			d.st.StepStartedAt = &d.now
 		}
 		end := d.st.StepStartedAt.Add(dur)
 		if d.now.Time.Before(end) {
@@ -308,9 +338,10 @@ func (d *decider) advance() {
 	d.st.LastProgressTime = &d.now
 }
 
-// holdWeight keeps the weight of the current step while the canary is Ready.
+// holdWeight keeps the weight in force while the canary is Ready: that of
+// the steps before the current one (a current setWeight is not applied).
 func (d *decider) holdWeight() {
-	w := WeightAt(d.steps, int(d.st.CurrentStep))
+	w := WeightAt(d.steps, int(d.st.CurrentStep)-1)
 	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
 		w = 0
 	}
@@ -370,6 +401,10 @@ func (d *decider) finalise() {
 // rollback ends the release as Failed; traffic returns to the primary (when
 // it is Ready) and then the canary scales down.
 func (d *decider) rollback(reason, msg string) {
+	// Withdraw a step's weight asked for earlier in this decision: traffic
+	// goes back to the primary below, or stays where it was.
+	d.out.Desired.CanaryWeight = nil
+	d.st.CanaryWeight = d.c.Status.CanaryWeight
 	d.setPhase(v1alpha1.PhaseFailed, reason, msg)
 	d.event(true, reason, msg+"; rolling back")
 	d.settle()
@@ -442,6 +477,15 @@ func (d *decider) ready(name string, w Workload, rev string, threshold int32) (b
 		return false, msg
 	}
 	return true, ""
+}
+
+// startWaiting restarts the progress deadline when the release starts
+// waiting for something new, so time spent in pauses (or waiting on
+// something else before) never counts against it.
+func (d *decider) startWaiting(reason string) {
+	if d.st.Reason != reason {
+		d.st.LastProgressTime = &d.now
+	}
 }
 
 func (d *decider) checkDeadline(waitingFor string) {
@@ -562,9 +606,14 @@ func (d *decider) setConditions() {
 	}
 	if running {
 		cond(v1alpha1.ConditionProgressing, metav1.ConditionTrue, reason, msg)
-		cond(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
 	} else {
 		cond(v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg)
+	}
+	// kstatus reads Reconciling before Stalled: a stalled Canary must not
+	// also claim to be reconciling, or tools would show it as in progress.
+	if running && d.stalled == "" {
+		cond(v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+	} else {
 		cond(v1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
 	}
 	if d.stalled != "" {
