@@ -363,7 +363,9 @@ func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, 
 	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	r.written.superseded(client.ObjectKeyFromObject(c), read)
+	if c.ResourceVersion != read {
+		r.written.superseded(client.ObjectKeyFromObject(c), read)
+	}
 	log.FromContext(ctx).V(1).Info("Status written", "phase", st.Phase, "reason", st.Reason, "step", st.CurrentStep, "weight", st.CanaryWeight)
 	return nil
 }

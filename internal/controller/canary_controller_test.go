@@ -234,26 +234,39 @@ func expectTargetReplicas(t *testing.T, cl client.Client, ns, name string, want 
 func TestPauseHoldsUntilResumed(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "api", "example.com/api:1", 1),
-		canary(ns, "api", weightStep(10), pauseStep(3*time.Second), weightStep(40)))
+		canary(ns, "api", weightStep(10), untilPromoted(), weightStep(40), pauseStep(time.Second)))
 	waitPhase(t, cl, ns, "api", v1alpha1.PhaseInitialized, 60*time.Second)
 
 	setImage(t, cl, ns, "api", "example.com/api:2")
-	expectShare(t, cl, ns, "api", 10)
+	waitPhase(t, cl, ns, "api", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
 	setPaused(t, cl, ns, "api", true)
-	c := waitPhase(t, cl, ns, "api", v1alpha1.PhasePaused, 20*time.Second)
-	step := c.Status.CurrentStep
-	// Wait well past the pause step's 3s: a paused release must not move.
-	time.Sleep(5 * time.Second)
+	waitPhase(t, cl, ns, "api", v1alpha1.PhasePaused, 20*time.Second)
+
+	// While paused, even a promote request only moves the step pointer:
+	// no weight changes and no timer runs.
+	request(t, cl, ns, "api", v1alpha1.RequestPromote)
+	testenv.Eventually(t, 20*time.Second, "promote handled while paused", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, "api")
+		if err != nil {
+			return err
+		}
+		if c.Status.LastHandledRequest != c.Annotations[v1alpha1.RequestAnnotation] || c.Status.CurrentStep != 2 {
+			return fmt.Errorf("step %d, handled %q", c.Status.CurrentStep, c.Status.LastHandledRequest)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // a paused release must not move, however long
 	c, err := getCanary(t.Context(), cl, ns, "api")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status.Phase != v1alpha1.PhasePaused || c.Status.CurrentStep != step {
-		t.Fatalf("paused release moved: phase %s step %d (was %d)", c.Status.Phase, c.Status.CurrentStep, step)
+	if c.Status.Phase != v1alpha1.PhasePaused || c.Status.CurrentStep != 2 {
+		t.Fatalf("paused release moved: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
 	}
 	expectShare(t, cl, ns, "api", 10)
 
 	setPaused(t, cl, ns, "api", false)
+	expectShare(t, cl, ns, "api", 40)
 	waitPhase(t, cl, ns, "api", v1alpha1.PhaseSucceeded, 60*time.Second)
 	assertEvents(t, cl, ns, "api", "Paused", "Resumed", "Promoted")
 }
