@@ -105,6 +105,9 @@ type ServiceSpec struct {
 }
 
 // PhaseBackendRefs are user-supplied backends per phase.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.primary) || size(self.primary) == 0 || self.primary.exists(b, !has(b.weight) || b.weight > 0)",message="spec.service.backendRefs.primary: at least one backend needs a weight above 0, or the phase could carry no traffic"
+// +kubebuilder:validation:XValidation:rule="!has(self.canary) || size(self.canary) == 0 || self.canary.exists(b, !has(b.weight) || b.weight > 0)",message="spec.service.backendRefs.canary: at least one backend needs a weight above 0, or the phase could carry no traffic"
 type PhaseBackendRefs struct {
 	// Primary backends carry the stable share.
 	// +kubebuilder:validation:MaxItems=8

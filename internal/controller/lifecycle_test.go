@@ -179,6 +179,13 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		{"service backend without port", func(c *v1alpha1.Canary) {
 			c.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{{Name: "proxy"}}}
 		}, []string{"spec.service.backendRefs.canary[0]", "port is required"}},
+		{"a phase whose backends all weigh 0", func(c *v1alpha1.Canary) {
+			c.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{
+				{Name: "a", Port: ptr.To(int32(80)), Weight: ptr.To(int32(0))}}}
+		}, []string{"spec.service.backendRefs.canary", "weight above 0"}},
+		{"stepWeight above maxWeight", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy = v1alpha1.Strategy{StepWeight: ptr.To(int32(60)), Interval: &metav1.Duration{Duration: time.Minute}}
+		}, []string{"spec.strategy.stepWeight must not exceed maxWeight"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
 	}

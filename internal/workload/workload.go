@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -141,6 +142,10 @@ func PrimarySelector(target *appsv1.Deployment) (map[string]string, error) {
 }
 
 func primaryValue(v string) string {
+	if v == "" {
+		// A label value must start with a letter or digit.
+		return strings.TrimPrefix(PrimarySuffix, "-")
+	}
 	s := v + PrimarySuffix
 	if len(s) <= 63 {
 		return s
@@ -216,7 +221,7 @@ func Services(c *v1alpha1.Canary, target *appsv1.Deployment) ([]*corev1.Service,
 	}
 	return []*corev1.Service{
 		svc(name, primarySel),
-		svc(name+PrimarySuffix, primarySel),
+		svc(name+PrimarySuffix, maps.Clone(primarySel)),
 		svc(name+CanarySuffix, maps.Clone(target.Spec.Selector.MatchLabels)),
 	}, nil
 }

@@ -161,14 +161,21 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 }
 
 // canaryPercent is the canary phase's share of the first rule's weights,
-// in percent (rounded), matching backends by name and namespace.
+// in percent (rounded), matching backends by group, kind, namespace and
+// name.
 func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 	if len(route.Spec.Rules) == 0 {
 		return 0
 	}
+	key := func(group, kind, ns, name string) string {
+		if kind == "" {
+			kind = "Service"
+		}
+		return group + "/" + kind + "/" + ns + "/" + name
+	}
 	isCanary := map[string]bool{}
 	for _, b := range s.Canary {
-		isCanary[b.Namespace+"/"+b.Name] = true
+		isCanary[key(b.Group, b.Kind, b.Namespace, b.Name)] = true
 	}
 	var total, canary int64
 	for _, ref := range route.Spec.Rules[0].BackendRefs {
@@ -181,7 +188,14 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 			ns = string(*ref.Namespace)
 		}
 		total += w
-		if isCanary[ns+"/"+string(ref.Name)] {
+		group, kind := "", ""
+		if ref.Group != nil {
+			group = string(*ref.Group)
+		}
+		if ref.Kind != nil {
+			kind = string(*ref.Kind)
+		}
+		if isCanary[key(group, kind, ns, string(ref.Name))] {
 			canary += w
 		}
 	}
