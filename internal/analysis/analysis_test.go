@@ -1,0 +1,108 @@
+package analysis
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRender(t *testing.T) {
+	v := Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web-svc", Interval: 90 * time.Second,
+		Variables: map[string]string{"route": "/checkout"}}
+	cases := []struct{ in, want, err string }{
+		{`sum(rate(x{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-z]+"}[{{ interval }}]))`,
+			`sum(rate(x{namespace="shop",pod=~"web-[0-9a-z]+"}[1m30s]))`, ""},
+		{`{{ name }}/{{ service }} {{ .route }}`, `web/web-svc /checkout`, ""},
+		{`{{ .missing }}`, "", `map has no entry for key "missing"`},
+		{`{{ broken`, "", "parse query template"},
+	}
+	for _, c := range cases {
+		got, err := Render(c.in, v)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("Render(%q) error %v, want it to mention %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Render(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestPromDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Minute: "1m", 90 * time.Second: "1m30s", time.Hour + time.Second: "1h1s",
+		26 * time.Hour: "1d2h", 0: "1s", 1500 * time.Millisecond: "2s",
+	} {
+		if got := promDuration(d); got != want {
+			t.Errorf("promDuration(%s) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestParseAnswer(t *testing.T) {
+	cases := []struct {
+		body   string
+		want   float64
+		err    string
+		noVals bool
+	}{
+		{`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"99.5"]}]}}`, 99.5, "", false},
+		{`{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`, 3, "", false},
+		{`{"status":"success","data":{"resultType":"vector","result":[]}}`, 0, "no values", true},
+		{`{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"NaN"]}]}}`, 0, "no values", true},
+		{`{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"1"]},{"value":[1,"2"]}]}}`, 0, "2 series; aggregate", false},
+		{`{"status":"success","data":{"resultType":"matrix","result":[]}}`, 0, "returned a matrix", false},
+		{`{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, "bad_data: parse error", false},
+		{`<html>gateway timeout</html>`, 0, "not a Prometheus answer", false},
+	}
+	for _, c := range cases {
+		got, err := parseAnswer("q", 200, []byte(c.body))
+		if c.err == "" {
+			if err != nil || got != c.want {
+				t.Errorf("%s: %v, %v; want %v", c.body, got, err, c.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: error %v, want %q", c.body, err, c.err)
+		}
+		if errors.Is(err, ErrNoValues) != c.noVals {
+			t.Errorf("%s: errors.Is(ErrNoValues) = %v", c.body, !c.noVals)
+		}
+	}
+}
+
+func TestJudge(t *testing.T) {
+	j := NewJudge()
+	f := func(v float64) *float64 { return &v }
+	cases := []struct {
+		check Check
+		value float64
+		pass  bool
+		why   string
+	}{
+		{Check{Min: f(99)}, 99.5, true, ""},
+		{Check{Min: f(99)}, 98, false, "below the minimum 99"},
+		{Check{Max: f(500)}, 501, false, "above the maximum 500"},
+		{Check{Min: f(1), Max: f(2)}, 1, true, ""},
+		{Check{SuccessCondition: "result >= 99 && result <= 100"}, 99.9, true, ""},
+		{Check{SuccessCondition: "result >= 99"}, 50, false, "does not meet successCondition"},
+		{Check{FailureCondition: "result > 0.05"}, 0.2, false, "meets failureCondition"},
+		{Check{FailureCondition: "result > 0.05"}, 0.01, true, ""},
+	}
+	for _, c := range cases {
+		pass, why, err := j.Pass(c.check, c.value)
+		if err != nil || pass != c.pass || !strings.Contains(why, c.why) {
+			t.Errorf("%+v with %v: pass %v why %q err %v; want pass %v why ~%q", c.check, c.value, pass, why, err, c.pass, c.why)
+		}
+	}
+	if err := j.Validate(Check{SuccessCondition: "result >>> 2"}); err == nil || !strings.Contains(err.Error(), "result >>> 2") {
+		t.Errorf("a bad expression must be refused naming it, got %v", err)
+	}
+	if err := j.Validate(Check{SuccessCondition: "result + 1"}); err == nil {
+		t.Errorf("a non-boolean expression must be refused")
+	}
+}
