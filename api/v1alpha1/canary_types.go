@@ -25,6 +25,10 @@ type CanarySpec struct {
 	// Strategy is the release's steps.
 	Strategy Strategy `json:"strategy"`
 
+	// Analysis judges the release by metrics while it runs.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+
 	// ProgressDeadline is how long a release may go without progress (a step
 	// applied, a copy becoming ready) before it is rolled back and marked
 	// Failed. Time spent in pauses does not count. Default 10m.
@@ -257,6 +261,100 @@ type PauseStep struct {
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
+// Analysis is the release's checks.
+type Analysis struct {
+	// Interval between check rounds. A round also runs at the start of
+	// every step, and a step is left only after a round that started in it
+	// passed. Default 1m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// Threshold is the number of failed rounds that rolls the release
+	// back. Default 5.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Threshold *int32 `json:"threshold,omitempty"`
+	// Metrics are checked every round. A metric whose query errors, times
+	// out or returns no value fails the round.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []MetricCheck `json:"metrics,omitempty"`
+}
+
+// MetricCheck is one metric and how its value is judged.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || self.name in ['request-success-rate', 'request-duration']",message="spec.analysis.metrics[]: without templateRef, name must be a builtin metric: request-success-rate or request-duration"
+// +kubebuilder:validation:XValidation:rule="has(self.thresholdRange) || has(self.successCondition) || has(self.failureCondition)",message="spec.analysis.metrics[]: give thresholdRange, successCondition or failureCondition, or nothing could fail the check"
+type MetricCheck struct {
+	// Name of the check; a builtin metric's name when templateRef is empty.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// TemplateRef names a MetricTemplate (namespace default: the Canary's).
+	// +optional
+	TemplateRef *TemplateRef `json:"templateRef,omitempty"`
+	// Interval is the query's window ({{ interval }}). Default:
+	// spec.analysis.interval.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// ThresholdRange bounds the value (inclusive).
+	// +optional
+	ThresholdRange *ThresholdRange `json:"thresholdRange,omitempty"`
+	// SuccessCondition is an expr-lang expression over `result` that must
+	// be true, e.g. "result >= 99".
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	SuccessCondition string `json:"successCondition,omitempty"`
+	// FailureCondition is an expr-lang expression over `result` that must
+	// be false, e.g. "result > 500".
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	FailureCondition string `json:"failureCondition,omitempty"`
+	// TemplateVariables are available to the query as {{ .name }}.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+}
+
+// TemplateRef names a MetricTemplate.
+type TemplateRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the template; default the Canary's.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ThresholdRange bounds a value.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="thresholdRange: give min, max or both"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="thresholdRange: min must not exceed max"
+type ThresholdRange struct {
+	// +optional
+	Min *float64 `json:"min,omitempty"`
+	// +optional
+	Max *float64 `json:"max,omitempty"`
+}
+
+// MetricStatus is a metric's result in the last round.
+type MetricStatus struct {
+	Name string `json:"name"`
+	// Value is the last value, when the query answered.
+	// +optional
+	Value string `json:"value,omitempty"`
+	// Passed is whether the last round's check passed.
+	Passed bool `json:"passed"`
+	// Message says why it failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // CanaryPhase is where a Canary is in its life. The values are Flagger's,
 // so scripts waiting on `.status.phase` keep working.
 // +kubebuilder:validation:Enum=Initializing;Initialized;Progressing;Paused;WaitingPromotion;Promoting;Finalising;Succeeded;Failed
@@ -355,9 +453,27 @@ type CanaryStatus struct {
 	// +optional
 	ObservedCanaryWeight *int32 `json:"observedCanaryWeight,omitempty"`
 
-	// FailedChecks counts failed checks of the current release.
+	// FailedChecks counts failed check rounds of the current release.
 	// +optional
 	FailedChecks int32 `json:"failedChecks,omitempty"`
+	// CheckRound is the number of the last check round requested;
+	// CheckedRound of the last one whose result was counted.
+	// +optional
+	CheckRound int64 `json:"checkRound,omitempty"`
+	// +optional
+	CheckedRound int64 `json:"checkedRound,omitempty"`
+	// StepCheckRound is CheckRound when the current step started: a step
+	// is left only after a later round passed.
+	// +optional
+	StepCheckRound int64 `json:"stepCheckRound,omitempty"`
+	// LastCheckTime is when the last round's result was counted.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	// Metrics are the last round's results.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []MetricStatus `json:"metrics,omitempty"`
 
 	// LastHandledRequest is the last sluice.dev/request value acted on.
 	// +optional
@@ -378,6 +494,7 @@ type CanaryStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
 // +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.failedChecks`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Canary struct {

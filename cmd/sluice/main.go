@@ -27,6 +27,8 @@ func main() {
 		qps                    float64
 		burst                  int
 		instanceID             string
+		metricsServer          string
+		maxQueries             int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
@@ -35,6 +37,8 @@ func main() {
 	flag.IntVar(&workers, "workers", 4, "Canaries reconciled concurrently")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&burst, "kube-api-burst", 100, "client-side burst to the apiserver")
+	flag.StringVar(&metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
+	flag.IntVar(&maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
 	flag.StringVar(&instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -42,13 +46,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectNS, workers, qps, burst, instanceID); err != nil {
+	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectNS, workers, qps, burst, instanceID, metricsServer, maxQueries); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, workers int, qps float64, burst int, instanceID string) error {
+func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, workers int, qps float64, burst int, instanceID, metricsServer string, maxQueries int) error {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
 		if err := add(scheme); err != nil {
@@ -89,6 +93,7 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, 
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("sluice"),
 		Backends: backends,
+		Checks:   controller.NewCheckRunner(mgr, metricsServer, maxQueries),
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers}); err != nil {
 		return err

@@ -40,6 +40,8 @@ type CanaryReconciler struct {
 	// Backends answers existence checks of user-supplied backends from a
 	// metadata-only cache (see NewBackendCache).
 	Backends client.Reader
+	// Checks runs metric check rounds off the reconcile workers.
+	Checks *CheckRunner
 	// Recorder records Events on Canaries.
 	Recorder events.EventRecorder
 	// Now is the clock; nil means time.Now. Only the reconciler reads it;
@@ -81,6 +83,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sluice.dev,resources=metrictemplates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
@@ -188,6 +191,9 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
+	if res, ok := r.Checks.Result(client.ObjectKeyFromObject(c)); ok {
+		s.obs.Checks = &res
+	}
 	return s, nil
 }
 
@@ -243,6 +249,9 @@ func splitRef(ref string) (kind, name string) {
 // happens only when the object differs.
 func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *scope, out engine.Output) error {
 	d := out.Desired
+	if d.CheckRound > 0 {
+		r.Checks.Submit(c, d.CheckRound)
+	}
 	if s.target == nil {
 		return nil
 	}

@@ -16,9 +16,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -110,6 +112,17 @@ func NewBackendCache(mgr ctrl.Manager) (cache.Cache, error) {
 	return c, nil
 }
 
+// NewCheckRunner makes the runner of metric check rounds.
+func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *CheckRunner {
+	return &CheckRunner{
+		Reader:        mgr.GetClient(),
+		SecretReader:  mgr.GetAPIReader(),
+		MetricsServer: metricsServer,
+		Querier:       analysis.NewQuerier(maxConcurrentQueries, nil),
+		Judge:         analysis.NewJudge(),
+	}
+}
+
 // Options tune the controller.
 type Options struct {
 	// Workers is the number of Canaries reconciled at once.
@@ -118,8 +131,11 @@ type Options struct {
 
 // SetupWithManager registers the reconciler, its index and its watches.
 func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil {
-		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder and Backends are required")
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil || r.Checks == nil {
+		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder, Backends and Checks are required")
+	}
+	if err := mgr.Add(r.Checks); err != nil {
+		return fmt.Errorf("check runner: %w", err)
 	}
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Canary{}, targetIndex, func(o client.Object) []string {
@@ -139,6 +155,7 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("configmap"))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("secret"))).
 		Watches(&gwv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.canariesWithBackendRefs)).
+		WatchesRawSource(source.Channel(r.Checks.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers}).
 		Complete(r)
 }

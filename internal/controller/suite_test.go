@@ -87,7 +87,8 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 			return
 		}
 		r := &controller.CanaryReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
-			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends}
+			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
+			Checks: controller.NewCheckRunner(mgr, "", 8)}
 		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {
 			return
 		}

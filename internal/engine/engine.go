@@ -191,6 +191,8 @@ func (d *decider) startRelease(reason, msg string) {
 	d.st.CanaryRevision = d.obs.Target.Revision
 	d.st.CurrentStep = 0
 	d.st.FailedChecks = 0
+	d.st.Metrics = nil
+	d.st.StepCheckRound = d.st.CheckRound
 	d.st.StepStartedAt = &d.now
 	d.st.LastProgressTime = &d.now
 	d.setPhase(v1alpha1.PhaseProgressing, reason, msg)
@@ -223,6 +225,8 @@ func (d *decider) progress(req request) {
 		d.st.CanaryRevision = t.Revision
 		d.st.CurrentStep = 0
 		d.st.FailedChecks = 0
+		d.st.Metrics = nil
+		d.st.StepCheckRound = d.st.CheckRound
 		d.st.StepStartedAt = &d.now
 		d.st.LastProgressTime = &d.now
 	}
@@ -285,6 +289,11 @@ func (d *decider) progress(req request) {
 		return
 	}
 
+	if d.countChecks() {
+		return
+	}
+	d.requestChecks()
+
 	for int(d.st.CurrentStep) < len(d.steps) {
 		step := d.steps[d.st.CurrentStep]
 		if step.SetWeight != nil {
@@ -292,6 +301,9 @@ func (d *decider) progress(req request) {
 			d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", d.st.CurrentStep, w))
 			if !d.routeTo(w) {
 				d.checkDeadline(d.st.Message)
+				return
+			}
+			if !d.checksPassed() {
 				return
 			}
 			d.event(false, "WeightSet", fmt.Sprintf("step %d: canary weight %d%%", d.st.CurrentStep, w))
@@ -323,6 +335,9 @@ func (d *decider) progress(req request) {
 			d.requeue(end.Sub(d.now.Time))
 			return
 		}
+		if !d.checksPassed() {
+			return
+		}
 		d.advance()
 	}
 	d.st.LastProgressTime = &d.now
@@ -333,9 +348,109 @@ func (d *decider) progress(req request) {
 
 // advance moves to the next step.
 func (d *decider) advance() {
+	d.st.StepCheckRound = d.st.CheckRound
 	d.st.CurrentStep++
 	d.st.StepStartedAt = &d.now
 	d.st.LastProgressTime = &d.now
+}
+
+// analysing says whether the release has metric checks.
+func (d *decider) analysing() bool {
+	return d.c.Spec.Analysis != nil && len(d.c.Spec.Analysis.Metrics) > 0
+}
+
+func (d *decider) checkInterval() time.Duration {
+	if a := d.c.Spec.Analysis; a != nil && a.Interval != nil && a.Interval.Duration > 0 {
+		return a.Interval.Duration
+	}
+	return DefaultCheckInterval
+}
+
+func (d *decider) checkThreshold() int32 {
+	if a := d.c.Spec.Analysis; a != nil && a.Threshold != nil && *a.Threshold > 0 {
+		return *a.Threshold
+	}
+	return DefaultCheckThreshold
+}
+
+// countChecks counts the result of the round in flight once it is there:
+// a failed round adds to failedChecks (an Event names each failed metric
+// and why), and reaching the threshold rolls the release back. It reports
+// whether it rolled back.
+func (d *decider) countChecks() bool {
+	r := d.obs.Checks
+	if !d.analysing() || r == nil || r.Round != d.st.CheckRound || d.st.CheckedRound >= r.Round {
+		return false
+	}
+	d.st.CheckedRound = r.Round
+	d.st.LastCheckTime = &d.now
+	d.st.Metrics = r.Metrics
+	var failed []string
+	for _, m := range r.Metrics {
+		if !m.Passed {
+			failed = append(failed, m.Name+": "+m.Message)
+		}
+	}
+	if len(failed) == 0 {
+		return false
+	}
+	d.st.FailedChecks++
+	why := strings.Join(failed, "; ")
+	d.event(true, "CheckFailed", fmt.Sprintf("check round %d failed (%d/%d): %s", r.Round, d.st.FailedChecks, d.checkThreshold(), why))
+	if d.st.FailedChecks >= d.checkThreshold() {
+		d.rollback("AnalysisFailed", fmt.Sprintf("%d check rounds failed (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), why))
+		return true
+	}
+	return false
+}
+
+// requestChecks asks for a round when one is due: none has finished in
+// this step yet, or the interval passed since the last. Rounds run only
+// while the router carries canary traffic: without it there is nothing to
+// measure.
+func (d *decider) requestChecks() {
+	if !d.analysing() {
+		return
+	}
+	if d.st.CheckRound > d.st.CheckedRound {
+		d.out.Desired.CheckRound = d.st.CheckRound // still running (or lost: run again)
+		return
+	}
+	interval := d.checkInterval()
+	due := d.st.CheckedRound <= d.st.StepCheckRound || d.st.LastCheckTime == nil ||
+		!d.now.Time.Before(d.st.LastCheckTime.Add(interval))
+	if !due {
+		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.now.Time))
+		return
+	}
+	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 {
+		return
+	}
+	d.st.CheckRound++
+	d.out.Desired.CheckRound = d.st.CheckRound
+}
+
+// checksPassed says whether the current step may be left: with metric
+// checks, a round that started in this step must have passed.
+func (d *decider) checksPassed() bool {
+	if !d.analysing() || WeightAt(d.steps, int(d.st.CurrentStep)) == 0 {
+		return true
+	}
+	if d.st.CheckedRound > d.st.StepCheckRound && metricsPassed(d.st.Metrics) {
+		return true
+	}
+	d.note("WaitingForChecks", fmt.Sprintf("step %d: waiting for a passing check round (failed %d/%d)",
+		d.st.CurrentStep, d.st.FailedChecks, d.checkThreshold()))
+	return false
+}
+
+func metricsPassed(ms []v1alpha1.MetricStatus) bool {
+	for _, m := range ms {
+		if !m.Passed {
+			return false
+		}
+	}
+	return len(ms) > 0
 }
 
 // holdWeight keeps the weight in force while the canary is Ready: that of

@@ -63,6 +63,15 @@ type Observations struct {
 	Blocked string
 	// BlockedReason is the CamelCase reason for Blocked.
 	BlockedReason string
+	// Checks is the result of a finished check round, when the controller
+	// has one.
+	Checks *CheckResult
+}
+
+// CheckResult is one finished round of metric checks.
+type CheckResult struct {
+	Round   int64
+	Metrics []v1alpha1.MetricStatus
 }
 
 // Desired is the state the controller must bring the cluster to. A nil
@@ -78,6 +87,9 @@ type Desired struct {
 	// CanaryWeight is the canary's share of traffic in percent; the primary
 	// gets the rest.
 	CanaryWeight *int32
+	// CheckRound, when above zero, is a check round that must run (the
+	// controller starts it unless it is running or done).
+	CheckRound int64
 	// Services: the apex, primary and canary Services must exist. Only set
 	// once the primary is ready, so that taking over an existing apex
 	// Service never points it at pods that cannot serve.
@@ -120,6 +132,8 @@ const (
 	DefaultProgressDeadline = 10 * time.Minute
 	DefaultReadyThreshold   = 100
 	DefaultMaxWeight        = 50
+	DefaultCheckInterval    = time.Minute
+	DefaultCheckThreshold   = 5
 	// RoutePollInterval is how soon to look again while a router has not
 	// reported a write as taken (routers whose status is not watched).
 	RoutePollInterval = 5 * time.Second
