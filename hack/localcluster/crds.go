@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -94,39 +95,69 @@ func installCRDs(ctx context.Context, kubeconfig, channel string) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
 	}
+	cfg.QPS, cfg.Burst = 200, 400
 	client, err := apiextensions.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("apiextensions client: %w", err)
 	}
+	sources := routerCRDSources(channel)
+	dirs, err := moduleDirs(ctx, sources)
+	if err != nil {
+		return err
+	}
 	var names []string
-	for _, src := range routerCRDSources(channel) {
-		crds, err := src.load(ctx)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		failed  []string
+		workers = make(chan struct{}, 8)
+	)
+	for _, src := range sources {
+		crds, err := src.load(dirs[src.module+"@"+src.version])
 		if err != nil {
 			return err
 		}
 		for _, crd := range crds {
-			if err := applyCRD(ctx, client, crd); err != nil {
-				return fmt.Errorf("%s@%s %s: %w", src.module, src.version, crd.Name, err)
-			}
 			names = append(names, crd.Name)
+			wg.Add(1)
+			workers <- struct{}{}
+			go func() {
+				defer func() { <-workers; wg.Done() }()
+				if err := applyCRD(ctx, client, crd); err != nil {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s@%s %s: %v", src.module, src.version, crd.Name, err))
+					mu.Unlock()
+				}
+			}()
 		}
 	}
-	for _, name := range names {
-		err := waitFor(ctx, "CRD "+name, time.Minute, func(ctx context.Context) error {
-			crd, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return nil
-				}
-			}
-			return errors.New("not Established")
-		})
+	wg.Wait()
+	if len(failed) > 0 {
+		return fmt.Errorf("apply CRDs: %s", strings.Join(failed, "; "))
+	}
+	// Wait for all of them at once.
+	err = waitFor(ctx, "router CRDs established", time.Minute, func(ctx context.Context) error {
+		list, err := client.ApiextensionsV1().CustomResourceDefinitions().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
+		established := map[string]bool{}
+		for _, crd := range list.Items {
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					established[crd.Name] = true
+				}
+			}
+		}
+		for _, n := range names {
+			if !established[n] {
+				return fmt.Errorf("%s not Established", n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Printf("installed %d router CRDs\n", len(names))
 	return nil
@@ -146,11 +177,10 @@ func applyCRD(ctx context.Context, client apiextensions.Interface, crd *apiexten
 	return err
 }
 
-// load downloads the module (a no-op when cached) and decodes its CRDs.
-func (s crdSource) load(ctx context.Context) ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	dir, err := moduleDir(ctx, s.module, s.version, s.noSumDB)
-	if err != nil {
-		return nil, err
+// load decodes the CRDs of the source's file in its module folder dir.
+func (s crdSource) load(dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("module %s@%s was not downloaded", s.module, s.version)
 	}
 	f, err := os.Open(filepath.Join(dir, s.path))
 	if err != nil {
@@ -192,26 +222,48 @@ func (s crdSource) load(ctx context.Context) ([]*apiextensionsv1.CustomResourceD
 	return out, nil
 }
 
-// moduleDir returns the module cache folder of mod@version, downloading it
-// through the Go module proxy when missing.
-func moduleDir(ctx context.Context, mod, version string, noSumDB bool) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod+"@"+version)
-	cmd.Dir = os.TempDir() // outside any module: nothing's go.mod is touched
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
-	if noSumDB {
-		cmd.Env = append(cmd.Env, "GONOSUMDB="+strings.TrimPrefix(os.Getenv("GONOSUMDB")+","+mod, ","))
+// moduleDirs returns the module cache folder of every source's module
+// ("path@version" -> folder), downloading what is missing through the Go
+// module proxy in one go command.
+func moduleDirs(ctx context.Context, sources []crdSource) (map[string]string, error) {
+	args := []string{"mod", "download", "-json"}
+	seen := map[string]bool{}
+	noSumDB := os.Getenv("GONOSUMDB")
+	for _, s := range sources {
+		mv := s.module + "@" + s.version
+		if !seen[mv] {
+			seen[mv] = true
+			args = append(args, mv)
+		}
+		if s.noSumDB {
+			noSumDB = strings.TrimPrefix(noSumDB+","+s.module, ",")
+		}
 	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = os.TempDir() // outside any module: nothing's go.mod is touched
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on", "GONOSUMDB="+noSumDB)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: %w: %s %s", mod, version, err, stderr.String(), stdout.String())
+	runErr := cmd.Run()
+	dirs := map[string]string{}
+	dec := json.NewDecoder(&stdout)
+	var problems []string
+	for {
+		var info struct{ Path, Version, Dir, Error string }
+		if err := dec.Decode(&info); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("go mod download: decode: %w", err)
+		}
+		if info.Error != "" {
+			problems = append(problems, info.Path+"@"+info.Version+": "+info.Error)
+			continue
+		}
+		dirs[info.Path+"@"+info.Version] = info.Dir
 	}
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: decode: %w", mod, version, err)
+	if runErr != nil || len(problems) > 0 {
+		return nil, fmt.Errorf("go mod download: %v: %s %s", runErr, strings.Join(problems, "; "), stderr.String())
 	}
-	if info.Error != "" || info.Dir == "" {
-		return "", fmt.Errorf("go mod download %s@%s: %s", mod, version, info.Error)
-	}
-	return info.Dir, nil
+	return dirs, nil
 }

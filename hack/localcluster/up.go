@@ -119,6 +119,8 @@ func up(ctx context.Context, o options) error {
 			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 			"--cidr", podCIDR, "--node-ip", "10.255.0.1", "--node-lease-duration-seconds=40"}},
 	}
+	t0 := time.Now()
+	step := func(what string) { fmt.Printf("%6.1fs %s\n", time.Since(t0).Seconds(), what) }
 	sup := &supervisor{self: self, logDir: filepath.Join(o.dir, "logs")}
 	defer sup.stopAll()
 	for _, c := range comps {
@@ -130,20 +132,24 @@ func up(ctx context.Context, o options) error {
 				return fmt.Errorf("%w (log: %s)", err, sup.logPath(c.name))
 			}
 		}
+		step(c.name + " started")
 	}
 	prepCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := ensureNodes(prepCtx, kubeconfig, o.nodes, o.nodePods); err != nil {
 		return err
 	}
+	step("nodes created")
 	if o.installCR {
 		if err := installCRDs(prepCtx, kubeconfig, o.gatewayCh); err != nil {
 			return err
 		}
+		step("router CRDs installed")
 	}
 	if err := waitNodesReady(prepCtx, kubeconfig, o.nodes); err != nil {
 		return err
 	}
+	step("nodes Ready")
 	if err := os.WriteFile(filepath.Join(o.dir, "ready"), []byte(apiURL+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write ready file: %w", err)
 	}
