@@ -28,7 +28,11 @@ make --no-print-directory install >/dev/null
 ctrl_pid=$!
 trap 'kill $ctrl_pid 2>/dev/null || true; wait $ctrl_pid 2>/dev/null || true' EXIT
 
-# A clean slate, so the demo can run again.
+# A clean slate, so the demo can run again. The whole namespace goes, so
+# the Canary's hand-back-on-delete finalizer has nothing to protect.
+for c in $(k -n "$ns" get canaries -o name 2>/dev/null); do
+  k -n "$ns" patch "$c" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+done
 k delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 k apply -f examples/gateway-api/podinfo.yaml >/dev/null
 

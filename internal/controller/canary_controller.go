@@ -31,6 +31,9 @@ import (
 // FieldOwner is Sluice's field manager for everything it writes.
 const FieldOwner = "sluice"
 
+// Finalizer holds a deleted Canary until its traffic is handed back.
+const Finalizer = "sluice.dev/finalizer"
+
 // CanaryReconciler reconciles Canary objects.
 type CanaryReconciler struct {
 	// Client reads from the manager's informer caches and writes to the
@@ -83,6 +86,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sluice.dev,resources=canaries/finalizers,verbs=update
 // +kubebuilder:rbac:groups=sluice.dev,resources=metrictemplates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
@@ -98,7 +102,16 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !c.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, &c)
+	}
+	if !controllerutil.ContainsFinalizer(&c, Finalizer) {
+		// Before anything else exists: deleting the Canary must hand the
+		// traffic back, not leave the Deployment at zero replicas.
+		patch := client.MergeFrom(c.DeepCopy())
+		controllerutil.AddFinalizer(&c, Finalizer)
+		if err := r.Client.Patch(ctx, &c, patch, client.FieldOwner(FieldOwner)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer to canary %s/%s: %w", c.Namespace, c.Name, err)
+		}
 	}
 	if r.written.isStale(req.NamespacedName, c.ResourceVersion) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil

@@ -214,3 +214,134 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		t.Errorf("bad duration: want Invalid naming the field, got %v", err)
 	}
 }
+
+// Deleting a Canary hands its traffic back: the Deployment is scaled up and
+// available before the apex Service and the route move to it, and both
+// outlive the Canary; the Service never loses its last Ready endpoint.
+func TestDeletingACanaryHandsTrafficBack(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "bye", "example.com/bye:1", 2), canary(ns, "bye", weightStep(50)))
+	waitPhase(t, cl, ns, "bye", v1alpha1.PhaseInitialized, 60*time.Second)
+	expectTargetReplicas(t, cl, ns, "bye", 0)
+	testenv.Eventually(t, 20*time.Second, "apex endpoints", func(ctx context.Context) error {
+		if n, err := readyEndpointsOf(ctx, cl, ns, "bye"); err != nil || n != 2 {
+			return fmt.Errorf("%d (%v)", n, err)
+		}
+		return nil
+	})
+
+	var empty atomic.Int32
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if n, err := readyEndpointsOf(ctx, cl, ns, "bye"); err == nil && n == 0 {
+				empty.Add(1)
+			}
+			cancel()
+		}
+	}()
+	c, err := getCanary(t.Context(), cl, ns, "bye")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "canary gone, primary collected", func(ctx context.Context) error {
+		if _, err := getCanary(ctx, cl, ns, "bye"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("canary still there (%v)", err)
+		}
+		if _, err := deployment(ctx, cl, ns, "bye-primary"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("primary still there (%v)", err)
+		}
+		return nil
+	})
+	close(stop)
+	<-done
+
+	d, err := deployment(t.Context(), cl, ns, "bye")
+	if err != nil || ptr.Deref(d.Spec.Replicas, 0) != 2 || d.Status.AvailableReplicas != 2 {
+		t.Errorf("deployment after deletion: %v replicas, %d available (%v)", d.Spec.Replicas, d.Status.AvailableReplicas, err)
+	}
+	var svc corev1.Service
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "bye"}, &svc); err != nil {
+		t.Fatalf("apex Service deleted with the Canary: %v", err)
+	}
+	if svc.Spec.Selector["app"] != "bye" || len(svc.OwnerReferences) != 0 {
+		t.Errorf("apex Service not handed back: selector %v, owners %v", svc.Spec.Selector, svc.OwnerReferences)
+	}
+	split, err := routeSplit(t.Context(), cl, ns, "bye")
+	if err != nil || fmt.Sprint(split) != "map[bye:1]" {
+		t.Errorf("route after deletion: %v (%v), want everything to the apex Service", split, err)
+	}
+	if n := empty.Load(); n > 0 {
+		t.Errorf("the apex Service had no Ready endpoint in %d samples during the handover", n)
+	}
+}
+
+func readyEndpointsOf(ctx context.Context, cl client.Client, ns, svc string) (int, error) {
+	var slices discoveryv1.EndpointSliceList
+	if err := cl.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ptr.Deref(ep.Conditions.Ready, false) {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// Deleting a Canary whose Deployment cannot serve (its last release failed)
+// keeps the stable primary serving instead of handing traffic to broken pods.
+func TestDeletingAfterAFailedReleaseKeepsThePrimary(t *testing.T) {
+	_, ns, cl := setup(t)
+	cv := canary(ns, "keep", weightStep(50))
+	cv.Spec.ProgressDeadline = &metav1.Duration{Duration: 3 * time.Second}
+	create(t, cl, app(ns, "keep", "example.com/keep:1", 2), cv)
+	waitPhase(t, cl, ns, "keep", v1alpha1.PhaseInitialized, 60*time.Second)
+	d, err := deployment(t.Context(), cl, ns, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Spec.Template.Annotations = map[string]string{testenv.NeverReadyAnnotation: "true"}
+	if err := cl.Patch(t.Context(), d, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, cl, ns, "keep", v1alpha1.PhaseFailed, 60*time.Second)
+
+	c, _ := getCanary(t.Context(), cl, ns, "keep")
+	if err := cl.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "canary gone", func(ctx context.Context) error {
+		if _, err := getCanary(ctx, cl, ns, "keep"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	// Give the garbage collector time to act on anything still owned.
+	time.Sleep(2 * time.Second)
+	primary, err := deployment(t.Context(), cl, ns, "keep-primary")
+	if err != nil || len(primary.OwnerReferences) != 0 || primary.Status.AvailableReplicas != 2 {
+		t.Fatalf("primary not kept serving: %v", err)
+	}
+	var svc corev1.Service
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "keep"}, &svc); err != nil || svc.Spec.Selector["app"] != "keep-primary" {
+		t.Fatalf("apex Service should keep selecting the primary: %v %v", svc.Spec.Selector, err)
+	}
+	if n, err := readyEndpointsOf(t.Context(), cl, ns, "keep"); err != nil || n != 2 {
+		t.Errorf("apex Service has %d ready endpoints (%v), want 2", n, err)
+	}
+}

@@ -101,7 +101,27 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 	if mgrErr != nil || direct == nil {
 		t.Fatalf("start controller: %v", mgrErr)
 	}
-	return c, c.Namespace(t), direct
+	ns := c.Namespace(t)
+	// Runs before the namespace is deleted (cleanups run last-in first-out):
+	// Canaries carry a finalizer that this process's controller removes, so
+	// they must go while it still runs.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := direct.DeleteAllOf(ctx, &v1alpha1.Canary{}, client.InNamespace(ns)); err != nil {
+			t.Errorf("delete canaries in %s: %v", ns, err)
+			return
+		}
+		for ctx.Err() == nil {
+			var list v1alpha1.CanaryList
+			if err := direct.List(ctx, &list, client.InNamespace(ns)); err == nil && len(list.Items) == 0 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("canaries in %s not finalized within 30s", ns)
+	})
+	return c, ns, direct
 }
 
 func app(ns, name, image string, replicas int32) *appsv1.Deployment {

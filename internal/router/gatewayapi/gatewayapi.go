@@ -206,3 +206,41 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Release hands the generated route over to the user when the Canary is
+// deleted: every request goes to backend (the apex Service), and the route
+// is no longer owned by the Canary nor labelled as Sluice's, so it outlives
+// it.
+func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router.Backend) error {
+	var have gwv1.HTTPRoute
+	key := client.ObjectKey{Namespace: c.Namespace, Name: RouteName(c)}
+	if err := r.Client.Get(ctx, key, &have); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	ref := gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{
+		BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(backend.Name)},
+		Weight:                 ptr(int32(1)),
+	}}
+	if backend.Port != nil {
+		ref.Port = ptr(gwv1.PortNumber(*backend.Port))
+	}
+	for i := range have.Spec.Rules {
+		have.Spec.Rules[i].BackendRefs = []gwv1.HTTPBackendRef{ref}
+	}
+	var owners []metav1.OwnerReference
+	for _, o := range have.OwnerReferences {
+		if o.UID != c.UID {
+			owners = append(owners, o)
+		}
+	}
+	have.OwnerReferences = owners
+	for k := range r.Labels {
+		delete(have.Labels, k)
+	}
+	delete(have.Annotations, SpecHashAnnotation)
+	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("release httproute %s: %w", key, err)
+	}
+	return nil
+}
