@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,46 +64,17 @@ func TestTakeoverKeepsTheServiceServing(t *testing.T) {
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "live"},
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	})
-	readyEndpoints := func(ctx context.Context) (int, error) {
-		var slices discoveryv1.EndpointSliceList
-		if err := cl.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "live"}); err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, s := range slices.Items {
-			for _, ep := range s.Endpoints {
-				if ptr.Deref(ep.Conditions.Ready, false) {
-					n++
-				}
-			}
-		}
-		return n, nil
-	}
 	testenv.Eventually(t, 30*time.Second, "user Service has endpoints", func(ctx context.Context) error {
-		if n, err := readyEndpoints(ctx); err != nil || n != 2 {
+		if n, err := readyEndpointsOf(ctx, cl, ns, "live"); err != nil || n != 2 {
 			return fmt.Errorf("%d ready endpoints (%v)", n, err)
 		}
 		return nil
 	})
 
-	var empty atomic.Int32
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if n, err := readyEndpoints(ctx); err == nil && n == 0 {
-				empty.Add(1)
-			}
-			cancel()
-		}
-	}()
+	empty := countWhile(t, func(ctx context.Context) bool {
+		n, err := readyEndpointsOf(ctx, cl, ns, "live")
+		return err == nil && n == 0
+	})
 	create(t, cl, canary(ns, "live", weightStep(50)))
 	waitPhase(t, cl, ns, "live", v1alpha1.PhaseInitialized, 60*time.Second)
 	expectTargetReplicas(t, cl, ns, "live", 0)
@@ -113,15 +83,13 @@ func TestTakeoverKeepsTheServiceServing(t *testing.T) {
 		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "live"}, &svc); err != nil {
 			return err
 		}
-		n, err := readyEndpoints(ctx)
+		n, err := readyEndpointsOf(ctx, cl, ns, "live")
 		if err != nil || svc.Spec.Selector["app"] != "live-primary" || n != 2 {
 			return fmt.Errorf("selector %v, %d ready endpoints (%v)", svc.Spec.Selector, n, err)
 		}
 		return nil
 	})
-	close(stop)
-	<-done
-	if n := empty.Load(); n > 0 {
+	if n := empty(); n > 0 {
 		t.Errorf("the Service had no Ready endpoint in %d samples during the takeover", n)
 	}
 }
@@ -230,23 +198,10 @@ func TestDeletingACanaryHandsTrafficBack(t *testing.T) {
 		return nil
 	})
 
-	var empty atomic.Int32
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if n, err := readyEndpointsOf(ctx, cl, ns, "bye"); err == nil && n == 0 {
-				empty.Add(1)
-			}
-			cancel()
-		}
-	}()
+	empty := countWhile(t, func(ctx context.Context) bool {
+		n, err := readyEndpointsOf(ctx, cl, ns, "bye")
+		return err == nil && n == 0
+	})
 	c, err := getCanary(t.Context(), cl, ns, "bye")
 	if err != nil {
 		t.Fatal(err)
@@ -263,8 +218,7 @@ func TestDeletingACanaryHandsTrafficBack(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-done
+	emptySamples := empty()
 
 	d, err := deployment(t.Context(), cl, ns, "bye")
 	if err != nil || ptr.Deref(d.Spec.Replicas, 0) != 2 || d.Status.AvailableReplicas != 2 {
@@ -281,8 +235,8 @@ func TestDeletingACanaryHandsTrafficBack(t *testing.T) {
 	if err != nil || fmt.Sprint(split) != "map[bye:1]" {
 		t.Errorf("route after deletion: %v (%v), want everything to the apex Service", split, err)
 	}
-	if n := empty.Load(); n > 0 {
-		t.Errorf("the apex Service had no Ready endpoint in %d samples during the handover", n)
+	if emptySamples > 0 {
+		t.Errorf("the apex Service had no Ready endpoint in %d samples during the handover", emptySamples)
 	}
 }
 

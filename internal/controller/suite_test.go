@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +272,33 @@ func rawCanary(t *testing.T, js string) *unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// countWhile samples cond every 20 ms in the background and returns a
+// function that stops sampling and says in how many samples cond held.
+func countWhile(t *testing.T, cond func(ctx context.Context) bool) func() int {
+	var n atomic.Int32
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if cond(ctx) {
+				n.Add(1)
+			}
+			cancel()
+		}
+	}()
+	var once sync.Once
+	halt := func() int {
+		once.Do(func() { close(stop); <-done })
+		return int(n.Load())
+	}
+	t.Cleanup(func() { halt() })
+	return halt
 }
