@@ -80,6 +80,9 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, 
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        leaderID,
 		LeaderElectionNamespace: leaderElectNS,
+		// A stopping leader gives the Lease up at once, so a standby takes
+		// over in seconds instead of waiting for the Lease to expire.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
