@@ -50,10 +50,11 @@ type Querier struct {
 	// sem bounds concurrent requests to all providers together.
 	sem chan struct{}
 
-	mu      sync.Mutex
-	clients map[string]*http.Client
-	cache   map[string]*entry
-	now     func() time.Time
+	mu        sync.Mutex
+	clients   map[string]*http.Client
+	cache     map[string]*entry
+	now       func() time.Time
+	lastSweep time.Time
 }
 
 // entry is one cached (provider, query) result. done is closed when the
@@ -123,11 +124,17 @@ func (q *Querier) Query(ctx context.Context, p Provider, promql string, ttl time
 	}
 }
 
-// sweep drops expired entries so the cache holds only live queries.
+// sweep drops expired entries so the cache holds only live queries. It
+// walks the cache at most once a minute, so its cost does not grow with
+// the number of queries times the number of canaries.
 func (q *Querier) sweep() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
+	if now.Sub(q.lastSweep) < time.Minute {
+		return
+	}
+	q.lastSweep = now
 	for k, e := range q.cache {
 		select {
 		case <-e.done:

@@ -75,6 +75,12 @@ func (g *staleGuard) isStale(key types.NamespacedName, rv string) bool {
 	return ok
 }
 
+func (g *staleGuard) forget(key types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, key)
+}
+
 func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

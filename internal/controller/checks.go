@@ -120,6 +120,15 @@ func (r *CheckRunner) Result(key types.NamespacedName) (engine.CheckResult, bool
 	return res, ok
 }
 
+// Forget drops what the runner keeps for a Canary (when it is deleted).
+func (r *CheckRunner) Forget(key types.NamespacedName) {
+	r.init()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.results, key)
+	delete(r.running, key)
+}
+
 // Submit queues a round unless it is running or done. It never blocks: when
 // the queue is full the round is asked for again at the next reconcile.
 func (r *CheckRunner) Submit(c *v1alpha1.Canary, round int64) {

@@ -94,6 +94,8 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "HandedBack", "Finalize",
 			"traffic handed back to deployment %s/%s (%d replicas) through Service %s", target.Namespace, target.Name, want, workload.ServiceName(c))
 	}
+	r.Checks.Forget(client.ObjectKeyFromObject(c))
+	r.written.forget(client.ObjectKeyFromObject(c))
 	patch := client.MergeFrom(c.DeepCopy())
 	controllerutil.RemoveFinalizer(c, Finalizer)
 	if err := r.Client.Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
