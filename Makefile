@@ -48,8 +48,9 @@ $(CONTROLLER_GEN):
 	mv $(BIN)/controller-gen $@
 
 .PHONY: build
-build: ## build bin/sluice (the controller)
+build: ## build bin/sluice (the controller) and bin/kubectl-sluice (the kubectl plugin)
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
+	$(GO) build -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
 
 .PHONY: install
 install: generate ## apply Sluice's CRDs to the cluster in $$KUBECONFIG (default .local/kubeconfig)

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Action is one of the steering commands.
+type Action string
+
+// The actions.
+const (
+	Promote     Action = "promote"
+	PromoteFull Action = "promote-full"
+	Abort       Action = "abort"
+	Retry       Action = "retry"
+	Pause       Action = "pause"
+	Resume      Action = "resume"
+)
+
+// Plan says what an action will do to a Canary in its current state, or
+// why it makes no sense now.
+func Plan(c *v1alpha1.Canary, a Action) (string, error) {
+	name := c.Namespace + "/" + c.Name
+	p := c.Status.Phase
+	switch a {
+	case Promote, PromoteFull, Abort:
+		if !releasing(p) {
+			return "", fmt.Errorf("canary %s is %s: no release is in progress to %s", name, phaseName(p), a)
+		}
+		switch a {
+		case Promote:
+			return fmt.Sprintf("canary %s leaves step %d now", name, c.Status.CurrentStep), nil
+		case PromoteFull:
+			return fmt.Sprintf("canary %s skips its remaining steps and promotes revision %s", name, c.Status.CanaryRevision), nil
+		}
+		return fmt.Sprintf("canary %s rolls back now: all traffic to the primary (revision %s)", name, c.Status.StableRevision), nil
+	case Retry:
+		if p != v1alpha1.PhaseFailed {
+			return "", fmt.Errorf("canary %s is %s: only a Failed release can be retried", name, phaseName(p))
+		}
+		return fmt.Sprintf("canary %s releases revision %s again", name, c.Status.CanaryRevision), nil
+	case Pause:
+		if c.Spec.Paused {
+			return "", fmt.Errorf("canary %s is already paused", name)
+		}
+		return fmt.Sprintf("canary %s holds where it is until resumed", name), nil
+	case Resume:
+		if !c.Spec.Paused {
+			return "", fmt.Errorf("canary %s is not paused", name)
+		}
+		return fmt.Sprintf("canary %s resumes; the current pause step starts over", name), nil
+	}
+	return "", fmt.Errorf("unknown action %q", a)
+}
+
+func phaseName(p v1alpha1.CanaryPhase) string {
+	if p == "" {
+		return "new"
+	}
+	return string(p)
+}

@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func i32(v int32) *int32 { return &v }
+func f64(v float64) *float64 { return &v }
+func at(d time.Duration) *metav1.Time {
+	t := metav1.NewTime(now.Add(-d))
+	return &t
+}
+
+func deploy(image string, want, ready int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		Spec: appsv1.DeploymentSpec{Replicas: &want, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: image}}}}},
+		Status: appsv1.DeploymentStatus{ReadyReplicas: ready},
+	}
+}
+
+func midRelease() View {
+	c := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop", CreationTimestamp: metav1.NewTime(now.Add(-3 * time.Hour))},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef: v1alpha1.TargetRef{Name: "podinfo"},
+			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{
+				{SetWeight: i32(10)}, {Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: time.Minute}}},
+				{SetWeight: i32(50)}, {Pause: &v1alpha1.PauseStep{}},
+			}},
+			Analysis: &v1alpha1.Analysis{Threshold: i32(3), Metrics: []v1alpha1.MetricCheck{
+				{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: f64(99)}},
+				{Name: "latency", TemplateRef: &v1alpha1.TemplateRef{Name: "latency"}, SuccessCondition: "result < 500"},
+			}},
+		},
+		Status: v1alpha1.CanaryStatus{
+			Phase: v1alpha1.PhaseProgressing, Reason: "PauseStep", Message: "step 1: holding 10% for 1m0s",
+			LastTransitionTime: at(2 * time.Minute), StableRevision: "d611dc796d", CanaryRevision: "b1612f3c6c",
+			CurrentStep: 1, Steps: 4, CanaryWeight: 10, ObservedCanaryWeight: i32(10), FailedChecks: 1,
+			LastCheckTime: at(20 * time.Second),
+			Metrics: []v1alpha1.MetricStatus{
+				{Name: "request-success-rate", Value: "99.7", Passed: true},
+				{Name: "latency", Value: "640", Message: `640 does not meet successCondition "result < 500"`},
+			},
+			Conditions: []metav1.Condition{
+				{Type: "Ready", Status: "Unknown", Reason: "PauseStep"},
+				{Type: "Progressing", Status: "True", Reason: "PauseStep"},
+				{Type: "Reconciling", Status: "True", Reason: "PauseStep"},
+				{Type: "Stalled", Status: "False", Reason: "NotStalled"},
+			},
+		},
+	}
+	return View{Canary: c, Target: deploy("ghcr.io/stefanprodan/podinfo:6.7.1", 3, 3), Primary: deploy("ghcr.io/stefanprodan/podinfo:6.7.0", 3, 3)}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestRenderGet(t *testing.T) {
+	var b bytes.Buffer
+	Render(&b, midRelease(), now)
+	golden(t, "get-mid-release.golden", b.String())
+	// The view must carry the facts a person looks for during a release.
+	for _, want := range []string{" >  1  pause 1m0s", " ✓  0  setWeight 10%", "canary 10% set, 10% read back",
+		"failed rounds 1/3", `FAILED: 640 does not meet successCondition "result < 500"`, "primary 3/3 ready",
+		"podinfo:6.7.1", "podinfo:6.7.0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get output lacks %q", want)
+		}
+	}
+}
+
+func TestRenderList(t *testing.T) {
+	v := midRelease()
+	other := v.Canary.DeepCopy()
+	other.Namespace, other.Name = "web", "front"
+	other.Status = v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded}
+	var b bytes.Buffer
+	RenderList(&b, []v1alpha1.Canary{*v.Canary, *other}, true, now)
+	golden(t, "list-all.golden", b.String())
+}
+
+func TestPlan(t *testing.T) {
+	in := func(p v1alpha1.CanaryPhase, paused bool) *v1alpha1.Canary {
+		return &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "n"},
+			Spec: v1alpha1.CanarySpec{Paused: paused}, Status: v1alpha1.CanaryStatus{Phase: p, CanaryRevision: "r2", StableRevision: "r1"}}
+	}
+	cases := []struct {
+		phase  v1alpha1.CanaryPhase
+		paused bool
+		action Action
+		want   string // substring of the plan, or of the refusal when refused
+		refuse bool
+	}{
+		{v1alpha1.PhaseSucceeded, false, Promote, "is Succeeded: no release is in progress to promote", true},
+		{v1alpha1.PhaseProgressing, false, Retry, "only a Failed release can be retried", true},
+		{v1alpha1.PhaseFailed, false, Abort, "no release is in progress to abort", true},
+		{v1alpha1.PhaseWaitingPromotion, false, Promote, "leaves step 0 now", false},
+		{v1alpha1.PhaseProgressing, false, PromoteFull, "promotes revision r2", false},
+		{v1alpha1.PhasePaused, true, Abort, "all traffic to the primary (revision r1)", false},
+		{v1alpha1.PhaseFailed, false, Retry, "releases revision r2 again", false},
+		{v1alpha1.PhaseProgressing, true, Pause, "already paused", true},
+		{v1alpha1.PhaseProgressing, false, Resume, "is not paused", true},
+		{v1alpha1.PhasePaused, true, Resume, "resumes", false},
+	}
+	for _, tc := range cases {
+		got, err := Plan(in(tc.phase, tc.paused), tc.action)
+		text := got
+		if err != nil {
+			text = err.Error()
+		}
+		if (err != nil) != tc.refuse || !strings.Contains(text, tc.want) {
+			t.Errorf("%s in %s (paused %v): %q, %v; want refuse=%v ~%q", tc.action, tc.phase, tc.paused, got, err, tc.refuse, tc.want)
+		}
+	}
+}

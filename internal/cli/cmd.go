@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// UsageError marks a command-line mistake (exit code 2).
+type UsageError struct{ error }
+
+// NewRoot builds `kubectl sluice`. Exit codes: 0 ok, 1 error, 2 usage.
+func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
+	flags := genericclioptions.NewConfigFlags(true)
+	root := &cobra.Command{
+		Use:           "kubectl-sluice",
+		Short:         "Watch and steer Sluice canary releases",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
+	flags.AddFlags(root.PersistentFlags())
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+
+	var all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List canaries with phase, weight and step",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, ns, err := clientFor(flags)
+			if err != nil {
+				return err
+			}
+			var cs v1alpha1.CanaryList
+			opts := []client.ListOption{}
+			if !all {
+				opts = append(opts, client.InNamespace(ns))
+			}
+			if err := cl.List(cmd.Context(), &cs, opts...); err != nil {
+				return fmt.Errorf("list canaries: %w", err)
+			}
+			slices.SortFunc(cs.Items, func(a, b v1alpha1.Canary) int {
+				return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+			})
+			RenderList(streams.Out, cs.Items, all, time.Now())
+			return nil
+		},
+	}
+	list.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list canaries in every namespace")
+
+	get := &cobra.Command{
+		Use:   "get <canary>",
+		Short: "Show one release: phase, revisions, steps, weights, replicas, analysis, conditions",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, ns, err := clientFor(flags)
+			if err != nil {
+				return err
+			}
+			v, err := load(cmd.Context(), cl, ns, args[0])
+			if err != nil {
+				return err
+			}
+			Render(streams.Out, v, time.Now())
+			return nil
+		},
+	}
+	root.AddCommand(list, get)
+
+	var full bool
+	for _, a := range []struct {
+		action Action
+		short  string
+	}{
+		{Promote, "Leave the current step now (--full: skip every remaining step)"},
+		{Abort, "Roll the release back now"},
+		{Retry, "Release a Failed revision again, without touching the Deployment"},
+		{Pause, "Hold the release where it is"},
+		{Resume, "Go on with a paused release"},
+	} {
+		cmd := &cobra.Command{
+			Use:   string(a.action) + " <canary>",
+			Short: a.short,
+			Args:  oneArg,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				action := a.action
+				if action == Promote && full {
+					action = PromoteFull
+				}
+				cl, ns, err := clientFor(flags)
+				if err != nil {
+					return err
+				}
+				return act(cmd.Context(), cl, ns, args[0], action, streams)
+			},
+		}
+		if a.action == Promote {
+			cmd.Flags().BoolVar(&full, "full", false, "skip every remaining step")
+		}
+		root.AddCommand(cmd)
+	}
+	return root
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) != 0 {
+		return UsageError{fmt.Errorf("no arguments expected, got %v", args)}
+	}
+	return nil
+}
+
+func oneArg(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return UsageError{fmt.Errorf("expected one canary name, got %d arguments", len(args))}
+	}
+	return nil
+}
+
+func clientFor(flags *genericclioptions.ConfigFlags) (client.Client, string, error) {
+	cfg, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("namespace: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", fmt.Errorf("client: %w", err)
+	}
+	return cl, ns, nil
+}
+
+func load(ctx context.Context, cl client.Client, ns, name string) (View, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var v View
+	c := &v1alpha1.Canary{}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, c); err != nil {
+		return v, fmt.Errorf("canary %s/%s: %w", ns, name, err)
+	}
+	v.Canary = c
+	for _, x := range []struct {
+		name string
+		into **appsv1.Deployment
+	}{{c.Spec.TargetRef.Name, &v.Target}, {c.Spec.TargetRef.Name + "-primary", &v.Primary}} {
+		d := &appsv1.Deployment{}
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: x.name}, d)
+		switch {
+		case err == nil:
+			*x.into = d
+		case !apierrors.IsNotFound(err):
+			return v, fmt.Errorf("deployment %s/%s: %w", ns, x.name, err)
+		}
+	}
+	return v, nil
+}
+
+// act checks the action against the Canary's state, says what will happen
+// and makes the one patch the controller honours.
+func act(ctx context.Context, cl client.Client, ns, name string, a Action, streams genericiooptions.IOStreams) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c := &v1alpha1.Canary{}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, c); err != nil {
+		return fmt.Errorf("canary %s/%s: %w", ns, name, err)
+	}
+	what, err := Plan(c, a)
+	if err != nil {
+		return err
+	}
+	patch := client.MergeFrom(c.DeepCopy())
+	switch a {
+	case Pause, Resume:
+		c.Spec.Paused = a == Pause
+	default:
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[v1alpha1.RequestAnnotation] = fmt.Sprintf("%s/%d", a, time.Now().UnixNano())
+	}
+	if err := cl.Patch(ctx, c, patch, client.FieldOwner("kubectl-sluice")); err != nil {
+		return fmt.Errorf("%s canary %s/%s: %w", a, ns, name, err)
+	}
+	fmt.Fprintln(streams.Out, what)
+	return nil
+}

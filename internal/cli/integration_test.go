@@ -1,0 +1,144 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/cli"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// run runs kubectl-sluice in process and returns its output.
+func run(kubeconfig string, args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	root := cli.NewRoot(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
+	root.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+	err := root.Execute()
+	return out.String() + errOut.String(), err
+}
+
+// The CLI's actions drive a real controller (bin/sluice, built here) on the
+// local cluster.
+func TestActionsDriveARealController(t *testing.T) {
+	c := testenv.Get(t)
+	if err := c.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	ns := c.Namespace(t)
+	bin := filepath.Join(t.TempDir(), "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
+		t.Fatalf("build controller: %v\n%s", err, out)
+	}
+	instance := "cli-" + ns
+	ctrl := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--instance-id", instance,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	if err := ctrl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ctrl.Process.Kill(); _ = ctrl.Wait() })
+
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "cli"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "cli", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/cli:1"}}}}},
+	}
+	w := int32(30)
+	can := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "cli", Namespace: ns, Labels: map[string]string{"sluice.dev/instance": instance}},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef: v1alpha1.TargetRef{Name: "cli"}, Service: v1alpha1.ServiceSpec{Port: 80},
+			Router:   v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}},
+			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: &w}, {Pause: &v1alpha1.PauseStep{}}}},
+		},
+	}
+	for _, o := range []client.Object{dep, can} {
+		if err := cl.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { // finalize while the controller still runs
+		_ = cl.Delete(context.Background(), can)
+		testenv.Eventually(t, 30*time.Second, "canary finalized", func(ctx context.Context) error {
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(can), &v1alpha1.Canary{}); err == nil {
+				return errors.New("still there")
+			}
+			return nil
+		})
+	})
+	phase := func(want v1alpha1.CanaryPhase) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, "phase "+string(want), func(ctx context.Context) error {
+			var got v1alpha1.Canary
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(can), &got); err != nil {
+				return err
+			}
+			if got.Status.Phase != want {
+				return fmt.Errorf("phase %s (%s)", got.Status.Phase, got.Status.Message)
+			}
+			return nil
+		})
+	}
+	phase(v1alpha1.PhaseInitialized)
+
+	if out, err := run(c.Kubeconfig, "-n", ns, "promote", "cli"); err == nil || !strings.Contains(out+err.Error(), "is Initialized: no release is in progress") {
+		t.Errorf("promote with no release: %q, %v; want a refusal", out, err)
+	}
+	patch := client.MergeFrom(dep.DeepCopy())
+	dep.Spec.Template.Spec.Containers[0].Image = "example.com/cli:2"
+	if err := cl.Patch(t.Context(), dep, patch); err != nil {
+		t.Fatal(err)
+	}
+	phase(v1alpha1.PhaseWaitingPromotion)
+
+	out, err := run(c.Kubeconfig, "-n", ns, "get", "cli")
+	if err != nil || !strings.Contains(out, "WaitingPromotion") || !strings.Contains(out, " >  1  pause until promoted") ||
+		!strings.Contains(out, "canary 30% set, 30% read back") {
+		t.Errorf("get during the release:\n%s(%v)", out, err)
+	}
+	if out, err := run(c.Kubeconfig, "-n", ns, "pause", "cli"); err != nil || !strings.Contains(out, "holds where it is") {
+		t.Fatalf("pause: %q %v", out, err)
+	}
+	phase(v1alpha1.PhasePaused)
+	if out, err := run(c.Kubeconfig, "-n", ns, "resume", "cli"); err != nil || !strings.Contains(out, "resumes") {
+		t.Fatalf("resume: %q %v", out, err)
+	}
+	phase(v1alpha1.PhaseWaitingPromotion)
+	if out, err := run(c.Kubeconfig, "-n", ns, "promote", "cli"); err != nil || !strings.Contains(out, "leaves step 1 now") {
+		t.Fatalf("promote: %q %v", out, err)
+	}
+	phase(v1alpha1.PhaseSucceeded)
+
+	out, err = run(c.Kubeconfig, "list", "-A")
+	if err != nil || !strings.Contains(out, ns) || !strings.Contains(out, "Succeeded") {
+		t.Errorf("list -A:\n%s(%v)", out, err)
+	}
+	if _, err := run(c.Kubeconfig, "get"); !errors.As(err, new(cli.UsageError)) {
+		t.Errorf("get without a name: %v, want a usage error (exit 2)", err)
+	}
+}

@@ -1,0 +1,194 @@
+// Package cli is kubectl-sluice: a view of a release and the actions on it.
+// Rendering is a pure function of the objects and the time, so it is tested
+// with golden files.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+)
+
+// View is what `get` shows: the Canary and its two Deployments (nil when
+// absent).
+type View struct {
+	Canary  *v1alpha1.Canary
+	Target  *appsv1.Deployment
+	Primary *appsv1.Deployment
+}
+
+// Render writes the view of one release.
+func Render(w io.Writer, v View, now time.Time) {
+	c := v.Canary
+	st := c.Status
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s/%s\n", c.Namespace, c.Name)
+	phase := string(st.Phase)
+	if phase == "" {
+		phase = "(new)"
+	}
+	fmt.Fprintf(tw, "Phase:\t%s\t%s\n", phase, since(st.LastTransitionTime, now))
+	if st.Reason != "" {
+		fmt.Fprintf(tw, "Reason:\t%s: %s\n", st.Reason, st.Message)
+	}
+	fmt.Fprintf(tw, "Revision:\tstable %s (%s)\tcanary %s (%s)\n", orDash(st.StableRevision), images(v.Primary),
+		orDash(st.CanaryRevision), images(v.Target))
+	read := "-"
+	if st.ObservedCanaryWeight != nil {
+		read = fmt.Sprintf("%d%%", *st.ObservedCanaryWeight)
+	}
+	fmt.Fprintf(tw, "Weight:\tcanary %d%% set, %s read back\n", st.CanaryWeight, read)
+	fmt.Fprintf(tw, "Replicas:\tprimary %s\tcanary %s\n", replicas(v.Primary), replicas(v.Target))
+	tw.Flush()
+
+	steps := engine.Steps(c.Spec.Strategy)
+	fmt.Fprintln(w, "Steps:")
+	for i, s := range steps {
+		mark := "   "
+		switch {
+		case releasing(st.Phase) && int32(i) == st.CurrentStep:
+			mark = " > "
+		case releasing(st.Phase) && int32(i) < st.CurrentStep, st.Phase == v1alpha1.PhaseSucceeded:
+			mark = " ✓ "
+		}
+		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, describe(s))
+	}
+	if a := c.Spec.Analysis; a != nil && len(a.Metrics) > 0 {
+		threshold := int32(engine.DefaultCheckThreshold)
+		if a.Threshold != nil {
+			threshold = *a.Threshold
+		}
+		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, threshold, since(st.LastCheckTime, now))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		results := map[string]v1alpha1.MetricStatus{}
+		for _, m := range st.Metrics {
+			results[m.Name] = m
+		}
+		for _, m := range a.Metrics {
+			r, ok := results[m.Name]
+			verdict := "not yet checked"
+			if ok {
+				verdict = "passed"
+				if !r.Passed {
+					verdict = "FAILED: " + r.Message
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.Name, orDash(r.Value), bound(m), verdict)
+		}
+		tw.Flush()
+	}
+	if len(st.Conditions) > 0 {
+		fmt.Fprintln(w, "Conditions:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, cond := range st.Conditions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", cond.Type, cond.Status, cond.Reason)
+		}
+		tw.Flush()
+	}
+}
+
+// RenderList writes one line per Canary.
+func RenderList(w io.Writer, cs []v1alpha1.Canary, allNamespaces bool, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if allNamespaces {
+		fmt.Fprint(tw, "NAMESPACE\t")
+	}
+	fmt.Fprintln(tw, "NAME\tPHASE\tWEIGHT\tSTEP\tFAILED\tAGE")
+	for _, c := range cs {
+		if allNamespaces {
+			fmt.Fprintf(tw, "%s\t", c.Namespace)
+		}
+		steps := len(engine.Steps(c.Spec.Strategy))
+		phase := string(c.Status.Phase)
+		if phase == "" {
+			phase = "(new)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d%%\t%d/%d\t%d\t%s\n", c.Name, phase, c.Status.CanaryWeight,
+			c.Status.CurrentStep, steps, c.Status.FailedChecks, duration.HumanDuration(now.Sub(c.CreationTimestamp.Time)))
+	}
+	tw.Flush()
+}
+
+func releasing(p v1alpha1.CanaryPhase) bool {
+	switch p {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+		return true
+	}
+	return false
+}
+
+func describe(s v1alpha1.Step) string {
+	switch {
+	case s.SetWeight != nil:
+		return fmt.Sprintf("setWeight %d%%", *s.SetWeight)
+	case s.Pause != nil && s.Pause.Duration != nil:
+		return "pause " + s.Pause.Duration.Duration.String()
+	case s.Pause != nil:
+		return "pause until promoted"
+	}
+	return "(empty)"
+}
+
+func bound(m v1alpha1.MetricCheck) string {
+	var parts []string
+	if r := m.ThresholdRange; r != nil {
+		if r.Min != nil {
+			parts = append(parts, fmt.Sprintf(">= %g", *r.Min))
+		}
+		if r.Max != nil {
+			parts = append(parts, fmt.Sprintf("<= %g", *r.Max))
+		}
+	}
+	if m.SuccessCondition != "" {
+		parts = append(parts, m.SuccessCondition)
+	}
+	if m.FailureCondition != "" {
+		parts = append(parts, "not ("+m.FailureCondition+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func images(d *appsv1.Deployment) string {
+	if d == nil {
+		return "-"
+	}
+	var out []string
+	for _, c := range d.Spec.Template.Spec.Containers {
+		out = append(out, c.Image)
+	}
+	return strings.Join(out, ",")
+}
+
+func replicas(d *appsv1.Deployment) string {
+	if d == nil {
+		return "-"
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return fmt.Sprintf("%d/%d ready", d.Status.ReadyReplicas, want)
+}
+
+func since(t *metav1.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return duration.HumanDuration(now.Sub(t.Time)) + " ago"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
