@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-func i32(v int32) *int32 { return &v }
+func i32(v int32) *int32     { return &v }
 func f64(v float64) *float64 { return &v }
 func at(d time.Duration) *metav1.Time {
 	t := metav1.NewTime(now.Add(-d))
