@@ -9,12 +9,13 @@ import (
 // Action is one of the steering commands.
 type Action string
 
-// The actions.
+// The actions: the request annotation's, plus pause and resume (which set
+// spec.paused).
 const (
-	Promote     Action = "promote"
-	PromoteFull Action = "promote-full"
-	Abort       Action = "abort"
-	Retry       Action = "retry"
+	Promote     Action = v1alpha1.RequestPromote
+	PromoteFull Action = v1alpha1.RequestPromoteFull
+	Abort       Action = v1alpha1.RequestAbort
+	Retry       Action = v1alpha1.RequestRetry
 	Pause       Action = "pause"
 	Resume      Action = "resume"
 )
