@@ -144,3 +144,16 @@ func TestPlan(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameRedrawsInPlace(t *testing.T) {
+	f := Frame(midRelease(), now)
+	if !strings.HasPrefix(f, "\033[H") || !strings.HasSuffix(f, "\033[J") || strings.Contains(f, "\033[2J") {
+		t.Errorf("a frame must go home, clear below once and never clear the whole screen: %q", f)
+	}
+	var b bytes.Buffer
+	Render(&b, midRelease(), now)
+	lines := strings.Count(b.String(), "\n")
+	if got := strings.Count(f, "\033[K\n"); got != lines {
+		t.Errorf("%d of %d lines clear their tail", got, lines)
+	}
+}

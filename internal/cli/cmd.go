@@ -63,6 +63,7 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	}
 	list.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list canaries in every namespace")
 
+	var watchFlag bool
 	get := &cobra.Command{
 		Use:   "get <canary>",
 		Short: "Show one release: phase, revisions, steps, weights, replicas, analysis, conditions",
@@ -72,6 +73,9 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if watchFlag {
+				return watchCanary(cmd.Context(), cl, ns, args[0], streams.Out)
+			}
 			v, err := load(cmd.Context(), cl, ns, args[0])
 			if err != nil {
 				return err
@@ -80,6 +84,7 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			return nil
 		},
 	}
+	get.Flags().BoolVarP(&watchFlag, "watch", "w", false, "follow the release: redraw in place on a terminal, one line per change otherwise")
 	root.AddCommand(list, get)
 
 	var full bool
@@ -131,7 +136,7 @@ func oneArg(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-func clientFor(flags *genericclioptions.ConfigFlags) (client.Client, string, error) {
+func clientFor(flags *genericclioptions.ConfigFlags) (client.WithWatch, string, error) {
 	cfg, err := flags.ToRESTConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
@@ -147,7 +152,7 @@ func clientFor(flags *genericclioptions.ConfigFlags) (client.Client, string, err
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	cl, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, "", fmt.Errorf("client: %w", err)
 	}

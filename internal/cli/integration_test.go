@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,10 +122,41 @@ func TestActionsDriveARealController(t *testing.T) {
 		!strings.Contains(out, "canary 30% set, 30% read back") {
 		t.Errorf("get during the release:\n%s(%v)", out, err)
 	}
+	// get --watch follows from a watch; not a terminal here, so one line
+	// per change.
+	watchOut := &syncBuffer{}
+	wctx, stopWatch := context.WithCancel(t.Context())
+	watchDone := make(chan error, 1)
+	go func() {
+		root := cli.NewRoot(genericiooptions.IOStreams{Out: watchOut, ErrOut: watchOut})
+		root.SetArgs([]string{"--kubeconfig", c.Kubeconfig, "-n", ns, "get", "cli", "--watch"})
+		watchDone <- root.ExecuteContext(wctx)
+	}()
+	testenv.Eventually(t, 10*time.Second, "watch started", func(context.Context) error {
+		if !strings.Contains(watchOut.String(), "WaitingPromotion") {
+			return fmt.Errorf("output %q", watchOut.String())
+		}
+		return nil
+	})
+
 	if out, err := run(c.Kubeconfig, "-n", ns, "pause", "cli"); err != nil || !strings.Contains(out, "holds where it is") {
 		t.Fatalf("pause: %q %v", out, err)
 	}
 	phase(v1alpha1.PhasePaused)
+	changed := time.Now() // the status change was seen by polling the API (<= 100 ms late)
+	testenv.Eventually(t, 5*time.Second, "watch shows Paused", func(context.Context) error {
+		if !strings.Contains(watchOut.String(), "Paused ") {
+			return fmt.Errorf("output %q", watchOut.String())
+		}
+		return nil
+	})
+	if lag := time.Since(changed); lag > time.Second {
+		t.Errorf("get --watch showed the change %s after it happened, want within 1s", lag)
+	}
+	stopWatch()
+	if err := <-watchDone; err != nil {
+		t.Errorf("watch ended with %v", err)
+	}
 	if out, err := run(c.Kubeconfig, "-n", ns, "resume", "cli"); err != nil || !strings.Contains(out, "resumes") {
 		t.Fatalf("resume: %q %v", out, err)
 	}
@@ -141,4 +173,22 @@ func TestActionsDriveARealController(t *testing.T) {
 	if _, err := run(c.Kubeconfig, "get"); !errors.As(err, new(cli.UsageError)) {
 		t.Errorf("get without a name: %v, want a usage error (exit 2)", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
