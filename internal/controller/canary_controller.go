@@ -6,6 +6,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,7 +240,7 @@ func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev
 	out := map[string]string{}
 	for _, ref := range workload.ConfigRefs(t) {
 		var obj client.Object = &corev1.ConfigMap{}
-		kind, name := splitRef(ref)
+		kind, name, _ := strings.Cut(ref, "/")
 		if kind == "secret" {
 			obj = &corev1.Secret{}
 		}
@@ -253,15 +254,6 @@ func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev
 		out[ref] = obj.GetAnnotations()[workload.DataHashAnnotation]
 	}
 	return out, nil
-}
-
-func splitRef(ref string) (kind, name string) {
-	for i := range ref {
-		if ref[i] == '/' {
-			return ref[:i], ref[i+1:]
-		}
-	}
-	return ref, ""
 }
 
 // apply brings the cluster to the engine's desired state. Each write

@@ -179,10 +179,8 @@ func (r *CheckRunner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.
 		st.Message = err.Error()
 		return st
 	}
-	window := engine.DefaultCheckInterval
-	if c.Spec.Analysis.Interval != nil {
-		window = c.Spec.Analysis.Interval.Duration
-	}
+	interval := engine.CheckInterval(c.Spec.Analysis)
+	window := interval
 	if m.Interval != nil {
 		window = m.Interval.Duration
 	}
@@ -194,13 +192,9 @@ func (r *CheckRunner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.
 		st.Message = err.Error()
 		return st
 	}
-	ttl := engine.DefaultCheckInterval
-	if c.Spec.Analysis.Interval != nil {
-		ttl = c.Spec.Analysis.Interval.Duration
-	}
 	// A result is shared for the interval: canaries asking the same query
 	// in that time cost one request.
-	value, err := r.Querier.Query(ctx, p, rendered, ttl)
+	value, err := r.Querier.Query(ctx, p, rendered, interval)
 	if err != nil {
 		if errors.Is(err, analysis.ErrNoValues) {
 			st.Message = "no values: is the canary receiving traffic? (" + rendered + ")"

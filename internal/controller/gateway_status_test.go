@@ -22,40 +22,29 @@ import (
 // for every new generation: Accepted=True when accept is set, else
 // Accepted=False.
 func fakeGateway(t *testing.T, cl client.Client, ns, name string, accept *atomic.Bool) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			var r gwv1.HTTPRoute
-			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err == nil {
-				status, reason := metav1.ConditionFalse, "NotAllowedByListeners"
-				if accept.Load() {
-					status, reason = metav1.ConditionTrue, "Accepted"
-				}
-				cur := r.Status.Parents
-				if len(cur) != 1 || len(cur[0].Conditions) != 1 || cur[0].Conditions[0].ObservedGeneration != r.Generation ||
-					cur[0].Conditions[0].Status != status {
-					r.Status.Parents = []gwv1.RouteParentStatus{{
-						ParentRef:      gwv1.ParentReference{Name: "public"},
-						ControllerName: "example.com/fake-gateway",
-						Conditions: []metav1.Condition{{Type: string(gwv1.RouteConditionAccepted), Status: status,
-							Reason: reason, Message: "set by the test's fake gateway", ObservedGeneration: r.Generation,
-							LastTransitionTime: metav1.Now()}},
-					}}
-					_ = cl.Status().Update(ctx, &r)
-				}
-			}
-			cancel()
+	inBackground(t, func(ctx context.Context) {
+		var r gwv1.HTTPRoute
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
+		status, reason := metav1.ConditionFalse, "NotAllowedByListeners"
+		if accept.Load() {
+			status, reason = metav1.ConditionTrue, "Accepted"
+		}
+		cur := r.Status.Parents
+		if len(cur) == 1 && len(cur[0].Conditions) == 1 && cur[0].Conditions[0].ObservedGeneration == r.Generation &&
+			cur[0].Conditions[0].Status == status {
+			return
+		}
+		r.Status.Parents = []gwv1.RouteParentStatus{{
+			ParentRef:      gwv1.ParentReference{Name: "public"},
+			ControllerName: "example.com/fake-gateway",
+			Conditions: []metav1.Condition{{Type: string(gwv1.RouteConditionAccepted), Status: status,
+				Reason: reason, Message: "set by the test's fake gateway", ObservedGeneration: r.Generation,
+				LastTransitionTime: metav1.Now()}},
+		}}
+		_ = cl.Status().Update(ctx, &r)
+	})
 }
 
 func TestGatewayMustAcceptTheRouteBeforeAStepCounts(t *testing.T) {

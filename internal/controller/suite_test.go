@@ -274,31 +274,40 @@ func rawCanary(t *testing.T, js string) *unstructured.Unstructured {
 	return u
 }
 
-// countWhile samples cond every 20 ms in the background and returns a
-// function that stops sampling and says in how many samples cond held.
-func countWhile(t *testing.T, cond func(ctx context.Context) bool) func() int {
-	var n atomic.Int32
-	stop, done := make(chan struct{}), make(chan struct{})
+// inBackground runs fn every 20 ms (each call with a 5 s deadline) until
+// the returned stop is called or the test ends; stop waits for it to finish.
+func inBackground(t *testing.T, fn func(ctx context.Context)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if cond(ctx) {
-				n.Add(1)
-			}
+			fn(ctx)
 			cancel()
 		}
 	}()
 	var once sync.Once
-	halt := func() int {
-		once.Do(func() { close(stop); <-done })
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// countWhile samples cond in the background and returns a function that
+// stops sampling and says in how many samples cond held.
+func countWhile(t *testing.T, cond func(ctx context.Context) bool) func() int {
+	var n atomic.Int32
+	stop := inBackground(t, func(ctx context.Context) {
+		if cond(ctx) {
+			n.Add(1)
+		}
+	})
+	return func() int {
+		stop()
 		return int(n.Load())
 	}
-	t.Cleanup(func() { halt() })
-	return halt
 }

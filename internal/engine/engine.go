@@ -359,8 +359,12 @@ func (d *decider) analysing() bool {
 	return d.c.Spec.Analysis != nil && len(d.c.Spec.Analysis.Metrics) > 0
 }
 
-func (d *decider) checkInterval() time.Duration {
-	if a := d.c.Spec.Analysis; a != nil && a.Interval != nil && a.Interval.Duration > 0 {
+func (d *decider) checkInterval() time.Duration { return CheckInterval(d.c.Spec.Analysis) }
+
+// CheckInterval is the time between check rounds: spec.analysis.interval,
+// or DefaultCheckInterval.
+func CheckInterval(a *v1alpha1.Analysis) time.Duration {
+	if a != nil && a.Interval != nil && a.Interval.Duration > 0 {
 		return a.Interval.Duration
 	}
 	return DefaultCheckInterval

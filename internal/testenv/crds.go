@@ -62,20 +62,3 @@ func (c *Cluster) InstallSluiceCRDs() error {
 	}
 	return nil
 }
-
-// poll runs cond until it returns nil or timeout passes.
-func poll(timeout time.Duration, cond func(ctx context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := cond(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
