@@ -262,6 +262,8 @@ type PauseStep struct {
 }
 
 // Analysis is the release's checks.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.metrics) || !has(self.webhooks) || self.metrics.all(m, self.webhooks.all(w, w.name != m.name))",message="spec.analysis: a webhook and a metric share a name; names must be unique across metrics and webhooks"
 type Analysis struct {
 	// Interval between check rounds. A round also runs at the start of
 	// every step, and a step is left only after a round that started in it
@@ -283,6 +285,96 @@ type Analysis struct {
 	// +listMapKey=name
 	// +optional
 	Metrics []MetricCheck `json:"metrics,omitempty"`
+	// Webhooks are called at points of a release: gates that hold it until
+	// they answer 2xx, checks that count like metrics, a rollback trigger,
+	// and notifications. See WebhookType for when each type runs.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+}
+
+// WebhookType says when a webhook is called and what its answer means.
+// +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
+type WebhookType string
+
+// Webhook types. A gate holds the release until every hook of its type
+// answers 2xx, asking again every analysis interval; gates never count
+// toward the progress deadline.
+const (
+	// WebhookConfirmRollout: a gate before a new revision's release starts;
+	// while it is closed the Canary is Waiting and the canary is not scaled up.
+	WebhookConfirmRollout WebhookType = "confirm-rollout"
+	// WebhookPreRollout: called once the canary is Ready, before it gets
+	// traffic. A non-2xx answer is a failed check (toward the threshold)
+	// and it is called again next interval.
+	WebhookPreRollout WebhookType = "pre-rollout"
+	// WebhookRollout: called in every check round, like a metric; a non-2xx
+	// answer fails the round.
+	WebhookRollout WebhookType = "rollout"
+	// WebhookConfirmTrafficIncrease: a gate before each step that raises
+	// the canary's weight.
+	WebhookConfirmTrafficIncrease WebhookType = "confirm-traffic-increase"
+	// WebhookConfirmPromotion: a gate before the primary is promoted; check
+	// rounds go on (and can roll back) while it is closed.
+	WebhookConfirmPromotion WebhookType = "confirm-promotion"
+	// WebhookPostRollout: called once when a release ends, promoted or
+	// rolled back; a failure is reported as a Warning Event only.
+	WebhookPostRollout WebhookType = "post-rollout"
+	// WebhookRollback: called in every check round; a 2xx answer rolls the
+	// release back.
+	WebhookRollback WebhookType = "rollback"
+	// WebhookEvent: every Event Sluice records on the Canary is posted to it.
+	WebhookEvent WebhookType = "event"
+)
+
+// Webhook is an HTTP endpoint Sluice POSTs a JSON payload to: type, name,
+// namespace, revision, phase, weight, step, metadata and a timestamp (and
+// the event, for event hooks).
+//
+// +kubebuilder:validation:XValidation:rule="isURL(self.url) && (self.url.startsWith('http://') || self.url.startsWith('https://'))",message="spec.analysis.webhooks[].url must be an absolute http:// or https:// URL"
+type Webhook struct {
+	// Name of the hook, unique among the Canary's metrics and webhooks.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Type says when the hook is called. Default rollout.
+	// +kubebuilder:default=rollout
+	// +optional
+	Type WebhookType `json:"type,omitempty"`
+	// URL the payload is POSTed to.
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url"`
+	// Timeout of each attempt. Default 10s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Retries after a failed attempt (no answer, 429 or 5xx; any other
+	// answer is final). Default 2.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
+	// Metadata is passed in the payload as is.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// SecretRef names a Secret in the Canary's namespace whose key signs
+	// each request: the X-Sluice-Signature header carries
+	// "sha256=" + hex(HMAC-SHA256(key, body)).
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in the Canary's namespace.
+type SecretKeyRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the Secret's data. Default "key".
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // MetricCheck is one metric and how its value is judged.
@@ -353,11 +445,30 @@ type MetricStatus struct {
 	// Message says why it failed.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Webhook is true for a rollout webhook's result.
+	// +optional
+	Webhook bool `json:"webhook,omitempty"`
+}
+
+// GateStatus is the webhook gate a release waits on, or passed last.
+type GateStatus struct {
+	// Type of the gate's hooks.
+	Type WebhookType `json:"type"`
+	// Point is what the gate guards: "rollout", "step N" or "promotion".
+	Point string `json:"point"`
+	// Open is true once every hook of the type answered 2xx.
+	Open bool `json:"open"`
+	// Message is the hooks' last answer when the gate is closed.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastAnswer is when the hooks last answered.
+	// +optional
+	LastAnswer *metav1.Time `json:"lastAnswer,omitempty"`
 }
 
 // CanaryPhase is where a Canary is in its life. The values are Flagger's,
 // so scripts waiting on `.status.phase` keep working.
-// +kubebuilder:validation:Enum=Initializing;Initialized;Progressing;Paused;WaitingPromotion;Promoting;Finalising;Succeeded;Failed
+// +kubebuilder:validation:Enum=Initializing;Initialized;Waiting;Progressing;Paused;WaitingPromotion;Promoting;Finalising;Succeeded;Failed
 type CanaryPhase string
 
 // Phases.
@@ -367,6 +478,9 @@ const (
 	PhaseInitializing CanaryPhase = "Initializing"
 	// PhaseInitialized: the primary serves all traffic; no release ran yet.
 	PhaseInitialized CanaryPhase = "Initialized"
+	// PhaseWaiting: a new revision waits for its confirm-rollout webhooks
+	// before the release starts.
+	PhaseWaiting CanaryPhase = "Waiting"
 	// PhaseProgressing: a release is walking its steps.
 	PhaseProgressing CanaryPhase = "Progressing"
 	// PhasePaused: a release is held by spec.paused.
@@ -474,6 +588,14 @@ type CanaryStatus struct {
 	// +listMapKey=name
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
+
+	// Gate is the webhook gate the release waits on, or passed last.
+	// +optional
+	Gate *GateStatus `json:"gate,omitempty"`
+	// PreRolloutPassed is true once the release's pre-rollout webhooks
+	// answered 2xx.
+	// +optional
+	PreRolloutPassed bool `json:"preRolloutPassed,omitempty"`
 
 	// LastHandledRequest is the last sluice.dev/request value acted on.
 	// +optional

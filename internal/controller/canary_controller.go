@@ -128,6 +128,16 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: r.now()})
+	// Rounds and webhooks see the status just decided (their payload's
+	// phase, weight and step).
+	next := c.DeepCopy()
+	next.Status = out.Status
+	if out.Desired.CheckRound > 0 {
+		r.Checks.Submit(next, out.Desired.CheckRound)
+	}
+	for _, call := range out.Desired.Hooks {
+		r.Checks.SubmitHook(next, call)
+	}
 	applyErr := r.apply(ctx, &c, s, out)
 	for _, e := range out.Events {
 		typ := corev1.EventTypeNormal
@@ -135,6 +145,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			typ = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
+		r.Checks.Notify(next, e)
 	}
 	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
 		return ctrl.Result{}, err
@@ -214,6 +225,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	if res, ok := r.Checks.Result(client.ObjectKeyFromObject(c)); ok {
 		s.obs.Checks = &res
 	}
+	s.obs.Hooks = r.Checks.HookResults(client.ObjectKeyFromObject(c))
 	return s, nil
 }
 
@@ -260,9 +272,6 @@ func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev
 // happens only when the object differs.
 func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *scope, out engine.Output) error {
 	d := out.Desired
-	if d.CheckRound > 0 {
-		r.Checks.Submit(c, d.CheckRound)
-	}
 	if s.target == nil {
 		return nil
 	}

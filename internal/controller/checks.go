@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -29,12 +31,14 @@ var builtinQueries = map[string]string{
 	"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) by (le))`,
 }
 
-// CheckRunner runs check rounds off the reconcile workers: a fixed pool of
-// goroutines takes rounds from a queue, queries the providers (through the
-// shared Querier: cached, bounded, with deadlines), judges the values and
-// keeps the result until the Canary's next reconcile reads it. A finished
-// round is announced on Events, which the controller watches. A slow
-// provider therefore never holds a reconcile worker.
+// CheckRunner runs check rounds and webhook calls off the reconcile
+// workers. Each round (metrics, rollout and rollback webhooks, all at once)
+// and each webhook call runs in its own goroutine, bounded by its deadlines,
+// so a slow provider or a hanging hook holds neither a reconcile worker nor
+// another Canary's checks. Queries go through the shared Querier (cached,
+// bounded, with deadlines). Results are kept until the Canary's next
+// reconcile reads them; each is announced on Events, which the controller
+// watches.
 type CheckRunner struct {
 	// Reader reads MetricTemplates (an informer cache).
 	Reader client.Reader
@@ -47,20 +51,26 @@ type CheckRunner struct {
 	MetricsServer string
 	Querier       *analysis.Querier
 	Judge         *analysis.Judge
+	// Hooks posts webhook payloads.
+	Hooks *webhook.Caller
+	// Recorder reports failed post-rollout hooks.
+	Recorder events.EventRecorder
 
-	queue  chan roundJob
+	queue  chan func(context.Context)
 	events chan event.GenericEvent
 
-	mu       sync.Mutex
-	running  map[types.NamespacedName]int64
-	results  map[types.NamespacedName]engine.CheckResult
-	secrets  map[types.NamespacedName]cachedSecret
-	initOnce sync.Once
+	mu          sync.Mutex
+	running     map[types.NamespacedName]int64
+	results     map[types.NamespacedName]engine.CheckResult
+	hookRunning map[hookKey]engine.HookCall
+	hookResults map[hookKey]engine.HookResult
+	secrets     map[types.NamespacedName]cachedSecret
+	initOnce    sync.Once
 }
 
-type roundJob struct {
-	canary *v1alpha1.Canary
-	round  int64
+type hookKey struct {
+	canary types.NamespacedName
+	typ    v1alpha1.WebhookType
 }
 
 type cachedSecret struct {
@@ -71,10 +81,15 @@ type cachedSecret struct {
 
 func (r *CheckRunner) init() {
 	r.initOnce.Do(func() {
-		r.queue = make(chan roundJob, 1024)
+		r.queue = make(chan func(context.Context), 4096)
 		r.events = make(chan event.GenericEvent, 1024)
 		r.running = map[types.NamespacedName]int64{}
 		r.results = map[types.NamespacedName]engine.CheckResult{}
+		r.hookRunning = map[hookKey]engine.HookCall{}
+		r.hookResults = map[hookKey]engine.HookResult{}
+		if r.Hooks == nil {
+			r.Hooks = webhook.NewCaller()
+		}
 		r.secrets = map[types.NamespacedName]cachedSecret{}
 		if r.SecretTTL <= 0 {
 			r.SecretTTL = 5 * time.Minute
@@ -88,27 +103,40 @@ func (r *CheckRunner) Events() <-chan event.GenericEvent {
 	return r.events
 }
 
-// Start runs the workers until ctx ends (a manager Runnable).
+// Start runs each queued job in its own goroutine until ctx ends (a
+// manager Runnable), then waits for the running ones.
 func (r *CheckRunner) Start(ctx context.Context) error {
 	r.init()
-	const workers = 8
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case job := <-r.queue:
-					r.run(ctx, job)
-				}
-			}
-		}()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case job := <-r.queue:
+			wg.Go(func() { job(ctx) })
+		}
 	}
-	wg.Wait()
-	return nil
+}
+
+// enqueue queues a job without blocking; it reports false when the queue
+// is full (the caller asks again at the next reconcile).
+func (r *CheckRunner) enqueue(job func(context.Context)) bool {
+	select {
+	case r.queue <- job:
+		return true
+	default:
+		return false
+	}
+}
+
+// announce wakes the Canary's reconcile.
+func (r *CheckRunner) announce(ctx context.Context, c *v1alpha1.Canary) {
+	obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name}}
+	select {
+	case r.events <- event.GenericEvent{Object: obj}:
+	case <-ctx.Done():
+	}
 }
 
 // Result returns the finished round of a Canary, if any.
@@ -127,6 +155,16 @@ func (r *CheckRunner) Forget(key types.NamespacedName) {
 	defer r.mu.Unlock()
 	delete(r.results, key)
 	delete(r.running, key)
+	for k := range r.hookResults {
+		if k.canary == key {
+			delete(r.hookResults, k)
+		}
+	}
+	for k := range r.hookRunning {
+		if k.canary == key {
+			delete(r.hookRunning, k)
+		}
+	}
 }
 
 // Submit queues a round unless it is running or done. It never blocks: when
@@ -141,33 +179,67 @@ func (r *CheckRunner) Submit(c *v1alpha1.Canary, round int64) {
 	}
 	r.running[key] = round
 	r.mu.Unlock()
-	select {
-	case r.queue <- roundJob{canary: c.DeepCopy(), round: round}:
-	default:
+	c = c.DeepCopy()
+	if !r.enqueue(func(ctx context.Context) { r.run(ctx, c, round) }) {
 		r.mu.Lock()
 		delete(r.running, key)
 		r.mu.Unlock()
 	}
 }
 
-func (r *CheckRunner) run(ctx context.Context, job roundJob) {
-	c := job.canary
+// run runs one round: every metric and every rollout and rollback webhook
+// at once.
+func (r *CheckRunner) run(ctx context.Context, c *v1alpha1.Canary, round int64) {
 	key := client.ObjectKeyFromObject(c)
-	res := engine.CheckResult{Round: job.round}
-	for _, m := range c.Spec.Analysis.Metrics {
-		res.Metrics = append(res.Metrics, r.check(ctx, c, m))
+	res := engine.CheckResult{Round: round}
+	var rollout, rollback []v1alpha1.Webhook
+	for _, h := range c.Spec.Analysis.Webhooks {
+		switch engine.HookType(h) {
+		case v1alpha1.WebhookRollout:
+			rollout = append(rollout, h)
+		case v1alpha1.WebhookRollback:
+			rollback = append(rollback, h)
+		}
+	}
+	checks := make([]v1alpha1.MetricStatus, len(c.Spec.Analysis.Metrics)+len(rollout))
+	rollbacks := make([]string, len(rollback))
+	var wg sync.WaitGroup
+	for i, m := range c.Spec.Analysis.Metrics {
+		wg.Go(func() { checks[i] = r.check(ctx, c, m) })
+	}
+	for i, h := range rollout {
+		wg.Go(func() {
+			st := v1alpha1.MetricStatus{Name: h.Name, Webhook: true, Passed: true}
+			if err := r.call(ctx, c, h, nil); err != nil {
+				st.Passed, st.Message = false, err.Error()
+			}
+			checks[len(c.Spec.Analysis.Metrics)+i] = st
+		})
+	}
+	for i, h := range rollback {
+		wg.Go(func() {
+			// Only a 2xx answer asks for a rollback; anything else,
+			// including no answer, does not.
+			if r.call(ctx, c, h, nil) == nil {
+				rollbacks[i] = fmt.Sprintf("rollback webhook %s (%s) answered 2xx", h.Name, h.URL)
+			}
+		})
+	}
+	wg.Wait()
+	res.Metrics = checks
+	for _, msg := range rollbacks {
+		if msg != "" {
+			res.Rollback = msg
+			break
+		}
 	}
 	r.mu.Lock()
 	r.results[key] = res
-	if r.running[key] == job.round {
+	if r.running[key] == round {
 		delete(r.running, key)
 	}
 	r.mu.Unlock()
-	obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name}}
-	select {
-	case r.events <- event.GenericEvent{Object: obj}:
-	case <-ctx.Done():
-	}
+	r.announce(ctx, c)
 }
 
 // check runs one metric; every failure to get a value is a failed check

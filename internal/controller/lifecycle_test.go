@@ -156,6 +156,21 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		}, []string{"spec.strategy.stepWeight must not exceed maxWeight"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
+		{"webhook URL without a scheme", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", Type: v1alpha1.WebhookConfirmRollout, URL: "gates.example.com/ok"}}}
+		}, []string{"spec.analysis.webhooks[0]", "absolute http:// or https:// URL"}},
+		{"webhook of an unknown type", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", Type: "confirm", URL: "http://gates/ok"}}}
+		}, []string{"spec.analysis.webhooks[0].type", "confirm-rollout"}},
+		{"webhook named like a metric", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{
+				Metrics:  []v1alpha1.MetricCheck{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}},
+				Webhooks: []v1alpha1.Webhook{{Name: "request-success-rate", URL: "http://checks/ok"}},
+			}
+		}, []string{"spec.analysis", "unique across metrics and webhooks"}},
+		{"too many webhook retries", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", URL: "http://gates/ok", Retries: ptr.To(int32(50))}}}
+		}, []string{"spec.analysis.webhooks[0].retries", "10"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -112,7 +113,7 @@ func NewBackendCache(mgr ctrl.Manager) (cache.Cache, error) {
 	return c, nil
 }
 
-// NewCheckRunner makes the runner of metric check rounds.
+// NewCheckRunner makes the runner of check rounds and webhook calls.
 func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *CheckRunner {
 	return &CheckRunner{
 		Reader:        mgr.GetClient(),
@@ -120,6 +121,8 @@ func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries
 		MetricsServer: metricsServer,
 		Querier:       analysis.NewQuerier(maxConcurrentQueries, nil),
 		Judge:         analysis.NewJudge(),
+		Hooks:         webhook.NewCaller(),
+		Recorder:      mgr.GetEventRecorder("sluice"),
 	}
 }
 

@@ -48,7 +48,7 @@ func Decide(in Input) Output {
 		switch d.st.Phase {
 		case "", v1alpha1.PhaseInitializing:
 			d.initialize()
-		case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed:
+		case v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, v1alpha1.PhaseWaiting:
 			d.idle(req)
 		case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
 			d.progress(req)
@@ -151,13 +151,21 @@ func (d *decider) idle(req request) {
 		d.rejectRequest(req)
 		return
 	}
+	waiting := d.st.Phase == v1alpha1.PhaseWaiting
 	switch {
 	case t.Revision != d.st.CanaryRevision:
 		d.rejectRequest(req)
-		d.startRelease("NewRevision", fmt.Sprintf("new revision %s detected; releasing it", t.Revision))
+		d.begin("NewRevision", fmt.Sprintf("new revision %s detected; releasing it", t.Revision))
+		return
+	case waiting && req.action == v1alpha1.RequestAbort:
+		d.rollback("Aborted", fmt.Sprintf("release of revision %s aborted by request before it started", t.Revision))
+		return
+	case waiting:
+		d.rejectRequest(req)
+		d.begin("", "")
 		return
 	case req.action == v1alpha1.RequestRetry && d.st.Phase == v1alpha1.PhaseFailed:
-		d.startRelease("Retry", fmt.Sprintf("retrying revision %s", t.Revision))
+		d.begin("Retry", fmt.Sprintf("retrying revision %s", t.Revision))
 		return
 	case req.action != "":
 		d.rejectRequest(req)
@@ -189,12 +197,7 @@ func (d *decider) settle() {
 
 func (d *decider) startRelease(reason, msg string) {
 	d.st.CanaryRevision = d.obs.Target.Revision
-	d.st.CurrentStep = 0
-	d.st.FailedChecks = 0
-	d.st.Metrics = nil
-	d.st.StepCheckRound = d.st.CheckRound
-	d.st.StepStartedAt = &d.now
-	d.st.LastProgressTime = &d.now
+	d.resetRelease()
 	d.setPhase(v1alpha1.PhaseProgressing, reason, msg)
 	d.event(false, reason, msg)
 	d.progress(request{})
@@ -221,14 +224,16 @@ func (d *decider) progress(req request) {
 		return
 	}
 	if t.Revision != d.st.CanaryRevision {
-		d.event(false, "RevisionChanged", fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision))
+		msg := fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision)
+		if d.hasHooks(v1alpha1.WebhookConfirmRollout) {
+			// The new revision needs its own approval; meanwhile traffic
+			// returns to the primary.
+			d.begin("RevisionChanged", msg)
+			return
+		}
+		d.event(false, "RevisionChanged", msg)
 		d.st.CanaryRevision = t.Revision
-		d.st.CurrentStep = 0
-		d.st.FailedChecks = 0
-		d.st.Metrics = nil
-		d.st.StepCheckRound = d.st.CheckRound
-		d.st.StepStartedAt = &d.now
-		d.st.LastProgressTime = &d.now
+		d.resetRelease()
 	}
 	switch req.action {
 	case v1alpha1.RequestAbort:
@@ -289,6 +294,9 @@ func (d *decider) progress(req request) {
 		return
 	}
 
+	if !d.preRollout() {
+		return
+	}
 	if d.countChecks() {
 		return
 	}
@@ -298,6 +306,12 @@ func (d *decider) progress(req request) {
 		step := d.steps[d.st.CurrentStep]
 		if step.SetWeight != nil {
 			w := *step.SetWeight
+			if w > WeightAt(d.steps, int(d.st.CurrentStep)-1) {
+				if open, _ := d.gate(v1alpha1.WebhookConfirmTrafficIncrease, fmt.Sprintf("step %d", d.st.CurrentStep)); !open {
+					d.holdWeight()
+					return
+				}
+			}
 			d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", d.st.CurrentStep, w))
 			if !d.routeTo(w) {
 				d.checkDeadline(d.st.Message)
@@ -340,6 +354,11 @@ func (d *decider) progress(req request) {
 		}
 		d.advance()
 	}
+	if open, _ := d.gate(v1alpha1.WebhookConfirmPromotion, "promotion"); !open {
+		d.holdWeight()
+		d.setPhase(v1alpha1.PhaseWaitingPromotion, d.st.Reason, d.st.Message)
+		return
+	}
 	d.st.LastProgressTime = &d.now
 	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("all steps done; promoting revision %s to the primary", d.st.CanaryRevision))
 	d.event(false, "Promoting", d.st.Message)
@@ -354,9 +373,11 @@ func (d *decider) advance() {
 	d.st.LastProgressTime = &d.now
 }
 
-// analysing says whether the release has metric checks.
+// analysing says whether the release has check rounds: metrics, rollout
+// or rollback webhooks.
 func (d *decider) analysing() bool {
-	return d.c.Spec.Analysis != nil && len(d.c.Spec.Analysis.Metrics) > 0
+	return d.c.Spec.Analysis != nil && (len(d.c.Spec.Analysis.Metrics) > 0 ||
+		d.hasHooks(v1alpha1.WebhookRollout) || d.hasHooks(v1alpha1.WebhookRollback))
 }
 
 func (d *decider) checkInterval() time.Duration { return CheckInterval(d.c.Spec.Analysis) }
@@ -389,6 +410,10 @@ func (d *decider) countChecks() bool {
 	d.st.CheckedRound = r.Round
 	d.st.LastCheckTime = &d.now
 	d.st.Metrics = r.Metrics
+	if r.Rollback != "" {
+		d.rollback("RollbackWebhook", r.Rollback)
+		return true
+	}
 	var failed []string
 	for _, m := range r.Metrics {
 		if !m.Passed {
@@ -448,13 +473,15 @@ func (d *decider) checksPassed() bool {
 	return false
 }
 
+// metricsPassed says whether every check of a round passed (a round of
+// rollback webhooks alone has none).
 func metricsPassed(ms []v1alpha1.MetricStatus) bool {
 	for _, m := range ms {
 		if !m.Passed {
 			return false
 		}
 	}
-	return len(ms) > 0
+	return true
 }
 
 // holdWeight keeps the weight in force while the canary is Ready: that of
@@ -515,6 +542,7 @@ func (d *decider) finalise() {
 	d.out.Desired.TargetReplicas = ptr(int32(0))
 	d.setPhase(v1alpha1.PhaseSucceeded, "Promoted", fmt.Sprintf("revision %s promoted", d.st.StableRevision))
 	d.event(false, "Promoted", d.st.Message)
+	d.postRollout()
 }
 
 // rollback ends the release as Failed; traffic returns to the primary (when
@@ -526,6 +554,7 @@ func (d *decider) rollback(reason, msg string) {
 	d.st.CanaryWeight = d.c.Status.CanaryWeight
 	d.setPhase(v1alpha1.PhaseFailed, reason, msg)
 	d.event(true, reason, msg+"; rolling back")
+	d.postRollout()
 	d.settle()
 }
 

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"fmt"
 	"math/rand"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func invariants(in engine.Input, out engine.Output) []string {
 	}
 
 	if c.Spec.Suspend {
-		if d != (engine.Desired{}) || len(out.Events) != 0 || out.RequeueAfter != 0 {
+		if !reflect.DeepEqual(d, engine.Desired{}) || len(out.Events) != 0 || out.RequeueAfter != 0 {
 			fail("suspended Canary acts: desired %s, events %v, requeue %v", fmtDesired(d), fmtEvents(out.Events), out.RequeueAfter)
 		}
 		if st.Phase != c.Status.Phase || st.LastHandledRequest != c.Status.LastHandledRequest ||

@@ -66,12 +66,40 @@ type Observations struct {
 	// Checks is the result of a finished check round, when the controller
 	// has one.
 	Checks *CheckResult
+	// Hooks are the last answers of the gate webhooks, by type.
+	Hooks map[v1alpha1.WebhookType]HookResult
+}
+
+// HookResult is the answer of every webhook of one type to one HookCall.
+type HookResult struct {
+	// Key and Since are those of the HookCall answered.
+	Key   string
+	Since time.Time
+	// Done is when the last hook answered.
+	Done time.Time
+	// Passed is true when every hook answered 2xx.
+	Passed bool
+	// Message names the hooks that did not, and why.
+	Message string
+}
+
+// HookCall asks for the webhooks of a type to be called. A call is made
+// once per (Type, Key, Since): asking again with the same values is a
+// no-op, so a decision repeated after a lost status write calls no hook
+// twice.
+type HookCall struct {
+	Type  v1alpha1.WebhookType
+	Key   string
+	Since time.Time
 }
 
 // CheckResult is one finished round of metric checks.
 type CheckResult struct {
 	Round   int64
 	Metrics []v1alpha1.MetricStatus
+	// Rollback, when not empty, is a rollback webhook's 2xx answer: the
+	// release must roll back.
+	Rollback string
 }
 
 // Desired is the state the controller must bring the cluster to. A nil
@@ -90,6 +118,8 @@ type Desired struct {
 	// CheckRound, when above zero, is a check round that must run (the
 	// controller starts it unless it is running or done).
 	CheckRound int64
+	// Hooks are webhook calls to make.
+	Hooks []HookCall
 	// Services: the apex, primary and canary Services must exist. Only set
 	// once the primary is ready, so that taking over an existing apex
 	// Service never points it at pods that cannot serve.

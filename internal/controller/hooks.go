@@ -1,0 +1,154 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/webhook"
+)
+
+// HookResults returns the last answers of a Canary's gate webhooks.
+func (r *CheckRunner) HookResults(key types.NamespacedName) map[v1alpha1.WebhookType]engine.HookResult {
+	r.init()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out map[v1alpha1.WebhookType]engine.HookResult
+	for k, res := range r.hookResults {
+		if k.canary != key {
+			continue
+		}
+		if out == nil {
+			out = map[v1alpha1.WebhookType]engine.HookResult{}
+		}
+		out[k.typ] = res
+	}
+	return out
+}
+
+// SubmitHook calls every webhook of call.Type of the Canary (whose status
+// is the one just decided: the payload's phase, weight and step). A call
+// already running or answered with the same key and time is not made
+// again. It never blocks.
+func (r *CheckRunner) SubmitHook(c *v1alpha1.Canary, call engine.HookCall) {
+	r.init()
+	k := hookKey{canary: client.ObjectKeyFromObject(c), typ: call.Type}
+	same := func(key string, since time.Time) bool { return key == call.Key && since.Equal(call.Since) }
+	r.mu.Lock()
+	if run, ok := r.hookRunning[k]; ok && same(run.Key, run.Since) {
+		r.mu.Unlock()
+		return
+	}
+	if res, ok := r.hookResults[k]; ok && same(res.Key, res.Since) {
+		r.mu.Unlock()
+		return
+	}
+	r.hookRunning[k] = call
+	r.mu.Unlock()
+	c = c.DeepCopy()
+	if !r.enqueue(func(ctx context.Context) { r.runHooks(ctx, k, c, call) }) {
+		r.mu.Lock()
+		delete(r.hookRunning, k)
+		r.mu.Unlock()
+	}
+}
+
+func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canary, call engine.HookCall) {
+	var failures []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range c.Spec.Analysis.Webhooks {
+		if engine.HookType(h) != call.Type {
+			continue
+		}
+		wg.Go(func() {
+			if err := r.call(ctx, c, h, nil); err != nil {
+				mu.Lock()
+				failures = append(failures, err.Error())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res := engine.HookResult{Key: call.Key, Since: call.Since, Done: time.Now(), Passed: len(failures) == 0, Message: strings.Join(failures, "; ")}
+	r.mu.Lock()
+	r.hookResults[k] = res
+	if run, ok := r.hookRunning[k]; ok && run == call {
+		delete(r.hookRunning, k)
+	}
+	r.mu.Unlock()
+	if call.Type == v1alpha1.WebhookPostRollout {
+		// Nothing waits for it: a failure is only reported.
+		if !res.Passed && r.Recorder != nil {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "PostRolloutFailed", "Webhook", "%s", res.Message)
+		}
+		return
+	}
+	r.announce(ctx, c)
+}
+
+// Notify posts an Event to the Canary's event webhooks, in the
+// background. A failure is logged, not recorded: an Event about it would
+// be posted to the same hooks.
+func (r *CheckRunner) Notify(c *v1alpha1.Canary, e engine.Event) {
+	if !engine.HasHooks(c, v1alpha1.WebhookEvent) {
+		return
+	}
+	r.init()
+	c = c.DeepCopy()
+	typ := corev1.EventTypeNormal
+	if e.Warning {
+		typ = corev1.EventTypeWarning
+	}
+	ev := &webhook.Event{Type: typ, Reason: e.Reason, Message: e.Message}
+	r.enqueue(func(ctx context.Context) {
+		for _, h := range c.Spec.Analysis.Webhooks {
+			if engine.HookType(h) != v1alpha1.WebhookEvent {
+				continue
+			}
+			if err := r.call(ctx, c, h, ev); err != nil {
+				log.FromContext(ctx).Error(err, "Event webhook", "canary", client.ObjectKeyFromObject(c), "reason", e.Reason)
+			}
+		}
+	})
+}
+
+// call posts the Canary's payload to one webhook, signed when the hook
+// names a key.
+func (r *CheckRunner) call(ctx context.Context, c *v1alpha1.Canary, h v1alpha1.Webhook, ev *webhook.Event) error {
+	hook := webhook.Hook{Name: h.Name, URL: h.URL, Retries: webhook.DefaultRetries}
+	if h.Timeout != nil {
+		hook.Timeout = h.Timeout.Duration
+	}
+	if h.Retries != nil {
+		hook.Retries = int(*h.Retries)
+	}
+	if ref := h.SecretRef; ref != nil {
+		data, err := r.secret(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name})
+		if err != nil {
+			return fmt.Errorf("webhook %s: signing secret %s: %w", h.Name, ref.Name, err)
+		}
+		name := ref.Key
+		if name == "" {
+			name = "key"
+		}
+		if hook.Key = data[name]; len(hook.Key) == 0 {
+			return fmt.Errorf("webhook %s: signing secret %s has no key %q (spec.analysis.webhooks[].secretRef.key)", h.Name, ref.Name, name)
+		}
+	}
+	return r.Hooks.Call(ctx, hook, webhook.Payload{
+		Type: string(engine.HookType(h)), Name: c.Name, Namespace: c.Namespace,
+		Revision: c.Status.CanaryRevision, Phase: string(c.Status.Phase),
+		Weight: c.Status.CanaryWeight, Step: c.Status.CurrentStep,
+		Metadata: h.Metadata, Event: ev,
+	})
+}
