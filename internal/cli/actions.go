@@ -26,17 +26,28 @@ func Plan(c *v1alpha1.Canary, a Action) (string, error) {
 	name := c.Namespace + "/" + c.Name
 	p := c.Status.Phase
 	switch a {
-	case Promote, PromoteFull, Abort:
+	case Abort:
+		if p == v1alpha1.PhaseWaiting {
+			return fmt.Sprintf("canary %s drops revision %s before its release starts", name, c.Status.CanaryRevision), nil
+		}
 		if !releasing(p) {
 			return "", fmt.Errorf("canary %s is %s: no release is in progress to %s", name, phaseName(p), a)
 		}
-		switch a {
-		case Promote:
-			return fmt.Sprintf("canary %s leaves step %d now", name, c.Status.CurrentStep), nil
-		case PromoteFull:
-			return fmt.Sprintf("canary %s skips its remaining steps and promotes revision %s", name, c.Status.CanaryRevision), nil
-		}
 		return fmt.Sprintf("canary %s rolls back now: all traffic to the primary (revision %s)", name, c.Status.StableRevision), nil
+	case Promote, PromoteFull:
+		if !releasing(p) {
+			return "", fmt.Errorf("canary %s is %s: no release is in progress to %s", name, phaseName(p), a)
+		}
+		// Webhook gates are approvals from elsewhere: a promote request
+		// does not override them.
+		gate := ""
+		if g := c.Status.Gate; g != nil && !g.Open {
+			gate = fmt.Sprintf("; the closed %s gate still has to open", g.Type)
+		}
+		if a == Promote {
+			return fmt.Sprintf("canary %s leaves step %d now%s", name, c.Status.CurrentStep, gate), nil
+		}
+		return fmt.Sprintf("canary %s skips its remaining steps and promotes revision %s%s", name, c.Status.CanaryRevision, gate), nil
 	case Retry:
 		if p != v1alpha1.PhaseFailed {
 			return "", fmt.Errorf("canary %s is %s: only a Failed release can be retried", name, phaseName(p))

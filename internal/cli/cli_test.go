@@ -69,6 +69,25 @@ func midRelease() View {
 	return View{Canary: c, Target: deploy("ghcr.io/stefanprodan/podinfo:6.7.1", 3, 3), Primary: deploy("ghcr.io/stefanprodan/podinfo:6.7.0", 3, 3)}
 }
 
+// atGate is a release held by its confirm-promotion gate, with a rollout
+// webhook checked every round.
+func atGate() View {
+	v := midRelease()
+	c := v.Canary
+	c.Spec.Analysis.Webhooks = []v1alpha1.Webhook{
+		{Name: "smoke", Type: v1alpha1.WebhookRollout, URL: "http://loadtester.test/smoke"},
+		{Name: "approve", Type: v1alpha1.WebhookConfirmPromotion, URL: "https://approvals.example.com/shop",
+			SecretRef: &v1alpha1.SecretKeyRef{Name: "hooks"}},
+	}
+	c.Status.Phase, c.Status.Reason = v1alpha1.PhaseWaitingPromotion, "WaitingForGate"
+	c.Status.Message = "promotion: confirm-promotion gate closed, asking again every 1m0s: webhook approve answered 403 Forbidden: change freeze"
+	c.Status.CurrentStep, c.Status.CanaryWeight, c.Status.ObservedCanaryWeight = 4, 50, i32(50)
+	c.Status.Metrics = append(c.Status.Metrics, v1alpha1.MetricStatus{Name: "smoke", Passed: true, Webhook: true})
+	c.Status.Gate = &v1alpha1.GateStatus{Type: v1alpha1.WebhookConfirmPromotion, Point: "promotion",
+		Message: "webhook approve answered 403 Forbidden: change freeze", LastAnswer: at(12 * time.Second)}
+	return v
+}
+
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -94,6 +113,18 @@ func TestRenderGet(t *testing.T) {
 	for _, want := range []string{" >  1  pause 1m0s", " ✓  0  setWeight 10%", "canary 10% set, 10% read back",
 		"failed rounds 1/3", `FAILED: 640 does not meet successCondition "result < 500"`, "primary 3/3 ready",
 		"podinfo:6.7.1", "podinfo:6.7.0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get output lacks %q", want)
+		}
+	}
+}
+
+func TestRenderGetAtGate(t *testing.T) {
+	var b bytes.Buffer
+	Render(&b, atGate(), now)
+	golden(t, "get-at-gate.golden", b.String())
+	for _, want := range []string{"Gate:      confirm-promotion before promotion CLOSED: webhook approve answered 403 Forbidden: change freeze, last answer 12s ago",
+		"smoke", "webhook 2xx", "approve  confirm-promotion  https://approvals.example.com/shop  signed"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("get output lacks %q", want)
 		}
@@ -132,6 +163,8 @@ func TestPlan(t *testing.T) {
 		{v1alpha1.PhaseProgressing, true, Pause, "already paused", true},
 		{v1alpha1.PhaseProgressing, false, Resume, "is not paused", true},
 		{v1alpha1.PhasePaused, true, Resume, "resumes", false},
+		{v1alpha1.PhaseWaiting, false, Abort, "drops revision r2 before its release starts", false},
+		{v1alpha1.PhaseWaiting, false, Promote, "is Waiting: no release is in progress", true},
 	}
 	for _, tc := range cases {
 		got, err := Plan(in(tc.phase, tc.paused), tc.action)

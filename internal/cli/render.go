@@ -62,7 +62,7 @@ func Render(w io.Writer, v View, now time.Time) {
 		}
 		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, describe(s))
 	}
-	if a := c.Spec.Analysis; a != nil && len(a.Metrics) > 0 {
+	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(c, v1alpha1.WebhookRollout)) {
 		threshold := int32(engine.DefaultCheckThreshold)
 		if a.Threshold != nil {
 			threshold = *a.Threshold
@@ -73,8 +73,8 @@ func Render(w io.Writer, v View, now time.Time) {
 		for _, m := range st.Metrics {
 			results[m.Name] = m
 		}
-		for _, m := range a.Metrics {
-			r, ok := results[m.Name]
+		row := func(name, bound string) {
+			r, ok := results[name]
 			verdict := "not yet checked"
 			if ok {
 				verdict = "passed"
@@ -82,7 +82,39 @@ func Render(w io.Writer, v View, now time.Time) {
 					verdict = "FAILED: " + r.Message
 				}
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.Name, orDash(r.Value), bound(m), verdict)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, orDash(r.Value), bound, verdict)
+		}
+		for _, m := range a.Metrics {
+			row(m.Name, bound(m))
+		}
+		for _, h := range a.Webhooks {
+			if engine.HookType(h) == v1alpha1.WebhookRollout {
+				row(h.Name, "webhook 2xx")
+			}
+		}
+		tw.Flush()
+	}
+	if g := st.Gate; g != nil {
+		state := "open"
+		if !g.Open {
+			state = "CLOSED"
+			if g.Message != "" {
+				state += ": " + g.Message
+			} else {
+				state += ": waiting for the first answer"
+			}
+		}
+		fmt.Fprintf(w, "Gate:      %s before %s %s, last answer %s\n", g.Type, g.Point, state, since(g.LastAnswer, now))
+	}
+	if a := c.Spec.Analysis; a != nil && len(a.Webhooks) > 0 {
+		fmt.Fprintln(w, "Webhooks:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, h := range a.Webhooks {
+			signed := "unsigned"
+			if h.SecretRef != nil {
+				signed = "signed"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, engine.HookType(h), h.URL, signed)
 		}
 		tw.Flush()
 	}

@@ -162,7 +162,7 @@ func (d *decider) idle(req request) {
 		return
 	case waiting:
 		d.rejectRequest(req)
-		d.begin("", "")
+		d.begin("NewRevision", fmt.Sprintf("releasing revision %s", t.Revision))
 		return
 	case req.action == v1alpha1.RequestRetry && d.st.Phase == v1alpha1.PhaseFailed:
 		d.begin("Retry", fmt.Sprintf("retrying revision %s", t.Revision))

@@ -44,7 +44,11 @@ var (
 		v1alpha1.PhaseInitializing: true, v1alpha1.PhaseInitialized: true, v1alpha1.PhaseProgressing: true,
 		v1alpha1.PhasePaused: true, v1alpha1.PhaseWaitingPromotion: true, v1alpha1.PhasePromoting: true,
 		v1alpha1.PhaseFinalising: true, v1alpha1.PhaseSucceeded: true, v1alpha1.PhaseFailed: true,
+		v1alpha1.PhaseWaiting: true,
 	}
+	gateTypes = []v1alpha1.WebhookType{v1alpha1.WebhookConfirmRollout, v1alpha1.WebhookPreRollout,
+		v1alpha1.WebhookConfirmTrafficIncrease, v1alpha1.WebhookConfirmPromotion, v1alpha1.WebhookPostRollout,
+		v1alpha1.WebhookRollback, v1alpha1.WebhookRollout}
 )
 
 // invariants returns what is wrong with out as the answer to in.
@@ -75,8 +79,15 @@ func invariants(in engine.Input, out engine.Output) []string {
 				fail("(b) desired canary weight %d but the primary is not Ready at %q: %+v", *w, stable, obs.Primary)
 			}
 		}
-		if settledPhases[st.Phase] && *w != 0 {
-			fail("settled phase %s asks for canary weight %d", st.Phase, *w)
+		if (settledPhases[st.Phase] || st.Phase == v1alpha1.PhaseWaiting) && *w != 0 {
+			fail("phase %s asks for canary weight %d", st.Phase, *w)
+		}
+		// A closed confirm-traffic-increase gate holds the weight at what
+		// the steps before the current one set.
+		if g := st.Gate; g != nil && !g.Open && g.Type == v1alpha1.WebhookConfirmTrafficIncrease && st.Phase != v1alpha1.PhaseFailed {
+			if held := engine.WeightAt(steps, int(st.CurrentStep)-1); *w > held {
+				fail("closed confirm-traffic-increase gate at step %d, yet weight %d asked (held %d)", st.CurrentStep, *w, held)
+			}
 		}
 	}
 	if st.CanaryWeight < 0 || st.CanaryWeight > 100 {
@@ -92,6 +103,12 @@ func invariants(in engine.Input, out engine.Output) []string {
 		if !obs.Route.Exists || obs.Route.Pending != "" {
 			fail("(d) target scaled to 0 before the route was read back at 0%% (route %+v)", obs.Route)
 		}
+	}
+	if st.Phase == v1alpha1.PhaseWaiting && d.TargetReplicas != nil && *d.TargetReplicas != 0 {
+		fail("Waiting for confirm-rollout, yet the canary is scaled to %d", *d.TargetReplicas)
+	}
+	if st.Phase == v1alpha1.PhaseWaiting && c.Status.Phase != v1alpha1.PhaseWaiting && !engine.HasHooks(c, v1alpha1.WebhookConfirmRollout) {
+		fail("phase Waiting without confirm-rollout webhooks")
 	}
 	if d.TargetReplicas != nil && !obs.Target.Exists {
 		fail("asks to scale a target that does not exist")
@@ -182,7 +199,7 @@ var (
 	requests = []string{"promote", "promote/1", "promote-full", "abort", "abort/2", "retry", "retry/3", "frobnicate", " promote/4 "}
 	phases   = []v1alpha1.CanaryPhase{"", v1alpha1.PhaseInitializing, v1alpha1.PhaseInitialized, v1alpha1.PhaseProgressing,
 		v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion, v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising,
-		v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, "Bogus"}
+		v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, v1alpha1.PhaseWaiting, "Bogus"}
 )
 
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.Intn(len(xs))] }
@@ -262,6 +279,8 @@ func randomCanary(r *rand.Rand, now time.Time) *v1alpha1.Canary {
 	}
 	c.Spec.Paused = r.Intn(5) == 0
 	c.Spec.Suspend = r.Intn(20) == 0
+
+	randomHooks(r, c)
 
 	st := &c.Status
 	st.Phase = pick(r, phases...)
@@ -344,7 +363,45 @@ func randomObs(r *rand.Rand, c *v1alpha1.Canary) engine.Observations {
 	if r.Intn(10) == 0 {
 		o.Blocked, o.BlockedReason = "Service apps/auth-proxy not found", "BackendNotFound"
 	}
+	randomHookAnswers(r, c, &o)
 	return o
+}
+
+// randomHooks gives a third of the Canaries some webhooks, and their status
+// a gate state.
+func randomHooks(r *rand.Rand, c *v1alpha1.Canary) {
+	if r.Intn(3) != 0 {
+		return
+	}
+	c.Spec.Analysis = &v1alpha1.Analysis{Interval: mdur(time.Duration(1+r.Intn(120)) * time.Second), Threshold: i32(1 + r.Int31n(3))}
+	for i, typ := range gateTypes {
+		if r.Intn(2) == 0 {
+			c.Spec.Analysis.Webhooks = append(c.Spec.Analysis.Webhooks, v1alpha1.Webhook{Name: fmt.Sprintf("h%d", i), Type: typ, URL: "http://h/"})
+		}
+	}
+	c.Status.PreRolloutPassed = r.Intn(2) == 0
+	if r.Intn(2) == 0 {
+		c.Status.Gate = &v1alpha1.GateStatus{Type: pick(r, gateTypes...), Point: pick(r, "rollout", "pre-rollout", "promotion", "step 0", "step 1"),
+			Open: r.Intn(2) == 0, LastAnswer: randomTime(r, t0)}
+	}
+}
+
+// randomHookAnswers answers some gates, for the release's revision or
+// another, passed or not.
+func randomHookAnswers(r *rand.Rand, c *v1alpha1.Canary, o *engine.Observations) {
+	if c.Spec.Analysis == nil || r.Intn(2) == 0 {
+		return
+	}
+	o.Hooks = map[v1alpha1.WebhookType]engine.HookResult{}
+	for _, typ := range gateTypes {
+		if r.Intn(2) == 0 {
+			continue
+		}
+		rev := pick(r, c.Status.CanaryRevision, c.Status.CanaryRevision, pick(r, simRevs...))
+		done := t0.Add(-time.Duration(r.Intn(600)) * time.Second)
+		o.Hooks[typ] = engine.HookResult{Key: rev + "/" + pick(r, "rollout", "pre-rollout", "promotion", "step 0", "step 1", "step 2"),
+			Since: done.Add(-time.Duration(r.Intn(60)) * time.Second), Done: done, Passed: r.Intn(2) == 0, Message: "answered 403"}
+	}
 }
 
 func describeInput(in engine.Input) string {
@@ -368,7 +425,7 @@ func decideChecked(in engine.Input) (out engine.Output, bad []string) {
 	if !equality.Semantic.DeepEqual(before, in.Canary) {
 		bad = append(bad, "Decide modified its input Canary")
 	}
-	if again := engine.Decide(in); !equality.Semantic.DeepEqual(out, again) {
+	if again := engine.Decide(in); !reflect.DeepEqual(out, again) {
 		bad = append(bad, "Decide is not deterministic")
 	}
 	return out, append(bad, invariants(in, out)...)
