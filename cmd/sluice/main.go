@@ -19,51 +19,62 @@ import (
 )
 
 func main() {
-	var (
-		metricsAddr, probeAddr string
-		leaderElect            bool
-		leaderElectNS          string
-		workers                int
-		qps                    float64
-		burst                  int
-		instanceID             string
-		metricsServer          string
-		maxQueries             int
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader with a Lease so that only one replica acts")
-	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
-	flag.IntVar(&workers, "workers", 4, "Canaries reconciled concurrently")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "client-side rate limit to the apiserver (requests/s)")
-	flag.IntVar(&burst, "kube-api-burst", 100, "client-side burst to the apiserver")
-	flag.StringVar(&metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
-	flag.IntVar(&maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
-	flag.StringVar(&instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
+	var cfg config
+	flag.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	flag.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&cfg.leaderElect, "leader-elect", false, "elect a leader with a Lease so that only one replica acts")
+	flag.StringVar(&cfg.leaderElectNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+	flag.IntVar(&cfg.workers, "workers", 4, "Canaries reconciled concurrently")
+	flag.Float64Var(&cfg.qps, "kube-api-qps", 50, "client-side rate limit to the apiserver (requests/s)")
+	flag.IntVar(&cfg.burst, "kube-api-burst", 100, "client-side burst to the apiserver")
+	flag.StringVar(&cfg.metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
+	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinApp, "source of the builtin metrics: app (the app's own http_requests_total and http_request_duration_seconds) or envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation)")
+	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
+	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectNS, workers, qps, burst, instanceID, metricsServer, maxQueries); err != nil {
+	if cfg.builtinMetrics != controller.BuiltinApp && cfg.builtinMetrics != controller.BuiltinEnvoy {
+		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use app or envoy\n", cfg.builtinMetrics)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, workers int, qps float64, burst int, instanceID, metricsServer string, maxQueries int) error {
+// config is the command line.
+type config struct {
+	metricsAddr, probeAddr string
+	leaderElect            bool
+	leaderElectNS          string
+	workers                int
+	qps                    float64
+	burst                  int
+	instanceID             string
+	metricsServer          string
+	builtinMetrics         string
+	maxQueries             int
+}
+
+func run(c config) error {
+	metricsAddr, probeAddr, leaderElect, leaderElectNS := c.metricsAddr, c.probeAddr, c.leaderElect, c.leaderElectNS
+	workers, qps, burst, instanceID := c.workers, c.qps, c.burst, c.instanceID
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
 		if err := add(scheme); err != nil {
 			return fmt.Errorf("build scheme: %w", err)
 		}
 	}
-	cfg, err := ctrl.GetConfig()
+	rest, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	cfg.QPS, cfg.Burst = float32(qps), burst
+	rest.QPS, rest.Burst = float32(qps), burst
 	cacheOpts, err := controller.CacheOptions(instanceID)
 	if err != nil {
 		return err
@@ -72,7 +83,7 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, 
 	if instanceID != "" {
 		leaderID = instanceID + "." + leaderID
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(rest, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
@@ -91,12 +102,14 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectNS string, 
 	if err != nil {
 		return err
 	}
+	checks := controller.NewCheckRunner(mgr, c.metricsServer, c.maxQueries)
+	checks.BuiltinMetrics = c.builtinMetrics
 	r := &controller.CanaryReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("sluice"),
 		Backends: backends,
-		Checks:   controller.NewCheckRunner(mgr, metricsServer, maxQueries),
+		Checks:   checks,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers}); err != nil {
 		return err

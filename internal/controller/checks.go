@@ -23,13 +23,37 @@ import (
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// Builtin metrics, for apps exposing the conventional HTTP metrics
-// http_requests_total{code} and http_request_duration_seconds_bucket,
-// scraped with namespace and pod labels. They go to --metrics-server.
-var builtinQueries = map[string]string{
-	"request-success-rate": `100 * sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}])) / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`,
-	"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) by (le))`,
+// Builtin metrics, by source (the controller's --builtin-metrics), asked
+// of --metrics-server.
+//
+//   - app: the conventional HTTP metrics of the app itself,
+//     http_requests_total{code} and http_request_duration_seconds_bucket,
+//     scraped with namespace and pod labels; only the target's (canary's)
+//     pods are selected.
+//   - envoy: the upstream-cluster statistics of an Envoy-based Gateway API
+//     implementation for the canary Service: envoy_cluster_upstream_rq
+//     {envoy_response_code} and envoy_cluster_upstream_rq_time_bucket (ms),
+//     with the cluster named as Contour names it (<ns>/<service>/<port>/<hash>)
+//     or as Istio does (outbound|<port>||<service>.<ns>.svc.cluster.local).
+var builtinQueries = map[string]map[string]string{
+	BuiltinApp: {
+		"request-success-rate": `100 * sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}])) / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`,
+		"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) by (le))`,
+	},
+	BuiltinEnvoy: {
+		"request-success-rate": `100 * sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `",envoy_response_code!~"5.."}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}]))`,
+		"request-duration":     `histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}])) by (le))`,
+	},
 }
+
+// envoyCanaryCluster matches the Envoy clusters of the canary Service.
+const envoyCanaryCluster = `{{ namespace }}/{{ service }}-canary/[0-9]+/.+|outbound\\|[0-9]+\\|\\|{{ service }}-canary\\.{{ namespace }}\\.svc\\.cluster\\.local`
+
+// Builtin metric sources (--builtin-metrics).
+const (
+	BuiltinApp   = "app"
+	BuiltinEnvoy = "envoy"
+)
 
 // CheckRunner runs check rounds and webhook calls off the reconcile
 // workers. Each round (metrics, rollout and rollback webhooks, all at once)
@@ -49,6 +73,9 @@ type CheckRunner struct {
 	SecretTTL    time.Duration
 	// MetricsServer is the Prometheus of the builtin metrics.
 	MetricsServer string
+	// BuiltinMetrics is the builtin metrics' source: BuiltinApp (default)
+	// or BuiltinEnvoy.
+	BuiltinMetrics string
 	Querier       *analysis.Querier
 	Judge         *analysis.Judge
 	// Hooks posts webhook payloads.
@@ -295,7 +322,11 @@ func (r *CheckRunner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.
 // resolve finds a metric's provider and query template.
 func (r *CheckRunner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) (analysis.Provider, string, error) {
 	if m.TemplateRef == nil {
-		q, ok := builtinQueries[m.Name]
+		source := r.BuiltinMetrics
+		if source == "" {
+			source = BuiltinApp
+		}
+		q, ok := builtinQueries[source][m.Name]
 		if !ok {
 			return analysis.Provider{}, "", fmt.Errorf("%q is not a builtin metric; set templateRef", m.Name)
 		}
