@@ -76,8 +76,8 @@ type CheckRunner struct {
 	// BuiltinMetrics is the builtin metrics' source: BuiltinApp (default)
 	// or BuiltinEnvoy.
 	BuiltinMetrics string
-	Querier       *analysis.Querier
-	Judge         *analysis.Judge
+	Querier        *analysis.Querier
+	Judge          *analysis.Judge
 	// Hooks posts webhook payloads.
 	Hooks *webhook.Caller
 	// Recorder reports failed post-rollout hooks.
