@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
@@ -188,5 +190,44 @@ func TestFrameRedrawsInPlace(t *testing.T) {
 	lines := strings.Count(b.String(), "\n")
 	if got := strings.Count(f, "\033[K\n"); got != lines {
 		t.Errorf("%d of %d lines clear their tail", got, lines)
+	}
+}
+
+// lint: the findings name the file and the field; an error fails the
+// command (exit 1), a warning does not; a missing file is a usage error.
+func TestLintCommand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	canary := "apiVersion: sluice.dev/v1alpha1\nkind: Canary\nmetadata: {name: web}\nspec:\n  targetRef: {name: web}\n  service: {port: 80}\n  router: {gatewayAPI: {parentRefs: [{name: gw}]}}\n"
+	good := write("good.yaml", canary+"  strategy: {steps: [{setWeight: 10}]}\n")
+	warn := write("warn.yaml", canary+"  strategy: {steps: [{pause: {duration: 1m}}]}\n")
+	bad := write("bad.yaml", canary+"  strategy: {steps: [{setWeight: 50}, {setWeight: 20}]}\n  progresDeadline: 5m\n")
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := NewRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+		root.SetArgs(args)
+		err := root.Execute()
+		return out.String(), err
+	}
+	if out, err := run("lint", good); err != nil || out != "" {
+		t.Errorf("good: %q %v", out, err)
+	}
+	if out, err := run("lint", warn); err != nil || !strings.Contains(out, "warn.yaml: Canary/web: warning: spec.strategy: no step sends traffic") {
+		t.Errorf("warning: %q %v", out, err)
+	}
+	out, err := run("lint", good, bad)
+	if err == nil || !strings.Contains(err.Error(), "2 error(s)") ||
+		!strings.Contains(out, "bad.yaml: Canary/web: error: spec.strategy: Invalid value: spec.strategy.steps: setWeight values must increase from step to step") ||
+		!strings.Contains(out, "bad.yaml: Canary/web: error: spec.progresDeadline: unknown field") {
+		t.Errorf("bad: %q %v", out, err)
+	}
+	if _, err := run("lint", filepath.Join(dir, "missing.yaml")); !errors.As(err, new(UsageError)) {
+		t.Errorf("missing file: %v, want a usage error", err)
 	}
 }

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -15,8 +18,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/lint"
 )
 
 // UsageError marks a command-line mistake (exit code 2).
@@ -37,6 +42,7 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetErr(streams.ErrOut)
 
 	var all bool
+	var output string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List canaries with phase, weight and step",
@@ -57,6 +63,13 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			slices.SortFunc(cs.Items, func(a, b v1alpha1.Canary) int {
 				return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 			})
+			if output != "" {
+				cs.APIVersion, cs.Kind = "sluice.dev/v1alpha1", "CanaryList"
+				for i := range cs.Items {
+					typed(&cs.Items[i])
+				}
+				return printObject(streams.Out, output, &cs)
+			}
 			RenderList(streams.Out, cs.Items, all, time.Now())
 			return nil
 		},
@@ -73,6 +86,9 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if watchFlag && output != "" {
+				return UsageError{fmt.Errorf("--watch and --output do not go together")}
+			}
 			if watchFlag {
 				return watchCanary(cmd.Context(), cl, ns, args[0], streams.Out)
 			}
@@ -80,12 +96,37 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if output != "" {
+				return printObject(streams.Out, output, typed(v.Canary))
+			}
 			Render(streams.Out, v, time.Now())
 			return nil
 		},
 	}
 	get.Flags().BoolVarP(&watchFlag, "watch", "w", false, "follow the release: redraw in place on a terminal, one line per change otherwise")
-	root.AddCommand(list, get)
+	for _, c := range []*cobra.Command{list, get} {
+		c.Flags().StringVarP(&output, "output", "o", "", "print the object(s) as json or yaml, for scripts")
+		c.PreRunE = func(*cobra.Command, []string) error {
+			if output != "" && output != "json" && output != "yaml" {
+				return UsageError{fmt.Errorf("--output %q: use json or yaml", output)}
+			}
+			return nil
+		}
+	}
+	lint := &cobra.Command{
+		Use:   "lint <file>...",
+		Short: "Check Canary and MetricTemplate manifests offline, with the apiserver's own validation and Sluice's rules (- reads stdin)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return UsageError{fmt.Errorf("give one or more files (- for stdin)")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lintFiles(cmd.Context(), args, streams)
+		},
+	}
+	root.AddCommand(list, get, lint)
 
 	var full bool
 	for _, a := range []struct {
@@ -120,6 +161,66 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		root.AddCommand(cmd)
 	}
 	return root
+}
+
+// typed sets the Canary's apiVersion and kind (the client leaves them
+// empty on typed objects) and drops managedFields, as kubectl does.
+func typed(c *v1alpha1.Canary) *v1alpha1.Canary {
+	c.APIVersion, c.Kind = "sluice.dev/v1alpha1", "Canary"
+	c.ManagedFields = nil
+	return c
+}
+
+// printObject writes obj as indented JSON or as YAML.
+func printObject(w io.Writer, format string, obj any) error {
+	var b []byte
+	var err error
+	if format == "yaml" {
+		b, err = yaml.Marshal(obj)
+	} else {
+		b, err = json.MarshalIndent(obj, "", "    ")
+		b = append(b, '\n')
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", format, err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// lintFiles lints each file and prints the findings; any error finding
+// makes the command fail (exit 1), warnings do not.
+func lintFiles(ctx context.Context, files []string, streams genericiooptions.IOStreams) error {
+	l, err := lint.New()
+	if err != nil {
+		return err
+	}
+	errorsFound := 0
+	for _, f := range files {
+		var r io.Reader = streams.In
+		if f != "-" {
+			fh, err := os.Open(f)
+			if err != nil {
+				return UsageError{err}
+			}
+			defer func() { _ = fh.Close() }()
+			r = fh
+		}
+		findings, err := l.Lint(ctx, r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for _, fd := range findings {
+			fmt.Fprintf(streams.Out, "%s: %s\n", f, fd)
+			if !fd.Warning {
+				errorsFound++
+			}
+		}
+	}
+	if errorsFound > 0 {
+		return fmt.Errorf("%d error(s) found", errorsFound)
+	}
+	return nil
 }
 
 func noArgs(_ *cobra.Command, args []string) error {

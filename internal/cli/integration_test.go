@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -172,6 +174,23 @@ func TestActionsDriveARealController(t *testing.T) {
 	}
 	if _, err := run(c.Kubeconfig, "get"); !errors.As(err, new(cli.UsageError)) {
 		t.Errorf("get without a name: %v, want a usage error (exit 2)", err)
+	}
+
+	// Output for scripts: the object as the apiserver has it.
+	out, err = run(c.Kubeconfig, "-n", ns, "get", "cli", "-o", "json")
+	var got v1alpha1.Canary
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Kind != "Canary" ||
+		got.Status.Phase != v1alpha1.PhaseSucceeded || got.Name != "cli" {
+		t.Errorf("get -o json: %v\n%s", err, out)
+	}
+	out, err = run(c.Kubeconfig, "-n", ns, "list", "-o", "yaml")
+	var list v1alpha1.CanaryList
+	if err != nil || yaml.Unmarshal([]byte(out), &list) != nil || list.Kind != "CanaryList" ||
+		len(list.Items) != 1 || list.Items[0].Status.Phase != v1alpha1.PhaseSucceeded {
+		t.Errorf("list -o yaml: %v\n%s", err, out)
+	}
+	if _, err := run(c.Kubeconfig, "-n", ns, "get", "cli", "-o", "wide"); !errors.As(err, new(cli.UsageError)) {
+		t.Errorf("get -o wide: %v, want a usage error", err)
 	}
 }
 

@@ -1,0 +1,193 @@
+package lint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+func newLinter(t *testing.T) *Linter {
+	t.Helper()
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// The shipped examples lint clean.
+func TestExamplesAreClean(t *testing.T) {
+	l := newLinter(t)
+	files, _ := filepath.Glob("../../examples/*/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.LintBytes(context.Background(), b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, fd := range got {
+			t.Errorf("%s: %s", f, fd)
+		}
+	}
+}
+
+const goodCanary = `apiVersion: sluice.dev/v1alpha1
+kind: Canary
+metadata: {name: web, namespace: %s}
+spec:
+  targetRef: {name: web}
+  service: {port: 80}
+  router: {gatewayAPI: {parentRefs: [{name: public}]}}
+  strategy: {steps: [{setWeight: 10}, {pause: {duration: 1m}}]}
+`
+
+// Bad Canaries: for each, what lint says must include every cause the real
+// apiserver gives for the same object, word for word.
+var badCanaries = map[string]string{
+	"no router":              `{"spec":{"router":{}}}`,
+	"decreasing weights":     `{"spec":{"strategy":{"steps":[{"setWeight":50},{"setWeight":20}]}}}`,
+	"weight above 100":       `{"spec":{"strategy":{"steps":[{"setWeight":120}]}}}`,
+	"two actions":            `{"spec":{"strategy":{"steps":[{"setWeight":10,"pause":{}}]}}}`,
+	"bad duration":           `{"spec":{"progressDeadline":"ten minutes"}}`,
+	"webhook without scheme": `{"spec":{"analysis":{"webhooks":[{"name":"g","type":"confirm-rollout","url":"gates.example.com"}]}}}`,
+	"unknown webhook type":   `{"spec":{"analysis":{"webhooks":[{"name":"g","type":"confirm","url":"http://g/"}]}}}`,
+	"builtin without bound":  `{"spec":{"analysis":{"metrics":[{"name":"request-success-rate"}]}}}`,
+	"port out of range":      `{"spec":{"service":{"port":70000}}}`,
+}
+
+func mergeInto(t *testing.T, base, patch string) map[string]any {
+	t.Helper()
+	var obj, p map[string]any
+	if err := yaml.Unmarshal([]byte(base), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(patch), &p); err != nil {
+		t.Fatal(err)
+	}
+	var merge func(dst, src map[string]any)
+	merge = func(dst, src map[string]any) {
+		for k, v := range src {
+			if sm, ok := v.(map[string]any); ok && len(sm) > 0 {
+				if dm, ok := dst[k].(map[string]any); ok {
+					merge(dm, sm)
+					continue
+				}
+			}
+			dst[k] = v
+		}
+	}
+	merge(obj, p)
+	return obj
+}
+
+func TestLintGivesTheApiserversMessages(t *testing.T) {
+	cl := testenv.Get(t)
+	if err := cl.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	ns := cl.Namespace(t)
+	c, err := client.New(cl.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLinter(t)
+	for name, patch := range badCanaries {
+		t.Run(name, func(t *testing.T) {
+			obj := mergeInto(t, fmt.Sprintf(goodCanary, ns), patch)
+			doc, _ := yaml.Marshal(obj)
+			findings, err := l.LintBytes(t.Context(), doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var said []string
+			for _, f := range findings {
+				if !f.Warning {
+					said = append(said, f.Message)
+				}
+			}
+			if len(said) == 0 {
+				t.Fatalf("lint found nothing wrong")
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			err = c.Create(t.Context(), u, client.DryRunAll)
+			var se *apierrors.StatusError
+			if !errors.As(err, &se) || !apierrors.IsInvalid(err) || se.ErrStatus.Details == nil {
+				t.Fatalf("the apiserver accepted it or failed otherwise: %v", err)
+			}
+			for _, cause := range se.ErrStatus.Details.Causes {
+				want := cause.Message
+				if cause.Field != "" {
+					want = cause.Field + ": " + want
+				}
+				found := false
+				for _, s := range said {
+					found = found || s == want
+				}
+				if !found {
+					t.Errorf("the apiserver says\n  %s\nlint says\n  %s", want, strings.Join(said, "\n  "))
+				}
+			}
+		})
+	}
+}
+
+// A misspelt field is an error, not the silence the apiserver answers.
+func TestUnknownFieldsAreReported(t *testing.T) {
+	l := newLinter(t)
+	doc := fmt.Sprintf(goodCanary, "shop") + "  analysis:\n    metric:\n    - name: request-success-rate\n  progresDeadline: 5m\n"
+	findings, err := l.LintBytes(context.Background(), []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := fmt.Sprint(findings)
+	for _, want := range []string{"spec.analysis.metric: unknown field", "spec.progresDeadline: unknown field", "Canary/web: error"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("findings %s lack %q", joined, want)
+		}
+	}
+}
+
+// Sluice's own rules warn about what the apiserver accepts but would not
+// work as meant.
+func TestSluiceRules(t *testing.T) {
+	l := newLinter(t)
+	for _, tc := range []struct {
+		patch, want string
+	}{
+		{`{"spec":{"strategy":{"steps":[{"pause":{"duration":"1m"}}]}}}`, "no step sends traffic to the canary"},
+		{`{"spec":{"progressDeadline":"30s","analysis":{"interval":"1m","metrics":[{"name":"request-success-rate","thresholdRange":{"min":99}}]}}}`,
+			"spec.progressDeadline (30s) is not longer than spec.analysis.interval (1m0s)"},
+	} {
+		obj := mergeInto(t, fmt.Sprintf(goodCanary, "shop"), tc.patch)
+		doc, _ := yaml.Marshal(obj)
+		findings, err := l.LintBytes(context.Background(), doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(findings) != 1 || !findings[0].Warning || !strings.Contains(findings[0].Message, tc.want) {
+			t.Errorf("%s: findings %v, want one warning containing %q", tc.patch, findings, tc.want)
+		}
+	}
+	// Other kinds in the same stream are skipped; a good Canary has nothing.
+	doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n" + fmt.Sprintf(goodCanary, "shop")
+	if findings, err := l.LintBytes(context.Background(), []byte(doc)); err != nil || len(findings) != 0 {
+		t.Errorf("findings %v, %v; want none", findings, err)
+	}
+}
