@@ -60,7 +60,77 @@ type CanarySpec struct {
 	// or status changes) until it is cleared.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// Verification bounds how long and how often the promoted primary may
+	// differ from its revision's record before the promotion fails safe.
+	// +optional
+	Verification *Verification `json:"verification,omitempty"`
+
+	// RevisionHistoryLimit is how many CanaryRevision records to keep
+	// (the stable revision's is always kept). Default 10.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 }
+
+// Verification of the promoted primary against its revision's record:
+// generation observed, replicas updated and available at the ready
+// threshold, every container's image and resources as recorded.
+type Verification struct {
+	// Timeout is how long the primary may take to match its record after
+	// promotion starts. Default 5m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Retries is how many mismatches are tolerated (the primary's template
+	// changed by someone else, which Sluice re-applies; or its Deployment
+	// reporting a failure such as exceeded quota), counted at most once per
+	// interval. One more fails the promotion. Default 3.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
+	// Interval between counted mismatches. Default 10s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// VerificationStatus is the verification of the primary at a revision.
+type VerificationStatus struct {
+	// Revision verified.
+	Revision string `json:"revision"`
+	// State: Verifying, Verified or Failed.
+	State string `json:"state"`
+	// StartedAt is when the promotion started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// Mismatches counted so far.
+	// +optional
+	Mismatches int32 `json:"mismatches,omitempty"`
+	// LastMismatch says what differed, and LastMismatchField which field
+	// (image, resources, replicas, template, rollout).
+	// +optional
+	LastMismatch string `json:"lastMismatch,omitempty"`
+	// +optional
+	LastMismatchField string `json:"lastMismatchField,omitempty"`
+	// LastMismatchTime is when the last mismatch was counted.
+	// +optional
+	LastMismatchTime *metav1.Time `json:"lastMismatchTime,omitempty"`
+	// FinishedAt is when it was Verified or Failed.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// Verification states.
+const (
+	VerificationVerifying = "Verifying"
+	VerificationVerified  = "Verified"
+	VerificationFailed    = "Failed"
+)
 
 // TargetRef names the Deployment under release.
 type TargetRef struct {
@@ -507,6 +577,9 @@ const (
 	ConditionProgressing = "Progressing"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionDrifted is True when the primary no longer matches the
+	// record of the revision it was promoted at (edited or scaled by hand).
+	ConditionDrifted = "Drifted"
 )
 
 // Request annotation: a one-shot action on a release, written by
@@ -592,6 +665,11 @@ type CanaryStatus struct {
 	// Gate is the webhook gate the release waits on, or passed last.
 	// +optional
 	Gate *GateStatus `json:"gate,omitempty"`
+	// Verification is the promoted primary's verification against its
+	// revision's record.
+	// +optional
+	Verification *VerificationStatus `json:"verification,omitempty"`
+
 	// PreRolloutPassed is true once the release's pre-rollout webhooks
 	// answered 2xx.
 	// +optional

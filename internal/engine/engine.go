@@ -177,9 +177,21 @@ func (d *decider) idle(req request) {
 // the primary is Ready, then the target scaled to zero.
 func (d *decider) settle() {
 	d.out.Desired.Services = d.obs.Primary.Exists
+	d.restore()
 	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
 		// Never send traffic to a primary that cannot serve it, and never
-		// scale down the copy that may be carrying it.
+		// scale down the copy that may be carrying it. After a failed
+		// release whose canary is Ready (a promotion that failed
+		// verification), the canary carries it all until the primary is
+		// back.
+		canaryOK, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold())
+		if v := d.st.Verification; d.st.Phase == v1alpha1.PhaseFailed && canaryOK && d.st.CanaryRevision != d.st.StableRevision &&
+			v != nil && v.State == v1alpha1.VerificationFailed && v.Revision == d.st.CanaryRevision {
+			d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+			d.routeTo(100)
+			d.stall("PrimaryNotReady", "all traffic on the canary until the primary is Ready again: "+why)
+			return
+		}
 		d.stall("PrimaryNotReady", "holding traffic where it is: "+why)
 		return
 	}
@@ -511,13 +523,7 @@ func (d *decider) promote() {
 		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
 		return
 	}
-	if ok, why := d.ready("primary", d.obs.Primary, rev, d.primaryThreshold()); !ok {
-		d.note("Promoting", "waiting for the primary to roll out: "+why)
-		if d.deadlinePassed() {
-			d.stall("PromotionStuck", fmt.Sprintf("no progress for %s: %s", d.deadline(), why))
-		} else {
-			d.requeue(d.deadlineLeft())
-		}
+	if !d.verify(rev) {
 		return
 	}
 	d.st.StableRevision = rev
@@ -532,8 +538,7 @@ func (d *decider) promote() {
 func (d *decider) finalise() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
-	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
-		d.note("Finalising", "waiting for the primary: "+why)
+	if !d.verify(d.st.StableRevision) {
 		return
 	}
 	if !d.routeTo(0) {
@@ -551,6 +556,7 @@ func (d *decider) rollback(reason, msg string) {
 	// Withdraw a step's weight asked for earlier in this decision: traffic
 	// goes back to the primary below, or stays where it was.
 	d.out.Desired.CanaryWeight = nil
+	d.out.Desired.PrimaryFromTarget = false
 	d.st.CanaryWeight = d.c.Status.CanaryWeight
 	d.setPhase(v1alpha1.PhaseFailed, reason, msg)
 	d.event(true, reason, msg+"; rolling back")
@@ -616,6 +622,14 @@ func (d *decider) ready(name string, w Workload, rev string, threshold int32) (b
 		return false, name + " is scaled to 0"
 	}
 	need := (w.Replicas*threshold + 99) / 100
+	if w.StatusReplicas > w.UpdatedReplicas {
+		// Old pods still run: the available count may be theirs.
+		msg := fmt.Sprintf("%s %d/%d updated, %d old replicas still running", name, w.UpdatedReplicas, w.Replicas, w.StatusReplicas-w.UpdatedReplicas)
+		if w.Problem != "" {
+			msg += ": " + w.Problem
+		}
+		return false, msg
+	}
 	if w.UpdatedReplicas < w.Replicas || w.AvailableReplicas < need {
 		msg := fmt.Sprintf("%s %d/%d available, %d/%d updated (needs %d available)", name,
 			w.AvailableReplicas, w.Replicas, w.UpdatedReplicas, w.Replicas, need)
@@ -711,6 +725,25 @@ func (d *decider) event(warning bool, reason, msg string) {
 	d.out.Events = append(d.out.Events, Event{Warning: warning, Reason: reason, Message: msg})
 }
 
+// driftCondition reports a settled primary that no longer matches the
+// record of its revision (edited or scaled by hand), with an Event when
+// the drift starts or changes. Sluice does not undo it: the next release
+// replaces the primary's template anyway, and an HPA's replicas are not
+// compared.
+func (d *decider) driftCondition(cond func(typ string, status metav1.ConditionStatus, reason, msg string)) {
+	settled := d.st.Phase == v1alpha1.PhaseInitialized || d.st.Phase == v1alpha1.PhaseSucceeded
+	p := d.obs.Primary
+	if !settled || d.c.Spec.Suspend || !p.Exists || p.Revision != d.st.StableRevision || d.obs.Drift == "" {
+		cond(v1alpha1.ConditionDrifted, metav1.ConditionFalse, "AsRecorded", "")
+		return
+	}
+	msg := fmt.Sprintf("primary differs from the record of revision %s: %s", d.st.StableRevision, d.obs.Drift)
+	if old := meta.FindStatusCondition(d.c.Status.Conditions, v1alpha1.ConditionDrifted); old == nil || old.Status != metav1.ConditionTrue || old.Message != msg {
+		d.event(true, "PrimaryDrifted", msg)
+	}
+	cond(v1alpha1.ConditionDrifted, metav1.ConditionTrue, "PrimaryDrifted", msg)
+}
+
 // requeue asks to look again after at most delay.
 func (d *decider) requeue(delay time.Duration) {
 	if delay <= 0 {
@@ -769,4 +802,5 @@ func (d *decider) setConditions() {
 	} else {
 		cond(v1alpha1.ConditionStalled, metav1.ConditionFalse, "NotStalled", "")
 	}
+	d.driftCondition(cond)
 }

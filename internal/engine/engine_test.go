@@ -202,6 +202,9 @@ func fmtDesired(d engine.Desired) string {
 	if d.PrimaryFromTarget {
 		parts = append(parts, "fromTarget")
 	}
+	if d.RestorePrimary {
+		parts = append(parts, "restore")
+	}
 	if d.Services {
 		parts = append(parts, "services")
 	}
@@ -392,8 +395,9 @@ func checkCommon(t *testing.T, c, before *v1alpha1.Canary, out engine.Output, no
 			t.Errorf("condition %s has no reason", typ)
 		}
 	}
-	if len(st.Conditions) != len(condTypes) {
-		t.Errorf("%d conditions, want %d", len(st.Conditions), len(condTypes))
+	// condTypes and Drifted (whose rows are in verify_test.go).
+	if len(st.Conditions) != len(condTypes)+1 {
+		t.Errorf("%d conditions, want %d", len(st.Conditions), len(condTypes)+1)
 	}
 }
 
@@ -885,7 +889,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(80),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
 					desired: "fromTarget services primary=3 target=3 weight=80", events: []string{"Normal WeightSet", "Normal Promoting"},
-					requeue: engine.DefaultProgressDeadline, step: 5, weight: 80, stable: "r1", canary: "r2",
+					requeue: engine.DefaultVerifyInterval, step: 5, weight: 80, stable: "r1", canary: "r2",
 					conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -1017,7 +1021,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(20),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
 					desired: "fromTarget services primary=3 target=3", events: []string{"Normal PromoteRequested", "Normal Promoting"},
-					requeue: engine.DefaultProgressDeadline, step: 5, weight: 20, stable: "r1", canary: "r2",
+					requeue: engine.DefaultVerifyInterval, step: 5, weight: 20, stable: "r1", canary: "r2",
 					handled: "promote-full", conds: cRunning},
 			},
 			{
@@ -1080,7 +1084,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(releasing(4, 80)),
 				obs:    obs(80, pri(ready("r2"))),
 				want: want{phase: v1alpha1.PhaseFinalising, reason: "Finalising",
-					desired: "fromTarget services primary=3 target=3 weight=0", events: []string{"Normal Promoting", "Normal Finalising"},
+					desired: "fromTarget services primary=3 target=3 weight=0", events: []string{"Normal Promoting", "Normal Verified", "Normal Finalising"},
 					requeue: engine.RoutePollInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{
@@ -1089,7 +1093,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(80, pri(notReady("r2"))),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
 					desired: "fromTarget services primary=3 target=3", events: []string{"Normal Promoting"},
-					requeue: engine.DefaultProgressDeadline, step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
+					requeue: engine.DefaultVerifyInterval, step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "promotion status lost, then the target moved on: the promotion completes first",
@@ -1097,7 +1101,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(80, tgt(notReady("r3")), pri(ready("r2"))),
 				want: want{phase: v1alpha1.PhaseFinalising, reason: "Finalising",
 					desired: "services primary=3 target=3 weight=0",
-					events:  []string{"Normal Promoting", "Warning RequestIgnored", "Normal Finalising"},
+					events:  []string{"Normal Promoting", "Warning RequestIgnored", "Normal Verified", "Normal Finalising"},
 					requeue: engine.RoutePollInterval, step: 5, stable: "r2", canary: "r2", handled: "abort", conds: cRunning},
 			},
 			{
@@ -1230,7 +1234,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(50),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
 					desired: "fromTarget services primary=3 target=3", events: []string{"Normal PromoteRequested", "Normal Promoting"},
-					requeue: engine.DefaultProgressDeadline, step: 5, weight: 50, stable: "r1", canary: "r2",
+					requeue: engine.DefaultVerifyInterval, step: 5, weight: 50, stable: "r1", canary: "r2",
 					handled: "promote-full", conds: cRunning},
 			},
 			{
@@ -1272,7 +1276,6 @@ func TestDecideTransitions(t *testing.T) {
 		obs := func(opts ...obsOpt) engine.Observations {
 			return newObs(append([]obsOpt{tgt(ready("r2")), pri(ready("r1")), route(80)}, opts...)...)
 		}
-		left := engine.DefaultProgressDeadline - time.Minute
 		PR := v1alpha1.PhasePromoting
 		runRows(t, []row{
 			{
@@ -1280,29 +1283,32 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(),
 				want: want{phase: PR, reason: "Promoting", msgHas: "primary runs revision r1, want r2",
-					desired: "fromTarget services primary=3 target=3", requeue: left,
+					desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "primary rolling out",
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2"))),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: left,
+				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
-				name:   "primary stuck past the deadline: stalled, not rolled back",
-				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Minute)),
-				obs:    obs(pri(notReady("r2"))),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3",
-					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "PromotionStuck"},
+				name: "primary not verified within the verification timeout: failed safe, the primary restored from the stable record",
+				canary: newCanary(base, func(c *v1alpha1.Canary) {
+					c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationVerifying, StartedAt: ago(engine.DefaultVerifyTimeout)}
+				}),
+				obs: obs(pri(notReady("r2")), func(o *engine.Observations) { o.StableRecord = true }),
+				want: want{phase: v1alpha1.PhaseFailed, reason: "VerificationFailed", msgHas: "primary 1/3 available, 3/3 updated after 5m0s",
+					desired: "restore services primary=3 target=3 weight=100", events: []string{"Warning VerificationFailed"},
+					requeue: engine.RoutePollInterval, step: 5, weight: 100, stable: "r1", canary: "r2", conds: cStalled, stalled: "PrimaryNotReady"},
 			},
 			{
 				name:   "primary ready at the canary revision: finalising",
 				canary: newCanary(base),
 				obs:    obs(pri(ready("r2"))),
 				want: want{phase: v1alpha1.PhaseFinalising, reason: "Finalising",
-					desired: "fromTarget services primary=3 target=3 weight=0", events: []string{"Normal Finalising"},
+					desired: "fromTarget services primary=3 target=3 weight=0", events: []string{"Normal Verified", "Normal Finalising"},
 					requeue: engine.RoutePollInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{
@@ -1310,7 +1316,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(pri(ready("r2")), route(0)),
 				want: want{phase: v1alpha1.PhaseSucceeded, reason: "Promoted",
-					desired: "fromTarget services primary=3 target=0 weight=0", events: []string{"Normal Finalising", "Normal Promoted"},
+					desired: "fromTarget services primary=3 target=0 weight=0", events: []string{"Normal Verified", "Normal Finalising", "Normal Promoted"},
 					step: 5, stable: "r2", canary: "r2", conds: cIdle},
 			},
 			{
@@ -1318,14 +1324,14 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, request("abort")),
 				obs:    obs(),
 				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3",
-					events: []string{"Warning RequestIgnored"}, requeue: left,
+					events: []string{"Warning RequestIgnored"}, requeue: engine.DefaultVerifyInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
 			},
 			{
 				name:   "spec.paused does not hold a promotion",
 				canary: newCanary(base, specPaused),
 				obs:    obs(),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: left,
+				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
@@ -1341,7 +1347,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(tgt(ready("r3")), pri(ready("r2"))),
 				want: want{phase: v1alpha1.PhaseFinalising, reason: "Finalising",
-					desired: "services primary=3 target=3 weight=0", events: []string{"Normal Finalising"},
+					desired: "services primary=3 target=3 weight=0", events: []string{"Normal Verified", "Normal Finalising"},
 					requeue: engine.RoutePollInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{
@@ -1349,7 +1355,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(tgt(missing), pri(ready("r2")), route(0)),
 				want: want{phase: v1alpha1.PhaseSucceeded, reason: "Promoted",
-					desired: "services primary=3 weight=0", events: []string{"Normal Finalising", "Normal Promoted"},
+					desired: "services primary=3 weight=0", events: []string{"Normal Verified", "Normal Finalising", "Normal Promoted"},
 					step: 5, stable: "r2", canary: "r2", conds: cIdle},
 			},
 			{
@@ -1364,7 +1370,9 @@ func TestDecideTransitions(t *testing.T) {
 
 	t.Run("Finalising", func(t *testing.T) {
 		base := all(inPhase(v1alpha1.PhaseFinalising, "Finalising"), revisions("r2", "r2"), atStep(5, 0),
-			stepStarted(time.Minute), lastProgress(time.Minute))
+			stepStarted(time.Minute), lastProgress(time.Minute), func(c *v1alpha1.Canary) {
+				c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationVerified, StartedAt: ago(time.Minute)}
+			})
 		obs := func(opts ...obsOpt) engine.Observations {
 			return newObs(append([]obsOpt{tgt(ready("r2")), pri(ready("r2")), route(80)}, opts...)...)
 		}
@@ -1374,8 +1382,8 @@ func TestDecideTransitions(t *testing.T) {
 				name:   "primary not ready: traffic and canary stay",
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2"))),
-				want: want{phase: F, reason: "Finalising", msgHas: "waiting for the primary",
-					desired: "services target=3", step: 5, stable: "r2", canary: "r2", conds: cRunning},
+				want: want{phase: F, reason: "Finalising", msgHas: "verifying the primary at revision r2: primary 1/3 available",
+					desired: "services target=3", requeue: engine.DefaultVerifyInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "route still carries canary weight",

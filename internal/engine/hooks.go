@@ -44,6 +44,9 @@ func (d *decider) ask(t v1alpha1.WebhookType, key string, since metav1.Time) {
 // when a new non-2xx answer came in (pre-rollout counts those).
 func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool) {
 	if !d.hasHooks(t) {
+		if g := d.st.Gate; g != nil && g.Type == t && !g.Open {
+			d.st.Gate = nil // its hooks were removed: nothing waits on it
+		}
 		return true, false
 	}
 	g := d.st.Gate

@@ -20,7 +20,7 @@ import (
 // rev, its status is current, it has replicas, all of them updated, and at
 // least threshold% of them available.
 func isReady(w engine.Workload, rev string, threshold int32) bool {
-	if !w.Exists || w.Revision != rev || !w.Current || w.Replicas <= 0 || w.UpdatedReplicas < w.Replicas {
+	if !w.Exists || w.Revision != rev || !w.Current || w.Replicas <= 0 || w.UpdatedReplicas < w.Replicas || w.StatusReplicas > w.UpdatedReplicas {
 		return false
 	}
 	return int64(w.AvailableReplicas)*100 >= int64(w.Replicas)*int64(threshold)
@@ -79,7 +79,11 @@ func invariants(in engine.Input, out engine.Output) []string {
 				fail("(b) desired canary weight %d but the primary is not Ready at %q: %+v", *w, stable, obs.Primary)
 			}
 		}
-		if (settledPhases[st.Phase] || st.Phase == v1alpha1.PhaseWaiting) && *w != 0 {
+		// After a promotion failed verification the Ready canary may carry
+		// everything until the primary is restored; otherwise a settled
+		// Canary sends nothing to the canary.
+		verifyFailed := st.Phase == v1alpha1.PhaseFailed && st.Verification != nil && st.Verification.State == v1alpha1.VerificationFailed
+		if (settledPhases[st.Phase] || st.Phase == v1alpha1.PhaseWaiting) && *w != 0 && !(verifyFailed && *w == 100) {
 			fail("phase %s asks for canary weight %d", st.Phase, *w)
 		}
 		// A closed confirm-traffic-increase gate holds the weight at what
@@ -109,6 +113,9 @@ func invariants(in engine.Input, out engine.Output) []string {
 	}
 	if st.Phase == v1alpha1.PhaseWaiting && c.Status.Phase != v1alpha1.PhaseWaiting && !engine.HasHooks(c, v1alpha1.WebhookConfirmRollout) {
 		fail("phase Waiting without confirm-rollout webhooks")
+	}
+	if d.RestorePrimary && (!obs.StableRecord || d.PrimaryFromTarget) {
+		fail("restore asked without a stable record, or together with the target's template")
 	}
 	if d.TargetReplicas != nil && !obs.Target.Exists {
 		fail("asks to scale a target that does not exist")
@@ -281,6 +288,14 @@ func randomCanary(r *rand.Rand, now time.Time) *v1alpha1.Canary {
 	c.Spec.Suspend = r.Intn(20) == 0
 
 	randomHooks(r, c)
+	if r.Intn(3) == 0 {
+		c.Status.Verification = &v1alpha1.VerificationStatus{Revision: pick(r, simRevs...),
+			State:     pick(r, v1alpha1.VerificationVerifying, v1alpha1.VerificationVerified, v1alpha1.VerificationFailed),
+			StartedAt: randomTime(r, now), Mismatches: r.Int31n(5), LastMismatchTime: randomTime(r, now)}
+		if c.Status.Verification.StartedAt == nil {
+			c.Status.Verification.StartedAt = &metav1.Time{Time: now}
+		}
+	}
 
 	st := &c.Status
 	st.Phase = pick(r, phases...)
@@ -329,6 +344,10 @@ func randomWorkload(r *rand.Rand, likely string) engine.Workload {
 	if r.Intn(10) == 0 {
 		w.Problem = "ProgressDeadlineExceeded: ReplicaSet has timed out progressing"
 	}
+	w.StatusReplicas = w.UpdatedReplicas
+	if r.Intn(6) == 0 {
+		w.StatusReplicas += 1 + r.Int31n(2) // old pods still running
+	}
 	return w
 }
 
@@ -364,6 +383,10 @@ func randomObs(r *rand.Rand, c *v1alpha1.Canary) engine.Observations {
 		o.Blocked, o.BlockedReason = "Service apps/auth-proxy not found", "BackendNotFound"
 	}
 	randomHookAnswers(r, c, &o)
+	o.StableRecord = r.Intn(3) != 0
+	if r.Intn(6) == 0 {
+		o.Drift, o.DriftField = "container app image example.com/x:9, recorded example.com/x:2", "image"
+	}
 	return o
 }
 

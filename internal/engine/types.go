@@ -26,6 +26,10 @@ type Workload struct {
 	// UpdatedReplicas, AvailableReplicas are from status.
 	UpdatedReplicas   int32
 	AvailableReplicas int32
+	// StatusReplicas is status.replicas: every pod of the Deployment, old
+	// revisions' included. More than UpdatedReplicas means old pods still
+	// run, and "available" may count them.
+	StatusReplicas int32
 	// Current is true when status.observedGeneration caught up with
 	// metadata.generation.
 	Current bool
@@ -68,6 +72,15 @@ type Observations struct {
 	Checks *CheckResult
 	// Hooks are the last answers of the gate webhooks, by type.
 	Hooks map[v1alpha1.WebhookType]HookResult
+	// StableRecord is true when the CanaryRevision record of
+	// status.stableRevision exists: the primary can be restored from it.
+	StableRecord bool
+	// Drift, when not empty, says how the primary's spec differs from the
+	// record of the revision its template carries (a container's image or
+	// resources, its replicas); DriftField names the field. Empty when
+	// there is no record to compare with.
+	Drift      string
+	DriftField string
 }
 
 // HookResult is the answer of every webhook of one type to one HookCall.
@@ -108,6 +121,9 @@ type Desired struct {
 	// PrimaryFromTarget: the primary's pod template must be the target's
 	// current one (while initialising and promoting).
 	PrimaryFromTarget bool
+	// RestorePrimary: the primary's pod template must be the one recorded
+	// for status.stableRevision (after a promotion failed verification).
+	RestorePrimary bool
 	// PrimaryReplicas is the primary's spec.replicas.
 	PrimaryReplicas *int32
 	// TargetReplicas is the target's (canary's) spec.replicas.
@@ -164,6 +180,9 @@ const (
 	DefaultMaxWeight        = 50
 	DefaultCheckInterval    = time.Minute
 	DefaultCheckThreshold   = 5
+	DefaultVerifyTimeout    = 5 * time.Minute
+	DefaultVerifyRetries    = 3
+	DefaultVerifyInterval   = 10 * time.Second
 	// RoutePollInterval is how soon to look again while a router has not
 	// reported a write as taken (routers whose status is not watched).
 	RoutePollInterval = 5 * time.Second

@@ -238,6 +238,7 @@ func Observe(d *appsv1.Deployment, revision string) engine.Workload {
 		Replicas:          ptrOr(d.Spec.Replicas, 1),
 		UpdatedReplicas:   d.Status.UpdatedReplicas,
 		AvailableReplicas: d.Status.AvailableReplicas,
+		StatusReplicas:    d.Status.Replicas,
 		Current:           d.Status.ObservedGeneration >= d.Generation,
 	}
 	conds := slices.Clone(d.Status.Conditions)
