@@ -104,7 +104,12 @@ func run(c config) error {
 	}
 	checks := controller.NewCheckRunner(mgr, c.metricsServer, c.maxQueries)
 	checks.BuiltinMetrics = c.builtinMetrics
+	m := controller.NewMetrics()
+	if err := m.Register(nil); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
 	r := &controller.CanaryReconciler{
+		Metrics:  m,
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("sluice"),

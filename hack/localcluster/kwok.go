@@ -22,16 +22,39 @@ import (
 // One addition for tests: a pod annotated NeverReadyAnnotation is scheduled
 // and Running but never Ready (its container keeps crashing), as a broken
 // release's pods would be. kwok's stock pod-ready stage skips such pods.
+//
+// And one for verification tests: a pod labelled UnreadyPrimaryLabel is
+// never Ready when it also carries Sluice's sluice.dev/revision annotation
+// (only Sluice's primary copy does), and Ready otherwise. A target whose
+// new template carries the label therefore runs a Ready canary while its
+// promoted primary never becomes Ready.
 func kwokStages() string {
-	const skip = `    - key: '.metadata.annotations["` + NeverReadyAnnotation + `"]'
-      operator: 'DoesNotExist'
-`
-	ready := strings.Replace(podfast.DefaultPodReady, "    matchExpressions:\n", "    matchExpressions:\n"+skip, 1)
+	expr := func(key, op string) string {
+		return "    - key: '" + key + "'\n      operator: '" + op + "'\n"
+	}
+	annotation := `.metadata.annotations["` + NeverReadyAnnotation + `"]`
+	label := `.metadata.labels["` + UnreadyPrimaryLabel + `"]`
+	revision := `.metadata.annotations["sluice.dev/revision"]`
+	withExprs := func(stage, name string, exprs ...string) string {
+		out := strings.Replace(stage, "    matchExpressions:\n", "    matchExpressions:\n"+strings.Join(exprs, ""), 1)
+		if name != "" {
+			out = strings.Replace(out, "name: pod-ready\n", "name: "+name+"\n", 1)
+		}
+		return out
+	}
+	ready := withExprs(podfast.DefaultPodReady, "", expr(annotation, "DoesNotExist"), expr(label, "DoesNotExist"))
+	readyUnlessPrimary := withExprs(podfast.DefaultPodReady, "pod-ready-unless-primary",
+		expr(annotation, "DoesNotExist"), expr(label, "Exists"), expr(revision, "DoesNotExist"))
+	neverReadyPrimary := strings.Replace(withExprs(neverReadyStage, "", expr(label, "Exists"), expr(revision, "Exists")),
+		"name: pod-never-ready\n", "name: pod-never-ready-primary\n", 1)
+	neverReadyPrimary = strings.Replace(neverReadyPrimary, expr(annotation, "Exists"), "", 1)
 	docs := []string{
 		nodefast.DefaultNodeInit,
 		nodelease.DefaultNodeHeartbeatWithLease,
 		ready,
+		readyUnlessPrimary,
 		neverReadyStage,
+		neverReadyPrimary,
 		podfast.DefaultPodComplete,
 		podfast.DefaultPodDelete,
 	}
@@ -45,6 +68,10 @@ func kwokStages() string {
 // NeverReadyAnnotation on a pod (template) keeps the pod from ever
 // becoming Ready on the fake nodes.
 const NeverReadyAnnotation = "localcluster.sluice.dev/never-ready"
+
+// UnreadyPrimaryLabel on a pod template makes Sluice's primary copy of it
+// never Ready (see kwokStages).
+const UnreadyPrimaryLabel = "localcluster.sluice.dev/unready-primary"
 
 const neverReadyStage = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage

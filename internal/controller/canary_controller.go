@@ -48,6 +48,8 @@ type CanaryReconciler struct {
 	Checks *CheckRunner
 	// Recorder records Events on Canaries.
 	Recorder events.EventRecorder
+	// Metrics, when set, are updated from each status change.
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now. Only the reconciler reads it;
 	// the engine is given the time.
 	Now func() time.Time
@@ -95,6 +97,9 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/finalizers,verbs=update
 // +kubebuilder:rbac:groups=sluice.dev,resources=metrictemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sluice.dev,resources=canaryrevisions,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=sluice.dev,resources=canaryrevisions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
@@ -146,6 +151,10 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
 		r.Checks.Notify(next, e)
+	}
+	r.observeVerification(&c, out.Status)
+	if applyErr == nil {
+		applyErr = r.syncRecords(ctx, &c, s, out.Status)
 	}
 	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
 		return ctrl.Result{}, err
@@ -226,6 +235,14 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		s.obs.Checks = &res
 	}
 	s.obs.Hooks = r.Checks.HookResults(client.ObjectKeyFromObject(c))
+	stable, err := r.record(ctx, c, c.Status.StableRevision)
+	if err != nil {
+		return nil, err
+	}
+	s.obs.StableRecord = stable != nil
+	if s.obs.Drift, s.obs.DriftField, err = r.drift(ctx, c, s.primary); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -275,7 +292,7 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 	if s.target == nil {
 		return nil
 	}
-	if d.PrimaryFromTarget || d.PrimaryReplicas != nil {
+	if d.PrimaryFromTarget || d.RestorePrimary || d.PrimaryReplicas != nil {
 		if err := r.applyPrimary(ctx, c, s, d); err != nil {
 			return err
 		}
@@ -311,25 +328,46 @@ func (r *CanaryReconciler) applyPrimary(ctx context.Context, c *v1alpha1.Canary,
 	} else if s.primary != nil && s.primary.Spec.Replicas != nil {
 		replicas = *s.primary.Spec.Replicas
 	}
+	set := fmt.Sprint(replicas)
+	if d.RestorePrimary {
+		want, err := r.restoredPrimary(ctx, c, s, c.Status.StableRevision, replicas)
+		if err != nil {
+			return err
+		}
+		return r.applyPrimaryObject(ctx, c, want, set)
+	}
 	if !d.PrimaryFromTarget {
-		if s.primary == nil || (s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas) {
+		if s.primary == nil || (s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas && s.primary.Annotations[ReplicasAnnotation] == set) {
 			return nil
 		}
 		patch := client.MergeFrom(s.primary.DeepCopy())
 		s.primary.Spec.Replicas = &replicas
+		if s.primary.Annotations == nil {
+			s.primary.Annotations = map[string]string{}
+		}
+		s.primary.Annotations[ReplicasAnnotation] = set
 		if err := r.Client.Patch(ctx, s.primary, patch, client.FieldOwner(FieldOwner)); err != nil {
 			return fmt.Errorf("scale deployment %s/%s to %d: %w", s.primary.Namespace, s.primary.Name, replicas, err)
 		}
 		return nil
 	}
-	if s.primary != nil && workload.PrimaryRevision(s.primary) == s.revision &&
-		s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas {
+	// Re-applied when someone changed the template (drift) even though
+	// the revision it carries is right.
+	if s.primary != nil && workload.PrimaryRevision(s.primary) == s.revision && s.obs.Drift == "" &&
+		s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas && s.primary.Annotations[ReplicasAnnotation] == set {
 		return nil
 	}
 	want, err := workload.Primary(c, s.target, s.revision, replicas)
 	if err != nil {
 		return err
 	}
+	return r.applyPrimaryObject(ctx, c, want, set)
+}
+
+// applyPrimaryObject server-side applies a built primary, noting the
+// replicas Sluice set.
+func (r *CanaryReconciler) applyPrimaryObject(ctx context.Context, c *v1alpha1.Canary, want *appsv1.Deployment, replicas string) error {
+	want.Annotations[ReplicasAnnotation] = replicas
 	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
 		return fmt.Errorf("deployment %s/%s: owner: %w", want.Namespace, want.Name, err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -53,11 +55,12 @@ func CacheOptions(instanceID string) (cache.Options, error) {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.Canary{}:  {Label: labels.NewSelector().Add(*inst)},
-			&corev1.Service{}:   {Label: ownedSel},
-			&gwv1.HTTPRoute{}:   {Label: ownedSel},
-			&corev1.ConfigMap{}: {Transform: StripConfigData},
-			&corev1.Secret{}:    {Transform: StripConfigData},
+			&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst)},
+			&corev1.Service{}:          {Label: ownedSel},
+			&gwv1.HTTPRoute{}:          {Label: ownedSel},
+			&v1alpha1.CanaryRevision{}: {Label: ownedSel},
+			&corev1.ConfigMap{}:        {Transform: StripConfigData},
+			&corev1.Secret{}:           {Transform: StripConfigData},
 		},
 	}, nil
 }
@@ -158,6 +161,7 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("configmap"))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("secret"))).
 		Watches(&gwv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.canariesWithBackendRefs)).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.canariesForAutoscaler)).
 		WatchesRawSource(source.Channel(r.Checks.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers}).
 		Complete(r)
@@ -191,6 +195,24 @@ func (r *CanaryReconciler) canariesForConfig(kind string) handler.MapFunc {
 		}
 		return requests(hit)
 	}
+}
+
+// canariesForAutoscaler maps an HPA to the Canaries whose primary it
+// scales (an HPA decides whether a replica change is drift).
+func (r *CanaryReconciler) canariesForAutoscaler(ctx context.Context, o client.Object) []reconcile.Request {
+	h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok || h.Spec.ScaleTargetRef.Kind != "Deployment" {
+		return nil
+	}
+	target, ok := strings.CutSuffix(h.Spec.ScaleTargetRef.Name, workload.PrimarySuffix)
+	if !ok {
+		return nil
+	}
+	var list v1alpha1.CanaryList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{targetIndex: target}); err != nil {
+		return nil
+	}
+	return requests(list.Items)
 }
 
 // canariesWithBackendRefs maps a ReferenceGrant change to every Canary with

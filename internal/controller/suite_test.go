@@ -33,9 +33,11 @@ import (
 // works in its own namespace.
 var (
 	mgrOnce sync.Once
-	mgrErr  error
-	direct  client.Client
-	scheme  = newScheme()
+	// testMetrics are the in-process controller's metrics.
+	testMetrics *controller.Metrics
+	mgrErr      error
+	direct      client.Client
+	scheme      = newScheme()
 )
 
 func newScheme() *runtime.Scheme {
@@ -87,7 +89,11 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 			mgrErr = err
 			return
 		}
-		r := &controller.CanaryReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
+		testMetrics = controller.NewMetrics()
+		if mgrErr = testMetrics.Register(nil); mgrErr != nil {
+			return
+		}
+		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
 			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
 			Checks: controller.NewCheckRunner(mgr, "", 8)}
 		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {

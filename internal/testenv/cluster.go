@@ -178,3 +178,7 @@ func poll(timeout time.Duration, cond func(ctx context.Context) error) error {
 // container), as a broken release's pods would be. hack/localcluster
 // defines it.
 const NeverReadyAnnotation = "localcluster.sluice.dev/never-ready"
+
+// UnreadyPrimaryLabel on a pod template makes only Sluice's primary copy
+// of it (pods carrying the sluice.dev/revision annotation) never Ready.
+const UnreadyPrimaryLabel = "localcluster.sluice.dev/unready-primary"

@@ -275,3 +275,32 @@ func TestNeverReadyPodsRunButStayUnready(t *testing.T) {
 		t.Errorf("never-ready Deployment reports %d available, %d ready", got.Status.AvailableReplicas, got.Status.ReadyReplicas)
 	}
 }
+
+// Pods labelled UnreadyPrimaryLabel are Ready, unless they also carry
+// Sluice's revision annotation (a primary copy): those never are.
+func TestUnreadyPrimaryLabelFailsOnlyPrimaryCopies(t *testing.T) {
+	c := testenv.Get(t)
+	ns := c.Namespace(t)
+	ctx := t.Context()
+	canary := deployment(ns, "canary", 1)
+	canary.Spec.Template.Labels[testenv.UnreadyPrimaryLabel] = "true"
+	primary := deployment(ns, "primary", 1)
+	primary.Spec.Template.Labels[testenv.UnreadyPrimaryLabel] = "true"
+	primary.Spec.Template.Annotations = map[string]string{"sluice.dev/revision": "r2"}
+	for _, d := range []*appsv1.Deployment{canary, primary} {
+		if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAvailable(t, c, ns, "canary", 1)
+	testenv.Eventually(t, 30*time.Second, "the primary copy's pod Running but not Ready", func(ctx context.Context) error {
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=primary"})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) != 1 || pods.Items[0].Status.Phase != corev1.PodRunning || podReady(&pods.Items[0]) {
+			return fmt.Errorf("pods %d, want 1 Running and not Ready", len(pods.Items))
+		}
+		return nil
+	})
+}

@@ -1,0 +1,267 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// DefaultRevisionHistoryLimit is how many CanaryRevisions are kept.
+const DefaultRevisionHistoryLimit = 10
+
+// RecordName is the name of a Canary's record of a revision.
+func RecordName(canary, revision string) string { return canary + "-" + revision }
+
+// ReplicasAnnotation on the primary Deployment holds the replicas Sluice
+// set, written in the same patch as spec.replicas: a different
+// spec.replicas means someone else scaled it.
+const ReplicasAnnotation = "sluice.dev/replicas"
+
+// record reads a Canary's record of a revision from the cache; nil when
+// there is none.
+func (r *CanaryReconciler) record(ctx context.Context, c *v1alpha1.Canary, rev string) (*v1alpha1.CanaryRevision, error) {
+	if rev == "" {
+		return nil, nil
+	}
+	var rec v1alpha1.CanaryRevision
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: RecordName(c.Name, rev)}, &rec)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read canaryrevision %s/%s: %w", c.Namespace, RecordName(c.Name, rev), err)
+	}
+	return &rec, nil
+}
+
+// drift compares the primary with the record of the revision its template
+// carries: each container's image and resources, and its replicas with
+// the ones Sluice set (unless an HPA scales it). It returns what differs
+// and the field, or "" when it matches or there is nothing to compare.
+func (r *CanaryReconciler) drift(ctx context.Context, c *v1alpha1.Canary, primary *appsv1.Deployment) (string, string, error) {
+	if primary == nil {
+		return "", "", nil
+	}
+	rec, err := r.record(ctx, c, workload.PrimaryRevision(primary))
+	if err != nil || rec == nil {
+		return "", "", err
+	}
+	have := primary.Spec.Template.Spec.Containers
+	if len(have) != len(rec.Spec.Containers) {
+		return fmt.Sprintf("%d containers, recorded %d", len(have), len(rec.Spec.Containers)), "template", nil
+	}
+	for i, want := range rec.Spec.Containers {
+		got := have[i]
+		switch {
+		case got.Name != want.Name:
+			return fmt.Sprintf("container %d is %s, recorded %s", i, got.Name, want.Name), "template", nil
+		case got.Image != want.Image:
+			return fmt.Sprintf("container %s image %s, recorded %s", got.Name, got.Image, want.Image), "image", nil
+		case !equality.Semantic.DeepEqual(got.Resources, want.Resources):
+			return fmt.Sprintf("container %s resources %s, recorded %s", got.Name, resourcesString(got.Resources), resourcesString(want.Resources)), "resources", nil
+		}
+	}
+	set, ok := primary.Annotations[ReplicasAnnotation]
+	if ok && primary.Spec.Replicas != nil && fmt.Sprint(*primary.Spec.Replicas) != set {
+		scaled, err := r.autoscaled(ctx, primary)
+		if err != nil {
+			return "", "", err
+		}
+		if !scaled {
+			return fmt.Sprintf("replicas %d, Sluice set %s", *primary.Spec.Replicas, set), "replicas", nil
+		}
+	}
+	return "", "", nil
+}
+
+// autoscaled says whether a HorizontalPodAutoscaler scales the Deployment.
+func (r *CanaryReconciler) autoscaled(ctx context.Context, d *appsv1.Deployment) (bool, error) {
+	var hpas autoscalingv2.HorizontalPodAutoscalerList
+	if err := r.Client.List(ctx, &hpas, client.InNamespace(d.Namespace)); err != nil {
+		return false, fmt.Errorf("list horizontalpodautoscalers in %s: %w", d.Namespace, err)
+	}
+	for _, h := range hpas.Items {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind == "Deployment" && ref.Name == d.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func resourcesString(r corev1.ResourceRequirements) string {
+	var parts []string
+	for _, l := range []struct {
+		name string
+		list corev1.ResourceList
+	}{{"requests", r.Requests}, {"limits", r.Limits}} {
+		var kv []string
+		for k, v := range l.list {
+			kv = append(kv, k.String()+"="+v.String())
+		}
+		slices.Sort(kv)
+		if len(kv) > 0 {
+			parts = append(parts, l.name+" "+strings.Join(kv, ","))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// outcome is a record's outcome for the Canary's phase.
+func outcome(p v1alpha1.CanaryPhase) string {
+	switch p {
+	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseInitialized:
+		return v1alpha1.OutcomeSucceeded
+	case v1alpha1.PhaseFailed:
+		return v1alpha1.OutcomeFailed
+	}
+	return v1alpha1.OutcomeProgressing
+}
+
+// syncRecords keeps the CanaryRevision records true to the status just
+// decided: the record of the release's revision is created from the target
+// when the release starts, follows its outcome, and the oldest records
+// beyond spec.revisionHistoryLimit are deleted (never the stable or the
+// current one). Each write happens only when something changed.
+func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, s *scope, st v1alpha1.CanaryStatus) error {
+	rev := st.CanaryRevision
+	if rev == "" || st.Phase == "" || st.Phase == v1alpha1.PhaseInitializing || c.Spec.Suspend {
+		return nil
+	}
+	rec, err := r.record(ctx, c, rev)
+	if err != nil {
+		return err
+	}
+	now := metav1.NewTime(r.now()).Rfc3339Copy()
+	if rec == nil {
+		if s.target == nil || s.revision != rev {
+			return nil // the target moved on; nothing to record it from
+		}
+		if rec, err = r.createRecord(ctx, c, s, rev, &now); err != nil {
+			return err
+		}
+	}
+	want := rec.Status.DeepCopy()
+	out := outcome(st.Phase)
+	if want.Outcome != v1alpha1.OutcomeProgressing && out == v1alpha1.OutcomeProgressing {
+		// The same revision released again (retry): a new start.
+		want.StartTime, want.EndTime = &now, nil
+	}
+	want.Outcome = out
+	if out != v1alpha1.OutcomeProgressing {
+		want.Reason, want.Message = st.Reason, st.Message
+		if want.EndTime == nil {
+			want.EndTime = &now
+		}
+	} else {
+		want.Reason, want.Message = "", ""
+	}
+	want.FailedChecks = st.FailedChecks
+	want.Metrics = st.Metrics
+	if !equality.Semantic.DeepEqual(*want, rec.Status) {
+		patch := client.MergeFrom(rec.DeepCopy())
+		rec.Status = *want
+		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+			return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
+		}
+	}
+	return r.pruneRecords(ctx, c, st)
+}
+
+func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary, s *scope, rev string, now *metav1.Time) (*v1alpha1.CanaryRevision, error) {
+	var list v1alpha1.CanaryRevisionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{workload.CanaryLabel: c.Name}); err != nil {
+		return nil, fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	number := int64(1)
+	for _, it := range list.Items {
+		number = max(number, it.Spec.Number+1)
+	}
+	tmpl, err := json.Marshal(s.target.Spec.Template)
+	if err != nil {
+		return nil, fmt.Errorf("canaryrevision %s: encode template: %w", RecordName(c.Name, rev), err)
+	}
+	rec := &v1alpha1.CanaryRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: RecordName(c.Name, rev), Namespace: c.Namespace,
+			Labels: map[string]string{workload.CanaryLabel: c.Name}},
+		Spec: v1alpha1.CanaryRevisionSpec{Canary: c.Name, Revision: rev, Number: number,
+			Replicas: s.obs.ReleaseReplicas, Template: runtime.RawExtension{Raw: tmpl}},
+	}
+	var images []string
+	for _, ct := range s.target.Spec.Template.Spec.Containers {
+		rec.Spec.Containers = append(rec.Spec.Containers, v1alpha1.ContainerRecord{Name: ct.Name, Image: ct.Image, Resources: ct.Resources})
+		images = append(images, ct.Image)
+	}
+	rec.Spec.Images = strings.Join(images, ",")
+	if err := controllerutil.SetControllerReference(c, rec, r.Scheme); err != nil {
+		return nil, fmt.Errorf("canaryrevision %s: owner: %w", rec.Name, err)
+	}
+	if err := r.Client.Create(ctx, rec, client.FieldOwner(FieldOwner)); err != nil {
+		// AlreadyExists too: the cache has not seen it yet; a retry will.
+		return nil, fmt.Errorf("create canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	rec.Status = v1alpha1.CanaryRevisionStatus{Outcome: v1alpha1.OutcomeProgressing, StartTime: now}
+	return rec, nil
+}
+
+func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) error {
+	limit := DefaultRevisionHistoryLimit
+	if c.Spec.RevisionHistoryLimit != nil {
+		limit = int(*c.Spec.RevisionHistoryLimit)
+	}
+	var list v1alpha1.CanaryRevisionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{workload.CanaryLabel: c.Name}); err != nil {
+		return fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	if len(list.Items) <= limit {
+		return nil
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.CanaryRevision) int { return int(b.Spec.Number - a.Spec.Number) })
+	for _, it := range list.Items[limit:] {
+		if it.Spec.Revision == st.StableRevision || it.Spec.Revision == st.CanaryRevision {
+			continue
+		}
+		if err := r.Client.Delete(ctx, &it); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete canaryrevision %s/%s: %w", it.Namespace, it.Name, err)
+		}
+	}
+	return nil
+}
+
+// restoredPrimary builds the primary from the stable revision's record:
+// the target's Deployment spec with the recorded pod template.
+func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Canary, s *scope, rev string, replicas int32) (*appsv1.Deployment, error) {
+	rec, err := r.record(ctx, c, rev)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("canaryrevision %s/%s not found: cannot restore the primary", c.Namespace, RecordName(c.Name, rev))
+	}
+	var tmpl corev1.PodTemplateSpec
+	if err := json.Unmarshal(rec.Spec.Template.Raw, &tmpl); err != nil {
+		return nil, fmt.Errorf("canaryrevision %s/%s: decode template: %w", rec.Namespace, rec.Name, err)
+	}
+	from := s.target.DeepCopy()
+	from.Spec.Template = tmpl
+	return workload.Primary(c, from, rev, replicas)
+}
