@@ -231,3 +231,58 @@ func TestLintCommand(t *testing.T) {
 		t.Errorf("missing file: %v, want a usage error", err)
 	}
 }
+
+func records() (*v1alpha1.Canary, []v1alpha1.CanaryRevision) {
+	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: "shop"},
+		Status: v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseFailed, StableRevision: "b2", CanaryRevision: "c3"}}
+	rec := func(n int64, rev, image, outcome, reason string, start, took time.Duration) v1alpha1.CanaryRevision {
+		r := v1alpha1.CanaryRevision{Spec: v1alpha1.CanaryRevisionSpec{Number: n, Revision: rev, Images: image},
+			Status: v1alpha1.CanaryRevisionStatus{Outcome: outcome, Reason: reason, StartTime: at(start)}}
+		if outcome != v1alpha1.OutcomeProgressing {
+			r.Status.EndTime = at(start - took)
+		}
+		return r
+	}
+	return c, []v1alpha1.CanaryRevision{
+		rec(1, "a1", "ghcr.io/stefanprodan/podinfo:6.6.0", v1alpha1.OutcomeSucceeded, "Initialized", 72*time.Hour, 0),
+		rec(2, "b2", "ghcr.io/stefanprodan/podinfo:6.7.0", v1alpha1.OutcomeSucceeded, "Promoted", 5*time.Hour, 7*time.Minute),
+		rec(3, "c3", "ghcr.io/stefanprodan/podinfo:6.7.1", v1alpha1.OutcomeFailed, "AnalysisFailed", 20*time.Minute, 3*time.Minute),
+	}
+}
+
+func TestRenderHistory(t *testing.T) {
+	c, recs := records()
+	var b bytes.Buffer
+	RenderHistory(&b, c, recs, now)
+	golden(t, "history.golden", b.String())
+	if !strings.Contains(b.String(), "2*") || !strings.Contains(b.String(), "AnalysisFailed") {
+		t.Errorf("history lacks the stable mark or the failure:\n%s", b.String())
+	}
+}
+
+func TestUndoTarget(t *testing.T) {
+	c, recs := records()
+	if r, err := UndoTarget(c, recs, 0); err != nil || r.Spec.Number != 2 {
+		t.Errorf("default undo after a failure: %v %v, want #2", r, err)
+	}
+	if r, err := UndoTarget(c, recs, 1); err != nil || r.Spec.Number != 1 {
+		t.Errorf("--to-revision 1: %v %v", r, err)
+	}
+	if _, err := UndoTarget(c, recs, 3); err == nil || !strings.Contains(err.Error(), "is the target's revision already") {
+		t.Errorf("--to-revision of the current: %v", err)
+	}
+	if _, err := UndoTarget(c, recs, 9); err == nil || !strings.Contains(err.Error(), "no recorded revision #9") {
+		t.Errorf("unknown revision: %v", err)
+	}
+	running := c.DeepCopy()
+	running.Status.Phase = v1alpha1.PhaseProgressing
+	if _, err := UndoTarget(running, recs, 0); err == nil || !strings.Contains(err.Error(), "abort the release first") {
+		t.Errorf("undo during a release: %v", err)
+	}
+	// After a success, the default goes back to the one before.
+	ok := c.DeepCopy()
+	ok.Status = v1alpha1.CanaryStatus{Phase: v1alpha1.PhaseSucceeded, StableRevision: "b2", CanaryRevision: "b2"}
+	if r, err := UndoTarget(ok, recs[:2], 0); err != nil || r.Spec.Number != 1 {
+		t.Errorf("default undo after a success: %v %v, want #1", r, err)
+	}
+}

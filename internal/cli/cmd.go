@@ -104,15 +104,6 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 	}
 	get.Flags().BoolVarP(&watchFlag, "watch", "w", false, "follow the release: redraw in place on a terminal, one line per change otherwise")
-	for _, c := range []*cobra.Command{list, get} {
-		c.Flags().StringVarP(&output, "output", "o", "", "print the object(s) as json or yaml, for scripts")
-		c.PreRunE = func(*cobra.Command, []string) error {
-			if output != "" && output != "json" && output != "yaml" {
-				return UsageError{fmt.Errorf("--output %q: use json or yaml", output)}
-			}
-			return nil
-		}
-	}
 	lint := &cobra.Command{
 		Use:   "lint <file>...",
 		Short: "Check Canary and MetricTemplate manifests offline, with the apiserver's own validation and Sluice's rules (- reads stdin)",
@@ -126,7 +117,56 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			return lintFiles(cmd.Context(), args, streams)
 		},
 	}
-	root.AddCommand(list, get, lint)
+	history := &cobra.Command{
+		Use:   "history <canary>",
+		Short: "The recorded revisions of a canary: outcome, when, how long, images (* marks the primary's)",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, ns, err := clientFor(flags)
+			if err != nil {
+				return err
+			}
+			c, recs, err := loadHistory(cmd.Context(), cl, ns, args[0])
+			if err != nil {
+				return err
+			}
+			if output != "" {
+				list := v1alpha1.CanaryRevisionList{Items: recs}
+				list.APIVersion, list.Kind = "sluice.dev/v1alpha1", "CanaryRevisionList"
+				for i := range list.Items {
+					list.Items[i].APIVersion, list.Items[i].Kind = "sluice.dev/v1alpha1", "CanaryRevision"
+					list.Items[i].ManagedFields = nil
+				}
+				return printObject(streams.Out, output, &list)
+			}
+			RenderHistory(streams.Out, c, recs, time.Now())
+			return nil
+		},
+	}
+	var toRevision int64
+	undoCmd := &cobra.Command{
+		Use:   "undo <canary>",
+		Short: "Set the target back to an earlier recorded revision (default: the last Succeeded one before the current)",
+		Args:  oneArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, ns, err := clientFor(flags)
+			if err != nil {
+				return err
+			}
+			return undo(cmd.Context(), cl, ns, args[0], toRevision, streams)
+		},
+	}
+	undoCmd.Flags().Int64Var(&toRevision, "to-revision", 0, "the revision number to go back to (see history)")
+	for _, c := range []*cobra.Command{list, get, history} {
+		c.Flags().StringVarP(&output, "output", "o", "", "print the object(s) as json or yaml, for scripts")
+		c.PreRunE = func(*cobra.Command, []string) error {
+			if output != "" && output != "json" && output != "yaml" {
+				return UsageError{fmt.Errorf("--output %q: use json or yaml", output)}
+			}
+			return nil
+		}
+	}
+	root.AddCommand(list, get, lint, history, undoCmd)
 
 	var full bool
 	for _, a := range []struct {

@@ -192,6 +192,58 @@ func TestActionsDriveARealController(t *testing.T) {
 	if _, err := run(c.Kubeconfig, "-n", ns, "get", "cli", "-o", "wide"); !errors.As(err, new(cli.UsageError)) {
 		t.Errorf("get -o wide: %v, want a usage error", err)
 	}
+
+	// A third revision, aborted; history shows all three, and undo sets
+	// the target back to the last good one, which the primary runs: nothing
+	// to release, the Canary healthy again.
+	if err := cl.Get(t.Context(), client.ObjectKeyFromObject(dep), dep); err != nil {
+		t.Fatal(err)
+	}
+	patch = client.MergeFrom(dep.DeepCopy())
+	dep.Spec.Template.Spec.Containers[0].Image = "example.com/cli:3"
+	if err := cl.Patch(t.Context(), dep, patch); err != nil {
+		t.Fatal(err)
+	}
+	phase(v1alpha1.PhaseWaitingPromotion)
+	if out, err := run(c.Kubeconfig, "-n", ns, "undo", "cli"); err == nil || !strings.Contains(err.Error(), "abort the release first") {
+		t.Errorf("undo during a release: %q %v; want a refusal", out, err)
+	}
+	if out, err := run(c.Kubeconfig, "-n", ns, "abort", "cli"); err != nil {
+		t.Fatalf("abort: %q %v", out, err)
+	}
+	phase(v1alpha1.PhaseFailed)
+	var hist string
+	testenv.Eventually(t, 30*time.Second, "history of three revisions", func(context.Context) error {
+		var err error
+		hist, err = run(c.Kubeconfig, "-n", ns, "history", "cli")
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(strings.TrimSpace(hist), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[1], "1 ") || !strings.HasPrefix(lines[2], "2* ") ||
+			!strings.Contains(lines[2], "Succeeded") || !strings.Contains(lines[2], "example.com/cli:2") ||
+			!strings.HasPrefix(lines[3], "3 ") || !strings.Contains(lines[3], "Failed") || !strings.Contains(lines[3], "Aborted") {
+			return fmt.Errorf("history:\n%s", hist)
+		}
+		return nil
+	})
+	out, err = run(c.Kubeconfig, "-n", ns, "history", "cli", "-o", "json")
+	var recs v1alpha1.CanaryRevisionList
+	if err != nil || json.Unmarshal([]byte(out), &recs) != nil || len(recs.Items) != 3 || recs.Items[2].Status.Outcome != v1alpha1.OutcomeFailed {
+		t.Errorf("history -o json: %v\n%s", err, out)
+	}
+	out, err = run(c.Kubeconfig, "-n", ns, "undo", "cli")
+	if err != nil || !strings.Contains(out, "back to revision #2") || !strings.Contains(out, "nothing is released") {
+		t.Fatalf("undo: %q %v", out, err)
+	}
+	phase(v1alpha1.PhaseSucceeded)
+	if err := cl.Get(t.Context(), client.ObjectKeyFromObject(dep), dep); err != nil || dep.Spec.Template.Spec.Containers[0].Image != "example.com/cli:2" {
+		t.Errorf("target after undo: %v %v", dep.Spec.Template.Spec.Containers[0].Image, err)
+	}
+	var after v1alpha1.Canary
+	if err := cl.Get(t.Context(), client.ObjectKeyFromObject(can), &after); err != nil || after.Status.Reason != "RevertedToStable" {
+		t.Errorf("after undo: reason %s (%v)", after.Status.Reason, err)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.

@@ -153,6 +153,19 @@ func (d *decider) idle(req request) {
 	}
 	waiting := d.st.Phase == v1alpha1.PhaseWaiting
 	switch {
+	case t.Revision != d.st.CanaryRevision && t.Revision == d.st.StableRevision && d.obs.Primary.Revision == t.Revision:
+		// The target went back to the revision the primary runs (an undo
+		// after a failed release): nothing to release.
+		d.rejectRequest(req)
+		d.st.CanaryRevision = t.Revision
+		msg := fmt.Sprintf("target is back at the stable revision %s; nothing to release", t.Revision)
+		if d.st.Phase == v1alpha1.PhaseWaiting || d.st.Phase == v1alpha1.PhaseFailed {
+			// Healthy again: the primary runs what the target asks for.
+			d.setPhase(v1alpha1.PhaseSucceeded, "RevertedToStable", msg)
+		} else {
+			d.note("RevertedToStable", msg)
+		}
+		d.event(false, "RevertedToStable", msg)
 	case t.Revision != d.st.CanaryRevision:
 		d.rejectRequest(req)
 		d.begin("NewRevision", fmt.Sprintf("new revision %s detected; releasing it", t.Revision))

@@ -139,3 +139,20 @@ func TestDecideDrift(t *testing.T) {
 		t.Error("Drifted stays True without drift")
 	}
 }
+
+// After a failed release the target is set back to the stable revision
+// (kubectl sluice undo): nothing is released, the Canary is healthy again.
+func TestDecideTargetRevertedToStable(t *testing.T) {
+	c := newCanary(inPhase(v1alpha1.PhaseFailed, "AnalysisFailed"), revisions("r1", "r2"))
+	out := engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(scaledDown("r1")), pri(ready("r1")), route(0)), Now: t0})
+	st := out.Status
+	if st.Phase != v1alpha1.PhaseSucceeded || st.Reason != "RevertedToStable" || st.CanaryRevision != "r1" {
+		t.Errorf("phase %s reason %s canary %s; want Succeeded/RevertedToStable at r1", st.Phase, st.Reason, st.CanaryRevision)
+	}
+	if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
+		t.Errorf("not Ready after reverting to the stable revision")
+	}
+	if got := fmtDesired(out.Desired); got != "services target=0 weight=0" {
+		t.Errorf("desired = %q", got)
+	}
+}

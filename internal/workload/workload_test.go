@@ -642,7 +642,7 @@ func TestObserve(t *testing.T) {
 			Spec:       appsv1.DeploymentSpec{Replicas: replicas},
 			Status: appsv1.DeploymentStatus{
 				ObservedGeneration: observed, UpdatedReplicas: updated, AvailableReplicas: available,
-				Replicas: 99, ReadyReplicas: 98, Conditions: conds,
+				Replicas: 99, ReadyReplicas: 98, Conditions: conds, // ReadyReplicas is not read
 			},
 		}
 	}
@@ -699,6 +699,11 @@ func TestObserve(t *testing.T) {
 				before = tt.d.DeepCopy()
 			}
 			got := workload.Observe(tt.d, "rev")
+			if tt.d != nil {
+				// Every dep() has status.replicas 99: all its pods, old
+				// ones included.
+				tt.want.StatusReplicas = 99
+			}
 			if got != tt.want {
 				t.Fatalf("Observe =\n%+v\nwant\n%+v", got, tt.want)
 			}
