@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -223,7 +224,7 @@ func TestPrimaryNeverReadyFailsSafeAtTimeout(t *testing.T) {
 // primary's; afterwards a primary scaled or edited by hand is reported as
 // Drifted (not fought), and an HPA's scaling is not drift.
 func TestRecordsAndDrift(t *testing.T) {
-	_, ns, cl := setup(t)
+	cluster, ns, cl := setup(t)
 	create(t, cl, app(ns, "steady", "example.com/steady:1", 2), canary(ns, "steady", weightStep(50)))
 	init := waitPhase(t, cl, ns, "steady", v1alpha1.PhaseInitialized, 60*time.Second)
 	setImage(t, cl, ns, "steady", "example.com/steady:2")
@@ -243,6 +244,21 @@ func TestRecordsAndDrift(t *testing.T) {
 		t.Errorf("record %+v / %+v does not match the primary (%d replicas, %s)", rec.Spec, rec.Status, *primary.Spec.Replicas, pc[0].Image)
 	}
 	waitRecord(t, cl, ns, "steady", init.Status.StableRevision, v1alpha1.OutcomeSucceeded)
+	// What `kubectl get canaryrevisions` prints: the apiserver's table.
+	raw, err := cluster.Client.CoreV1().RESTClient().Get().AbsPath("/apis/sluice.dev/v1alpha1/namespaces/"+ns+"/canaryrevisions").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(t.Context())
+	var table metav1.Table
+	if err != nil || json.Unmarshal(raw, &table) != nil {
+		t.Fatalf("table of canaryrevisions: %v", err)
+	}
+	var cols []string
+	for _, col := range table.ColumnDefinitions {
+		cols = append(cols, col.Name)
+	}
+	if strings.Join(cols, ",") != "Name,Canary,Number,Revision,Outcome,Images,Started,Reason" || len(table.Rows) != 2 ||
+		!strings.Contains(fmt.Sprint(table.Rows[0].Cells, table.Rows[1].Cells), "example.com/steady:2") {
+		t.Errorf("kubectl get canaryrevisions would show columns %v, rows %v", cols, table.Rows)
+	}
 	if v := testutil.ToFloat64(testMetrics.VerificationState.WithLabelValues(ns, "steady", v1alpha1.VerificationVerified)); v != 1 {
 		t.Errorf("sluice_canary_verification{state=Verified} = %v", v)
 	}
