@@ -47,11 +47,13 @@ const (
 	OutcomeProgressing = "Progressing"
 	OutcomeSucceeded   = "Succeeded"
 	OutcomeFailed      = "Failed"
+	// OutcomeSuperseded: a newer revision replaced it before it ended.
+	OutcomeSuperseded = "Superseded"
 )
 
 // CanaryRevisionStatus is what became of the revision.
 type CanaryRevisionStatus struct {
-	// Outcome: Progressing, Succeeded or Failed.
+	// Outcome: Progressing, Succeeded, Failed or Superseded.
 	// +optional
 	Outcome string `json:"outcome,omitempty"`
 	// Reason and Message of the release's end (the Canary's at the time).

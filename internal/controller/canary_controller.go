@@ -152,13 +152,16 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
 		r.Checks.Notify(next, e)
 	}
-	r.observeVerification(&c, out.Status)
 	if applyErr == nil {
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)
 	}
+	before := c.Status.DeepCopy()
 	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
 		return ctrl.Result{}, err
 	}
+	// Counted once the status that records it is written (a conflict
+	// repeats the decision).
+	r.observeVerification(&c, *before, out.Status)
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
 	}
@@ -231,10 +234,10 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
-	if res, ok := r.Checks.Result(client.ObjectKeyFromObject(c)); ok {
+	if res, ok := r.Checks.Result(c); ok {
 		s.obs.Checks = &res
 	}
-	s.obs.Hooks = r.Checks.HookResults(client.ObjectKeyFromObject(c))
+	s.obs.Hooks = r.Checks.HookResults(c)
 	stable, err := r.record(ctx, c, c.Status.StableRevision)
 	if err != nil {
 		return nil, err

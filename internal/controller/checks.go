@@ -87,12 +87,34 @@ type CheckRunner struct {
 	events chan event.GenericEvent
 
 	mu          sync.Mutex
-	running     map[types.NamespacedName]int64
-	results     map[types.NamespacedName]engine.CheckResult
-	hookRunning map[hookKey]engine.HookCall
-	hookResults map[hookKey]engine.HookResult
+	// Entries carry the Canary's UID: a job of a deleted Canary never
+	// answers for a new one of the same name.
+	running     map[types.NamespacedName]roundRun
+	results     map[types.NamespacedName]roundResult
+	hookRunning map[hookKey]hookRun
+	hookResults map[hookKey]hookResult
 	secrets     map[types.NamespacedName]cachedSecret
 	initOnce    sync.Once
+}
+
+type roundRun struct {
+	uid   types.UID
+	round int64
+}
+
+type roundResult struct {
+	uid types.UID
+	res engine.CheckResult
+}
+
+type hookRun struct {
+	uid  types.UID
+	call engine.HookCall
+}
+
+type hookResult struct {
+	uid types.UID
+	res engine.HookResult
 }
 
 type hookKey struct {
@@ -110,10 +132,10 @@ func (r *CheckRunner) init() {
 	r.initOnce.Do(func() {
 		r.queue = make(chan func(context.Context), 4096)
 		r.events = make(chan event.GenericEvent, 1024)
-		r.running = map[types.NamespacedName]int64{}
-		r.results = map[types.NamespacedName]engine.CheckResult{}
-		r.hookRunning = map[hookKey]engine.HookCall{}
-		r.hookResults = map[hookKey]engine.HookResult{}
+		r.running = map[types.NamespacedName]roundRun{}
+		r.results = map[types.NamespacedName]roundResult{}
+		r.hookRunning = map[hookKey]hookRun{}
+		r.hookResults = map[hookKey]hookResult{}
 		if r.Hooks == nil {
 			r.Hooks = webhook.NewCaller()
 		}
@@ -167,12 +189,15 @@ func (r *CheckRunner) announce(ctx context.Context, c *v1alpha1.Canary) {
 }
 
 // Result returns the finished round of a Canary, if any.
-func (r *CheckRunner) Result(key types.NamespacedName) (engine.CheckResult, bool) {
+func (r *CheckRunner) Result(c *v1alpha1.Canary) (engine.CheckResult, bool) {
 	r.init()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res, ok := r.results[key]
-	return res, ok
+	got, ok := r.results[client.ObjectKeyFromObject(c)]
+	if !ok || got.uid != c.UID {
+		return engine.CheckResult{}, false
+	}
+	return got.res, true
 }
 
 // Forget drops what the runner keeps for a Canary (when it is deleted).
@@ -199,12 +224,13 @@ func (r *CheckRunner) Forget(key types.NamespacedName) {
 func (r *CheckRunner) Submit(c *v1alpha1.Canary, round int64) {
 	r.init()
 	key := client.ObjectKeyFromObject(c)
+	run := roundRun{uid: c.UID, round: round}
 	r.mu.Lock()
-	if r.running[key] == round || r.results[key].Round == round {
+	if got, ok := r.results[key]; r.running[key] == run || (ok && got.uid == c.UID && got.res.Round == round) {
 		r.mu.Unlock()
 		return
 	}
-	r.running[key] = round
+	r.running[key] = run
 	r.mu.Unlock()
 	c = c.DeepCopy()
 	if !r.enqueue(func(ctx context.Context) { r.run(ctx, c, round) }) {
@@ -261,12 +287,17 @@ func (r *CheckRunner) run(ctx context.Context, c *v1alpha1.Canary, round int64) 
 		}
 	}
 	r.mu.Lock()
-	r.results[key] = res
-	if r.running[key] == round {
+	current := r.running[key] == roundRun{uid: c.UID, round: round}
+	if current {
+		// Only the round still asked for answers (not one of a Canary
+		// deleted, or forgotten, meanwhile).
+		r.results[key] = roundResult{uid: c.UID, res: res}
 		delete(r.running, key)
 	}
 	r.mu.Unlock()
-	r.announce(ctx, c)
+	if current {
+		r.announce(ctx, c)
+	}
 }
 
 // check runs one metric; every failure to get a value is a failed check

@@ -18,19 +18,20 @@ import (
 )
 
 // HookResults returns the last answers of a Canary's gate webhooks.
-func (r *CheckRunner) HookResults(key types.NamespacedName) map[v1alpha1.WebhookType]engine.HookResult {
+func (r *CheckRunner) HookResults(c *v1alpha1.Canary) map[v1alpha1.WebhookType]engine.HookResult {
 	r.init()
+	key := client.ObjectKeyFromObject(c)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out map[v1alpha1.WebhookType]engine.HookResult
-	for k, res := range r.hookResults {
-		if k.canary != key {
+	for k, got := range r.hookResults {
+		if k.canary != key || got.uid != c.UID {
 			continue
 		}
 		if out == nil {
 			out = map[v1alpha1.WebhookType]engine.HookResult{}
 		}
-		out[k.typ] = res
+		out[k.typ] = got.res
 	}
 	return out
 }
@@ -44,15 +45,15 @@ func (r *CheckRunner) SubmitHook(c *v1alpha1.Canary, call engine.HookCall) {
 	k := hookKey{canary: client.ObjectKeyFromObject(c), typ: call.Type}
 	same := func(key string, since time.Time) bool { return key == call.Key && since.Equal(call.Since) }
 	r.mu.Lock()
-	if run, ok := r.hookRunning[k]; ok && same(run.Key, run.Since) {
+	if run, ok := r.hookRunning[k]; ok && run.uid == c.UID && same(run.call.Key, run.call.Since) {
 		r.mu.Unlock()
 		return
 	}
-	if res, ok := r.hookResults[k]; ok && same(res.Key, res.Since) {
+	if got, ok := r.hookResults[k]; ok && got.uid == c.UID && same(got.res.Key, got.res.Since) {
 		r.mu.Unlock()
 		return
 	}
-	r.hookRunning[k] = call
+	r.hookRunning[k] = hookRun{uid: c.UID, call: call}
 	r.mu.Unlock()
 	c = c.DeepCopy()
 	if !r.enqueue(func(ctx context.Context) { r.runHooks(ctx, k, c, call) }) {
@@ -81,11 +82,17 @@ func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canar
 	wg.Wait()
 	res := engine.HookResult{Key: call.Key, Since: call.Since, Done: time.Now(), Passed: len(failures) == 0, Message: strings.Join(failures, "; ")}
 	r.mu.Lock()
-	r.hookResults[k] = res
-	if run, ok := r.hookRunning[k]; ok && run == call {
+	// Only the call still asked for answers: not one a newer call of the
+	// same type replaced, nor one of a Canary deleted meanwhile.
+	current := r.hookRunning[k] == hookRun{uid: c.UID, call: call}
+	if current {
+		r.hookResults[k] = hookResult{uid: c.UID, res: res}
 		delete(r.hookRunning, k)
 	}
 	r.mu.Unlock()
+	if !current {
+		return
+	}
 	if call.Type == v1alpha1.WebhookPostRollout {
 		// Nothing waits for it: a failure is only reported.
 		if !res.Passed && r.Recorder != nil {

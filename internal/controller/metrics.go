@@ -58,14 +58,14 @@ var verificationStates = []string{v1alpha1.VerificationVerifying, v1alpha1.Verif
 // observeVerification updates the metrics from a status change: a
 // comparison made, a mismatch counted, a verification finished, and the
 // Canary's current state.
-func (r *CanaryReconciler) observeVerification(c *v1alpha1.Canary, next v1alpha1.CanaryStatus) {
+func (r *CanaryReconciler) observeVerification(c *v1alpha1.Canary, prev, next v1alpha1.CanaryStatus) {
 	m := r.Metrics
 	if m == nil {
 		return
 	}
-	old, v := c.Status.Verification, next.Verification
-	if v != nil && (v.State == v1alpha1.VerificationVerifying || (old != nil && old.State == v1alpha1.VerificationVerifying) || old == nil) &&
-		(c.Status.Phase == v1alpha1.PhasePromoting || c.Status.Phase == v1alpha1.PhaseFinalising || next.Phase == v1alpha1.PhasePromoting || next.Phase == v1alpha1.PhaseFinalising) {
+	old, v := prev.Verification, next.Verification
+	if v != nil && (v.State == v1alpha1.VerificationVerifying || old == nil || old.State == v1alpha1.VerificationVerifying) &&
+		(prev.Phase == v1alpha1.PhasePromoting || next.Phase == v1alpha1.PhasePromoting) {
 		m.VerificationAttempts.Inc()
 	}
 	if v != nil {

@@ -147,11 +147,16 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	if rev == "" || st.Phase == "" || st.Phase == v1alpha1.PhaseInitializing || c.Spec.Suspend {
 		return nil
 	}
+	now := metav1.NewTime(r.now()).Rfc3339Copy()
+	if prev := c.Status.CanaryRevision; prev != "" && prev != rev {
+		if err := r.supersede(ctx, c, prev, rev, &now); err != nil {
+			return err
+		}
+	}
 	rec, err := r.record(ctx, c, rev)
 	if err != nil {
 		return err
 	}
-	now := metav1.NewTime(r.now()).Rfc3339Copy()
 	if rec == nil {
 		if s.target == nil || s.revision != rev {
 			return nil // the target moved on; nothing to record it from
@@ -163,8 +168,20 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	want := rec.Status.DeepCopy()
 	out := outcome(st.Phase)
 	if want.Outcome != v1alpha1.OutcomeProgressing && out == v1alpha1.OutcomeProgressing {
-		// The same revision released again (retry): a new start.
+		// The same revision released again (a retry, an undo): a new start,
+		// and the newest number, so history and pruning see it as recent.
 		want.StartTime, want.EndTime = &now, nil
+		number, err := r.nextNumber(ctx, c)
+		if err != nil {
+			return err
+		}
+		if rec.Spec.Number != number-1 { // not the newest already
+			patch := client.MergeFrom(rec.DeepCopy())
+			rec.Spec.Number = number
+			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+				return fmt.Errorf("renumber canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
+			}
+		}
 	}
 	want.Outcome = out
 	if out != v1alpha1.OutcomeProgressing {
@@ -187,14 +204,38 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	return r.pruneRecords(ctx, c, st)
 }
 
-func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary, s *scope, rev string, now *metav1.Time) (*v1alpha1.CanaryRevision, error) {
+// nextNumber is one more than the highest number of the Canary's records.
+func (r *CanaryReconciler) nextNumber(ctx context.Context, c *v1alpha1.Canary) (int64, error) {
 	var list v1alpha1.CanaryRevisionList
 	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{workload.CanaryLabel: c.Name}); err != nil {
-		return nil, fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+		return 0, fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	number := int64(1)
 	for _, it := range list.Items {
 		number = max(number, it.Spec.Number+1)
+	}
+	return number, nil
+}
+
+// supersede ends the record of a release another revision replaced.
+func (r *CanaryReconciler) supersede(ctx context.Context, c *v1alpha1.Canary, prev, by string, now *metav1.Time) error {
+	rec, err := r.record(ctx, c, prev)
+	if err != nil || rec == nil || rec.Status.Outcome != v1alpha1.OutcomeProgressing {
+		return err
+	}
+	patch := client.MergeFrom(rec.DeepCopy())
+	rec.Status.Outcome, rec.Status.Reason = v1alpha1.OutcomeSuperseded, "Superseded"
+	rec.Status.Message, rec.Status.EndTime = fmt.Sprintf("revision %s replaced it before it ended", by), now
+	if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	return nil
+}
+
+func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary, s *scope, rev string, now *metav1.Time) (*v1alpha1.CanaryRevision, error) {
+	number, err := r.nextNumber(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	tmpl, err := json.Marshal(s.target.Spec.Template)
 	if err != nil {

@@ -317,3 +317,29 @@ func TestRecordsAndDrift(t *testing.T) {
 		t.Errorf("the primary's hand edit was undone: %v %v", p.Spec.Template.Spec.Containers[0].Image, err)
 	}
 }
+
+// A release replaced mid-way by a newer revision ends its record as
+// Superseded; the newer one is recorded with the next number.
+func TestSupersededRecord(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "busy", "example.com/busy:1", 1), canary(ns, "busy", weightStep(20), untilPromoted()))
+	waitPhase(t, cl, ns, "busy", v1alpha1.PhaseInitialized, 60*time.Second)
+	setImage(t, cl, ns, "busy", "example.com/busy:2")
+	second := waitPhase(t, cl, ns, "busy", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	setImage(t, cl, ns, "busy", "example.com/busy:3")
+	testenv.Eventually(t, 30*time.Second, "release of busy:3", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, "busy")
+		if err != nil || c.Status.CanaryRevision == second.Status.CanaryRevision {
+			return fmt.Errorf("still at %s (%v)", c.Status.CanaryRevision, err)
+		}
+		return nil
+	})
+	old := waitRecord(t, cl, ns, "busy", second.Status.CanaryRevision, v1alpha1.OutcomeSuperseded)
+	if old.Status.EndTime == nil || !strings.Contains(old.Status.Message, "replaced it") || old.Spec.Number != 2 {
+		t.Errorf("superseded record: #%d %+v", old.Spec.Number, old.Status)
+	}
+	c, _ := getCanary(t.Context(), cl, ns, "busy")
+	if cur := waitRecord(t, cl, ns, "busy", c.Status.CanaryRevision, v1alpha1.OutcomeProgressing); cur.Spec.Number != 3 {
+		t.Errorf("the newer revision is #%d, want 3", cur.Spec.Number)
+	}
+}

@@ -152,6 +152,15 @@ func (d *decider) idle(req request) {
 		return
 	}
 	waiting := d.st.Phase == v1alpha1.PhaseWaiting
+	if t.Revision != d.st.CanaryRevision && d.failSafe() {
+		// Traffic is on the canary because the primary is being restored
+		// after a failed promotion: a new release could only move it onto
+		// pods nobody has checked. It starts once the primary is back.
+		d.rejectRequest(req)
+		d.settle()
+		d.note("WaitingForPrimaryRestore", fmt.Sprintf("revision %s waits until the primary is restored to %s", t.Revision, d.st.StableRevision))
+		return
+	}
 	switch {
 	case t.Revision != d.st.CanaryRevision && t.Revision == d.st.StableRevision && d.obs.Primary.Revision == t.Revision:
 		// The target went back to the revision the primary runs (an undo
@@ -198,8 +207,7 @@ func (d *decider) settle() {
 		// verification), the canary carries it all until the primary is
 		// back.
 		canaryOK, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold())
-		if v := d.st.Verification; d.st.Phase == v1alpha1.PhaseFailed && canaryOK && d.st.CanaryRevision != d.st.StableRevision &&
-			v != nil && v.State == v1alpha1.VerificationFailed && v.Revision == d.st.CanaryRevision {
+		if canaryOK && d.failSafe() {
 			d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 			d.routeTo(100)
 			d.stall("PrimaryNotReady", "all traffic on the canary until the primary is Ready again: "+why)
@@ -390,6 +398,18 @@ func (d *decider) progress(req request) {
 	d.promote()
 }
 
+// failSafe says whether a promotion of the release's revision failed
+// verification and the primary is not Ready at the stable revision yet.
+func (d *decider) failSafe() bool {
+	v := d.st.Verification
+	if d.st.Phase != v1alpha1.PhaseFailed || d.st.CanaryRevision == d.st.StableRevision ||
+		v == nil || v.State != v1alpha1.VerificationFailed || v.Revision != d.st.CanaryRevision {
+		return false
+	}
+	ok, _ := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold())
+	return !ok
+}
+
 // advance moves to the next step.
 func (d *decider) advance() {
 	d.st.StepCheckRound = d.st.CheckRound
@@ -551,7 +571,12 @@ func (d *decider) promote() {
 func (d *decider) finalise() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
-	if !d.verify(d.st.StableRevision) {
+	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
+		// The primary was verified when the promotion ended; if it slips
+		// now, traffic stays as it is until it recovers (the release can no
+		// longer be rolled back: the primary runs the promoted revision).
+		d.note("Finalising", "waiting for the primary: "+why)
+		d.requeue(d.verifyInterval())
 		return
 	}
 	if !d.routeTo(0) {

@@ -1382,7 +1382,7 @@ func TestDecideTransitions(t *testing.T) {
 				name:   "primary not ready: traffic and canary stay",
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2"))),
-				want: want{phase: F, reason: "Finalising", msgHas: "verifying the primary at revision r2: primary 1/3 available",
+				want: want{phase: F, reason: "Finalising", msgHas: "waiting for the primary: primary 1/3 available",
 					desired: "services target=3", requeue: engine.DefaultVerifyInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{

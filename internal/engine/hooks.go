@@ -137,6 +137,7 @@ func (d *decider) resetRelease() {
 	d.st.LastProgressTime = &d.now
 	d.st.Gate = nil
 	d.st.PreRolloutPassed = false
+	d.st.Verification = nil
 }
 
 // begin starts the release of the target's revision, after its

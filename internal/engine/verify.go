@@ -40,7 +40,9 @@ func (d *decider) verifyInterval() time.Duration {
 // restores the primary from the stable revision's record.
 func (d *decider) verify(rev string) bool {
 	v := d.st.Verification
-	if v == nil || v.Revision != rev {
+	if v == nil || v.Revision != rev || v.State == v1alpha1.VerificationFailed {
+		// A new promotion (a retry of a revision that failed verification
+		// starts afresh).
 		v = &v1alpha1.VerificationStatus{Revision: rev, State: v1alpha1.VerificationVerifying, StartedAt: &d.now}
 		d.st.Verification = v
 	}
@@ -57,6 +59,7 @@ func (d *decider) verify(rev string) bool {
 	if v.State == v1alpha1.VerificationVerified {
 		// It was verified in this promotion and slipped since: verify anew.
 		v.State, v.StartedAt, v.FinishedAt = v1alpha1.VerificationVerifying, &d.now, nil
+		v.Mismatches, v.LastMismatch, v.LastMismatchField, v.LastMismatchTime = 0, "", "", nil
 	}
 	hard, field := "", ""
 	switch {

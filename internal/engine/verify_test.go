@@ -156,3 +156,45 @@ func TestDecideTargetRevertedToStable(t *testing.T) {
 		t.Errorf("desired = %q", got)
 	}
 }
+
+func failedVerification(c *v1alpha1.Canary) {
+	c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationFailed,
+		StartedAt: ago(time.Hour), Mismatches: 9, LastMismatchTime: ago(time.Hour)}
+}
+
+// A retry of a revision that failed verification verifies afresh.
+func TestDecideRetryAfterVerificationFailureStartsFresh(t *testing.T) {
+	c := newCanary(inPhase(v1alpha1.PhasePromoting, "Promoting"), revisions("r1", "r2"), atStep(5, 80), failedVerification)
+	out := engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(ready("r2")), pri(notReady("r2")), route(80), stableRecord), Now: t0})
+	if v := out.Status.Verification; out.Status.Phase != v1alpha1.PhasePromoting || v == nil || v.State != v1alpha1.VerificationVerifying ||
+		v.Mismatches != 0 || !v.StartedAt.Time.Equal(t0) {
+		t.Errorf("phase %s, verification %+v; want a fresh Verifying", out.Status.Phase, v)
+	}
+	// A new release clears it too.
+	next := newCanary(initialized(), failedVerification)
+	out = engine.Decide(engine.Input{Canary: next, Obs: newObs(tgt(scaledDown("r3")), pri(ready("r1")), route(0)), Now: t0})
+	if out.Status.Verification != nil {
+		t.Errorf("a new release kept the old verification: %+v", out.Status.Verification)
+	}
+}
+
+// While the primary is being restored after a failed promotion, a new
+// revision is not released: it would move the traffic the canary carries
+// onto pods nobody checked.
+func TestDecideNewRevisionWaitsForTheRestore(t *testing.T) {
+	c := newCanary(inPhase(v1alpha1.PhaseFailed, "VerificationFailed"), revisions("r1", "r2"), atStep(5, 100), failedVerification)
+	out := engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(notReady("r3")), pri(notReady("r2")), route(100), stableRecord), Now: t0})
+	st := out.Status
+	if st.Phase != v1alpha1.PhaseFailed || st.CanaryRevision != "r2" || st.Reason != "WaitingForPrimaryRestore" {
+		t.Errorf("phase %s canary %s reason %s; want Failed at r2, waiting for the restore", st.Phase, st.CanaryRevision, st.Reason)
+	}
+	if !out.Desired.RestorePrimary {
+		t.Errorf("the restore stopped: %s", fmtDesired(out.Desired))
+	}
+	// Once the primary is back, the new revision is released.
+	c.Status = st
+	out = engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(notReady("r3")), pri(ready("r1")), route(0), stableRecord), Now: t0})
+	if out.Status.Phase != v1alpha1.PhaseProgressing || out.Status.CanaryRevision != "r3" {
+		t.Errorf("after the restore: %s at %s", out.Status.Phase, out.Status.CanaryRevision)
+	}
+}

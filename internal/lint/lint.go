@@ -205,14 +205,18 @@ func canaryRules(name string, obj map[string]any) []Finding {
 	var out []Finding
 	warn := func(msg string) { out = append(out, Finding{Object: name, Message: msg, Warning: true}) }
 	steps := engine.Steps(c.Spec.Strategy)
-	if engine.WeightAt(steps, len(steps)-1) == 0 {
+	top := int32(0)
+	for i := range steps {
+		top = max(top, engine.WeightAt(steps, i))
+	}
+	if top == 0 {
 		warn("spec.strategy: no step sends traffic to the canary, so nothing is measured before promotion; add a setWeight step")
 	}
 	deadline := engine.DefaultProgressDeadline
 	if c.Spec.ProgressDeadline != nil {
 		deadline = c.Spec.ProgressDeadline.Duration
 	}
-	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(&c, v1alpha1.WebhookRollout)) {
+	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(&c, v1alpha1.WebhookRollout) || engine.HasHooks(&c, v1alpha1.WebhookRollback)) {
 		if iv := engine.CheckInterval(a); iv >= deadline {
 			warn(fmt.Sprintf("spec.progressDeadline (%s) is not longer than spec.analysis.interval (%s): a step waiting for its check round would time out; raise progressDeadline", deadline, iv))
 		}

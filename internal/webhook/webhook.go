@@ -126,6 +126,7 @@ func (c *Caller) Call(ctx context.Context, h Hook, p Payload) error {
 		backoff = 250 * time.Millisecond
 	}
 	var last error
+	attempts := 0
 	for attempt := 0; attempt <= h.Retries; attempt++ {
 		if attempt > 0 {
 			t := time.NewTimer(backoff)
@@ -137,6 +138,7 @@ func (c *Caller) Call(ctx context.Context, h Hook, p Payload) error {
 			}
 			backoff *= 2
 		}
+		attempts++
 		last = c.attempt(ctx, h, body, timeout)
 		if last == nil {
 			return nil
@@ -147,8 +149,8 @@ func (c *Caller) Call(ctx context.Context, h Hook, p Payload) error {
 		}
 	}
 	tries := ""
-	if h.Retries > 0 {
-		tries = fmt.Sprintf(" (after %d attempts)", h.Retries+1)
+	if attempts > 1 {
+		tries = fmt.Sprintf(" (after %d attempts)", attempts)
 	}
 	return fmt.Errorf("webhook %s (%s)%s: %w", h.Name, h.URL, tries, last)
 }
@@ -167,8 +169,8 @@ func (c *Caller) attempt(ctx context.Context, h Hook, body []byte, timeout time.
 	}
 	resp, err := c.Client.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no answer within %s", timeout)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+			return fmt.Errorf("no answer within %s: %w", timeout, context.DeadlineExceeded)
 		}
 		return err
 	}
