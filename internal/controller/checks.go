@@ -86,7 +86,7 @@ type CheckRunner struct {
 	queue  chan func(context.Context)
 	events chan event.GenericEvent
 
-	mu          sync.Mutex
+	mu sync.Mutex
 	// Entries carry the Canary's UID: a job of a deleted Canary never
 	// answers for a new one of the same name.
 	running     map[types.NamespacedName]roundRun
