@@ -29,6 +29,8 @@ type trafficMonitor struct {
 	violations []string
 	stop       chan struct{}
 	done       chan struct{}
+	// primaryImage is the primary's image at the last sample.
+	primaryImage string
 }
 
 func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
@@ -44,12 +46,18 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			split, err := routeSplit(ctx, cl, ns, name)
 			d, derr := deployment(ctx, cl, ns, name)
+			p, perr := deployment(ctx, cl, ns, name+"-primary")
 			cancel()
-			if err != nil || derr != nil {
+			if err != nil || derr != nil || perr != nil {
 				continue
 			}
 			share := canaryShare(split, name)
+			image := p.Spec.Template.Spec.Containers[0].Image
 			m.mu.Lock()
+			if m.primaryImage != "" && image != m.primaryImage && share < 100 {
+				m.violations = append(m.violations, fmt.Sprintf("primary template changed to %s while it carried %d%%", image, 100-share))
+			}
+			m.primaryImage = image
 			if len(m.shares) == 0 || m.shares[len(m.shares)-1] != share {
 				m.shares = append(m.shares, share)
 			}
@@ -120,11 +128,13 @@ func TestReleaseWalksStepsToSucceeded(t *testing.T) {
 	c = waitPhase(t, cl, ns, "web", v1alpha1.PhaseSucceeded, 90*time.Second)
 	shares, violations := m.result()
 
-	if want := []int32{0, 20, 50, 0}; !slices.Equal(shares, want) {
+	// 100 while the primary is updated: its pods never serve while they
+	// are replaced.
+	if want := []int32{0, 20, 50, 100, 0}; !slices.Equal(shares, want) {
 		t.Errorf("canary shares seen on the HTTPRoute: %v, want %v", shares, want)
 	}
 	if len(violations) > 0 {
-		t.Errorf("traffic went to a canary with no available replica: %v", violations)
+		t.Errorf("traffic went to a copy being replaced or with no available replica: %v", violations)
 	}
 	primary, _ = deployment(ctx, cl, ns, "web-primary")
 	if img := primary.Spec.Template.Spec.Containers[0].Image; img != "example.com/web:2" {

@@ -547,14 +547,29 @@ func (d *decider) promote() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	canaryOK, _ := d.ready("canary", t, rev, d.canaryThreshold())
 	switch {
 	case t.Exists && t.Revision == rev:
+		if d.obs.Primary.Revision != rev && canaryOK && !d.routeTo(100) {
+			// Before the primary is touched, all traffic moves to the
+			// canary (Ready, at full size): whatever the primary's rollout
+			// strategy, its pods never serve while they are replaced.
+			d.note("Promoting", "moving all traffic to the canary before updating the primary: "+d.st.Message)
+			return
+		}
 		d.out.Desired.PrimaryFromTarget = true
 	case d.obs.Primary.Revision != rev:
 		// The target moved on before the primary took the promoted
 		// template: release the new revision instead.
 		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
 		return
+	}
+	if !canaryOK && (d.st.CanaryWeight > 0 || d.obs.Route.CanaryWeight > 0) {
+		// The canary stopped being Ready while it carried the traffic:
+		// back to the primary if it can take it (else it stays).
+		if ok, _ := d.ready("primary", d.obs.Primary, rev, d.primaryThreshold()); ok {
+			d.routeTo(0)
+		}
 	}
 	if !d.verify(rev) {
 		return

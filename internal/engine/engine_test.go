@@ -888,8 +888,8 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(releasing(4, 80)),
 				obs:    obs(80),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
-					desired: "fromTarget services primary=3 target=3 weight=80", events: []string{"Normal WeightSet", "Normal Promoting"},
-					requeue: engine.DefaultVerifyInterval, step: 5, weight: 80, stable: "r1", canary: "r2",
+					desired: "services primary=3 target=3 weight=100", events: []string{"Normal WeightSet", "Normal Promoting"},
+					requeue: engine.RoutePollInterval, step: 5, weight: 100, stable: "r1", canary: "r2",
 					conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -1020,8 +1020,8 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(releasing(1, 20), request("promote-full")),
 				obs:    obs(20),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
-					desired: "fromTarget services primary=3 target=3", events: []string{"Normal PromoteRequested", "Normal Promoting"},
-					requeue: engine.DefaultVerifyInterval, step: 5, weight: 20, stable: "r1", canary: "r2",
+					desired: "services primary=3 target=3 weight=100", events: []string{"Normal PromoteRequested", "Normal Promoting"},
+					requeue: engine.RoutePollInterval, step: 5, weight: 100, stable: "r1", canary: "r2",
 					handled: "promote-full", conds: cRunning},
 			},
 			{
@@ -1233,8 +1233,8 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, request("promote-full")),
 				obs:    obs(50),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
-					desired: "fromTarget services primary=3 target=3", events: []string{"Normal PromoteRequested", "Normal Promoting"},
-					requeue: engine.DefaultVerifyInterval, step: 5, weight: 50, stable: "r1", canary: "r2",
+					desired: "services primary=3 target=3 weight=100", events: []string{"Normal PromoteRequested", "Normal Promoting"},
+					requeue: engine.RoutePollInterval, step: 5, weight: 100, stable: "r1", canary: "r2",
 					handled: "promote-full", conds: cRunning},
 			},
 			{
@@ -1279,12 +1279,20 @@ func TestDecideTransitions(t *testing.T) {
 		PR := v1alpha1.PhasePromoting
 		runRows(t, []row{
 			{
-				name:   "primary not updated yet: traffic stays",
+				name:   "primary not updated yet: all traffic moves to the canary first",
 				canary: newCanary(base),
 				obs:    obs(),
+				want: want{phase: PR, reason: "Promoting", msgHas: "moving all traffic to the canary before updating the primary",
+					desired: "services primary=3 target=3 weight=100", requeue: engine.RoutePollInterval,
+					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
+			},
+			{
+				name:   "route carries 100% to the canary: the primary is updated",
+				canary: newCanary(base),
+				obs:    obs(route(100)),
 				want: want{phase: PR, reason: "Promoting", msgHas: "primary runs revision r1, want r2",
-					desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
-					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
+					desired: "fromTarget services primary=3 target=3 weight=100", requeue: engine.DefaultVerifyInterval,
+					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "primary rolling out",
@@ -1323,16 +1331,16 @@ func TestDecideTransitions(t *testing.T) {
 				name:   "abort is too late",
 				canary: newCanary(base, request("abort")),
 				obs:    obs(),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3",
-					events: []string{"Warning RequestIgnored"}, requeue: engine.DefaultVerifyInterval,
-					step: 5, weight: 80, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
+				want: want{phase: PR, reason: "Promoting", desired: "services primary=3 target=3 weight=100",
+					events: []string{"Warning RequestIgnored"}, requeue: engine.RoutePollInterval,
+					step: 5, weight: 100, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
 			},
 			{
 				name:   "spec.paused does not hold a promotion",
 				canary: newCanary(base, specPaused),
 				obs:    obs(),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
-					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
+				want: want{phase: PR, reason: "Promoting", desired: "services primary=3 target=3 weight=100", requeue: engine.RoutePollInterval,
+					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "target moved on before the primary took the template: new release",

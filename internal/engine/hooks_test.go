@@ -131,7 +131,7 @@ func TestDecideWebhookGates(t *testing.T) {
 		{"confirm-promotion open: Promoting",
 			newCanary(releasing(5, 80), withHooks(v1alpha1.WebhookConfirmPromotion)),
 			healthy(80, answer(v1alpha1.WebhookConfirmPromotion, "r2/promotion", true, time.Second)),
-			v1alpha1.PhasePromoting, "Promoting", "fromTarget services primary=3 target=3", nil, "Promoting", nil},
+			v1alpha1.PhasePromoting, "Promoting", "services primary=3 target=3 weight=100", nil, "Promoting", nil},
 		{"pre-rollout is asked before the canary gets traffic",
 			newCanary(releasing(0, 0), withHooks(v1alpha1.WebhookPreRollout)), healthy(0),
 			v1alpha1.PhaseProgressing, "WaitingForGate", "services target=3",

@@ -88,7 +88,7 @@ func invariants(in engine.Input, out engine.Output) []string {
 		}
 		// A closed confirm-traffic-increase gate holds the weight at what
 		// the steps before the current one set.
-		if g := st.Gate; g != nil && !g.Open && g.Type == v1alpha1.WebhookConfirmTrafficIncrease && st.Phase != v1alpha1.PhaseFailed {
+		if g := st.Gate; g != nil && !g.Open && g.Type == v1alpha1.WebhookConfirmTrafficIncrease && runningPhases[st.Phase] {
 			if held := engine.WeightAt(steps, int(st.CurrentStep)-1); *w > held {
 				fail("closed confirm-traffic-increase gate at step %d, yet weight %d asked (held %d)", st.CurrentStep, *w, held)
 			}
@@ -791,9 +791,9 @@ func TestSimulationRelease(t *testing.T) {
 		return
 	}
 	// The router carried 0 (initialization), then each step's weight in
-	// order, then 0 again.
-	if got := fmt.Sprint(s.w.carried); got != "[0 20 50 0]" {
-		s.fail("weights carried %s, want [0 20 50 0]", got)
+	// order, 100 while the primary was updated, then 0 again.
+	if got := fmt.Sprint(s.w.carried); got != "[0 20 50 100 0]" {
+		s.fail("weights carried %s, want [0 20 50 100 0]", got)
 	}
 	if s.now.Sub(t0) < 8*time.Second {
 		s.fail("release took %v, less than its pauses (3s + 5s)", s.now.Sub(t0))
