@@ -166,6 +166,7 @@ func TestPromotionBlockedByQuotaFailsSafe(t *testing.T) {
 	sampler := sampleReadiness(t, cl, ns, "quota")
 	setImage(t, cl, ns, "quota", "example.com/quota:2")
 	got := waitPhase(t, cl, ns, "quota", v1alpha1.PhaseFailed, 90*time.Second)
+	t.Logf("ended %s/%s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
 	if got.Status.Reason != "VerificationFailed" || !strings.Contains(got.Status.Message, "exceeded quota") {
 		t.Errorf("reason %s: %s; want VerificationFailed naming the quota", got.Status.Reason, got.Status.Message)
 	}
@@ -213,6 +214,7 @@ func TestPrimaryNeverReadyFailsSafeAtTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitPhase(t, cl, ns, "crashy", v1alpha1.PhaseFailed, 90*time.Second)
+	t.Logf("ended %s/%s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
 	if got.Status.Reason != "VerificationFailed" || !strings.Contains(got.Status.Message, "after 10s") {
 		t.Errorf("reason %s: %s; want VerificationFailed at the 10s timeout", got.Status.Reason, got.Status.Message)
 	}

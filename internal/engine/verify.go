@@ -74,17 +74,28 @@ func (d *decider) verify(rev string) bool {
 		d.event(true, "VerificationMismatch", fmt.Sprintf("primary at revision %s, mismatch %d (tolerated %d): %s", rev, v.Mismatches, d.verifyRetries(), hard))
 	}
 	elapsed := d.now.Sub(v.StartedAt.Time)
+	// The state in numbers a person checks first, then the cause.
 	state := fmt.Sprintf("primary %d/%d available, %d/%d updated", p.AvailableReplicas, p.Replicas, p.UpdatedReplicas, p.Replicas)
-	detail := hard
-	if detail == "" && !ok {
-		detail = why
+	if p.StatusReplicas > p.UpdatedReplicas {
+		state = fmt.Sprintf("primary %d/%d updated, %d old replicas still running", p.UpdatedReplicas, p.Replicas, p.StatusReplicas-p.UpdatedReplicas)
+	}
+	cause := hard
+	if cause == "" && (!p.Exists || !p.Current || p.Revision != rev) {
+		cause = why
+	}
+	detail := state
+	if cause != "" {
+		detail += ": " + cause
 	}
 	var failure string
 	switch {
 	case v.Mismatches > d.verifyRetries():
 		failure = fmt.Sprintf("%s after %d mismatches (%s): %s", state, v.Mismatches, v.LastMismatchField, v.LastMismatch)
 	case elapsed >= d.verifyTimeout():
-		failure = fmt.Sprintf("%s after %s: %s", state, d.verifyTimeout(), detail)
+		failure = fmt.Sprintf("%s after %s", state, d.verifyTimeout())
+		if cause != "" {
+			failure += ": " + cause
+		}
 	}
 	if failure != "" {
 		v.State, v.FinishedAt = v1alpha1.VerificationFailed, &d.now

@@ -63,7 +63,7 @@ func TestDecideVerification(t *testing.T) {
 		{"one mismatch more than retries fails safe: the primary restored, the Ready canary carries everything",
 			newCanary(promoting, verifying("r2", time.Minute, 3, d(11*time.Second))), newObs(tgt(ready("r2")), pri(blocked), route(80), stableRecord),
 			v1alpha1.PhaseFailed, "VerificationFailed", "restore services primary=3 target=3 weight=100", v1alpha1.VerificationFailed, 4,
-			"primary 3/3 available, 0/3 updated after 4 mismatches (rollout): pods \"web-primary-x\" is forbidden: exceeded quota", "VerificationFailed"},
+			"primary 0/3 updated, 3 old replicas still running after 4 mismatches (rollout): pods \"web-primary-x\" is forbidden: exceeded quota", "VerificationFailed"},
 		{"an edited primary template is a mismatch (and re-applied)",
 			newCanary(promoting, verifying("r2", time.Minute, 0, nil)),
 			newObs(tgt(ready("r2")), pri(ready("r2")), route(80), drift("container app image example.com/x:9, recorded example.com/x:2", "image")),
