@@ -9,6 +9,7 @@ import (
 // steps.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.strategy.steps) && size(self.strategy.steps) > 0 && (has(self.strategy.stepWeight) || has(self.strategy.stepWeights)))",message="spec.strategy: use either steps or the stepWeight/stepWeights shorthand, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.service.backendRefs) || has(self.router.gatewayAPI)",message="spec.service.backendRefs: custom backends are supported with the gatewayAPI router only"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -235,12 +236,43 @@ type BackendRef struct {
 
 // RouterSpec selects exactly one router.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik)"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
 	// +optional
 	GatewayAPI *GatewayAPIRouter `json:"gatewayAPI,omitempty"`
+	// Traefik (v2.10+ or v3): Sluice owns a weighted TraefikService named
+	// after the Canary that your IngressRoute references, or, with
+	// ingressRoute, edits only the weights of one route of your own
+	// IngressRoute.
+	// +optional
+	Traefik *TraefikRouter `json:"traefik,omitempty"`
+}
+
+// TraefikRouter routes through Traefik.
+type TraefikRouter struct {
+	// IngressRoute, when set, is your IngressRoute whose route Sluice
+	// splits in place: it sets the weight of the entry for the apex Service
+	// (which must be there) and adds the canary Service's entry while a
+	// release runs; it changes nothing else. Without it, Sluice owns a
+	// weighted TraefikService named after the Canary: reference it from
+	// your IngressRoute with kind TraefikService.
+	// +optional
+	IngressRoute *TraefikIngressRouteRef `json:"ingressRoute,omitempty"`
+}
+
+// TraefikIngressRouteRef names an IngressRoute in the Canary's namespace
+// and one of its routes.
+type TraefikIngressRouteRef struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Match is the match rule of the route to split, exactly as written in
+	// the IngressRoute; optional when it has a single route.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Match string `json:"match,omitempty"`
 }
 
 // GatewayAPIRouter is the generated HTTPRoute's routing, apart from backends.

@@ -109,12 +109,13 @@ func run(c config) error {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	r := &controller.CanaryReconciler{
-		Metrics:  m,
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("sluice"),
-		Backends: backends,
-		Checks:   checks,
+		Metrics:   m,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("sluice"),
+		Backends:  backends,
+		Checks:    checks,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers}); err != nil {
 		return err

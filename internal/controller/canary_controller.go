@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -44,6 +45,9 @@ type CanaryReconciler struct {
 	// Backends answers existence checks of user-supplied backends from a
 	// metadata-only cache (see NewBackendCache).
 	Backends client.Reader
+	// APIReader reads past the cache (a re-read after a write conflict);
+	// nil means Client.
+	APIReader client.Reader
 	// Checks runs metric check rounds off the reconcile workers.
 	Checks *CheckRunner
 	// Recorder records Events on Canaries.
@@ -105,6 +109,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile runs one observe -> decide -> apply -> status cycle.
@@ -251,7 +256,16 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 
 // router returns the Canary's router. The CRD admits exactly one.
 func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
-	return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: map[string]string{workload.CanaryLabel: c.Name}}
+	labels := map[string]string{workload.CanaryLabel: c.Name}
+	if c.Spec.Router.Traefik != nil {
+		var rd client.Reader = r.Client
+		if r.APIReader != nil {
+			rd = r.APIReader
+		}
+		return &traefik.Router{Client: r.Client, Reader: rd, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
+			Labels: labels, Apex: workload.ServiceName(c)}
+	}
+	return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: labels}
 }
 
 func (r *CanaryReconciler) getDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {

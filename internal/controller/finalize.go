@@ -16,7 +16,6 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router"
-	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -84,12 +83,9 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if err := r.releaseApex(ctx, c, selector); err != nil {
 			return ctrl.Result{}, err
 		}
-		if c.Spec.Router.GatewayAPI != nil {
-			apex := router.Backend{Kind: "Service", Name: workload.ServiceName(c), Namespace: c.Namespace, Port: &c.Spec.Service.Port, Weight: 1}
-			gw := &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: map[string]string{workload.CanaryLabel: c.Name}}
-			if err := gw.Release(ctx, c, apex); err != nil {
-				return ctrl.Result{}, err
-			}
+		apex := router.Backend{Kind: "Service", Name: workload.ServiceName(c), Namespace: c.Namespace, Port: &c.Spec.Service.Port, Weight: 1}
+		if err := r.router(c).Release(ctx, c, apex); err != nil {
+			return ctrl.Result{}, err
 		}
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "HandedBack", "Finalize",
 			"traffic handed back to deployment %s/%s (%d replicas) through Service %s", target.Namespace, target.Name, want, workload.ServiceName(c))

@@ -93,7 +93,7 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 		if mgrErr = testMetrics.Register(nil); mgrErr != nil {
 			return
 		}
-		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), Scheme: mgr.GetScheme(),
+		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
 			Checks: controller.NewCheckRunner(mgr, "", 8)}
 		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {

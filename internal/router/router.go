@@ -41,4 +41,8 @@ type Router interface {
 	Apply(ctx context.Context, c *v1alpha1.Canary, s Split) error
 	// Observe reads back what the router carries for the Canary's phases.
 	Observe(ctx context.Context, c *v1alpha1.Canary, s Split) (engine.Route, error)
+	// Release hands the routing back when the Canary is deleted: all
+	// traffic to backend (the apex Service), and nothing the user's
+	// routing depends on is left owned by the Canary.
+	Release(ctx context.Context, c *v1alpha1.Canary, backend Backend) error
 }

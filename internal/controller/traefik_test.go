@@ -1,0 +1,168 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+func traefikCanary(ns, name string, tr v1alpha1.TraefikRouter, steps ...v1alpha1.Step) *v1alpha1.Canary {
+	c := canary(ns, name, steps...)
+	c.Spec.Router = v1alpha1.RouterSpec{Traefik: &tr}
+	return c
+}
+
+func traefikObject(ctx context.Context, cl client.Client, kind, ns, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: kind})
+	err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u)
+	return u, err
+}
+
+// canaryShareOf is the canary Service's percent of a services list.
+func canaryShareOf(services []any, canarySvc string) int32 {
+	var total, canary int64
+	for _, s := range services {
+		e := s.(map[string]any)
+		w := int64(1)
+		if v, ok := e["weight"].(int64); ok {
+			w = v
+		}
+		total += w
+		if e["name"] == canarySvc {
+			canary += w
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return int32(canary * 100 / total)
+}
+
+// shareSampler records each distinct canary share a Traefik object carries.
+type shareSampler struct {
+	mu     sync.Mutex
+	shares []int32
+}
+
+func sampleTraefik(t *testing.T, cl client.Client, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) (*shareSampler, func()) {
+	s := &shareSampler{}
+	stop := inBackground(t, func(ctx context.Context) {
+		u, err := traefikObject(ctx, cl, kind, ns, name)
+		if err != nil {
+			return
+		}
+		share := canaryShareOf(services(u), canarySvc)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.shares) == 0 || s.shares[len(s.shares)-1] != share {
+			s.shares = append(s.shares, share)
+		}
+	})
+	return s, stop
+}
+
+func weightedServices(u *unstructured.Unstructured) []any {
+	s, _, _ := unstructured.NestedSlice(u.Object, "spec", "weighted", "services")
+	return s
+}
+
+// A release through a TraefikService Sluice owns: the weights walk the
+// steps; deleting the Canary leaves the TraefikService sending everything
+// to the apex Service, no longer owned, so the user's IngressRoute that
+// references it keeps working.
+func TestTraefikServiceRelease(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, app(ns, "tsv", "example.com/tsv:1", 1), traefikCanary(ns, "tsv", v1alpha1.TraefikRouter{}, weightStep(20), pauseStep(time.Second), weightStep(60), pauseStep(time.Second)))
+	waitPhase(t, cl, ns, "tsv", v1alpha1.PhaseInitialized, 60*time.Second)
+	s, stop := sampleTraefik(t, cl, "TraefikService", ns, "tsv", weightedServices, "tsv-canary")
+	setImage(t, cl, ns, "tsv", "example.com/tsv:2")
+	waitPhase(t, cl, ns, "tsv", v1alpha1.PhaseSucceeded, 60*time.Second)
+	stop()
+	if want := []int32{0, 20, 60, 100, 0}; !slices.Equal(s.shares, want) {
+		t.Errorf("canary shares on the TraefikService: %v, want %v", s.shares, want)
+	}
+
+	c, _ := getCanary(t.Context(), cl, ns, "tsv")
+	if err := cl.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "canary gone", func(ctx context.Context) error {
+		if _, err := getCanary(ctx, cl, ns, "tsv"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	u, err := traefikObject(t.Context(), cl, "TraefikService", ns, "tsv")
+	if err != nil {
+		t.Fatalf("the TraefikService went with the Canary: %v", err)
+	}
+	b, _ := json.Marshal(weightedServices(u))
+	if string(b) != `[{"name":"tsv","port":80,"weight":10000}]` || len(u.GetOwnerReferences()) != 0 {
+		t.Errorf("after deletion: services %s, owners %v", b, u.GetOwnerReferences())
+	}
+}
+
+// A release that splits a route of the user's own IngressRoute: the
+// weights walk the steps, and after promotion the IngressRoute's spec is
+// byte for byte what the user wrote.
+func TestTraefikIngressRouteRelease(t *testing.T) {
+	_, ns, cl := setup(t)
+	route := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: front}
+spec:
+  entryPoints: [web]
+  routes:
+  - match: Host(`+"`front.example.com`"+`)
+    kind: Rule
+    middlewares: [{name: compress}]
+    services: [{name: irt, port: 80, passHostHeader: true}]
+`), &route.Object); err != nil {
+		t.Fatal(err)
+	}
+	route.SetNamespace(ns)
+	create(t, cl, route)
+	before, err := traefikObject(t.Context(), cl, "IngressRoute", ns, "front")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origSpec, _ := json.Marshal(before.Object["spec"])
+
+	create(t, cl, app(ns, "irt", "example.com/irt:1", 1), traefikCanary(ns, "irt",
+		v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "front"}}, weightStep(25), pauseStep(time.Second), weightStep(50), pauseStep(time.Second)))
+	waitPhase(t, cl, ns, "irt", v1alpha1.PhaseInitialized, 60*time.Second)
+	routeServices := func(u *unstructured.Unstructured) []any {
+		routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "routes")
+		s, _ := routes[0].(map[string]any)["services"].([]any)
+		return s
+	}
+	s, stop := sampleTraefik(t, cl, "IngressRoute", ns, "front", routeServices, "irt-canary")
+	setImage(t, cl, ns, "irt", "example.com/irt:2")
+	waitPhase(t, cl, ns, "irt", v1alpha1.PhaseSucceeded, 60*time.Second)
+	stop()
+	if want := []int32{0, 25, 50, 100, 0}; !slices.Equal(s.shares, want) {
+		t.Errorf("canary shares on the IngressRoute: %v, want %v", s.shares, want)
+	}
+	after, err := traefikObject(t.Context(), cl, "IngressRoute", ns, "front")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(after.Object["spec"]); string(got) != string(origSpec) {
+		t.Errorf("after the release the IngressRoute spec is\n%s\nwas\n%s", got, origSpec)
+	}
+}

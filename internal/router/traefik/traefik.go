@@ -1,0 +1,439 @@
+// Package traefik routes a Canary's traffic through Traefik (v2.10+ or v3),
+// in one of two ways:
+//
+//   - TraefikService mode (spec.router.traefik without ingressRoute): Sluice
+//     owns a weighted TraefikService named like the Canary, which the user's
+//     IngressRoute references (kind: TraefikService). It is written with
+//     server-side apply.
+//   - IngressRoute mode (spec.router.traefik.ingressRoute): Sluice edits the
+//     user's own IngressRoute in place, and only the weights and the canary
+//     entry of one route's services: it reads the object, changes those
+//     fields, writes it back with the resourceVersion it read, and on a
+//     conflict reads again and retries. Everything else stays as it was.
+//
+// Both API groups are served: traefik.io/v1alpha1 and, for Traefik v2,
+// traefik.containo.us/v1alpha1; Sluice uses the first the cluster serves.
+// Objects are handled as unstructured: Traefik's Go module cannot be
+// imported for its types alone.
+package traefik
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router"
+)
+
+// FieldOwner is Sluice's field manager.
+const FieldOwner = "sluice"
+
+// SpecHashAnnotation records the hash of the TraefikService spec Sluice
+// last applied, so an unchanged one is not written again.
+const SpecHashAnnotation = "sluice.dev/route-spec-hash"
+
+// DefaultGroups are the groups Traefik's CRDs are served in, preferred
+// first.
+var DefaultGroups = []string{"traefik.io", "traefik.containo.us"}
+
+// maxConflictRetries bounds the read-modify-write retries of an
+// IngressRoute another writer keeps changing.
+const maxConflictRetries = 5
+
+// Router is the Traefik router.
+type Router struct {
+	// Client reads from the manager's cache and writes to the apiserver.
+	Client client.Client
+	// Reader reads from the apiserver, for the re-read after a conflict.
+	Reader client.Reader
+	Scheme *runtime.Scheme
+	Mapper meta.RESTMapper
+	// Labels go on the TraefikService Sluice owns.
+	Labels map[string]string
+	// Groups to look for Traefik's kinds in, preferred first; nil means
+	// DefaultGroups.
+	Groups []string
+	// Apex is the Canary's apex Service, which selects the primary pods:
+	// in IngressRoute mode the route's entry for it carries the stable
+	// share, so the route needs nothing from Sluice when no release runs.
+	Apex string
+}
+
+var _ router.Router = (*Router)(nil)
+
+// GVK returns the kind in the first Traefik group the cluster serves.
+func (r *Router) GVK(kind string) (schema.GroupVersionKind, error) {
+	groups := r.Groups
+	if groups == nil {
+		groups = DefaultGroups
+	}
+	for _, g := range groups {
+		gvk := schema.GroupVersionKind{Group: g, Version: "v1alpha1", Kind: kind}
+		if _, err := r.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil {
+			return gvk, nil
+		}
+	}
+	return schema.GroupVersionKind{}, fmt.Errorf("the cluster serves no Traefik %s (traefik.io/v1alpha1 or traefik.containo.us/v1alpha1): install Traefik's CRDs", kind)
+}
+
+func spec(c *v1alpha1.Canary) (*v1alpha1.TraefikRouter, error) {
+	if t := c.Spec.Router.Traefik; t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("canary %s/%s: spec.router.traefik is not set", c.Namespace, c.Name)
+}
+
+// ServiceName is the name of the TraefikService Sluice owns.
+func ServiceName(c *v1alpha1.Canary) string { return c.Name }
+
+// Apply makes Traefik carry the split.
+func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) error {
+	t, err := spec(c)
+	if err != nil {
+		return err
+	}
+	if t.IngressRoute != nil {
+		return r.applyIngressRoute(ctx, c, t.IngressRoute, s)
+	}
+	return r.applyService(ctx, c, s)
+}
+
+// Observe reads back the canary's share.
+func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split) (engine.Route, error) {
+	t, err := spec(c)
+	if err != nil {
+		return engine.Route{}, err
+	}
+	var services []any
+	if t.IngressRoute != nil {
+		ir, err := r.get(ctx, r.Client, "IngressRoute", c.Namespace, t.IngressRoute.Name)
+		if err != nil || ir == nil {
+			return engine.Route{}, err
+		}
+		route, _, err := findRoute(ir, t.IngressRoute.Match)
+		if err != nil {
+			return engine.Route{Exists: true, Pending: err.Error()}, nil
+		}
+		services, _ = route["services"].([]any)
+	} else {
+		ts, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, ServiceName(c))
+		if err != nil || ts == nil {
+			return engine.Route{}, err
+		}
+		services, _, _ = unstructured.NestedSlice(ts.Object, "spec", "weighted", "services")
+	}
+	// Traefik reports nothing back: what is written is what it carries.
+	return engine.Route{Exists: true, CanaryWeight: canaryPercent(services, s)}, nil
+}
+
+// get reads a Traefik object; nil when it does not exist.
+func (r *Router) get(ctx context.Context, rd client.Reader, kind, ns, name string) (*unstructured.Unstructured, error) {
+	gvk, err := r.GVK(kind)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := rd.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read %s %s/%s: %w", strings.ToLower(kind), ns, name, err)
+	}
+	return u, nil
+}
+
+// entries builds the services list of a split: each backend with its port
+// and its weight in basis points (the namespace only when it is not ns).
+func entries(s router.Split, ns string) []any {
+	var out []any
+	add := func(backends []router.Backend, share int32) {
+		for i, w := range router.PhaseWeights(share, backends) {
+			b := backends[i]
+			e := map[string]any{"name": b.Name, "weight": int64(w)}
+			if b.Port != nil {
+				e["port"] = int64(*b.Port)
+			}
+			if b.Kind == "TraefikService" {
+				e["kind"] = "TraefikService"
+			}
+			if b.Namespace != "" && b.Namespace != ns {
+				e["namespace"] = b.Namespace
+			}
+			out = append(out, e)
+		}
+	}
+	add(s.Primary, 100-s.CanaryWeight)
+	add(s.Canary, s.CanaryWeight)
+	return out
+}
+
+func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.Split) error {
+	gvk, err := r.GVK("TraefikService")
+	if err != nil {
+		return err
+	}
+	want := &unstructured.Unstructured{}
+	want.SetGroupVersionKind(gvk)
+	want.SetNamespace(c.Namespace)
+	want.SetName(ServiceName(c))
+	want.SetLabels(r.Labels)
+	svcSpec := map[string]any{"weighted": map[string]any{"services": entries(s, c.Namespace)}}
+	b, err := json.Marshal(svcSpec)
+	if err != nil {
+		return fmt.Errorf("traefikservice %s/%s: %w", c.Namespace, want.GetName(), err)
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:8])
+	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
+	want.Object["spec"] = svcSpec
+	have, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, want.GetName())
+	if err != nil {
+		return err
+	}
+	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
+		return nil
+	}
+	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+		return fmt.Errorf("traefikservice %s/%s: owner: %w", c.Namespace, want.GetName(), err)
+	}
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply traefikservice %s/%s: %w", c.Namespace, want.GetName(), err)
+	}
+	return nil
+}
+
+// findRoute returns the route of an IngressRoute whose match is match (any
+// route when the IngressRoute has exactly one and match is empty), and its
+// index.
+func findRoute(ir *unstructured.Unstructured, match string) (map[string]any, int, error) {
+	routes, _, _ := unstructured.NestedSlice(ir.Object, "spec", "routes")
+	name := ir.GetNamespace() + "/" + ir.GetName()
+	if match == "" {
+		if len(routes) != 1 {
+			return nil, 0, fmt.Errorf("ingressroute %s has %d routes: set spec.router.traefik.ingressRoute.match to the match of the route to split", name, len(routes))
+		}
+		m, _ := routes[0].(map[string]any)
+		return m, 0, nil
+	}
+	for i, rt := range routes {
+		m, _ := rt.(map[string]any)
+		if m["match"] == match {
+			return m, i, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("ingressroute %s has no route whose match is %q (spec.router.traefik.ingressRoute.match)", name, match)
+}
+
+// splitRoute sets the weights of the split's backends in a route's
+// services, adding the canary's entries when its share is above 0 and
+// removing them at 0. Entries of other services are kept as they are. It
+// reports whether anything changed.
+func splitRoute(route map[string]any, s router.Split, ns string) (bool, error) {
+	services, _ := route["services"].([]any)
+	want := entries(s, ns)
+	key := func(e map[string]any) string {
+		ns, _ := e["namespace"].(string)
+		kind, _ := e["kind"].(string)
+		if kind == "" {
+			kind = "Service"
+		}
+		return kind + "/" + ns + "/" + fmt.Sprint(e["name"])
+	}
+	wantBy := map[string]map[string]any{}
+	for _, w := range want {
+		e := w.(map[string]any)
+		wantBy[key(e)] = e
+	}
+	isCanary := map[string]bool{}
+	for i := len(s.Primary); i < len(want); i++ {
+		isCanary[key(want[i].(map[string]any))] = true
+	}
+	changed := false
+	seen := map[string]bool{}
+	var out []any
+	for _, sv := range services {
+		e, ok := sv.(map[string]any)
+		if !ok {
+			out = append(out, sv)
+			continue
+		}
+		k := key(e)
+		w, ours := wantBy[k]
+		switch {
+		case !ours:
+			out = append(out, e) // someone else's entry: untouched
+		case isCanary[k] && s.CanaryWeight == 0:
+			changed = true // the canary's entry goes at 0
+		case s.CanaryWeight == 0 && len(s.Primary) == 1:
+			// No release: the stable entry goes back to carrying
+			// everything without a weight, as the user wrote it.
+			seen[k] = true
+			if _, has := e["weight"]; has {
+				delete(e, "weight")
+				changed = true
+			}
+			out = append(out, e)
+		default:
+			seen[k] = true
+			if !sameNumber(e["weight"], w["weight"]) {
+				e["weight"] = w["weight"]
+				changed = true
+			}
+			out = append(out, e)
+		}
+	}
+	for _, w := range want {
+		e := w.(map[string]any)
+		k := key(e)
+		if seen[k] || (isCanary[k] && s.CanaryWeight == 0) {
+			continue
+		}
+		if !isCanary[k] {
+			return false, fmt.Errorf("the route's services have no entry for Service %s: reference the apex Service from the route (it carries the stable share)", fmt.Sprint(e["name"]))
+		}
+		out = append(out, e)
+		changed = true
+	}
+	route["services"] = out
+	return changed, nil
+}
+
+func sameNumber(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// stableViaApex makes the apex Service the stable share's backend, as the
+// route references it.
+func (r *Router) stableViaApex(c *v1alpha1.Canary, s router.Split) router.Split {
+	port := c.Spec.Service.Port
+	s.Primary = []router.Backend{{Kind: "Service", Name: r.Apex, Port: &port, Weight: 1}}
+	return s
+}
+
+func (r *Router) applyIngressRoute(ctx context.Context, c *v1alpha1.Canary, ref *v1alpha1.TraefikIngressRouteRef, s router.Split) error {
+	s = r.stableViaApex(c, s)
+	var rd client.Reader = r.Client
+	for attempt := 0; ; attempt++ {
+		ir, err := r.get(ctx, rd, "IngressRoute", c.Namespace, ref.Name)
+		if err != nil {
+			return err
+		}
+		if ir == nil {
+			return fmt.Errorf("ingressroute %s/%s not found (spec.router.traefik.ingressRoute.name)", c.Namespace, ref.Name)
+		}
+		route, i, err := findRoute(ir, ref.Match)
+		if err != nil {
+			return err
+		}
+		changed, err := splitRoute(route, s, c.Namespace)
+		if err != nil {
+			return fmt.Errorf("ingressroute %s/%s: %w", c.Namespace, ref.Name, err)
+		}
+		if !changed {
+			return nil
+		}
+		routes, _, _ := unstructured.NestedSlice(ir.Object, "spec", "routes")
+		routes[i] = route
+		if err := unstructured.SetNestedSlice(ir.Object, routes, "spec", "routes"); err != nil {
+			return fmt.Errorf("ingressroute %s/%s: %w", c.Namespace, ref.Name, err)
+		}
+		// An update carries the resourceVersion read: a concurrent change
+		// makes it fail with a conflict instead of being overwritten.
+		err = r.Client.Update(ctx, ir, client.FieldOwner(FieldOwner))
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) && attempt < maxConflictRetries:
+			rd = r.Reader // the cache may not have the newer version yet
+			continue
+		default:
+			return fmt.Errorf("update ingressroute %s/%s: %w", c.Namespace, ref.Name, err)
+		}
+	}
+}
+
+// canaryPercent is the canary backends' share of a services list's
+// weights, in percent (rounded). An entry without a weight counts 1, as
+// Traefik counts it.
+func canaryPercent(services []any, s router.Split) int32 {
+	isCanary := map[string]bool{}
+	for _, b := range s.Canary {
+		isCanary[b.Name] = true
+	}
+	var total, canary int64
+	for _, sv := range services {
+		e, ok := sv.(map[string]any)
+		if !ok {
+			continue
+		}
+		w := int64(1)
+		switch v := e["weight"].(type) {
+		case int64:
+			w = v
+		case float64:
+			w = int64(v)
+		}
+		total += w
+		if isCanary[fmt.Sprint(e["name"])] {
+			canary += w
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return int32((canary*100 + total/2) / total)
+}
+
+// Release hands Traefik's routing back when the Canary is deleted. The
+// TraefikService Sluice owns sends everything to backend (the apex
+// Service) and is no longer owned by the Canary, so the user's
+// IngressRoute that references it keeps working; in IngressRoute mode the
+// canary's entries are removed.
+func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router.Backend) error {
+	t, err := spec(c)
+	if err != nil {
+		return err
+	}
+	if t.IngressRoute != nil {
+		_, canary := router.Backends(c, r.Apex)
+		return r.applyIngressRoute(ctx, c, t.IngressRoute, router.Split{Canary: canary, CanaryWeight: 0})
+	}
+	have, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, ServiceName(c))
+	if err != nil || have == nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	_ = unstructured.SetNestedSlice(have.Object, entries(router.Split{Primary: []router.Backend{backend}}, c.Namespace), "spec", "weighted", "services")
+	var owners []metav1.OwnerReference
+	for _, o := range have.GetOwnerReferences() {
+		if o.UID != c.UID {
+			owners = append(owners, o)
+		}
+	}
+	have.SetOwnerReferences(owners)
+	labels := have.GetLabels()
+	for k := range r.Labels {
+		delete(labels, k)
+	}
+	have.SetLabels(labels)
+	ann := have.GetAnnotations()
+	delete(ann, SpecHashAnnotation)
+	have.SetAnnotations(ann)
+	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("release traefikservice %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package traefik_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// These tests run against the local control plane with Traefik's real
+// CRDs (traefik.io from v3.6.12, traefik.containo.us from v2.11.0): every
+// object Sluice writes passes their schema.
+
+func setup(t *testing.T) (client.Client, string) {
+	t.Helper()
+	c := testenv.Get(t)
+	if err := c.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, c.Namespace(t)
+}
+
+func newCanary(t *testing.T, cl client.Client, ns string, tr v1alpha1.TraefikRouter) *v1alpha1.Canary {
+	t.Helper()
+	c := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"sluice.dev/instance": "none"}},
+		Spec: v1alpha1.CanarySpec{
+			TargetRef: v1alpha1.TargetRef{Name: "web"},
+			Service:   v1alpha1.ServiceSpec{Port: 80},
+			Router:    v1alpha1.RouterSpec{Traefik: &tr},
+			Strategy:  v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: ptr(int32(10))}}},
+		},
+	}
+	if err := cl.Create(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func split(c *v1alpha1.Canary, w int32) router.Split {
+	p, cn := router.Backends(c, "web")
+	return router.Split{Primary: p, Canary: cn, CanaryWeight: w}
+}
+
+func newRouter(cl client.Client, groups ...string) *traefik.Router {
+	return &traefik.Router{Client: cl, Reader: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(),
+		Labels: map[string]string{"sluice.dev/canary": "web"}, Apex: "web", Groups: groups}
+}
+
+func get(t *testing.T, cl client.Client, gvk schema.GroupVersionKind, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TraefikService mode, in both API groups: the weighted services carry the
+// split, read back exactly; an unchanged split writes nothing; the release
+// on deletion leaves a TraefikService the user's IngressRoute can keep
+// using, not owned by the Canary.
+func TestTraefikServiceMode(t *testing.T) {
+	cl, ns := setup(t)
+	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{})
+	for _, group := range traefik.DefaultGroups {
+		t.Run(group, func(t *testing.T) {
+			r := newRouter(cl, group)
+			r.Labels = map[string]string{"sluice.dev/canary": "web", "group": strings.ReplaceAll(group, ".", "-")}
+			gvk := schema.GroupVersionKind{Group: group, Version: "v1alpha1", Kind: "TraefikService"}
+			for _, w := range []int32{0, 20, 50, 100, 0} {
+				if err := r.Apply(t.Context(), c, split(c, w)); err != nil {
+					t.Fatalf("apply %d%%: %v", w, err)
+				}
+				got, err := r.Observe(t.Context(), c, split(c, w))
+				if err != nil || !got.Exists || got.CanaryWeight != w {
+					t.Fatalf("observe after %d%%: %+v %v", w, got, err)
+				}
+			}
+			ts := get(t, cl, gvk, ns, "web")
+			services, _, _ := unstructured.NestedSlice(ts.Object, "spec", "weighted", "services")
+			if b, _ := json.Marshal(services); string(b) != `[{"name":"web-primary","port":80,"weight":10000},{"name":"web-canary","port":80,"weight":0}]` {
+				t.Errorf("services = %s", b)
+			}
+			if len(ts.GetOwnerReferences()) != 1 || ts.GetOwnerReferences()[0].UID != c.UID {
+				t.Errorf("owner references %v", ts.GetOwnerReferences())
+			}
+			rv := ts.GetResourceVersion()
+			if err := r.Apply(t.Context(), c, split(c, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if get(t, cl, gvk, ns, "web").GetResourceVersion() != rv {
+				t.Errorf("an unchanged split was written again")
+			}
+
+			apex := router.Backend{Kind: "Service", Name: "web", Namespace: ns, Port: ptr(int32(80)), Weight: 1}
+			if err := r.Release(t.Context(), c, apex); err != nil {
+				t.Fatal(err)
+			}
+			ts = get(t, cl, gvk, ns, "web")
+			services, _, _ = unstructured.NestedSlice(ts.Object, "spec", "weighted", "services")
+			b, _ := json.Marshal(services)
+			if string(b) != `[{"name":"web","port":80,"weight":10000}]` || len(ts.GetOwnerReferences()) != 0 ||
+				ts.GetLabels()["sluice.dev/canary"] != "" {
+				t.Errorf("after release: services %s, owners %v, labels %v", b, ts.GetOwnerReferences(), ts.GetLabels())
+			}
+		})
+	}
+}
+
+// The user's IngressRoute, with more than Sluice touches: a second route,
+// middlewares, TLS, annotations and another service in the split route.
+const userRoute = `apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: shop
+  annotations: {team: payments, kubernetes.io/description: "the shop's routes"}
+  labels: {app: shop}
+spec:
+  entryPoints: [web, websecure]
+  routes:
+  - match: Host(` + "`shop.example.com`" + `) && PathPrefix(` + "`/admin`" + `)
+    kind: Rule
+    priority: 50
+    middlewares: [{name: admin-auth}]
+    services: [{name: admin, port: 8080}]
+  - match: Host(` + "`shop.example.com`" + `)
+    kind: Rule
+    middlewares: [{name: compress}, {name: ratelimit, namespace: shared}]
+    services:
+    - name: web
+      port: 80
+      passHostHeader: true
+      responseForwarding: {flushInterval: 100ms}
+  tls: {secretName: shop-tls, options: {name: modern}}
+`
+
+func createUserRoute(t *testing.T, cl client.Client, ns string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(userRoute), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	u.SetNamespace(ns)
+	if err := cl.Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func specJSON(t *testing.T, u *unstructured.Unstructured) string {
+	t.Helper()
+	b, err := json.Marshal(u.Object["spec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var ingressRouteGVK = schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: "IngressRoute"}
+
+// IngressRoute mode changes only the split route's weights and the canary
+// entry; everything else stays byte for byte, and a full release returns
+// the object to exactly what the user wrote.
+func TestIngressRouteModeChangesOnlyTheWeights(t *testing.T) {
+	cl, ns := setup(t)
+	orig := createUserRoute(t, cl, ns)
+	origSpec := specJSON(t, get(t, cl, ingressRouteGVK, ns, "shop"))
+	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`shop.example.com`)"}})
+	r := newRouter(cl)
+
+	if err := r.Apply(t.Context(), c, split(c, 30)); err != nil {
+		t.Fatal(err)
+	}
+	got := get(t, cl, ingressRouteGVK, ns, "shop")
+	routes, _, _ := unstructured.NestedSlice(got.Object, "spec", "routes")
+	origRoutes, _, _ := unstructured.NestedSlice(orig.Object, "spec", "routes")
+	if a, b := jsonOf(routes[0]), jsonOf(origRoutes[0]); a != b {
+		t.Errorf("another route changed:\n%s\nwas\n%s", a, b)
+	}
+	split := routes[1].(map[string]any)
+	if a, b := jsonOf(split["middlewares"]), jsonOf(origRoutes[1].(map[string]any)["middlewares"]); a != b {
+		t.Errorf("middlewares changed: %s, was %s", a, b)
+	}
+	if s := jsonOf(split["services"]); s != `[{"name":"web","passHostHeader":true,"port":80,"responseForwarding":{"flushInterval":"100ms"},"weight":7000},{"name":"web-canary","port":80,"weight":3000}]` {
+		t.Errorf("split route services = %s", s)
+	}
+	for _, f := range []string{"entryPoints", "tls"} {
+		if a, b := jsonOf(got.Object["spec"].(map[string]any)[f]), jsonOf(orig.Object["spec"].(map[string]any)[f]); a != b {
+			t.Errorf("spec.%s changed: %s, was %s", f, a, b)
+		}
+	}
+	if jsonOf(got.GetAnnotations()) != jsonOf(orig.GetAnnotations()) || jsonOf(got.GetLabels()) != jsonOf(orig.GetLabels()) ||
+		len(got.GetOwnerReferences()) != 0 {
+		t.Errorf("metadata changed: annotations %v labels %v owners %v", got.GetAnnotations(), got.GetLabels(), got.GetOwnerReferences())
+	}
+	obs, err := r.Observe(t.Context(), c, split30(c))
+	if err != nil || obs.CanaryWeight != 30 {
+		t.Errorf("observe: %+v %v", obs, err)
+	}
+
+	// The same weights again: no write.
+	rv := got.GetResourceVersion()
+	if err := r.Apply(t.Context(), c, split30(c)); err != nil {
+		t.Fatal(err)
+	}
+	if get(t, cl, ingressRouteGVK, ns, "shop").GetResourceVersion() != rv {
+		t.Errorf("unchanged weights were written again")
+	}
+
+	// Back to 0: the object is exactly what the user wrote.
+	if err := r.Apply(t.Context(), c, split0(c)); err != nil {
+		t.Fatal(err)
+	}
+	if after := specJSON(t, get(t, cl, ingressRouteGVK, ns, "shop")); after != origSpec {
+		t.Errorf("after the release the spec is\n%s\nwas\n%s", after, origSpec)
+	}
+}
+
+func split30(c *v1alpha1.Canary) router.Split { return split(c, 30) }
+func split0(c *v1alpha1.Canary) router.Split  { return split(c, 0) }
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// conflicting is a client whose first Update is preceded by another
+// writer's change to the same object, so the Update meets a real 409.
+type conflicting struct {
+	client.Client
+	done atomic.Bool
+}
+
+func (c *conflicting) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	if c.done.CompareAndSwap(false, true) {
+		other := &unstructured.Unstructured{}
+		other.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
+		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(obj), other); err != nil {
+			return err
+		}
+		ann := other.GetAnnotations()
+		ann["edited-by"] = "someone-else"
+		other.SetAnnotations(ann)
+		if err := c.Client.Update(ctx, other); err != nil {
+			return err
+		}
+	}
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+// A write that meets another writer's change reads again and retries:
+// both changes survive.
+func TestIngressRouteModeRetriesOnConflict(t *testing.T) {
+	cl, ns := setup(t)
+	createUserRoute(t, cl, ns)
+	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`shop.example.com`)"}})
+	cc := &conflicting{Client: cl}
+	r := newRouter(cl)
+	r.Client = cc
+	if err := r.Apply(t.Context(), c, split(c, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if !cc.done.Load() {
+		t.Fatal("no conflicting write happened: the test proves nothing")
+	}
+	got := get(t, cl, ingressRouteGVK, ns, "shop")
+	obs, err := newRouter(cl).Observe(t.Context(), c, split(c, 20))
+	if got.GetAnnotations()["edited-by"] != "someone-else" || err != nil || obs.CanaryWeight != 20 {
+		t.Errorf("after the conflict: annotations %v, canary weight %d (%v)", got.GetAnnotations(), obs.CanaryWeight, err)
+	}
+}
+
+// Bad references are errors that name the field and the fix.
+func TestIngressRouteModeErrors(t *testing.T) {
+	cl, ns := setup(t)
+	createUserRoute(t, cl, ns)
+	for _, tc := range []struct {
+		ref  v1alpha1.TraefikIngressRouteRef
+		want string
+	}{
+		{v1alpha1.TraefikIngressRouteRef{Name: "nope"}, "ingressroute " + ns + "/nope not found (spec.router.traefik.ingressRoute.name)"},
+		{v1alpha1.TraefikIngressRouteRef{Name: "shop"}, "has 2 routes: set spec.router.traefik.ingressRoute.match"},
+		{v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`other`)"}, "no route whose match is \"Host(`other`)\""},
+		{v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`shop.example.com`) && PathPrefix(`/admin`)"}, "no entry for Service web: reference the apex Service"},
+	} {
+		c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: v1alpha1.CanarySpec{Service: v1alpha1.ServiceSpec{Port: 80},
+				Router: v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{IngressRoute: &tc.ref}}}}
+		err := newRouter(cl).Apply(t.Context(), c, split(c, 10))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.ref, err, tc.want)
+		}
+	}
+	// And the CRD refuses a Canary with two routers.
+	bad := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "two", Namespace: ns},
+		Spec: v1alpha1.CanarySpec{TargetRef: v1alpha1.TargetRef{Name: "x"}, Service: v1alpha1.ServiceSpec{Port: 80},
+			Router:   v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}, GatewayAPI: &v1alpha1.GatewayAPIRouter{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}},
+			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: ptr(int32(10))}}}}}
+	if err := cl.Create(t.Context(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "set exactly one router (supported: gatewayAPI, traefik)") {
+		t.Errorf("two routers: %v", err)
+	}
+}
