@@ -28,7 +28,7 @@ func main() {
 	flag.Float64Var(&cfg.qps, "kube-api-qps", 50, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&cfg.burst, "kube-api-burst", 100, "client-side burst to the apiserver")
 	flag.StringVar(&cfg.metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
-	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinApp, "source of the builtin metrics: app (the app's own http_requests_total and http_request_duration_seconds) or envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation)")
+	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
 	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
@@ -37,8 +37,10 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if cfg.builtinMetrics != controller.BuiltinApp && cfg.builtinMetrics != controller.BuiltinEnvoy {
-		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use app or envoy\n", cfg.builtinMetrics)
+	switch cfg.builtinMetrics {
+	case controller.BuiltinAuto, controller.BuiltinApp, controller.BuiltinEnvoy, controller.BuiltinTraefik:
+	default:
+		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use auto, app, envoy or traefik\n", cfg.builtinMetrics)
 		os.Exit(2)
 	}
 	if err := run(cfg); err != nil {

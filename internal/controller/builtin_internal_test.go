@@ -94,25 +94,29 @@ func TestBuiltinQueriesSelectTheCanaryPods(t *testing.T) {
 	}
 }
 
-// envoySeries serves an Envoy proxy's upstream-cluster statistics: the
-// canary Service's clusters as Contour and as Istio name them, the
-// primary's, and a Service whose name starts like the canary's.
-type envoySeries struct {
-	start time.Time
-	// cluster -> (2xx per second, 5xx per second, slow: every request
-	// takes 100-400ms, else under 100ms)
-	clusters map[string][3]float64
+// proxySeries serves a proxy's per-upstream statistics: a request
+// counter by upstream and status code, and a latency histogram, growing
+// at fixed rates so rate() has a known answer.
+type proxySeries struct {
+	start              time.Time
+	counter, histogram string
+	upstream, codeKey  string
+	// le are the two finite bucket bounds: fast requests fall under the
+	// first, slow ones (100-400ms) under the second.
+	le [2]string
+	// upstream -> (2xx per second, 5xx per second, 1 when slow)
+	rates map[string][3]float64
 }
 
-func (e *envoySeries) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	el := time.Since(e.start).Seconds()
-	fmt.Fprintln(w, "# TYPE envoy_cluster_upstream_rq counter")
-	for c, r := range e.clusters {
-		fmt.Fprintf(w, "envoy_cluster_upstream_rq{envoy_cluster_name=%q,envoy_response_code=\"200\"} %g\n", c, r[0]*el)
-		fmt.Fprintf(w, "envoy_cluster_upstream_rq{envoy_cluster_name=%q,envoy_response_code=\"503\"} %g\n", c, r[1]*el)
+func (p *proxySeries) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	el := time.Since(p.start).Seconds()
+	fmt.Fprintf(w, "# TYPE %s counter\n", p.counter)
+	for u, r := range p.rates {
+		fmt.Fprintf(w, "%s{%s=%q,%s=\"200\"} %g\n", p.counter, p.upstream, u, p.codeKey, r[0]*el)
+		fmt.Fprintf(w, "%s{%s=%q,%s=\"503\"} %g\n", p.counter, p.upstream, u, p.codeKey, r[1]*el)
 	}
-	fmt.Fprintln(w, "# TYPE envoy_cluster_upstream_rq_time histogram")
-	for c, r := range e.clusters {
+	fmt.Fprintf(w, "# TYPE %s histogram\n", p.histogram)
+	for u, r := range p.rates {
 		total := (r[0] + r[1]) * el
 		fast, slow := total, 0.0
 		if r[2] == 1 {
@@ -121,55 +125,77 @@ func (e *envoySeries) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		for _, b := range []struct {
 			le string
 			v  float64
-		}{{"100", fast}, {"400", fast + slow}, {"+Inf", fast + slow}} {
-			fmt.Fprintf(w, "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=%q,le=%q} %g\n", c, b.le, b.v)
+		}{{p.le[0], fast}, {p.le[1], fast + slow}, {"+Inf", fast + slow}} {
+			fmt.Fprintf(w, "%s_bucket{%s=%q,le=%q} %g\n", p.histogram, p.upstream, u, b.le, b.v)
 		}
 	}
 }
 
-// The Envoy builtins select exactly the canary Service's upstream
-// clusters, in Contour's and in Istio's naming.
-func TestEnvoyBuiltinQueriesSelectTheCanaryService(t *testing.T) {
+// The router builtins select exactly the canary Service's upstream: Envoy
+// clusters in Contour's and Istio's naming, Traefik services of its CRD
+// and Gateway providers; look-alikes (another Service whose name starts
+// the same, the same name in another namespace) must not count.
+func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Prometheus")
 	}
-	proxy := &envoySeries{start: time.Now(), clusters: map[string][3]float64{
-		"shop/web-canary/80/da39a3ee5e":                   {45, 5, 1}, // canary (Contour): 10% errors, slow
-		"outbound|80||web-canary.shop.svc.cluster.local":  {45, 5, 1}, // canary (Istio)
-		"shop/web-primary/80/da39a3ee5e":                  {100, 0, 0},
-		"shop/web-canary-old/80/da39a3ee5e":               {0, 50, 0}, // another Service
-		"outbound|80||web-canary.other.svc.cluster.local": {0, 50, 0}, // same name, other namespace
-	}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: proxy}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	prom := testenv.StartPrometheus(t, time.Second,
-		fmt.Sprintf("- job_name: envoy\n  static_configs:\n  - targets: [%q]\n", l.Addr().String()))
-
-	q := analysis.NewQuerier(4, nil)
-	vars := analysis.Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web", Interval: 10 * time.Second}
-	want := map[string][2]float64{
-		"request-success-rate": {89.9, 90.1},
-		"request-duration":     {390, 400},
-	}
-	for name, bounds := range want {
-		query, err := analysis.Render(builtinQueries[BuiltinEnvoy][name], vars)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
-			v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
+	for _, tc := range []struct {
+		source string
+		series *proxySeries
+	}{
+		{BuiltinEnvoy, &proxySeries{counter: "envoy_cluster_upstream_rq", histogram: "envoy_cluster_upstream_rq_time",
+			upstream: "envoy_cluster_name", codeKey: "envoy_response_code", le: [2]string{"100", "400"},
+			rates: map[string][3]float64{
+				"shop/web-canary/80/da39a3ee5e":                   {45, 5, 1}, // canary (Contour): 10% errors, slow
+				"outbound|80||web-canary.shop.svc.cluster.local":  {45, 5, 1}, // canary (Istio)
+				"shop/web-primary/80/da39a3ee5e":                  {100, 0, 0},
+				"shop/web-canary-old/80/da39a3ee5e":               {0, 50, 0},
+				"outbound|80||web-canary.other.svc.cluster.local": {0, 50, 0},
+			}}},
+		{BuiltinTraefik, &proxySeries{counter: "traefik_service_requests_total", histogram: "traefik_service_request_duration_seconds",
+			upstream: "service", codeKey: "code", le: [2]string{"0.1", "0.4"},
+			rates: map[string][3]float64{
+				"shop-web-canary-80@kubernetescrd":          {45, 5, 1}, // canary (IngressRoute, TraefikService)
+				"shop-web-canary-http-80@kubernetesgateway": {45, 5, 1}, // canary (Gateway API provider)
+				"shop-web-primary-80@kubernetescrd":         {100, 0, 0},
+				"shop-web-canary-old-80@kubernetescrd":      {0, 50, 0},
+				"other-web-canary-80@kubernetescrd":         {0, 50, 0},
+				"shop-web-canary-80@file":                   {0, 50, 0},
+			}}},
+	} {
+		t.Run(tc.source, func(t *testing.T) {
+			tc.series.start = time.Now()
+			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return err
+				t.Fatal(err)
 			}
-			if v < bounds[0] || v > bounds[1] {
-				return fmt.Errorf("%s = %v, want within %v", name, v, bounds)
+			srv := &http.Server{Handler: tc.series}
+			go func() { _ = srv.Serve(l) }()
+			t.Cleanup(func() { _ = srv.Close() })
+			prom := testenv.StartPrometheus(t, time.Second,
+				fmt.Sprintf("- job_name: proxy\n  static_configs:\n  - targets: [%q]\n", l.Addr().String()))
+			q := analysis.NewQuerier(4, nil)
+			vars := analysis.Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web", Interval: 10 * time.Second}
+			want := map[string][2]float64{
+				"request-success-rate": {89.9, 90.1}, // only the canary's 10% errors
+				"request-duration":     {390, 400},   // p99 of its 100-400ms requests, in ms
 			}
-			return nil
+			for name, bounds := range want {
+				query, err := analysis.Render(builtinQueries[tc.source][name], vars)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
+					v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
+					if err != nil {
+						return err
+					}
+					if v < bounds[0] || v > bounds[1] {
+						return fmt.Errorf("%s = %v, want within %v", name, v, bounds)
+					}
+					return nil
+				})
+			}
 		})
 	}
 }
