@@ -114,6 +114,14 @@ func invariants(in engine.Input, out engine.Output) []string {
 	if st.Phase == v1alpha1.PhaseWaiting && c.Status.Phase != v1alpha1.PhaseWaiting && !engine.HasHooks(c, v1alpha1.WebhookConfirmRollout) {
 		fail("phase Waiting without confirm-rollout webhooks")
 	}
+	// The primary's template changes only while it carries no traffic:
+	// the route is read back at 100% canary (or the canary cannot take it,
+	// or the primary is being created).
+	if d.PrimaryFromTarget && obs.Primary.Exists && obs.Target.Exists && obs.Primary.Revision != obs.Target.Revision &&
+		st.Phase == v1alpha1.PhasePromoting && isReady(obs.Target, st.CanaryRevision, thresholdOr100(c.Spec.CanaryReadyThreshold)) &&
+		(!obs.Route.Exists || obs.Route.CanaryWeight != 100 || obs.Route.Pending != "") {
+		fail("primary template replaced while the route carries %d%% canary (pending %q)", obs.Route.CanaryWeight, obs.Route.Pending)
+	}
 	if d.RestorePrimary && (!obs.StableRecord || d.PrimaryFromTarget) {
 		fail("restore asked without a stable record, or together with the target's template")
 	}
