@@ -23,6 +23,10 @@ demo: deps cluster ## the playground: local control plane, controller, a release
 test: deps cluster verify ## everything CI runs: static checks, unit and integration tests on the local control plane
 	$(GO) test -count=1 -timeout 45m ./...
 
+.PHONY: bench-scale
+bench-scale: deps cluster ## scale benchmark: N Canaries on one controller process (SLUICE_BENCH_SIZES=100,1000 SLUICE_BENCH_IDLE=60s)
+	SLUICE_BENCH=1 $(GO) test -count=1 -timeout 90m -run TestScale -v ./test/scale | grep -v '^=== RUN'
+
 .PHONY: test-unit
 test-unit: ## unit tests only (no cluster)
 	$(GO) test -short -count=1 ./...
