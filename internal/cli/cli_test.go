@@ -286,3 +286,15 @@ func TestUndoTarget(t *testing.T) {
 		t.Errorf("default undo after a success: %v %v, want #1", r, err)
 	}
 }
+
+func TestRenderVerification(t *testing.T) {
+	v := midRelease()
+	v.Canary.Status.Phase = v1alpha1.PhaseFailed
+	v.Canary.Status.Verification = &v1alpha1.VerificationStatus{Revision: "b1612f3c6c", State: v1alpha1.VerificationFailed,
+		Mismatches: 2, LastMismatchField: "rollout", LastMismatch: "exceeded quota"}
+	var b bytes.Buffer
+	Render(&b, v, now)
+	if want := "Verify:    Failed primary at revision b1612f3c6c, 2 mismatches, last (rollout): exceeded quota"; !strings.Contains(b.String(), want) {
+		t.Errorf("get lacks %q:\n%s", want, b.String())
+	}
+}

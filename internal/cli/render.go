@@ -106,6 +106,13 @@ func Render(w io.Writer, v View, now time.Time) {
 		}
 		fmt.Fprintf(w, "Gate:      %s before %s %s, last answer %s\n", g.Type, g.Point, state, since(g.LastAnswer, now))
 	}
+	if v := st.Verification; v != nil {
+		line := fmt.Sprintf("Verify:    %s primary at revision %s", v.State, v.Revision)
+		if v.Mismatches > 0 {
+			line += fmt.Sprintf(", %d mismatches, last (%s): %s", v.Mismatches, v.LastMismatchField, v.LastMismatch)
+		}
+		fmt.Fprintln(w, line)
+	}
 	if a := c.Spec.Analysis; a != nil && len(a.Webhooks) > 0 {
 		fmt.Fprintln(w, "Webhooks:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
