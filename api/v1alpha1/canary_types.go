@@ -236,7 +236,7 @@ type BackendRef struct {
 
 // RouterSpec selects exactly one router.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador)"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
@@ -248,6 +248,20 @@ type RouterSpec struct {
 	// IngressRoute.
 	// +optional
 	Traefik *TraefikRouter `json:"traefik,omitempty"`
+	// Ambassador (Emissary-ingress, getambassador.io v3alpha1 or v2): for
+	// each Mapping named, Sluice keeps a <mapping>-canary copy whose service
+	// is the canary Service and whose weight is the canary's share.
+	// +optional
+	Ambassador *AmbassadorRouter `json:"ambassador,omitempty"`
+}
+
+// AmbassadorRouter routes through Emissary-ingress Mappings.
+type AmbassadorRouter struct {
+	// Mappings are the stable Mappings, in the Canary's namespace, whose
+	// service is the apex Service. They must not carry a weight themselves.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Mappings []string `json:"mappings"`
 }
 
 // TraefikRouter routes through Traefik.

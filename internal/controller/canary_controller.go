@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
 	"github.com/sluice-dev/sluice/internal/workload"
@@ -110,6 +111,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=getambassador.io,resources=mappings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile runs one observe -> decide -> apply -> status cycle.
@@ -257,6 +259,10 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 // router returns the Canary's router. The CRD admits exactly one.
 func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
 	labels := map[string]string{workload.CanaryLabel: c.Name}
+	if c.Spec.Router.Ambassador != nil {
+		return &ambassador.Router{Client: r.Client, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
+			Labels: labels, Apex: workload.ServiceName(c), Now: r.Now}
+	}
 	if c.Spec.Router.Traefik != nil {
 		var rd client.Reader = r.Client
 		if r.APIReader != nil {

@@ -1,0 +1,113 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+var mappingGVK = schema.GroupVersionKind{Group: "getambassador.io", Version: "v3alpha1", Kind: "Mapping"}
+
+func ambassadorCanary(ns, name string, mappings []string, steps ...v1alpha1.Step) *v1alpha1.Canary {
+	c := canary(ns, name, steps...)
+	c.Spec.Router = v1alpha1.RouterSpec{Ambassador: &v1alpha1.AmbassadorRouter{Mappings: mappings}}
+	return c
+}
+
+func stableMapping(ns, name, service string, extra map[string]any) *unstructured.Unstructured {
+	spec := map[string]any{"hostname": "*", "prefix": "/" + name + "/", "service": service}
+	for k, v := range extra {
+		spec[k] = v
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(mappingGVK)
+	u.SetNamespace(ns)
+	u.SetName(name)
+	return u
+}
+
+// mappingWeight is the canary Mapping's weight, -1 when it does not exist.
+func mappingWeight(ctx context.Context, cl client.Client, ns, name string) (int64, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(mappingGVK)
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return -1, nil
+		}
+		return 0, err
+	}
+	w, _, _ := unstructured.NestedInt64(u.Object, "spec", "weight")
+	return w, nil
+}
+
+// A release through Emissary Mappings walks its weights on the canary
+// Mapping, which is gone at the end; an abort zeroes and removes it too.
+func TestAmbassadorRelease(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, stableMapping(ns, "amb", "https://amb."+ns+":8443", nil), app(ns, "amb", "example.com/amb:1", 1),
+		ambassadorCanary(ns, "amb", []string{"amb"}, weightStep(20), pauseStep(time.Second), weightStep(40), pauseStep(time.Second)))
+	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	var seen []int64
+	stop := inBackground(t, func(ctx context.Context) {
+		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err == nil && (len(seen) == 0 || seen[len(seen)-1] != w) {
+			seen = append(seen, w)
+		}
+	})
+	setImage(t, cl, ns, "amb", "example.com/amb:2")
+	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseSucceeded, 90*time.Second)
+	stop()
+	// -1: no canary Mapping; 0: zeroed and draining before it is deleted.
+	if want := []int64{-1, 20, 40, 100, 0, -1}; !slices.Equal(seen, want) {
+		t.Errorf("canary Mapping weights: %v, want %v", seen, want)
+	}
+
+	setImage(t, cl, ns, "amb", "example.com/amb:3")
+	testenv.Eventually(t, 30*time.Second, "canary mapping at 20", func(ctx context.Context) error {
+		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err != nil || w != 20 {
+			return fmt.Errorf("weight %d (%v)", w, err)
+		}
+		return nil
+	})
+	request(t, cl, ns, "amb", v1alpha1.RequestAbort)
+	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseFailed, 30*time.Second)
+	testenv.Eventually(t, 60*time.Second, "canary mapping gone after the abort", func(ctx context.Context) error {
+		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err != nil || w != -1 {
+			return fmt.Errorf("weight %d (%v)", w, err)
+		}
+		return nil
+	})
+	expectTargetReplicas(t, cl, ns, "amb", 0)
+}
+
+// A stable Mapping that carries a weight is refused with a clear reason,
+// and no canary Mapping is written.
+func TestAmbassadorWeightedStableMappingIsRefused(t *testing.T) {
+	_, ns, cl := setup(t)
+	create(t, cl, stableMapping(ns, "heavy", "heavy", map[string]any{"weight": int64(30)}), app(ns, "heavy", "example.com/heavy:1", 1),
+		ambassadorCanary(ns, "heavy", []string{"heavy"}, weightStep(20)))
+	testenv.Eventually(t, 30*time.Second, "the reason in status", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, "heavy")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(c.Status.Message, "already carries a weight") || !strings.Contains(c.Status.Message, "remove spec.weight from the stable Mapping") {
+			return fmt.Errorf("%s: %s", c.Status.Phase, c.Status.Message)
+		}
+		return nil
+	})
+	if w, _ := mappingWeight(t.Context(), cl, ns, "heavy-canary"); w != -1 {
+		t.Errorf("a canary mapping was written (weight %d)", w)
+	}
+}

@@ -1,0 +1,275 @@
+package ambassador
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router"
+)
+
+// FieldOwner is Sluice's field manager.
+const FieldOwner = "sluice"
+
+// Annotations on a canary Mapping.
+const (
+	SpecHashAnnotation = "sluice.dev/route-spec-hash"
+	// ZeroedAtAnnotation is when its weight went to 0: it is deleted once
+	// the proxy had DefaultDrain to stop sending to it.
+	ZeroedAtAnnotation = "sluice.dev/zeroed-at"
+)
+
+// DefaultDrain is how long a canary Mapping stays at weight 0 before it is
+// deleted.
+const DefaultDrain = 10 * time.Second
+
+// Versions of getambassador.io Mapping, preferred first.
+var Versions = []string{"v3alpha1", "v2"}
+
+// Router is the Ambassador/Emissary router: a <mapping>-canary copy of each
+// stable Mapping carries the canary's share.
+type Router struct {
+	Client client.Client
+	Scheme *runtime.Scheme
+	Mapper meta.RESTMapper
+	Labels map[string]string
+	// Apex is the Canary's apex Service, the stable Mappings' service.
+	Apex string
+	// Drain before a zeroed canary Mapping is deleted; 0 means DefaultDrain.
+	Drain time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+var _ router.Router = (*Router)(nil)
+
+// GVK is Mapping in the first version the cluster serves.
+func (r *Router) GVK() (schema.GroupVersionKind, error) {
+	for _, v := range Versions {
+		gvk := schema.GroupVersionKind{Group: "getambassador.io", Version: v, Kind: "Mapping"}
+		if _, err := r.Mapper.RESTMapping(gvk.GroupKind(), v); err == nil {
+			return gvk, nil
+		}
+	}
+	return schema.GroupVersionKind{}, fmt.Errorf("the cluster serves no getambassador.io Mapping (v3alpha1 or v2): install Emissary's CRDs")
+}
+
+// CanaryName is the name of a stable Mapping's canary copy.
+func CanaryName(mapping string) string { return mapping + "-canary" }
+
+func (r *Router) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Router) drain() time.Duration {
+	if r.Drain > 0 {
+		return r.Drain
+	}
+	return DefaultDrain
+}
+
+func mappings(c *v1alpha1.Canary) ([]string, error) {
+	if a := c.Spec.Router.Ambassador; a != nil {
+		return a.Mappings, nil
+	}
+	return nil, fmt.Errorf("canary %s/%s: spec.router.ambassador is not set", c.Namespace, c.Name)
+}
+
+func (r *Router) get(ctx context.Context, ns, name string) (*unstructured.Unstructured, error) {
+	gvk, err := r.GVK()
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read mapping %s/%s: %w", ns, name, err)
+	}
+	return u, nil
+}
+
+// canarySpec checks a stable Mapping and derives its canary copy's spec at
+// weight w.
+func (r *Router) canarySpec(stable *unstructured.Unstructured, i int, w int32) (map[string]any, error) {
+	name := stable.GetNamespace() + "/" + stable.GetName()
+	spec, ok := stable.Object["spec"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("mapping %s has no spec", name)
+	}
+	if _, has := spec["weight"]; has {
+		return nil, fmt.Errorf("mapping %s (spec.router.ambassador.mappings[%d]) already carries a weight; Sluice puts the canary's weight on %s: remove spec.weight from the stable Mapping", name, i, CanaryName(stable.GetName()))
+	}
+	svc, _ := spec["service"].(string)
+	canarySvc, err := RewriteService(svc, r.Apex, r.Apex+"-canary")
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s spec.service: %w", name, err)
+	}
+	out := runtime.DeepCopyJSON(spec)
+	out["service"] = canarySvc
+	out["weight"] = int64(w)
+	return out, nil
+}
+
+// Apply makes each stable Mapping's canary copy carry the canary's share;
+// at 0 the copy is zeroed, then deleted once the proxy drained it.
+func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) error {
+	names, err := mappings(c)
+	if err != nil {
+		return err
+	}
+	gvk, err := r.GVK()
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		stable, err := r.get(ctx, c.Namespace, name)
+		if err != nil {
+			return err
+		}
+		if stable == nil {
+			return fmt.Errorf("mapping %s/%s not found (spec.router.ambassador.mappings[%d])", c.Namespace, name, i)
+		}
+		have, err := r.get(ctx, c.Namespace, CanaryName(name))
+		if err != nil {
+			return err
+		}
+		if s.CanaryWeight == 0 {
+			if err := r.retire(ctx, have); err != nil {
+				return err
+			}
+			continue
+		}
+		spec, err := r.canarySpec(stable, i, s.CanaryWeight)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(spec)
+		sum := sha256.Sum256(b)
+		hash := hex.EncodeToString(sum[:8])
+		if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
+			continue
+		}
+		want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		want.SetGroupVersionKind(gvk)
+		want.SetNamespace(c.Namespace)
+		want.SetName(CanaryName(name))
+		want.SetLabels(r.Labels)
+		want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
+		if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+			return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, want.GetName(), err)
+		}
+		if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, want.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// retire zeroes a canary Mapping, then deletes it once it drained.
+func (r *Router) retire(ctx context.Context, have *unstructured.Unstructured) error {
+	if have == nil {
+		return nil
+	}
+	w, _, _ := unstructured.NestedInt64(have.Object, "spec", "weight")
+	at, err := time.Parse(time.RFC3339, have.GetAnnotations()[ZeroedAtAnnotation])
+	switch {
+	case w != 0 || err != nil:
+		patch := client.MergeFrom(have.DeepCopy())
+		_ = unstructured.SetNestedField(have.Object, int64(0), "spec", "weight")
+		ann := have.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[ZeroedAtAnnotation] = r.now().UTC().Format(time.RFC3339)
+		delete(ann, SpecHashAnnotation)
+		have.SetAnnotations(ann)
+		if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner)); err != nil {
+			return fmt.Errorf("zero mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+		}
+	case !r.now().Before(at.Add(r.drain())):
+		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// Observe reads back the canary's share: the weight of the canary copies
+// (all equal). A copy still draining at 0, or a stable Mapping Sluice
+// cannot use, is reported as pending, so nothing moves on until it is
+// resolved.
+func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split) (engine.Route, error) {
+	names, err := mappings(c)
+	if err != nil {
+		return engine.Route{}, err
+	}
+	out := engine.Route{Exists: true}
+	for i, name := range names {
+		stable, err := r.get(ctx, c.Namespace, name)
+		if err != nil {
+			return engine.Route{}, err
+		}
+		if stable == nil {
+			out.Pending = fmt.Sprintf("mapping %s/%s not found (spec.router.ambassador.mappings[%d])", c.Namespace, name, i)
+			continue
+		}
+		if _, err := r.canarySpec(stable, i, 0); err != nil {
+			out.Pending = err.Error()
+			continue
+		}
+		have, err := r.get(ctx, c.Namespace, CanaryName(name))
+		if err != nil {
+			return engine.Route{}, err
+		}
+		if have == nil {
+			continue
+		}
+		w, _, _ := unstructured.NestedInt64(have.Object, "spec", "weight")
+		if w == 0 {
+			out.Pending = fmt.Sprintf("mapping %s/%s is draining at weight 0 before it is deleted", c.Namespace, have.GetName())
+		}
+		out.CanaryWeight = int32(w)
+	}
+	return out, nil
+}
+
+// Release deletes the canary copies: the stable Mappings, which send to the
+// apex Service, carry everything.
+func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backend) error {
+	names, err := mappings(c)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		have, err := r.get(ctx, c.Namespace, CanaryName(name))
+		if err != nil || have == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package ambassador_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/router/ambassador"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// Against the local control plane with Emissary's real CRDs (v3alpha1
+// served, conversion set to None because no conversion webhook runs here).
+
+var mappingGVK = schema.GroupVersionKind{Group: "getambassador.io", Version: "v3alpha1", Kind: "Mapping"}
+
+func setup(t *testing.T) (client.Client, string) {
+	t.Helper()
+	c := testenv.Get(t)
+	if err := c.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, c.Namespace(t)
+}
+
+func mapping(t *testing.T, cl client.Client, ns, name string, spec map[string]any) {
+	t.Helper()
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(mappingGVK)
+	u.SetNamespace(ns)
+	u.SetName(name)
+	if err := cl.Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getMapping(t *testing.T, cl client.Client, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(mappingGVK)
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		return nil
+	}
+	return u
+}
+
+func canaryObj(t *testing.T, cl client.Client, ns string, mappings ...string) *v1alpha1.Canary {
+	t.Helper()
+	w := int32(10)
+	c := &v1alpha1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"sluice.dev/instance": "none"}},
+		Spec: v1alpha1.CanarySpec{TargetRef: v1alpha1.TargetRef{Name: "web"}, Service: v1alpha1.ServiceSpec{Port: 80},
+			Router:   v1alpha1.RouterSpec{Ambassador: &v1alpha1.AmbassadorRouter{Mappings: mappings}},
+			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: &w}}}},
+	}
+	if err := cl.Create(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// For an http, an https and a namespaced service with a port, the canary
+// Mapping copies the stable one with only the service name changed and
+// carries the weight; at 0 it drains, then goes.
+func TestCanaryMappingFollowsTheSplit(t *testing.T) {
+	cl, ns := setup(t)
+	cases := map[string]string{
+		"plain":    "web",
+		"https":    "https://web:8443",
+		"namespce": "web." + ns + ".svc.cluster.local:9898",
+	}
+	var names []string
+	for name, svc := range cases {
+		mapping(t, cl, ns, name, map[string]any{"hostname": "*", "prefix": "/" + name + "/", "service": svc,
+			"timeout_ms": int64(3000), "add_request_headers": map[string]any{"x-from": map[string]any{"value": "edge"}}})
+		names = append(names, name)
+	}
+	c := canaryObj(t, cl, ns, names...)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web",
+		Labels: map[string]string{"sluice.dev/canary": "web"}, Now: func() time.Time { return now }}
+	p, cn := router.Backends(c, "web")
+	split := func(w int32) router.Split { return router.Split{Primary: p, Canary: cn, CanaryWeight: w} }
+
+	for _, w := range []int32{20, 50} {
+		if err := r.Apply(t.Context(), c, split(w)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.Observe(t.Context(), c, split(w)); err != nil || got.CanaryWeight != w || got.Pending != "" {
+			t.Fatalf("observe at %d%%: %+v %v", w, got, err)
+		}
+	}
+	for name, svc := range cases {
+		m := getMapping(t, cl, ns, name+"-canary")
+		if m == nil {
+			t.Fatalf("no canary mapping for %s", name)
+		}
+		spec := m.Object["spec"].(map[string]any)
+		want := strings.Replace(svc, "web", "web-canary", 1) // the name is the first "web" in every case here
+		if spec["service"] != want || spec["weight"] != int64(50) || spec["prefix"] != "/"+name+"/" || spec["timeout_ms"] != int64(3000) ||
+			fmt.Sprint(spec["add_request_headers"]) != "map[x-from:map[value:edge]]" || len(m.GetOwnerReferences()) != 1 {
+			t.Errorf("%s: canary mapping %v", name, spec)
+		}
+		if stable := getMapping(t, cl, ns, name); stable.Object["spec"].(map[string]any)["service"] != svc {
+			t.Errorf("%s: the stable mapping changed", name)
+		}
+	}
+	rv := getMapping(t, cl, ns, "plain-canary").GetResourceVersion()
+	if err := r.Apply(t.Context(), c, split(50)); err != nil {
+		t.Fatal(err)
+	}
+	if getMapping(t, cl, ns, "plain-canary").GetResourceVersion() != rv {
+		t.Errorf("an unchanged split was written again")
+	}
+
+	// At 0: weight 0 and pending while the proxy drains; deleted after.
+	if err := r.Apply(t.Context(), c, split(0)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.Observe(t.Context(), c, split(0))
+	if got.CanaryWeight != 0 || !strings.Contains(got.Pending, "draining") {
+		t.Errorf("at 0 before the drain: %+v", got)
+	}
+	now = now.Add(ambassador.DefaultDrain)
+	if err := r.Apply(t.Context(), c, split(0)); err != nil {
+		t.Fatal(err)
+	}
+	for name := range cases {
+		if getMapping(t, cl, ns, name+"-canary") != nil {
+			t.Errorf("%s-canary still there after the drain", name)
+		}
+	}
+	if got, _ := r.Observe(t.Context(), c, split(0)); got.CanaryWeight != 0 || got.Pending != "" {
+		t.Errorf("after the drain: %+v", got)
+	}
+}
+
+// A stable Mapping that already carries a weight is refused with a reason
+// naming it; so is one whose service is not the apex Service.
+func TestStableMappingProblemsAreReported(t *testing.T) {
+	cl, ns := setup(t)
+	mapping(t, cl, ns, "weighted", map[string]any{"hostname": "*", "prefix": "/w/", "service": "web", "weight": int64(30)})
+	mapping(t, cl, ns, "other", map[string]any{"hostname": "*", "prefix": "/o/", "service": "https://myapp-web.shop:8443"})
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web"}
+	for mappingName, want := range map[string]string{
+		"weighted": "already carries a weight; Sluice puts the canary's weight on weighted-canary: remove spec.weight from the stable Mapping",
+		"other":    `names Service "myapp-web", not the stable Service "web"`,
+		"missing":  "mapping " + ns + "/missing not found (spec.router.ambassador.mappings[0])",
+	} {
+		c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: v1alpha1.CanarySpec{Router: v1alpha1.RouterSpec{Ambassador: &v1alpha1.AmbassadorRouter{Mappings: []string{mappingName}}}}}
+		p, cn := router.Backends(c, "web")
+		err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10})
+		got, _ := r.Observe(t.Context(), c, router.Split{Primary: p, Canary: cn})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(got.Pending, want) {
+			t.Errorf("%s: apply %v, observe pending %q; want %q", mappingName, err, got.Pending, want)
+		}
+		if getMapping(t, cl, ns, mappingName+"-canary") != nil {
+			t.Errorf("%s: a canary mapping was written", mappingName)
+		}
+	}
+}
