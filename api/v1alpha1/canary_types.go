@@ -10,6 +10,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.strategy.steps) && size(self.strategy.steps) > 0 && (has(self.strategy.stepWeight) || has(self.strategy.stepWeights)))",message="spec.strategy: use either steps or the stepWeight/stepWeights shorthand, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.service.backendRefs) || has(self.router.gatewayAPI)",message="spec.service.backendRefs: custom backends are supported with the gatewayAPI router only"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setHeaderRoute)) || has(self.router.gatewayAPI)",message="spec.strategy.steps[].setHeaderRoute: header routes are supported with the gatewayAPI router only (so far)"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -355,7 +356,7 @@ type Strategy struct {
 
 // Step is one action of a release.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause)].filter(x, x).size() == 1",message="spec.strategy.steps[]: each step has exactly one action: setWeight or pause"
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setHeaderRoute)].filter(x, x).size() == 1",message="spec.strategy.steps[]: each step has exactly one action: setWeight, pause or setHeaderRoute"
 type Step struct {
 	// SetWeight sends this percentage of traffic to the canary.
 	// +kubebuilder:validation:Minimum=0
@@ -366,6 +367,37 @@ type Step struct {
 	// the release is promoted (`kubectl sluice promote`).
 	// +optional
 	Pause *PauseStep `json:"pause,omitempty"`
+	// SetHeaderRoute sends every request matching these headers to the
+	// canary (an A/B step), from this step until the release ends, on top
+	// of the weight. Supported by the gatewayAPI router.
+	// +optional
+	SetHeaderRoute *HeaderRoute `json:"setHeaderRoute,omitempty"`
+}
+
+// HeaderRoute is a set of header matches; a request matching all of them
+// goes to the canary.
+type HeaderRoute struct {
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Match []HeaderMatch `json:"match"`
+}
+
+// HeaderMatch matches one request header, exactly or by a regular
+// expression (RE2).
+//
+// +kubebuilder:validation:XValidation:rule="has(self.exact) != has(self.regex)",message="setHeaderRoute.match[]: give exactly one of exact or regex"
+type HeaderMatch struct {
+	// Name of the header (case-insensitive).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	Name string `json:"name"`
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Exact *string `json:"exact,omitempty"`
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Regex *string `json:"regex,omitempty"`
 }
 
 // PauseStep holds a release.

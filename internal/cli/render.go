@@ -173,6 +173,8 @@ func describe(s v1alpha1.Step) string {
 		return "pause " + s.Pause.Duration.Duration.String()
 	case s.Pause != nil:
 		return "pause until promoted"
+	case s.SetHeaderRoute != nil:
+		return "setHeaderRoute " + engine.HeaderRouteKey(s.SetHeaderRoute)
 	}
 	return "(empty)"
 }

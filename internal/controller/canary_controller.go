@@ -328,6 +328,7 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 	if d.CanaryWeight != nil {
 		split := s.split
 		split.CanaryWeight = *d.CanaryWeight
+		split.HeaderRoute = d.HeaderRoute
 		if err := s.route.Apply(ctx, c, split); err != nil {
 			return err
 		}

@@ -428,3 +428,56 @@ func TestMissingOrForbiddenBackendMovesNoTraffic(t *testing.T) {
 	waitPhase(t, cl, ns, "inv", v1alpha1.PhaseInitialized, 60*time.Second)
 	expectSplit(t, cl, ns, "inv", map[string]int32{"inv-primary": 10000, other + "/shared": 0})
 }
+
+// An A/B step on the real apiserver: the HTTPRoute gets a first rule that
+// sends requests with the header to the canary (the Gateway API CRD's own
+// validation accepts it), kept through the weight step, gone after the
+// promotion.
+func TestHeaderRouteStep(t *testing.T) {
+	_, ns, cl := setup(t)
+	v := "insider"
+	c := canary(ns, "ab", v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &v}}}},
+		pauseStep(time.Second), weightStep(30), pauseStep(time.Second))
+	create(t, cl, app(ns, "ab", "example.com/ab:1", 1), c)
+	waitPhase(t, cl, ns, "ab", v1alpha1.PhaseInitialized, 60*time.Second)
+	var mu sync.Mutex
+	var seen []string
+	stop := inBackground(t, func(ctx context.Context) {
+		var r gwv1.HTTPRoute
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ab"}, &r); err != nil {
+			return
+		}
+		state := fmt.Sprintf("rules=%d", len(r.Spec.Rules))
+		if len(r.Spec.Rules) == 2 {
+			h := r.Spec.Rules[0].Matches[0].Headers
+			state += fmt.Sprintf(" %s=%s->%s", h[0].Name, h[0].Value, r.Spec.Rules[0].BackendRefs[0].Name)
+		}
+		state += fmt.Sprintf(" share=%d", canaryShareLast(&r, "ab"))
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 || seen[len(seen)-1] != state {
+			seen = append(seen, state)
+		}
+	})
+	setImage(t, cl, ns, "ab", "example.com/ab:2")
+	waitPhase(t, cl, ns, "ab", v1alpha1.PhaseSucceeded, 60*time.Second)
+	stop()
+	want := []string{"rules=1 share=0", "rules=2 X-Canary=insider->ab-canary share=0", "rules=2 X-Canary=insider->ab-canary share=30",
+		"rules=1 share=100", "rules=1 share=0"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("route states:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// canaryShareLast is the canary Service's percent of the route's last
+// (weighted) rule.
+func canaryShareLast(r *gwv1.HTTPRoute, name string) int32 {
+	if len(r.Spec.Rules) == 0 {
+		return 0
+	}
+	out := map[string]int32{}
+	for _, ref := range r.Spec.Rules[len(r.Spec.Rules)-1].BackendRefs {
+		out[string(ref.Name)] = ptr.Deref(ref.Weight, 1)
+	}
+	return canaryShare(out, name)
+}

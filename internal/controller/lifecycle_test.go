@@ -156,6 +156,15 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		}, []string{"spec.strategy.stepWeight must not exceed maxWeight"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
+		{"a header match with both exact and regex", func(c *v1alpha1.Canary) {
+			v := "a"
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v, Regex: &v}}}}}
+		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0]", "exactly one of exact or regex"}},
+		{"a header route with the Traefik router", func(c *v1alpha1.Canary) {
+			v := "a"
+			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}}}}}
+		}, []string{"setHeaderRoute", "gatewayAPI router only"}},
 		{"webhook URL without a scheme", func(c *v1alpha1.Canary) {
 			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", Type: v1alpha1.WebhookConfirmRollout, URL: "gates.example.com/ok"}}}
 		}, []string{"spec.analysis.webhooks[0]", "absolute http:// or https:// URL"}},

@@ -357,6 +357,19 @@ func (d *decider) progress(req request) {
 			d.advance()
 			continue
 		}
+		if hr := step.SetHeaderRoute; hr != nil {
+			// An A/B step: requests matching the headers go to the canary,
+			// on top of the weight held, until the release ends.
+			d.setPhase(v1alpha1.PhaseProgressing, "SettingHeaderRoute",
+				fmt.Sprintf("step %d: sending requests with %s to the canary", d.st.CurrentStep, HeaderRouteKey(hr)))
+			if !d.routeTo(WeightAt(d.steps, int(d.st.CurrentStep)-1)) {
+				d.checkDeadline(d.st.Message)
+				return
+			}
+			d.event(false, "HeaderRouteSet", fmt.Sprintf("step %d: requests with %s go to the canary", d.st.CurrentStep, HeaderRouteKey(hr)))
+			d.advance()
+			continue
+		}
 		dur, isPause := PauseDuration(step)
 		if !isPause {
 			// A step without an action (the CRD refuses them) is skipped.
@@ -644,13 +657,18 @@ func (d *decider) routeTo(w int32) bool {
 		}
 	}
 	d.out.Desired.CanaryWeight = ptr(w)
+	hr := d.activeHeaderRoute()
+	d.out.Desired.HeaderRoute = hr
 	d.st.CanaryWeight = w
 	r := d.obs.Route
 	if r.Exists {
 		d.st.ObservedCanaryWeight = ptr(r.CanaryWeight)
 	}
-	if !r.Exists || r.CanaryWeight != w || r.Pending != "" {
+	if !r.Exists || r.CanaryWeight != w || r.Pending != "" || r.HeaderRoute != HeaderRouteKey(hr) {
 		msg := fmt.Sprintf("waiting for the router to carry canary weight %d%%", w)
+		if hr != nil {
+			msg += " and the header route " + HeaderRouteKey(hr)
+		}
 		if r.Pending != "" {
 			msg += ": " + r.Pending
 		}
@@ -659,6 +677,30 @@ func (d *decider) routeTo(w int32) bool {
 		return false
 	}
 	return true
+}
+
+// activeHeaderRoute is the header route in force: the last setHeaderRoute
+// step up to the current one, while a release walks its steps and the
+// canary is Ready. None otherwise.
+func (d *decider) activeHeaderRoute() *v1alpha1.HeaderRoute {
+	switch d.st.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+	default:
+		return nil
+	}
+	var hr *v1alpha1.HeaderRoute
+	for i := 0; i <= int(d.st.CurrentStep) && i < len(d.steps); i++ {
+		if d.steps[i].SetHeaderRoute != nil {
+			hr = d.steps[i].SetHeaderRoute
+		}
+	}
+	if hr == nil {
+		return nil
+	}
+	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
+		return nil
+	}
+	return hr
 }
 
 // ready says whether a copy runs revision rev with at least threshold% of

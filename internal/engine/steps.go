@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,3 +74,22 @@ func PauseDuration(s v1alpha1.Step) (time.Duration, bool) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// HeaderRouteKey is a header route in one string, for comparing what is
+// asked with what a router carries: "name=value" for an exact match,
+// "name~regex" for a regular expression, joined by ";". "" for none.
+func HeaderRouteKey(hr *v1alpha1.HeaderRoute) string {
+	if hr == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(hr.Match))
+	for _, m := range hr.Match {
+		switch {
+		case m.Exact != nil:
+			parts = append(parts, m.Name+"="+*m.Exact)
+		case m.Regex != nil:
+			parts = append(parts, m.Name+"~"+*m.Regex)
+		}
+	}
+	return strings.Join(parts, ";")
+}

@@ -227,3 +227,40 @@ func TestShorthandDrivesRelease(t *testing.T) {
 		t.Fatalf("after the interval: step=%d desired=%s, want 2 and weight 20", out.Status.CurrentStep, fmtDesired(out.Desired))
 	}
 }
+
+// An A/B step: the header route is asked with the weight held, the step is
+// left once the router carries both, and the route stays in force for the
+// following steps but never while the canary is not Ready, nor once the
+// release is promoting.
+func TestDecideHeaderRouteStep(t *testing.T) {
+	v := "insider"
+	hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &v}}}
+	steps := withSteps(v1alpha1.Step{SetHeaderRoute: hr}, sw(20), hold())
+	key := engine.HeaderRouteKey(hr)
+	withHR := func(w int32, k string) obsOpt {
+		return func(o *engine.Observations) { o.Route = engine.Route{Exists: true, CanaryWeight: w, HeaderRoute: k} }
+	}
+	decide := func(c *v1alpha1.Canary, o engine.Observations) engine.Output {
+		return engine.Decide(engine.Input{Canary: c, Obs: o, Now: t0})
+	}
+	// Asked, not yet carried: the step waits.
+	out := decide(newCanary(releasing(0, 0), steps), newObs(tgt(ready("r2")), pri(ready("r1")), withHR(0, "")))
+	if out.Status.CurrentStep != 0 || engine.HeaderRouteKey(out.Desired.HeaderRoute) != key || fmtDesired(out.Desired) != "services target=3 weight=0" {
+		t.Errorf("asking: step %d, header route %q, desired %s", out.Status.CurrentStep, engine.HeaderRouteKey(out.Desired.HeaderRoute), fmtDesired(out.Desired))
+	}
+	// Carried: on to the weight step, the header route kept.
+	out = decide(newCanary(releasing(0, 0), steps), newObs(tgt(ready("r2")), pri(ready("r1")), withHR(0, key)))
+	if out.Status.CurrentStep != 1 || engine.HeaderRouteKey(out.Desired.HeaderRoute) != key || *out.Desired.CanaryWeight != 20 {
+		t.Errorf("carried: step %d, header route %q, desired %s", out.Status.CurrentStep, engine.HeaderRouteKey(out.Desired.HeaderRoute), fmtDesired(out.Desired))
+	}
+	// The canary stops being Ready: no header route.
+	out = decide(newCanary(releasing(1, 20), steps), newObs(tgt(notReady("r2")), pri(ready("r1")), withHR(20, key)))
+	if out.Desired.HeaderRoute != nil {
+		t.Errorf("header route kept on a canary that is not Ready: %s", fmtDesired(out.Desired))
+	}
+	// Promoting: all traffic moves to the canary, the header route goes.
+	out = decide(newCanary(releasing(2, 20), steps, request("promote-full")), newObs(tgt(ready("r2")), pri(ready("r1")), withHR(20, key)))
+	if out.Status.Phase != v1alpha1.PhasePromoting || out.Desired.HeaderRoute != nil || *out.Desired.CanaryWeight != 100 {
+		t.Errorf("promoting: %s, header route %v, desired %s", out.Status.Phase, out.Desired.HeaderRoute, fmtDesired(out.Desired))
+	}
+}

@@ -47,6 +47,9 @@ type Route struct {
 	// Pending, when not empty, says why the router has not taken the last
 	// write yet (for example a Gateway that has not accepted the route).
 	Pending string
+	// HeaderRoute is HeaderRouteKey of the header route the router
+	// carries ("" for none).
+	HeaderRoute string
 }
 
 // Observations are everything the engine knows about the cluster.
@@ -131,6 +134,9 @@ type Desired struct {
 	// CanaryWeight is the canary's share of traffic in percent; the primary
 	// gets the rest.
 	CanaryWeight *int32
+	// HeaderRoute, with CanaryWeight, is the header route the router must
+	// carry on top of the weight (nil: none).
+	HeaderRoute *v1alpha1.HeaderRoute
 	// CheckRound, when above zero, is a check round that must run (the
 	// controller starts it unless it is running or done).
 	CheckRound int64

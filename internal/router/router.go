@@ -32,6 +32,9 @@ type Split struct {
 	// CanaryWeight is the canary phase's share in percent; the primary
 	// phase gets the rest.
 	CanaryWeight int32
+	// HeaderRoute, when set, sends the requests matching it to the canary
+	// phase, whatever the weight.
+	HeaderRoute *v1alpha1.HeaderRoute
 }
 
 // Router carries a Canary's traffic.

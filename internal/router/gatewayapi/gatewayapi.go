@@ -52,32 +52,54 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 	if spec == nil {
 		return nil, fmt.Errorf("canary %s/%s: spec.router.gatewayAPI is not set", c.Namespace, c.Name)
 	}
-	var refs []gwv1.HTTPBackendRef
-	add := func(backends []router.Backend, share int32) {
-		for i, w := range router.PhaseWeights(share, backends) {
-			b := backends[i]
-			ref := gwv1.HTTPBackendRef{
-				BackendRef: gwv1.BackendRef{
-					BackendObjectReference: gwv1.BackendObjectReference{
-						Group: ptr(gwv1.Group(b.Group)),
-						Kind:  ptr(gwv1.Kind(b.Kind)),
-						Name:  gwv1.ObjectName(b.Name),
+	build := func(withPrimary bool, canaryShare int32) []gwv1.HTTPBackendRef {
+		var refs []gwv1.HTTPBackendRef
+		add := func(backends []router.Backend, share int32) {
+			for i, w := range router.PhaseWeights(share, backends) {
+				b := backends[i]
+				ref := gwv1.HTTPBackendRef{
+					BackendRef: gwv1.BackendRef{
+						BackendObjectReference: gwv1.BackendObjectReference{
+							Group: ptr(gwv1.Group(b.Group)),
+							Kind:  ptr(gwv1.Kind(b.Kind)),
+							Name:  gwv1.ObjectName(b.Name),
+						},
+						Weight: ptr(w),
 					},
-					Weight: ptr(w),
-				},
-				Filters: b.Filters,
+					Filters: b.Filters,
+				}
+				if b.Namespace != c.Namespace {
+					ref.Namespace = ptr(gwv1.Namespace(b.Namespace))
+				}
+				if b.Port != nil {
+					ref.Port = ptr(gwv1.PortNumber(*b.Port))
+				}
+				refs = append(refs, ref)
 			}
-			if b.Namespace != c.Namespace {
-				ref.Namespace = ptr(gwv1.Namespace(b.Namespace))
-			}
-			if b.Port != nil {
-				ref.Port = ptr(gwv1.PortNumber(*b.Port))
-			}
-			refs = append(refs, ref)
 		}
+		if withPrimary {
+			add(s.Primary, 100-canaryShare)
+		}
+		add(s.Canary, canaryShare)
+		return refs
 	}
-	add(s.Primary, 100-s.CanaryWeight)
-	add(s.Canary, s.CanaryWeight)
+	rules := []gwv1.HTTPRouteRule{{
+		Matches:     spec.Matches,
+		Filters:     spec.Filters,
+		Timeouts:    spec.Timeouts,
+		BackendRefs: build(true, s.CanaryWeight),
+	}}
+	if hr := s.HeaderRoute; hr != nil {
+		// The header route comes first: requests with these headers go to
+		// the canary whatever the weight (Gateway API prefers the match
+		// with more header matches anyway).
+		rules = append([]gwv1.HTTPRouteRule{{
+			Matches:     withHeaders(spec.Matches, hr),
+			Filters:     spec.Filters,
+			Timeouts:    spec.Timeouts,
+			BackendRefs: build(false, 100),
+		}}, rules...)
+	}
 	route := &gwv1.HTTPRoute{
 		TypeMeta: metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -86,12 +108,7 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 		Spec: gwv1.HTTPRouteSpec{
 			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: spec.ParentRefs},
 			Hostnames:       spec.Hostnames,
-			Rules: []gwv1.HTTPRouteRule{{
-				Matches:     spec.Matches,
-				Filters:     spec.Filters,
-				Timeouts:    spec.Timeouts,
-				BackendRefs: refs,
-			}},
+			Rules:           rules,
 		},
 	}
 	b, err := json.Marshal(route.Spec)
@@ -142,7 +159,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 		}
 		return engine.Route{}, fmt.Errorf("read httproute %s: %w", key, err)
 	}
-	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s)}
+	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s), HeaderRoute: headerRouteKey(&have)}
 	// A route no Gateway reports on (no controller, as in tests) counts as
 	// taken; one that a Gateway reports on counts once it is Accepted for
 	// the current generation.
@@ -167,6 +184,8 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 	if len(route.Spec.Rules) == 0 {
 		return 0
 	}
+	// The weighted rule is the last; a header route comes before it.
+	rule := route.Spec.Rules[len(route.Spec.Rules)-1]
 	key := func(group, kind, ns, name string) string {
 		if kind == "" {
 			kind = "Service"
@@ -178,7 +197,7 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 		isCanary[key(b.Group, b.Kind, b.Namespace, b.Name)] = true
 	}
 	var total, canary int64
-	for _, ref := range route.Spec.Rules[0].BackendRefs {
+	for _, ref := range rule.BackendRefs {
 		w := int64(1)
 		if ref.Weight != nil {
 			w = int64(*ref.Weight)
@@ -206,6 +225,65 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// withHeaders adds a header route's matches to each of the user's matches
+// (or makes one match of them when there are none).
+func withHeaders(matches []gwv1.HTTPRouteMatch, hr *v1alpha1.HeaderRoute) []gwv1.HTTPRouteMatch {
+	var headers []gwv1.HTTPHeaderMatch
+	for _, m := range hr.Match {
+		h := gwv1.HTTPHeaderMatch{Name: gwv1.HTTPHeaderName(m.Name)}
+		if m.Exact != nil {
+			h.Type, h.Value = ptr(gwv1.HeaderMatchExact), *m.Exact
+		} else if m.Regex != nil {
+			h.Type, h.Value = ptr(gwv1.HeaderMatchRegularExpression), *m.Regex
+		}
+		headers = append(headers, h)
+	}
+	if len(matches) == 0 {
+		return []gwv1.HTTPRouteMatch{{Headers: headers}}
+	}
+	out := make([]gwv1.HTTPRouteMatch, 0, len(matches))
+	for _, m := range matches {
+		m = *m.DeepCopy()
+		m.Headers = append(m.Headers, headers...)
+		out = append(out, m)
+	}
+	return out
+}
+
+// headerRouteKey is engine.HeaderRouteKey of the header route a generated
+// route carries: its first rule's Sluice headers when it has two rules.
+func headerRouteKey(route *gwv1.HTTPRoute) string {
+	if len(route.Spec.Rules) < 2 || len(route.Spec.Rules[0].Matches) == 0 {
+		return ""
+	}
+	m := route.Spec.Rules[0].Matches[0]
+	// The user's own header matches come first; Sluice's follow.
+	n := len(m.Headers) - userHeaders(route.Spec.Rules[len(route.Spec.Rules)-1].Matches)
+	if n <= 0 {
+		return ""
+	}
+	hr := &v1alpha1.HeaderRoute{}
+	for _, h := range m.Headers[len(m.Headers)-n:] {
+		v := h.Value
+		hm := v1alpha1.HeaderMatch{Name: string(h.Name)}
+		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
+			hm.Regex = &v
+		} else {
+			hm.Exact = &v
+		}
+		hr.Match = append(hr.Match, hm)
+	}
+	return engine.HeaderRouteKey(hr)
+}
+
+// userHeaders is the number of header matches of the user's first match.
+func userHeaders(matches []gwv1.HTTPRouteMatch) int {
+	if len(matches) == 0 {
+		return 0
+	}
+	return len(matches[0].Headers)
+}
 
 // Release hands the generated route over to the user when the Canary is
 // deleted: every request goes to backend (the apex Service), and the route

@@ -8,6 +8,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 )
 
@@ -77,11 +78,11 @@ func TestCanaryPercent(t *testing.T) {
 			routeWith(ref("web-primary", "", w(9000)), ref("web-canary", "shop", w(1000))),
 			canaryIn("shop", "web-canary"), 10,
 		},
-		{"only the first rule counts", &gwv1.HTTPRoute{
+		{"only the last (weighted) rule counts, not a header route before it", &gwv1.HTTPRoute{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop"},
 			Spec: gwv1.HTTPRouteSpec{Rules: []gwv1.HTTPRouteRule{
-				{BackendRefs: []gwv1.HTTPBackendRef{ref("web-primary", "", w(8000)), ref("web-canary", "", w(2000))}},
 				{BackendRefs: []gwv1.HTTPBackendRef{ref("web-canary", "", w(10000))}},
+				{BackendRefs: []gwv1.HTTPBackendRef{ref("web-primary", "", w(8000)), ref("web-canary", "", w(2000))}},
 			}},
 		}, canaryIn("shop", "web-canary"), 20},
 	}
@@ -140,6 +141,60 @@ func TestCanaryPercentReadsBackDesired(t *testing.T) {
 			if got := canaryPercent(route, s); got != w {
 				t.Fatalf("%s: built for %d%%, read back %d%%", name, w, got)
 			}
+		}
+	}
+}
+
+// A header route is a first rule with the user's matches plus the headers,
+// to the canary only; what Observe reads back from it is the same key.
+func TestHeaderRouteRule(t *testing.T) {
+	exact, re := "insider", "^beta-.*$"
+	hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &exact}, {Name: "X-User", Regex: &re}}}
+	for _, userMatches := range [][]gwv1.HTTPRouteMatch{nil, {
+		{Path: &gwv1.HTTPPathMatch{Value: ptr("/api")}, Headers: []gwv1.HTTPHeaderMatch{{Name: "X-Tenant", Value: "a"}}},
+		{Path: &gwv1.HTTPPathMatch{Value: ptr("/v2")}},
+	}} {
+		c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "uid"},
+			Spec: v1alpha1.CanarySpec{Service: v1alpha1.ServiceSpec{Port: 80},
+				Router: v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{Matches: userMatches}}}}
+		p, cn := router.Backends(c, "web")
+		scheme := runtime.NewScheme()
+		if err := v1alpha1.AddToScheme(scheme); err != nil {
+			t.Fatal(err)
+		}
+		r := &Router{Scheme: scheme}
+		route, err := r.Desired(c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10, HeaderRoute: hr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules := route.Spec.Rules
+		if len(rules) != 2 || len(rules[0].BackendRefs) != 1 || string(rules[0].BackendRefs[0].Name) != "web-canary" ||
+			*rules[0].BackendRefs[0].Weight != 10000 {
+			t.Fatalf("rules = %+v", rules)
+		}
+		want := max(1, len(userMatches))
+		if len(rules[0].Matches) != want {
+			t.Fatalf("%d header-route matches, want %d", len(rules[0].Matches), want)
+		}
+		for i, m := range rules[0].Matches {
+			last := m.Headers[len(m.Headers)-2:]
+			if string(last[0].Name) != "X-Canary" || last[0].Value != "insider" || *last[0].Type != gwv1.HeaderMatchExact ||
+				string(last[1].Name) != "X-User" || *last[1].Type != gwv1.HeaderMatchRegularExpression {
+				t.Errorf("match %d headers = %+v", i, m.Headers)
+			}
+			if userMatches != nil && m.Path == nil {
+				t.Errorf("match %d lost the user's path", i)
+			}
+		}
+		if got := headerRouteKey(route); got != engine.HeaderRouteKey(hr) {
+			t.Errorf("read back %q, want %q", got, engine.HeaderRouteKey(hr))
+		}
+		if canaryPercent(route, router.Split{Primary: p, Canary: cn}) != 10 {
+			t.Errorf("the weighted rule no longer carries 10%%")
+		}
+		plain, _ := r.Desired(c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10})
+		if len(plain.Spec.Rules) != 1 || headerRouteKey(plain) != "" {
+			t.Errorf("without a header route: %d rules, key %q", len(plain.Spec.Rules), headerRouteKey(plain))
 		}
 	}
 }
