@@ -10,7 +10,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.strategy.steps) && size(self.strategy.steps) > 0 && (has(self.strategy.stepWeight) || has(self.strategy.stepWeights)))",message="spec.strategy: use either steps or the stepWeight/stepWeights shorthand, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.service.backendRefs) || has(self.router.gatewayAPI)",message="spec.service.backendRefs: custom backends are supported with the gatewayAPI router only"
-// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setHeaderRoute)) || has(self.router.gatewayAPI)",message="spec.strategy.steps[].setHeaderRoute: header routes are supported with the gatewayAPI router only (so far)"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setHeaderRoute)) || has(self.router.gatewayAPI) || has(self.router.ambassador)",message="spec.strategy.steps[].setHeaderRoute: header routes are supported with the gatewayAPI and ambassador routers (not yet with traefik)"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -369,7 +369,7 @@ type Step struct {
 	Pause *PauseStep `json:"pause,omitempty"`
 	// SetHeaderRoute sends every request matching these headers to the
 	// canary (an A/B step), from this step until the release ends, on top
-	// of the weight. Supported by the gatewayAPI router.
+	// of the weight. Supported by the gatewayAPI and ambassador routers.
 	// +optional
 	SetHeaderRoute *HeaderRoute `json:"setHeaderRoute,omitempty"`
 }

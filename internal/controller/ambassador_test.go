@@ -111,3 +111,30 @@ func TestAmbassadorWeightedStableMappingIsRefused(t *testing.T) {
 		t.Errorf("a canary mapping was written (weight %d)", w)
 	}
 }
+
+// An A/B step through Emissary: a header-route copy of the Mapping while
+// the release runs, gone after it.
+func TestAmbassadorHeaderRouteStep(t *testing.T) {
+	_, ns, cl := setup(t)
+	v := "insider"
+	create(t, cl, stableMapping(ns, "abm", "abm", nil), app(ns, "abm", "example.com/abm:1", 1),
+		ambassadorCanary(ns, "abm", []string{"abm"},
+			v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &v}}}},
+			untilPromoted()))
+	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseInitialized, 60*time.Second)
+	setImage(t, cl, ns, "abm", "example.com/abm:2")
+	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(mappingGVK)
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "abm-canary-headers"}, u); err != nil {
+		t.Fatalf("header-route mapping: %v", err)
+	}
+	if h, _, _ := unstructured.NestedStringMap(u.Object, "spec", "headers"); h["x-canary"] != "insider" || u.Object["spec"].(map[string]any)["service"] != "abm-canary" {
+		t.Errorf("header-route mapping spec %v", u.Object["spec"])
+	}
+	request(t, cl, ns, "abm", v1alpha1.RequestPromote)
+	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseSucceeded, 60*time.Second)
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "abm-canary-headers"}, u); !apierrors.IsNotFound(err) {
+		t.Errorf("header-route mapping still there after the release (%v)", err)
+	}
+}

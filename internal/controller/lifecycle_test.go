@@ -164,7 +164,7 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 			v := "a"
 			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}}
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}}}}}
-		}, []string{"setHeaderRoute", "gatewayAPI router only"}},
+		}, []string{"setHeaderRoute", "not yet with traefik"}},
 		{"webhook URL without a scheme", func(c *v1alpha1.Canary) {
 			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", Type: v1alpha1.WebhookConfirmRollout, URL: "gates.example.com/ok"}}}
 		}, []string{"spec.analysis.webhooks[0]", "absolute http:// or https:// URL"}},

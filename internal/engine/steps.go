@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,8 @@ func ptr[T any](v T) *T { return &v }
 
 // HeaderRouteKey is a header route in one string, for comparing what is
 // asked with what a router carries: "name=value" for an exact match,
-// "name~regex" for a regular expression, joined by ";". "" for none.
+// "name~regex" for a regular expression, sorted (routers may keep matches
+// in a map) and joined by ";". "" for none.
 func HeaderRouteKey(hr *v1alpha1.HeaderRoute) string {
 	if hr == nil {
 		return ""
@@ -91,5 +93,6 @@ func HeaderRouteKey(hr *v1alpha1.HeaderRoute) string {
 			parts = append(parts, m.Name+"~"+*m.Regex)
 		}
 	}
+	slices.Sort(parts)
 	return strings.Join(parts, ";")
 }

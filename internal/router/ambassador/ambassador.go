@@ -70,6 +70,11 @@ func (r *Router) GVK() (schema.GroupVersionKind, error) {
 // CanaryName is the name of a stable Mapping's canary copy.
 func CanaryName(mapping string) string { return mapping + "-canary" }
 
+// HeaderName is the name of a stable Mapping's header-route copy: it sends
+// the requests with the A/B step's headers to the canary (Emissary prefers
+// the Mapping with more constraints).
+func HeaderName(mapping string) string { return mapping + "-canary-headers" }
+
 func (r *Router) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -148,6 +153,9 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 		if stable == nil {
 			return fmt.Errorf("mapping %s/%s not found (spec.router.ambassador.mappings[%d])", c.Namespace, name, i)
 		}
+		if err := r.applyHeaders(ctx, c, gvk, stable, i, s.HeaderRoute); err != nil {
+			return err
+		}
 		have, err := r.get(ctx, c.Namespace, CanaryName(name))
 		if err != nil {
 			return err
@@ -182,6 +190,83 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 		}
 	}
 	return nil
+}
+
+// applyHeaders keeps (or deletes) the header-route copy of a stable
+// Mapping: the canary Service, no weight, and the step's headers as
+// `headers` (exact) and `regex_headers`.
+func (r *Router) applyHeaders(ctx context.Context, c *v1alpha1.Canary, gvk schema.GroupVersionKind, stable *unstructured.Unstructured, i int, hr *v1alpha1.HeaderRoute) error {
+	have, err := r.get(ctx, c.Namespace, HeaderName(stable.GetName()))
+	if err != nil {
+		return err
+	}
+	if hr == nil {
+		if have == nil {
+			return nil
+		}
+		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+		}
+		return nil
+	}
+	spec, err := r.canarySpec(stable, i, 0)
+	if err != nil {
+		return err
+	}
+	delete(spec, "weight")
+	exact, regex := map[string]any{}, map[string]any{}
+	for _, m := range hr.Match {
+		switch {
+		case m.Exact != nil:
+			exact[m.Name] = *m.Exact
+		case m.Regex != nil:
+			regex[m.Name] = *m.Regex
+		}
+	}
+	if len(exact) > 0 {
+		spec["headers"] = exact
+	}
+	if len(regex) > 0 {
+		spec["regex_headers"] = regex
+	}
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:8])
+	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
+		return nil
+	}
+	want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	want.SetGroupVersionKind(gvk)
+	want.SetNamespace(c.Namespace)
+	want.SetName(HeaderName(stable.GetName()))
+	want.SetLabels(r.Labels)
+	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
+	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+		return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, want.GetName(), err)
+	}
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, want.GetName(), err)
+	}
+	return nil
+}
+
+// headerKey is engine.HeaderRouteKey of a header-route copy.
+func headerKey(u *unstructured.Unstructured) string {
+	hr := &v1alpha1.HeaderRoute{}
+	for _, f := range []string{"headers", "regex_headers"} {
+		m, _, _ := unstructured.NestedStringMap(u.Object, "spec", f)
+		for k, v := range m {
+			v := v
+			hm := v1alpha1.HeaderMatch{Name: k}
+			if f == "headers" {
+				hm.Exact = &v
+			} else {
+				hm.Regex = &v
+			}
+			hr.Match = append(hr.Match, hm)
+		}
+	}
+	return engine.HeaderRouteKey(hr)
 }
 
 // retire zeroes a canary Mapping, then deletes it once it drained.
@@ -236,6 +321,13 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 			out.Pending = err.Error()
 			continue
 		}
+		hdr, err := r.get(ctx, c.Namespace, HeaderName(name))
+		if err != nil {
+			return engine.Route{}, err
+		}
+		if hdr != nil {
+			out.HeaderRoute = headerKey(hdr)
+		}
 		have, err := r.get(ctx, c.Namespace, CanaryName(name))
 		if err != nil {
 			return engine.Route{}, err
@@ -260,15 +352,17 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backe
 		return err
 	}
 	for _, name := range names {
-		have, err := r.get(ctx, c.Namespace, CanaryName(name))
-		if err != nil || have == nil {
+		for _, copyName := range []string{CanaryName(name), HeaderName(name)} {
+			have, err := r.get(ctx, c.Namespace, copyName)
 			if err != nil {
 				return err
 			}
-			continue
-		}
-		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+			if have == nil {
+				continue
+			}
+			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+			}
 		}
 	}
 	return nil

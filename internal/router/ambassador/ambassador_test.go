@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/testenv"
@@ -175,5 +176,39 @@ func TestStableMappingProblemsAreReported(t *testing.T) {
 		if getMapping(t, cl, ns, mappingName+"-canary") != nil {
 			t.Errorf("%s: a canary mapping was written", mappingName)
 		}
+	}
+}
+
+// A header route is a second copy with the headers and no weight; it is
+// read back as the same key and deleted when no longer asked for.
+func TestHeaderRouteMapping(t *testing.T) {
+	cl, ns := setup(t)
+	mapping(t, cl, ns, "ab", map[string]any{"hostname": "*", "prefix": "/ab/", "service": "web:8080"})
+	c := canaryObj(t, cl, ns, "ab")
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web"}
+	p, cn := router.Backends(c, "web")
+	exact, re := "insider", "^beta-[0-9]+$"
+	hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &exact}, {Name: "x-build", Regex: &re}}}
+	if err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10, HeaderRoute: hr}); err != nil {
+		t.Fatal(err)
+	}
+	m := getMapping(t, cl, ns, "ab-canary-headers")
+	if m == nil {
+		t.Fatal("no header-route mapping")
+	}
+	spec := m.Object["spec"].(map[string]any)
+	if spec["service"] != "web-canary:8080" || spec["weight"] != nil || fmt.Sprint(spec["headers"]) != "map[x-canary:insider]" ||
+		fmt.Sprint(spec["regex_headers"]) != "map[x-build:^beta-[0-9]+$]" {
+		t.Errorf("header-route mapping spec %v", spec)
+	}
+	got, err := r.Observe(t.Context(), c, router.Split{Primary: p, Canary: cn})
+	if err != nil || got.HeaderRoute != engine.HeaderRouteKey(hr) || got.CanaryWeight != 10 {
+		t.Errorf("observe: %+v %v; want header route %q", got, err, engine.HeaderRouteKey(hr))
+	}
+	if err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if getMapping(t, cl, ns, "ab-canary-headers") != nil {
+		t.Errorf("the header-route mapping outlived its step")
 	}
 }
