@@ -16,9 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
@@ -41,9 +39,7 @@ func run(kubeconfig string, args ...string) (string, error) {
 // local cluster.
 func TestActionsDriveARealController(t *testing.T) {
 	c := testenv.Get(t)
-	if err := c.InstallSluiceCRDs(); err != nil {
-		t.Fatal(err)
-	}
+	cl := c.SluiceClient(t)
 	ns := c.Namespace(t)
 	bin := filepath.Join(t.TempDir(), "sluice")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
@@ -57,13 +53,6 @@ func TestActionsDriveARealController(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ctrl.Process.Kill(); _ = ctrl.Wait() })
 
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	labels := map[string]string{"app": "cli"}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "cli", Namespace: ns},

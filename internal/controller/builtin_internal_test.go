@@ -60,38 +60,7 @@ func TestBuiltinQueriesSelectTheCanaryPods(t *testing.T) {
 		"web-primary-6f7c8d9b5c-a1b2c": {100, 0}, // primary: healthy
 		"web-api-7b8c9d6f5e-k3l4m":     {50, 50}, // another app
 	}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: app}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	prom := testenv.StartPrometheus(t, time.Second,
-		fmt.Sprintf("- job_name: app\n  honor_labels: true\n  static_configs:\n  - targets: [%q]\n", l.Addr().String()))
-
-	q := analysis.NewQuerier(4, nil)
-	vars := analysis.Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web", Interval: 10 * time.Second}
-	want := map[string][2]float64{
-		"request-success-rate": {89.9, 90.1}, // 90 of every 100 canary requests succeed
-		"request-duration":     {390, 400},   // p99 of 0.1-0.4s buckets, in ms
-	}
-	for name, bounds := range want {
-		query, err := analysis.Render(builtinQueries[BuiltinApp][name], vars)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
-			v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
-			if err != nil {
-				return err
-			}
-			if v < bounds[0] || v > bounds[1] {
-				return fmt.Errorf("%s = %v, want within %v", name, v, bounds)
-			}
-			return nil
-		})
-	}
+	expectBuiltins(t, BuiltinApp, app)
 }
 
 // proxySeries serves a proxy's per-upstream statistics: a request
@@ -165,37 +134,45 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 	} {
 		t.Run(tc.source, func(t *testing.T) {
 			tc.series.start = time.Now()
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+			expectBuiltins(t, tc.source, tc.series)
+		})
+	}
+}
+
+// expectBuiltins serves h to a real Prometheus and checks that each builtin
+// query of source, rendered for the canary "web" in "shop", answers within
+// the bounds: only the canary's series may count.
+func expectBuiltins(t *testing.T, source string, h http.Handler) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	prom := testenv.StartPrometheus(t, time.Second,
+		fmt.Sprintf("- job_name: series\n  honor_labels: true\n  static_configs:\n  - targets: [%q]\n", l.Addr().String()))
+	q := analysis.NewQuerier(4, nil)
+	vars := analysis.Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web", Interval: 10 * time.Second}
+	want := map[string][2]float64{
+		"request-success-rate": {89.9, 90.1}, // 90 of every 100 canary requests succeed
+		"request-duration":     {390, 400},   // p99 of its 100-400ms requests, in ms
+	}
+	for name, bounds := range want {
+		query, err := analysis.Render(builtinQueries[source][name], vars)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
+			v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			srv := &http.Server{Handler: tc.series}
-			go func() { _ = srv.Serve(l) }()
-			t.Cleanup(func() { _ = srv.Close() })
-			prom := testenv.StartPrometheus(t, time.Second,
-				fmt.Sprintf("- job_name: proxy\n  static_configs:\n  - targets: [%q]\n", l.Addr().String()))
-			q := analysis.NewQuerier(4, nil)
-			vars := analysis.Vars{Namespace: "shop", Name: "web", Target: "web", Service: "web", Interval: 10 * time.Second}
-			want := map[string][2]float64{
-				"request-success-rate": {89.9, 90.1}, // only the canary's 10% errors
-				"request-duration":     {390, 400},   // p99 of its 100-400ms requests, in ms
+			if v < bounds[0] || v > bounds[1] {
+				return fmt.Errorf("%s = %v, want within %v", name, v, bounds)
 			}
-			for name, bounds := range want {
-				query, err := analysis.Render(builtinQueries[tc.source][name], vars)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
-					v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
-					if err != nil {
-						return err
-					}
-					if v < bounds[0] || v > bounds[1] {
-						return fmt.Errorf("%s = %v, want within %v", name, v, bounds)
-					}
-					return nil
-				})
-			}
+			return nil
 		})
 	}
 }

@@ -204,14 +204,23 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	return r.pruneRecords(ctx, c, st)
 }
 
-// nextNumber is one more than the highest number of the Canary's records.
-func (r *CanaryReconciler) nextNumber(ctx context.Context, c *v1alpha1.Canary) (int64, error) {
+// records lists a Canary's records (from the cache).
+func (r *CanaryReconciler) records(ctx context.Context, c *v1alpha1.Canary) ([]v1alpha1.CanaryRevision, error) {
 	var list v1alpha1.CanaryRevisionList
 	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{workload.CanaryLabel: c.Name}); err != nil {
-		return 0, fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+		return nil, fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	return list.Items, nil
+}
+
+// nextNumber is one more than the highest number of the Canary's records.
+func (r *CanaryReconciler) nextNumber(ctx context.Context, c *v1alpha1.Canary) (int64, error) {
+	items, err := r.records(ctx, c)
+	if err != nil {
+		return 0, err
 	}
 	number := int64(1)
-	for _, it := range list.Items {
+	for _, it := range items {
 		number = max(number, it.Spec.Number+1)
 	}
 	return number, nil
@@ -269,15 +278,12 @@ func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary,
 	if c.Spec.RevisionHistoryLimit != nil {
 		limit = int(*c.Spec.RevisionHistoryLimit)
 	}
-	var list v1alpha1.CanaryRevisionList
-	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{workload.CanaryLabel: c.Name}); err != nil {
-		return fmt.Errorf("list canaryrevisions of %s/%s: %w", c.Namespace, c.Name, err)
+	items, err := r.records(ctx, c)
+	if err != nil || len(items) <= limit {
+		return err
 	}
-	if len(list.Items) <= limit {
-		return nil
-	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.CanaryRevision) int { return int(b.Spec.Number - a.Spec.Number) })
-	for _, it := range list.Items[limit:] {
+	slices.SortFunc(items, func(a, b v1alpha1.CanaryRevision) int { return int(b.Spec.Number - a.Spec.Number) })
+	for _, it := range items[limit:] {
 		if it.Spec.Revision == st.StableRevision || it.Spec.Revision == st.CanaryRevision {
 			continue
 		}

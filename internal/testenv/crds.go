@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // InstallSluiceCRDs applies config/crd/bases (Sluice's generated CRDs) with
@@ -61,4 +65,24 @@ func (c *Cluster) InstallSluiceCRDs() error {
 		}
 	}
 	return nil
+}
+
+// SluiceClient installs Sluice's CRDs and returns a direct client (no
+// cache) whose scheme knows the core kinds and Sluice's.
+func (c *Cluster) SluiceClient(t testing.TB) client.Client {
+	t.Helper()
+	if err := c.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }

@@ -170,24 +170,33 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 		if err != nil {
 			return err
 		}
-		b, _ := json.Marshal(spec)
-		sum := sha256.Sum256(b)
-		hash := hex.EncodeToString(sum[:8])
-		if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
-			continue
+		if err := r.applyCopy(ctx, c, gvk, have, CanaryName(name), spec); err != nil {
+			return err
 		}
-		want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
-		want.SetGroupVersionKind(gvk)
-		want.SetNamespace(c.Namespace)
-		want.SetName(CanaryName(name))
-		want.SetLabels(r.Labels)
-		want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
-		if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
-			return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, want.GetName(), err)
-		}
-		if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, want.GetName(), err)
-		}
+	}
+	return nil
+}
+
+// applyCopy server-side applies a Mapping Sluice owns, unless have
+// already carries spec (by its hash).
+func (r *Router) applyCopy(ctx context.Context, c *v1alpha1.Canary, gvk schema.GroupVersionKind, have *unstructured.Unstructured, name string, spec map[string]any) error {
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:8])
+	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
+		return nil
+	}
+	want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	want.SetGroupVersionKind(gvk)
+	want.SetNamespace(c.Namespace)
+	want.SetName(name)
+	want.SetLabels(r.Labels)
+	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
+	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
+		return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, name, err)
+	}
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, name, err)
 	}
 	return nil
 }
@@ -201,13 +210,7 @@ func (r *Router) applyHeaders(ctx context.Context, c *v1alpha1.Canary, gvk schem
 		return err
 	}
 	if hr == nil {
-		if have == nil {
-			return nil
-		}
-		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
-		}
-		return nil
+		return r.remove(ctx, have)
 	}
 	spec, err := r.canarySpec(stable, i, 0)
 	if err != nil {
@@ -229,25 +232,7 @@ func (r *Router) applyHeaders(ctx context.Context, c *v1alpha1.Canary, gvk schem
 	if len(regex) > 0 {
 		spec["regex_headers"] = regex
 	}
-	b, _ := json.Marshal(spec)
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:8])
-	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
-		return nil
-	}
-	want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
-	want.SetGroupVersionKind(gvk)
-	want.SetNamespace(c.Namespace)
-	want.SetName(HeaderName(stable.GetName()))
-	want.SetLabels(r.Labels)
-	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
-	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
-		return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, want.GetName(), err)
-	}
-	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, want.GetName(), err)
-	}
-	return nil
+	return r.applyCopy(ctx, c, gvk, have, HeaderName(stable.GetName()), spec)
 }
 
 // headerKey is engine.HeaderRouteKey of a header-route copy.
@@ -291,9 +276,18 @@ func (r *Router) retire(ctx context.Context, have *unstructured.Unstructured) er
 			return fmt.Errorf("zero mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 		}
 	case !r.now().Before(at.Add(r.drain())):
-		if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
-		}
+		return r.remove(ctx, have)
+	}
+	return nil
+}
+
+// remove deletes a Mapping Sluice owns, if there is one.
+func (r *Router) remove(ctx context.Context, have *unstructured.Unstructured) error {
+	if have == nil {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 	}
 	return nil
 }
@@ -357,11 +351,8 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backe
 			if err != nil {
 				return err
 			}
-			if have == nil {
-				continue
-			}
-			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("delete mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
+			if err := r.remove(ctx, have); err != nil {
+				return err
 			}
 		}
 	}
