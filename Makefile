@@ -16,12 +16,22 @@ help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: deps cluster ## the playground: local control plane, controller, a release that promotes and one that rolls back
+demo: deps cluster harness ## the playground: local control plane, Traefik, Prometheus, traffic, the controller; a release promoted and one rolled back
 	bash hack/demo.sh
 
 .PHONY: test
-test: deps cluster verify ## everything CI runs: static checks, unit and integration tests on the local control plane
-	$(GO) test -count=1 -timeout 45m ./...
+test: deps cluster harness verify ## everything CI runs: static checks, unit and integration tests on the local control plane, real traffic end to end, the playground
+	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/demo)
+	@# Real traffic last and one package at a time, on a quiet machine.
+	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo
+
+.PHONY: harness
+harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, if its sources changed
+	bash hack/traefik.sh build
+
+.PHONY: e2e
+e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a load generator): one table per scenario
+	$(GO) test -count=1 -timeout 20m -v -run TestEndToEnd ./test/e2e | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 .PHONY: bench-scale
 bench-scale: deps cluster ## scale benchmark: N Canaries on one controller process (SLUICE_BENCH_SIZES=100,1000 SLUICE_BENCH_IDLE=60s)
@@ -52,9 +62,10 @@ $(CONTROLLER_GEN):
 	mv $(BIN)/controller-gen $@
 
 .PHONY: build
-build: ## build bin/sluice (the controller) and bin/kubectl-sluice (the kubectl plugin)
+build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plugin) and bin/sluice-playground (make demo)
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
 	$(GO) build -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
+	$(GO) build -o $(BIN)/sluice-playground ./cmd/sluice-playground
 
 .PHONY: install
 install: generate ## apply Sluice's CRDs to the cluster in $$KUBECONFIG (default .local/kubeconfig)

@@ -10,7 +10,9 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.strategy.steps) && size(self.strategy.steps) > 0 && (has(self.strategy.stepWeight) || has(self.strategy.stepWeights)))",message="spec.strategy: use either steps or the stepWeight/stepWeights shorthand, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.service.backendRefs) || has(self.router.gatewayAPI)",message="spec.service.backendRefs: custom backends are supported with the gatewayAPI router only"
-// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setHeaderRoute)) || has(self.router.gatewayAPI) || has(self.router.ambassador)",message="spec.strategy.steps[].setHeaderRoute: header routes are supported with the gatewayAPI and ambassador routers (not yet with traefik)"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.consul)",message="spec.strategy.steps[].setMirror: Consul's config entries cannot mirror traffic; remove the mirror steps"
+// +kubebuilder:validation:XValidation:rule="!has(self.router.consul) || !has(self.router.consul.stableSubset) || !has(self.router.consul.canarySubset) || self.router.consul.stableSubset != self.router.consul.canarySubset",message="spec.router.consul: stableSubset and canarySubset must differ"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.traefik) || !has(self.router.traefik.ingressRoute)",message="spec.strategy.steps[].setMirror: with the traefik router, mirror steps need TraefikService mode (a mirroring TraefikService); remove spec.router.traefik.ingressRoute or the mirror steps"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -127,6 +129,13 @@ type VerificationStatus struct {
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 }
 
+// RouteSettling is a route read back from a router that cannot say when
+// its proxy has loaded it.
+type RouteSettling struct {
+	Route string      `json:"route"`
+	Since metav1.Time `json:"since"`
+}
+
 // Verification states.
 const (
 	VerificationVerifying = "Verifying"
@@ -237,7 +246,7 @@ type BackendRef struct {
 
 // RouterSpec selects exactly one router.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul)"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
@@ -254,6 +263,47 @@ type RouterSpec struct {
 	// is the canary Service and whose weight is the canary's share.
 	// +optional
 	Ambassador *AmbassadorRouter `json:"ambassador,omitempty"`
+	// Consul (consul-k8s config entries): the primary's and the canary's
+	// pods register under one Consul service, told apart by a service-meta
+	// value Sluice sets on their pod templates; a ServiceResolver's two
+	// subsets select them and a ServiceSplitter splits between them.
+	// +optional
+	Consul *ConsulRouter `json:"consul,omitempty"`
+}
+
+// ConsulRouter splits one Consul service between a stable and a canary
+// subset.
+type ConsulRouter struct {
+	// ServiceName is the Consul service, and the name of the
+	// ServiceResolver, ServiceSplitter and ServiceRouter (config entries
+	// are named after their service). Default: the apex Service's name.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+	// MetaKey is the service-meta key that tells the subsets apart: Sluice
+	// sets the pod-template annotation consul.hashicorp.com/service-meta-<key>
+	// to the pod template's revision on the primary and the canary.
+	// Default version.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	// +optional
+	MetaKey string `json:"metaKey,omitempty"`
+	// StableSubset and CanarySubset name the resolver's subsets. Default
+	// stable and canary.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	StableSubset string `json:"stableSubset,omitempty"`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	CanarySubset string `json:"canarySubset,omitempty"`
+	// WaitForSync: a step counts as applied only once consul-k8s reports
+	// each config entry Synced to Consul after Sluice's last write. Set
+	// false where no consul-k8s controller runs. Default true.
+	// +optional
+	WaitForSync *bool `json:"waitForSync,omitempty"`
 }
 
 // AmbassadorRouter routes through Emissary-ingress Mappings.
@@ -275,6 +325,33 @@ type TraefikRouter struct {
 	// your IngressRoute with kind TraefikService.
 	// +optional
 	IngressRoute *TraefikIngressRouteRef `json:"ingressRoute,omitempty"`
+	// CanaryMiddlewares are Middlewares applied to the requests a header
+	// route (setHeaderRoute step) sends to the canary, after the
+	// middlewares of the route it narrows. Sluice references them and never
+	// creates them: each must exist, or the release holds where it is and
+	// says which one is missing.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	CanaryMiddlewares []TraefikMiddlewareRef `json:"canaryMiddlewares,omitempty"`
+	// RuleSyntax of the header route's rule: v3 (Header, HeaderRegexp) or
+	// v2 (Headers, HeadersRegexp). Default: the route's own syntax field
+	// when it has one, else v2 on traefik.containo.us and v3 on
+	// traefik.io. Traefik v2.10 and v2.11 also serve traefik.io: set v2
+	// there.
+	// +kubebuilder:validation:Enum=v2;v3
+	// +optional
+	RuleSyntax string `json:"ruleSyntax,omitempty"`
+}
+
+// TraefikMiddlewareRef names a Traefik Middleware.
+type TraefikMiddlewareRef struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the Middleware. Default: the Canary's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // TraefikIngressRouteRef names an IngressRoute in the Canary's namespace
@@ -356,7 +433,7 @@ type Strategy struct {
 
 // Step is one action of a release.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setHeaderRoute)].filter(x, x).size() == 1",message="spec.strategy.steps[]: each step has exactly one action: setWeight, pause or setHeaderRoute"
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setHeaderRoute), has(self.setMirror)].filter(x, x).size() == 1",message="spec.strategy.steps[]: each step has exactly one action: setWeight, pause, setHeaderRoute or setMirror"
 type Step struct {
 	// SetWeight sends this percentage of traffic to the canary.
 	// +kubebuilder:validation:Minimum=0
@@ -369,9 +446,26 @@ type Step struct {
 	Pause *PauseStep `json:"pause,omitempty"`
 	// SetHeaderRoute sends every request matching these headers to the
 	// canary (an A/B step), from this step until the release ends, on top
-	// of the weight. Supported by the gatewayAPI and ambassador routers.
+	// of the weight. Every router supports it.
 	// +optional
 	SetHeaderRoute *HeaderRoute `json:"setHeaderRoute,omitempty"`
+	// SetMirror copies a percentage of the requests the route carries to
+	// the canary, whose answers are discarded (the client gets the
+	// primary's or the weighted split's answer), from this step until the
+	// release ends or another setMirror changes it (percent 0 stops it).
+	// Supported by the gatewayAPI router (a RequestMirror filter), the
+	// ambassador router (a shadow Mapping) and the traefik router in
+	// TraefikService mode (a mirroring TraefikService); not by consul.
+	// +optional
+	SetMirror *MirrorStep `json:"setMirror,omitempty"`
+}
+
+// MirrorStep is the share of requests copied to the canary.
+type MirrorStep struct {
+	// Percent of requests copied to the canary (0 stops mirroring).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Percent int32 `json:"percent"`
 }
 
 // HeaderRoute is a set of header matches; a request matching all of them
@@ -392,9 +486,13 @@ type HeaderMatch struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
 	Name string `json:"name"`
+	// Exact value the header must have.
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
 	Exact *string `json:"exact,omitempty"`
+	// Regex the whole header value must match (RE2).
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Regex *string `json:"regex,omitempty"`
@@ -717,6 +815,11 @@ type CanaryStatus struct {
 	// ObservedCanaryWeight is the canary's share read back from the router.
 	// +optional
 	ObservedCanaryWeight *int32 `json:"observedCanaryWeight,omitempty"`
+	// RouteSettling is set while a proxy is given time to load the route
+	// its router was last seen to carry (--route-settle): Route is the route ("weight|mirror|header route") and Since
+	// when it was first read back.
+	// +optional
+	RouteSettling *RouteSettling `json:"routeSettling,omitempty"`
 
 	// FailedChecks counts failed check rounds of the current release.
 	// +optional

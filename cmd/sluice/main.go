@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -30,6 +31,7 @@ func main() {
 	flag.StringVar(&cfg.metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
 	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
 	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
+	flag.DurationVar(&cfg.routeSettle, "route-settle", controller.DefaultRouteSettle, "how long a proxy is given to load a route after it is read back (and accepted), before a step counts as applied or a copy is scaled down; 0 disables it")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -61,6 +63,7 @@ type config struct {
 	metricsServer          string
 	builtinMetrics         string
 	maxQueries             int
+	routeSettle            time.Duration
 }
 
 func run(c config) error {
@@ -118,6 +121,8 @@ func run(c config) error {
 		Recorder:  mgr.GetEventRecorder("sluice"),
 		Backends:  backends,
 		Checks:    checks,
+
+		RouteSettle: c.routeSettle,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers}); err != nil {
 		return err

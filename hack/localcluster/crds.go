@@ -48,6 +48,9 @@ func routerCRDSources(gatewayChannel string) []crdSource {
 	}
 	return []crdSource{
 		gw("gatewayclasses"), gw("gateways"), gw("httproutes"), gw("grpcroutes"), gw("referencegrants"),
+		// The rest of the standard channel: Traefik's Gateway API provider
+		// watches BackendTLSPolicy and will not start without it.
+		gw("backendtlspolicies"), gw("listenersets"), gw("tlsroutes"), gw("tcproutes"), gw("udproutes"),
 		// Traefik v3 serves traefik.io only; v2.11 serves both groups, of
 		// which the legacy traefik.containo.us one is taken from it.
 		{module: "github.com/traefik/traefik/v3", version: "v3.6.12",

@@ -51,44 +51,98 @@ func mappingWeight(ctx context.Context, cl client.Client, ns, name string) (int6
 	return w, nil
 }
 
-// A release through Emissary Mappings walks its weights on the canary
-// Mapping, which is gone at the end; an abort zeroes and removes it too.
+// mappingService is a Mapping's spec.service, "" when it does not exist.
+func mappingService(ctx context.Context, cl client.Client, ns, name string) string {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(mappingGVK)
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		return ""
+	}
+	svc, _, _ := unstructured.NestedString(u.Object, "spec", "service")
+	return svc
+}
+
+// Releases through Emissary Mappings, for an http service, an https one
+// and a namespaced one with a port: the canary Mapping walks the weights
+// with the service rewritten in the stable's form (scheme, namespace and
+// port kept), and is gone at the end; the http release starts with a
+// mirror step, whose shadow Mapping lives until the release ends; an
+// abort zeroes and removes the canary Mapping too.
 func TestAmbassadorRelease(t *testing.T) {
 	_, ns, cl := setup(t)
-	create(t, cl, stableMapping(ns, "amb", "https://amb."+ns+":8443", nil), app(ns, "amb", "example.com/amb:1", 1),
-		ambassadorCanary(ns, "amb", []string{"amb"}, weightStep(20), pauseStep(time.Second), weightStep(40), pauseStep(time.Second)))
-	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseInitialized, 60*time.Second)
-
-	var seen []int64
-	stop := inBackground(t, func(ctx context.Context) {
-		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err == nil && (len(seen) == 0 || seen[len(seen)-1] != w) {
-			seen = append(seen, w)
-		}
-	})
-	setImage(t, cl, ns, "amb", "example.com/amb:2")
-	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseSucceeded, 90*time.Second)
-	stop()
-	// -1: no canary Mapping; 0: zeroed and draining before it is deleted.
-	if want := []int64{-1, 20, 40, 100, 0, -1}; !slices.Equal(seen, want) {
-		t.Errorf("canary Mapping weights: %v, want %v", seen, want)
+	cases := []struct {
+		name, service, canaryService string
+		mirror                       bool
+	}{
+		{"amb-http", "http://amb-http", "http://amb-http-canary", true},
+		{"amb-https", "https://amb-https:8443", "https://amb-https-canary:8443", false},
+		{"amb-ns", "amb-ns." + ns + ".svc.cluster.local:8080", "amb-ns-canary." + ns + ".svc.cluster.local:8080", false},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			steps := []v1alpha1.Step{weightStep(20), pauseStep(time.Second), weightStep(40), pauseStep(time.Second)}
+			if tc.mirror {
+				steps = append([]v1alpha1.Step{{SetMirror: &v1alpha1.MirrorStep{Percent: 50}}, pauseStep(time.Second)}, steps...)
+			}
+			create(t, cl, stableMapping(ns, tc.name, tc.service, nil), app(ns, tc.name, "example.com/amb:1", 1),
+				ambassadorCanary(ns, tc.name, []string{tc.name}, steps...))
+			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseInitialized, 60*time.Second)
 
-	setImage(t, cl, ns, "amb", "example.com/amb:3")
-	testenv.Eventually(t, 30*time.Second, "canary mapping at 20", func(ctx context.Context) error {
-		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err != nil || w != 20 {
-			return fmt.Errorf("weight %d (%v)", w, err)
-		}
-		return nil
-	})
-	request(t, cl, ns, "amb", v1alpha1.RequestAbort)
-	waitPhase(t, cl, ns, "amb", v1alpha1.PhaseFailed, 30*time.Second)
-	testenv.Eventually(t, 60*time.Second, "canary mapping gone after the abort", func(ctx context.Context) error {
-		if w, err := mappingWeight(ctx, cl, ns, "amb-canary"); err != nil || w != -1 {
-			return fmt.Errorf("weight %d (%v)", w, err)
-		}
-		return nil
-	})
-	expectTargetReplicas(t, cl, ns, "amb", 0)
+			var seen, shadow []int64
+			services := map[string]bool{}
+			stop := inBackground(t, func(ctx context.Context) {
+				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary"); err == nil && (len(seen) == 0 || seen[len(seen)-1] != w) {
+					seen = append(seen, w)
+				}
+				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary-shadow"); err == nil && (len(shadow) == 0 || shadow[len(shadow)-1] != w) {
+					shadow = append(shadow, w)
+				}
+				if svc := mappingService(ctx, cl, ns, tc.name+"-canary"); svc != "" {
+					services[svc] = true
+				}
+			})
+			setImage(t, cl, ns, tc.name, "example.com/amb:2")
+			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseSucceeded, 90*time.Second)
+			stop()
+			// -1: no canary Mapping; 0: zeroed and draining before it is deleted.
+			if want := []int64{-1, 20, 40, 100, 0, -1}; !slices.Equal(seen, want) {
+				t.Errorf("canary Mapping weights: %v, want %v", seen, want)
+			}
+			if len(services) != 1 || !services[tc.canaryService] {
+				t.Errorf("canary Mapping services %v, want only %q", services, tc.canaryService)
+			}
+			wantShadow := []int64{-1}
+			if tc.mirror {
+				wantShadow = []int64{-1, 50, -1}
+			}
+			if !slices.Equal(shadow, wantShadow) {
+				t.Errorf("shadow Mapping weights: %v, want %v", shadow, wantShadow)
+			}
+			if got := mappingService(t.Context(), cl, ns, tc.name); got != tc.service {
+				t.Errorf("the stable Mapping's service changed: %q", got)
+			}
+			if tc.name != "amb-https" {
+				return
+			}
+			setImage(t, cl, ns, tc.name, "example.com/amb:3")
+			testenv.Eventually(t, 30*time.Second, "canary mapping at 20", func(ctx context.Context) error {
+				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary"); err != nil || w != 20 {
+					return fmt.Errorf("weight %d (%v)", w, err)
+				}
+				return nil
+			})
+			request(t, cl, ns, tc.name, v1alpha1.RequestAbort)
+			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseFailed, 30*time.Second)
+			testenv.Eventually(t, 60*time.Second, "canary mapping gone after the abort", func(ctx context.Context) error {
+				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary"); err != nil || w != -1 {
+					return fmt.Errorf("weight %d (%v)", w, err)
+				}
+				return nil
+			})
+			expectTargetReplicas(t, cl, ns, tc.name, 0)
+		})
+	}
 }
 
 // A stable Mapping that carries a weight is refused with a clear reason,

@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
+	"github.com/sluice-dev/sluice/internal/router/consul"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
 	"github.com/sluice-dev/sluice/internal/workload"
@@ -58,6 +59,9 @@ type CanaryReconciler struct {
 	// Now is the clock; nil means time.Now. Only the reconciler reads it;
 	// the engine is given the time.
 	Now func() time.Time
+	// RouteSettle is how long a proxy is given to load a route after the
+	// router reads it back (engine.Route.Settle); 0 for none.
+	RouteSettle time.Duration
 
 	// written remembers, per Canary, the resourceVersion a status write
 	// replaced. A cached Canary still at that version predates our own
@@ -65,6 +69,16 @@ type CanaryReconciler struct {
 	// decisions already made; the write's own watch event brings it back.
 	written staleGuard
 }
+
+// DefaultRouteSettle is --route-settle's default. A router reads back what
+// it wrote (and, for Gateway API, that a Gateway accepted it), but the
+// proxy loads it a moment later: Traefik's providers throttle changes by
+// 2 s, and Envoy-based gateways push configuration after they report
+// status. Measured end to end with Traefik in Gateway API mode (test/e2e):
+// without it, the canary was scaled down as soon as Traefik had accepted
+// the 0% route, and the next 1.3 s of requests (264 of them) failed with
+// 503.
+const DefaultRouteSettle = 3 * time.Second
 
 // staleGuard is a small concurrent map of Canary -> superseded version.
 type staleGuard struct {
@@ -110,7 +124,9 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=middlewares,verbs=get;list;watch
+// +kubebuilder:rbac:groups=consul.hashicorp.com,resources=serviceresolvers;servicesplitters;servicerouters,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=getambassador.io,resources=mappings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -212,7 +228,11 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		if err != nil {
 			return nil, err
 		}
-		s.revision = workload.Revision(&s.target.Spec.Template, hashes)
+		var ignore []string
+		if meta := workload.MetaAnnotation(c); meta != "" {
+			ignore = append(ignore, meta)
+		}
+		s.revision = workload.Revision(&s.target.Spec.Template, hashes, ignore...)
 		s.obs.Target = workload.Observe(s.target, s.revision)
 		if _, err := workload.PrimarySelector(s.target); err != nil {
 			s.obs.Blocked, s.obs.BlockedReason = err.Error(), "UnsupportedSelector"
@@ -230,6 +250,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	}
 
 	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
+	s.split.PrimaryRevision, s.split.CanaryRevision = s.obs.Primary.Revision, s.revision
 	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
 		reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute",
 			map[string][]router.Backend{"primary": s.split.Primary, "canary": s.split.Canary})
@@ -238,9 +259,20 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		}
 		s.obs.Blocked, s.obs.BlockedReason = msg, reason
 	}
+	if ch, ok := s.route.(router.Checker); ok && s.obs.Blocked == "" {
+		reason, msg, err := ch.Check(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		s.obs.Blocked, s.obs.BlockedReason = msg, reason
+		// A router's own references (middlewares, entries it shares with
+		// the user) never stop it from sending everything to the primary.
+		s.obs.BlockedWithdrawable = msg != ""
+	}
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
+	s.obs.Route.Settle = r.RouteSettle
 	if res, ok := r.Checks.Result(c); ok {
 		s.obs.Checks = &res
 	}
@@ -262,6 +294,13 @@ func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
 	if c.Spec.Router.Ambassador != nil {
 		return &ambassador.Router{Client: r.Client, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
 			Labels: labels, Apex: workload.ServiceName(c), Now: r.Now}
+	}
+	if c.Spec.Router.Consul != nil {
+		var rd client.Reader = r.Client
+		if r.APIReader != nil {
+			rd = r.APIReader
+		}
+		return &consul.Router{Client: r.Client, Reader: rd, Scheme: r.Scheme, Labels: labels, Apex: workload.ServiceName(c)}
 	}
 	if c.Spec.Router.Traefik != nil {
 		var rd client.Reader = r.Client
@@ -329,15 +368,29 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 		split := s.split
 		split.CanaryWeight = *d.CanaryWeight
 		split.HeaderRoute = d.HeaderRoute
+		split.MirrorPercent = d.MirrorPercent
 		if err := s.route.Apply(ctx, c, split); err != nil {
 			return err
 		}
 	}
-	if d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas) {
+	scale := d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas)
+	// With the consul router the canary's pods carry their revision as
+	// service meta, set with (and so before) any scale-up.
+	meta := workload.MetaAnnotation(c)
+	tag := meta != "" && s.target.Spec.Template.Annotations[meta] != s.revision
+	if scale || tag {
 		patch := client.MergeFrom(s.target.DeepCopy())
-		s.target.Spec.Replicas = d.TargetReplicas
+		if scale {
+			s.target.Spec.Replicas = d.TargetReplicas
+		}
+		if tag {
+			if s.target.Spec.Template.Annotations == nil {
+				s.target.Spec.Template.Annotations = map[string]string{}
+			}
+			s.target.Spec.Template.Annotations[meta] = s.revision
+		}
 		if err := r.Client.Patch(ctx, s.target, patch, client.FieldOwner(FieldOwner)); err != nil {
-			return fmt.Errorf("scale deployment %s/%s to %d: %w", s.target.Namespace, s.target.Name, *d.TargetReplicas, err)
+			return fmt.Errorf("patch deployment %s/%s (replicas, service meta): %w", s.target.Namespace, s.target.Name, err)
 		}
 	}
 	return nil

@@ -125,7 +125,7 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		want   []string
 	}{
 		{"no router", func(c *v1alpha1.Canary) { c.Spec.Router = v1alpha1.RouterSpec{} },
-			[]string{"spec.router", "exactly one router"}},
+			[]string{"spec.router", "exactly one router", "consul"}},
 		{"weights decrease", func(c *v1alpha1.Canary) {
 			c.Spec.Strategy.Steps = []v1alpha1.Step{weightStep(50), weightStep(20)}
 		}, []string{"spec.strategy.steps", "must increase"}},
@@ -160,11 +160,29 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 			v := "a"
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v, Regex: &v}}}}}
 		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0]", "exactly one of exact or regex"}},
-		{"a header route with the Traefik router", func(c *v1alpha1.Canary) {
-			v := "a"
-			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}}
+		{"an empty exact header value", func(c *v1alpha1.Canary) {
+			v := ""
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}}}}}
-		}, []string{"setHeaderRoute", "not yet with traefik"}},
+		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0].exact", "at least 1"}},
+		{"a mirror step with the Traefik router in IngressRoute mode", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop"}}}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetMirror: &v1alpha1.MirrorStep{Percent: 10}}}
+		}, []string{"spec.strategy.steps[].setMirror", "TraefikService mode", "remove spec.router.traefik.ingressRoute"}},
+		{"a mirror step and a weight in one step", func(c *v1alpha1.Canary) {
+			s := weightStep(10)
+			s.SetMirror = &v1alpha1.MirrorStep{Percent: 10}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{s}
+		}, []string{"spec.strategy.steps[0]", "setWeight, pause, setHeaderRoute or setMirror"}},
+		{"a mirror step with the Consul router", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{}}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetMirror: &v1alpha1.MirrorStep{Percent: 10}}}
+		}, []string{"spec.strategy.steps[].setMirror", "Consul", "cannot mirror"}},
+		{"the same Consul subset twice", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{StableSubset: "v", CanarySubset: "v"}}
+		}, []string{"spec.router.consul", "must differ"}},
+		{"a canary middleware without a name", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{CanaryMiddlewares: []v1alpha1.TraefikMiddlewareRef{{}}}}
+		}, []string{"spec.router.traefik.canaryMiddlewares[0].name"}},
 		{"webhook URL without a scheme", func(c *v1alpha1.Canary) {
 			c.Spec.Analysis = &v1alpha1.Analysis{Webhooks: []v1alpha1.Webhook{{Name: "gate", Type: v1alpha1.WebhookConfirmRollout, URL: "gates.example.com/ok"}}}
 		}, []string{"spec.analysis.webhooks[0]", "absolute http:// or https:// URL"}},

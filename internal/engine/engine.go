@@ -67,6 +67,13 @@ func Decide(in Input) Output {
 			d.out.Desired.TargetReplicas = nil
 		}
 	}
+	switch d.st.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+	default:
+		// A route asked earlier in this decision (before a rollback, say)
+		// must not send or copy requests to the canary outside a release.
+		d.out.Desired.HeaderRoute, d.out.Desired.MirrorPercent = nil, 0
+	}
 	d.setConditions()
 	d.out.Status = d.st
 	return d.out
@@ -292,6 +299,7 @@ func (d *decider) progress(req request) {
 		d.startWaiting(d.obs.BlockedReason)
 		d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
 		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		d.requeue(BlockedRecheckInterval) // what it names may not be watched
 		if !d.c.Spec.Paused {
 			d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
 		}
@@ -317,9 +325,9 @@ func (d *decider) progress(req request) {
 	if ok, why := d.ready("canary", t, d.st.CanaryRevision, d.canaryThreshold()); !ok {
 		d.startWaiting("WaitingForCanary")
 		d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
-		if d.st.CanaryWeight > 0 || (d.obs.Route.Exists && d.obs.Route.CanaryWeight > 0) {
-			// The canary stopped being Ready: its share goes back to the
-			// primary until it recovers.
+		if d.st.CanaryWeight > 0 || d.routeReachesCanary() {
+			// The canary stopped being Ready: its share (and any header
+			// route or mirror) goes back to the primary until it recovers.
 			d.routeTo(0)
 			d.note("WaitingForCanary", why)
 		}
@@ -367,6 +375,19 @@ func (d *decider) progress(req request) {
 				return
 			}
 			d.event(false, "HeaderRouteSet", fmt.Sprintf("step %d: requests with %s go to the canary", d.st.CurrentStep, HeaderRouteKey(hr)))
+			d.advance()
+			continue
+		}
+		if m := step.SetMirror; m != nil {
+			// A mirror step: a share of requests is copied to the canary,
+			// whose answers are discarded, until the release ends.
+			d.setPhase(v1alpha1.PhaseProgressing, "SettingMirror",
+				fmt.Sprintf("step %d: copying %d%% of requests to the canary", d.st.CurrentStep, m.Percent))
+			if !d.routeTo(WeightAt(d.steps, int(d.st.CurrentStep)-1)) {
+				d.checkDeadline(d.st.Message)
+				return
+			}
+			d.event(false, "MirrorSet", fmt.Sprintf("step %d: %d%% of requests copied to the canary", d.st.CurrentStep, m.Percent))
 			d.advance()
 			continue
 		}
@@ -510,7 +531,10 @@ func (d *decider) requestChecks() {
 		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.now.Time))
 		return
 	}
-	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 {
+	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.routeSettled() {
+		// Nothing to judge yet: the canary gets no traffic, the router
+		// does not carry the weight last set, or the proxy may not have
+		// loaded it yet.
 		return
 	}
 	d.st.CheckRound++
@@ -577,7 +601,7 @@ func (d *decider) promote() {
 		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
 		return
 	}
-	if !canaryOK && (d.st.CanaryWeight > 0 || d.obs.Route.CanaryWeight > 0) {
+	if !canaryOK && (d.st.CanaryWeight > 0 || d.routeReachesCanary()) {
 		// The canary stopped being Ready while it carried the traffic:
 		// back to the primary if it can take it (else it stays).
 		if ok, _ := d.ready("primary", d.obs.Primary, rev, d.primaryThreshold()); ok {
@@ -633,11 +657,15 @@ func (d *decider) rollback(reason, msg string) {
 // routeTo asks for the canary weight w when the copies that would receive
 // traffic are Ready, and reports whether the router already carries it.
 func (d *decider) routeTo(w int32) bool {
-	if d.obs.Blocked != "" {
+	withdraw := w == 0 && d.activeHeaderRoute() == nil && d.activeMirror() == 0
+	if d.obs.Blocked != "" && !(withdraw && d.obs.BlockedWithdrawable) {
 		// No half-applied route: nothing is written until the
 		// configuration is fixed.
 		d.waiting(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
 		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		// Not every object a configuration problem names is watched (a
+		// router's Middleware, say): look again in a while.
+		d.requeue(BlockedRecheckInterval)
 		return false
 	}
 	if w > 0 {
@@ -657,17 +685,21 @@ func (d *decider) routeTo(w int32) bool {
 		}
 	}
 	d.out.Desired.CanaryWeight = ptr(w)
-	hr := d.activeHeaderRoute()
+	hr, mirror := d.activeHeaderRoute(), d.activeMirror()
 	d.out.Desired.HeaderRoute = hr
+	d.out.Desired.MirrorPercent = mirror
 	d.st.CanaryWeight = w
 	r := d.obs.Route
 	if r.Exists {
 		d.st.ObservedCanaryWeight = ptr(r.CanaryWeight)
 	}
-	if !r.Exists || r.CanaryWeight != w || r.Pending != "" || r.HeaderRoute != HeaderRouteKey(hr) {
+	if !r.Exists || r.CanaryWeight != w || r.Pending != "" || r.HeaderRoute != HeaderRouteKey(hr) || r.MirrorPercent != mirror {
 		msg := fmt.Sprintf("waiting for the router to carry canary weight %d%%", w)
 		if hr != nil {
 			msg += " and the header route " + HeaderRouteKey(hr)
+		}
+		if mirror > 0 {
+			msg += fmt.Sprintf(" and a %d%% mirror", mirror)
 		}
 		if r.Pending != "" {
 			msg += ": " + r.Pending
@@ -676,31 +708,110 @@ func (d *decider) routeTo(w int32) bool {
 		d.requeue(RoutePollInterval)
 		return false
 	}
-	return true
+	return d.settled(routeKey(w, mirror, HeaderRouteKey(hr)))
+}
+
+// routeKey is a route in one string, "weight|mirror|header route" (the
+// header route last: it may contain any character).
+func routeKey(weight, mirror int32, headerRoute string) string {
+	return fmt.Sprintf("%d|%d|%s", weight, mirror, headerRoute)
+}
+
+// routeReachesCanary says whether the route read back sends or copies any
+// request to the canary: a weight, a header route or a mirror.
+func (d *decider) routeReachesCanary() bool {
+	r := d.obs.Route
+	return r.Exists && (r.CanaryWeight > 0 || r.HeaderRoute != "" || r.MirrorPercent > 0)
+}
+
+// describeRoute turns a route key into words.
+func describeRoute(key string) string {
+	parts := strings.SplitN(key, "|", 3)
+	if len(parts) != 3 {
+		return key
+	}
+	out := "canary weight " + parts[0] + "%"
+	if parts[1] != "0" {
+		out += ", mirror " + parts[1] + "%"
+	}
+	if parts[2] != "" {
+		out += ", header route " + parts[2]
+	}
+	return out
+}
+
+// routeSettled says whether the route read back has been carried for the
+// router's settle time (always, without one).
+func (d *decider) routeSettled() bool {
+	r := d.obs.Route
+	if r.Settle <= 0 {
+		return true
+	}
+	rs := d.st.RouteSettling
+	return rs != nil && rs.Route == routeKey(r.CanaryWeight, r.MirrorPercent, r.HeaderRoute) &&
+		!d.now.Time.Before(rs.Since.Add(r.Settle))
+}
+
+// settled gives a router whose proxy reports nothing back its settle time
+// after a route is first read back, so that a step counts as applied (and
+// a copy is scaled down) only once the proxy can have loaded it.
+func (d *decider) settled(route string) bool {
+	settle := d.obs.Route.Settle
+	if settle <= 0 {
+		d.st.RouteSettling = nil
+		return true
+	}
+	if s := d.st.RouteSettling; s == nil || s.Route != route {
+		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: d.now}
+	}
+	left := d.st.RouteSettling.Since.Add(settle).Sub(d.now.Time)
+	if left <= 0 {
+		return true
+	}
+	d.waiting(d.st.Reason, fmt.Sprintf("router carries the route (%s); giving the proxy %s to load it", describeRoute(route), settle))
+	d.requeue(left)
+	return false
 }
 
 // activeHeaderRoute is the header route in force: the last setHeaderRoute
 // step up to the current one, while a release walks its steps and the
 // canary is Ready. None otherwise.
 func (d *decider) activeHeaderRoute() *v1alpha1.HeaderRoute {
+	var hr *v1alpha1.HeaderRoute
+	for _, s := range d.stepsInForce() {
+		if s.SetHeaderRoute != nil {
+			hr = s.SetHeaderRoute
+		}
+	}
+	return hr
+}
+
+// activeMirror is the mirrored share in force: that of the last setMirror
+// step up to the current one, under the same conditions as a header route.
+func (d *decider) activeMirror() int32 {
+	var p int32
+	for _, s := range d.stepsInForce() {
+		if s.SetMirror != nil {
+			p = s.SetMirror.Percent
+		}
+	}
+	return p
+}
+
+// stepsInForce are the steps up to the current one while a release walks
+// its steps and the canary is Ready: the steps whose routing (header
+// route, mirror) holds. None otherwise, so no request is ever sent or
+// copied to a canary that is not Ready.
+func (d *decider) stepsInForce() []v1alpha1.Step {
 	switch d.st.Phase {
 	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
 	default:
 		return nil
 	}
-	var hr *v1alpha1.HeaderRoute
-	for i := 0; i <= int(d.st.CurrentStep) && i < len(d.steps); i++ {
-		if d.steps[i].SetHeaderRoute != nil {
-			hr = d.steps[i].SetHeaderRoute
-		}
-	}
-	if hr == nil {
-		return nil
-	}
 	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
 		return nil
 	}
-	return hr
+	return d.steps[:min(int(d.st.CurrentStep)+1, len(d.steps))]
 }
 
 // ready says whether a copy runs revision rev with at least threshold% of

@@ -217,6 +217,9 @@ func fmtDesired(d engine.Desired) string {
 	if d.CanaryWeight != nil {
 		parts = append(parts, fmt.Sprintf("weight=%d", *d.CanaryWeight))
 	}
+	if d.MirrorPercent != 0 {
+		parts = append(parts, fmt.Sprintf("mirror=%d", d.MirrorPercent))
+	}
 	if len(parts) == 0 {
 		return "-"
 	}
@@ -483,7 +486,8 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(),
 				obs:    newObs(tgt(ready("r1")), pri(ready("r1")), route(0), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: v1alpha1.PhaseInitializing, reason: "BackendNotFound", msgHas: "auth-proxy",
-					desired: "fromTarget services primary=3", canary: "r1", conds: cRunStalled, stalled: "BackendNotFound"},
+					desired: "fromTarget services primary=3", canary: "r1", conds: cRunStalled, stalled: "BackendNotFound",
+					requeue: engine.BlockedRecheckInterval},
 			},
 			{
 				name:   "unknown phase restarts initialization",
@@ -605,7 +609,7 @@ func TestDecideTransitions(t *testing.T) {
 				name:   "blocked configuration: route not written, target kept",
 				canary: newCanary(base),
 				obs:    steady(route(20), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
-				want: want{phase: "", reason: reason, desired: "services",
+				want: want{phase: "", reason: reason, desired: "services", requeue: engine.BlockedRecheckInterval,
 					stable: rev, canary: rev, conds: cStalled, stalled: "BackendNotFound"},
 			},
 			{
@@ -974,7 +978,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound")),
 				obs:    obs(20, blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: P, reason: "BackendNotFound", msgHas: "auth-proxy",
-					desired: "services target=3", requeue: left,
+					desired: "services target=3", requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
 			},
 			{
@@ -982,7 +986,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted")),
 				obs:    obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded", msgHas: "ReferenceGrant",
-					desired: "services target=3", events: []string{"Warning ProgressDeadlineExceeded"},
+					desired: "services target=3", events: []string{"Warning ProgressDeadlineExceeded"}, requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cStalled, stalled: "RefNotPermitted"},
 			},
 			{

@@ -94,6 +94,19 @@ func invariants(in engine.Input, out engine.Output) []string {
 			}
 		}
 	}
+	// (a') no request is sent (header route) or copied (mirror) to a
+	// canary that is not Ready, nor outside a running release.
+	if d.HeaderRoute != nil || d.MirrorPercent > 0 {
+		if !isReady(obs.Target, st.CanaryRevision, thresholdOr100(c.Spec.CanaryReadyThreshold)) {
+			fail("(a') header route %v / mirror %d%% on a canary not Ready at %q: %+v", d.HeaderRoute != nil, d.MirrorPercent, st.CanaryRevision, obs.Target)
+		}
+		if !runningPhases[st.Phase] {
+			fail("(a') header route %v / mirror %d%% in phase %s", d.HeaderRoute != nil, d.MirrorPercent, st.Phase)
+		}
+	}
+	if d.MirrorPercent < 0 || d.MirrorPercent > 100 {
+		fail("(c) mirror %d%% out of 0..100", d.MirrorPercent)
+	}
 	if st.CanaryWeight < 0 || st.CanaryWeight > 100 {
 		fail("(c) status.canaryWeight %d out of 0..100", st.CanaryWeight)
 	}
@@ -106,6 +119,11 @@ func invariants(in engine.Input, out engine.Output) []string {
 		}
 		if !obs.Route.Exists || obs.Route.Pending != "" {
 			fail("(d) target scaled to 0 before the route was read back at 0%% (route %+v)", obs.Route)
+		}
+		if obs.Route.Settle > 0 {
+			if rs := st.RouteSettling; rs == nil || !strings.HasPrefix(rs.Route, "0|") || in.Now.Before(rs.Since.Add(obs.Route.Settle)) {
+				fail("(d) target scaled to 0 before the 0%% route settled for %s (settling %+v)", obs.Route.Settle, st.RouteSettling)
+			}
 		}
 	}
 	if st.Phase == v1alpha1.PhaseWaiting && d.TargetReplicas != nil && *d.TargetReplicas != 0 {
@@ -250,7 +268,12 @@ func randomStrategy(r *rand.Rand) v1alpha1.Strategy {
 		var steps []v1alpha1.Step
 		w := int32(0)
 		for n := 1 + r.Intn(8); len(steps) < n; {
-			switch r.Intn(5) {
+			switch r.Intn(7) {
+			case 5:
+				v := "yes"
+				steps = append(steps, v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &v}}}})
+			case 6:
+				steps = append(steps, v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: r.Int31n(101)}})
 			case 0, 1:
 				w += r.Int31n(40)
 				if w > 100 {
@@ -385,6 +408,13 @@ func randomObs(r *rand.Rand, c *v1alpha1.Canary) engine.Observations {
 			engine.WeightAt(steps, int(st.CurrentStep)), r.Int31n(101))}
 		if r.Intn(7) == 0 {
 			o.Route.Pending = "Gateway gw has not accepted the route yet"
+		}
+		if r.Intn(4) == 0 {
+			o.Route.Settle = time.Duration(r.Intn(10)) * time.Second
+		}
+		if r.Intn(3) == 0 {
+			o.Route.MirrorPercent = r.Int31n(101)
+			o.Route.HeaderRoute = pick(r, "", "X-Canary=yes")
 		}
 	}
 	if r.Intn(10) == 0 {

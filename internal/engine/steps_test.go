@@ -264,3 +264,108 @@ func TestDecideHeaderRouteStep(t *testing.T) {
 		t.Errorf("promoting: %s, header route %v, desired %s", out.Status.Phase, out.Desired.HeaderRoute, fmtDesired(out.Desired))
 	}
 }
+
+// A mirror step copies a share of requests to the Ready canary from its
+// step on, changed by a later mirror step, withheld from a canary that is
+// not Ready, and gone at promotion.
+func TestDecideMirrorStep(t *testing.T) {
+	steps := withSteps(v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: 40}}, sw(20), v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: 0}}, hold())
+	carrying := func(w, m int32) obsOpt {
+		return func(o *engine.Observations) { o.Route = engine.Route{Exists: true, CanaryWeight: w, MirrorPercent: m} }
+	}
+	decide := func(c *v1alpha1.Canary, o engine.Observations) engine.Output {
+		return engine.Decide(engine.Input{Canary: c, Obs: o, Now: t0})
+	}
+	// Asked, not yet carried: the step waits, and says why.
+	out := decide(newCanary(releasing(0, 0), steps), newObs(tgt(ready("r2")), pri(ready("r1")), carrying(0, 0)))
+	if out.Status.CurrentStep != 0 || out.Desired.MirrorPercent != 40 || *out.Desired.CanaryWeight != 0 ||
+		!strings.Contains(out.Status.Message, "a 40% mirror") {
+		t.Errorf("asking: step %d, desired %s, message %q", out.Status.CurrentStep, fmtDesired(out.Desired), out.Status.Message)
+	}
+	// Carried: on to the weight step, the mirror kept.
+	out = decide(newCanary(releasing(0, 0), steps), newObs(tgt(ready("r2")), pri(ready("r1")), carrying(0, 40)))
+	if out.Status.CurrentStep != 1 || out.Desired.MirrorPercent != 40 || *out.Desired.CanaryWeight != 20 {
+		t.Errorf("carried: step %d, desired %s", out.Status.CurrentStep, fmtDesired(out.Desired))
+	}
+	// A later mirror step of 0 ends the mirror.
+	out = decide(newCanary(releasing(2, 20), steps), newObs(tgt(ready("r2")), pri(ready("r1")), carrying(20, 40)))
+	if out.Status.CurrentStep != 2 || out.Desired.MirrorPercent != 0 {
+		t.Errorf("mirror 0: step %d, desired %s", out.Status.CurrentStep, fmtDesired(out.Desired))
+	}
+	// The canary stops being Ready: nothing is copied to it.
+	out = decide(newCanary(releasing(1, 20), steps), newObs(tgt(notReady("r2")), pri(ready("r1")), carrying(20, 40)))
+	if out.Desired.MirrorPercent != 0 {
+		t.Errorf("mirror kept on a canary that is not Ready: %s", fmtDesired(out.Desired))
+	}
+	// Promoting: all traffic moves to the canary, the mirror goes.
+	out = decide(newCanary(releasing(1, 20), steps, request("promote-full")), newObs(tgt(ready("r2")), pri(ready("r1")), carrying(20, 40)))
+	if out.Status.Phase != v1alpha1.PhasePromoting || out.Desired.MirrorPercent != 0 || *out.Desired.CanaryWeight != 100 {
+		t.Errorf("promoting: %s, desired %s", out.Status.Phase, fmtDesired(out.Desired))
+	}
+}
+
+// A router whose proxy reports nothing back (Settle > 0) has a step count
+// as applied only once the route has been read back for the settle time;
+// the canary is scaled down only after the 0% route settled too.
+func TestDecideRouteSettle(t *testing.T) {
+	steps := withSteps(sw(20), hold())
+	settling := func(w int32) obsOpt {
+		return func(o *engine.Observations) {
+			o.Route = engine.Route{Exists: true, CanaryWeight: w, Settle: 3 * time.Second}
+		}
+	}
+	c := newCanary(releasing(0, 0), steps)
+	out := engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(ready("r2")), pri(ready("r1")), settling(20)), Now: t0})
+	if out.Status.CurrentStep != 0 || out.RequeueAfter != 3*time.Second || out.Status.RouteSettling == nil ||
+		!strings.Contains(out.Status.Message, "giving the proxy 3s to load it") {
+		t.Fatalf("just read back: step %d, requeue %s, settling %+v, message %q", out.Status.CurrentStep, out.RequeueAfter, out.Status.RouteSettling, out.Status.Message)
+	}
+	c.Status = out.Status
+	out = engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(ready("r2")), pri(ready("r1")), settling(20)), Now: t0.Add(2 * time.Second)})
+	if out.Status.CurrentStep != 0 || out.RequeueAfter != time.Second {
+		t.Fatalf("2s in: step %d, requeue %s", out.Status.CurrentStep, out.RequeueAfter)
+	}
+	c.Status = out.Status
+	out = engine.Decide(engine.Input{Canary: c, Obs: newObs(tgt(ready("r2")), pri(ready("r1")), settling(20)), Now: t0.Add(3 * time.Second)})
+	if out.Status.CurrentStep != 1 {
+		t.Fatalf("3s in: step %d (%s)", out.Status.CurrentStep, out.Status.Message)
+	}
+}
+
+// A mirror or header route at weight 0 is withdrawn when the canary stops
+// being Ready: nothing keeps reaching it.
+func TestDecideWithdrawsMirrorAndHeaderRouteAtWeightZero(t *testing.T) {
+	v := "yes"
+	hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &v}}}
+	steps := withSteps(v1alpha1.Step{SetHeaderRoute: hr}, v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: 50}}, hold())
+	carrying := func(o *engine.Observations) {
+		o.Route = engine.Route{Exists: true, CanaryWeight: 0, HeaderRoute: engine.HeaderRouteKey(hr), MirrorPercent: 50}
+	}
+	out := engine.Decide(engine.Input{Canary: newCanary(releasing(2, 0), steps), Obs: newObs(tgt(notReady("r2")), pri(ready("r1")), carrying), Now: t0})
+	if out.Desired.CanaryWeight == nil || *out.Desired.CanaryWeight != 0 || out.Desired.HeaderRoute != nil || out.Desired.MirrorPercent != 0 {
+		t.Errorf("canary not Ready at weight 0: desired %s, header route %v; want the route rewritten without either", fmtDesired(out.Desired), out.Desired.HeaderRoute)
+	}
+}
+
+// A configuration problem of the router's own (a missing canary
+// middleware) holds the release, but an abort still takes every request
+// away from the canary; a problem with the backends writes nothing.
+func TestDecideBlockedStillWithdraws(t *testing.T) {
+	v := "yes"
+	hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Canary", Exact: &v}}}
+	steps := withSteps(v1alpha1.Step{SetHeaderRoute: hr}, sw(20), hold())
+	for _, withdrawable := range []bool{true, false} {
+		obs := newObs(tgt(ready("r2")), pri(ready("r1")), func(o *engine.Observations) {
+			o.Route = engine.Route{Exists: true, CanaryWeight: 20, HeaderRoute: engine.HeaderRouteKey(hr)}
+			o.Blocked, o.BlockedReason, o.BlockedWithdrawable = "Middleware x not found", "MiddlewareNotFound", withdrawable
+		})
+		out := engine.Decide(engine.Input{Canary: newCanary(releasing(2, 20), steps, request("abort")), Obs: obs, Now: t0})
+		wrote := out.Desired.CanaryWeight != nil
+		if withdrawable && (!wrote || *out.Desired.CanaryWeight != 0 || out.Desired.HeaderRoute != nil) {
+			t.Errorf("withdrawable block, abort: desired %s", fmtDesired(out.Desired))
+		}
+		if !withdrawable && wrote {
+			t.Errorf("backend block, abort: a route was written: %s", fmtDesired(out.Desired))
+		}
+	}
+}

@@ -50,6 +50,14 @@ type Route struct {
 	// HeaderRoute is HeaderRouteKey of the header route the router
 	// carries ("" for none).
 	HeaderRoute string
+	// MirrorPercent is the share of requests the router copies to the
+	// canary (0 for none).
+	MirrorPercent int32
+	// Settle, when above zero, is how long the router's proxy may take to
+	// load a route after it is read back (a router whose proxy reports
+	// nothing, like Traefik): a route counts as carried only once it has
+	// been read back that long.
+	Settle time.Duration
 }
 
 // Observations are everything the engine knows about the cluster.
@@ -70,6 +78,11 @@ type Observations struct {
 	Blocked string
 	// BlockedReason is the CamelCase reason for Blocked.
 	BlockedReason string
+	// BlockedWithdrawable is true when the problem does not concern a
+	// route that only sends everything to the primary (a router's
+	// reference used by header routes, say): such a route may still be
+	// written, so an abort or a rollback takes the canary's traffic away.
+	BlockedWithdrawable bool
 	// Checks is the result of a finished check round, when the controller
 	// has one.
 	Checks *CheckResult
@@ -137,6 +150,9 @@ type Desired struct {
 	// HeaderRoute, with CanaryWeight, is the header route the router must
 	// carry on top of the weight (nil: none).
 	HeaderRoute *v1alpha1.HeaderRoute
+	// MirrorPercent, with CanaryWeight, is the share of requests the
+	// router must copy to the canary (0: none).
+	MirrorPercent int32
 	// CheckRound, when above zero, is a check round that must run (the
 	// controller starts it unless it is running or done).
 	CheckRound int64
@@ -192,4 +208,7 @@ const (
 	// RoutePollInterval is how soon to look again while a router has not
 	// reported a write as taken (routers whose status is not watched).
 	RoutePollInterval = 5 * time.Second
+	// BlockedRecheckInterval is how soon a Canary stalled on a
+	// configuration problem is looked at again.
+	BlockedRecheckInterval = 15 * time.Second
 )

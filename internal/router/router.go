@@ -35,6 +35,13 @@ type Split struct {
 	// HeaderRoute, when set, sends the requests matching it to the canary
 	// phase, whatever the weight.
 	HeaderRoute *v1alpha1.HeaderRoute
+	// MirrorPercent is the share of the route's requests copied to the
+	// canary phase (answers discarded); 0 for none.
+	MirrorPercent int32
+	// PrimaryRevision and CanaryRevision are the revisions the primary's
+	// and the canary's pod templates run, for routers that select pods by
+	// revision (consul).
+	PrimaryRevision, CanaryRevision string
 }
 
 // Router carries a Canary's traffic.
@@ -48,4 +55,12 @@ type Router interface {
 	// traffic to backend (the apex Service), and nothing the user's
 	// routing depends on is left owned by the Canary.
 	Release(ctx context.Context, c *v1alpha1.Canary, backend Backend) error
+}
+
+// Checker is a Router with references of its own to check before it
+// carries traffic (for example Middlewares it must reference, never
+// create). Check returns a CamelCase reason and a message naming the
+// missing object and the fix, or two empty strings.
+type Checker interface {
+	Check(ctx context.Context, c *v1alpha1.Canary) (reason, message string, err error)
 }

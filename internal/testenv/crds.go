@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -68,14 +69,14 @@ func (c *Cluster) InstallSluiceCRDs() error {
 }
 
 // SluiceClient installs Sluice's CRDs and returns a direct client (no
-// cache) whose scheme knows the core kinds and Sluice's.
+// cache) whose scheme knows the core kinds, Gateway API's and Sluice's.
 func (c *Cluster) SluiceClient(t testing.TB) client.Client {
 	t.Helper()
 	if err := c.InstallSluiceCRDs(); err != nil {
 		t.Fatal(err)
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}

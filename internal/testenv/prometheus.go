@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,20 +8,17 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/dataplane"
 )
 
-// Prometheus is a real Prometheus server (Debian's package) on loopback.
+// Prometheus is a real Prometheus server (Debian's package) on loopback,
+// with a query helper.
 type Prometheus struct {
-	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
-	URL string
-	cmd *exec.Cmd
-	out *bytes.Buffer
+	*dataplane.Prometheus
 }
 
 // PrometheusBinary is the Prometheus executable the helper runs: $PROMETHEUS
@@ -40,55 +36,12 @@ func PrometheusBinary() string {
 // ends.
 func StartPrometheus(t testing.TB, scrapeInterval time.Duration, scrapeConfigs string) *Prometheus {
 	t.Helper()
-	bin := PrometheusBinary()
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("prometheus not installed at %s (apt-get install prometheus, or set $PROMETHEUS): %v", bin, err)
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("global:\n  scrape_interval: %s\n  evaluation_interval: %s\nscrape_configs:\n%s\n",
-		scrapeInterval, scrapeInterval, scrapeConfigs)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatalf("write prometheus config: %v", err)
-	}
-	addr := FreeAddr(t)
-	p := &Prometheus{URL: "http://" + addr, out: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--web.enable-lifecycle",
-	)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
+	p, err := dataplane.StartPrometheus(context.Background(), PrometheusBinary(), t.TempDir(), FreeAddr(t), scrapeInterval, scrapeConfigs)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	Eventually(t, 30*time.Second, "prometheus ready", func(ctx context.Context) error {
-		if p.cmd.ProcessState != nil {
-			return fmt.Errorf("prometheus exited: %s", p.out.String())
-		}
-		return get(ctx, p.URL+"/-/ready")
-	})
-	return p
-}
-
-// Stop stops the server (idempotent).
-func (p *Prometheus) Stop() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-	p.cmd = nil
+	return &Prometheus{Prometheus: p}
 }
 
 // Sample is one series of an instant-query answer.
@@ -147,22 +100,6 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func get(ctx context.Context, u string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return nil
 }
 
 // YAMLQuote quotes s for a YAML scalar.

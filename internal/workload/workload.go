@@ -104,8 +104,19 @@ func ConfigRefs(t *corev1.PodTemplateSpec) []string {
 // Revision is the release revision of a target: a hash of its pod template
 // and of the data of every ConfigMap and Secret it references (configHashes
 // maps "configmap/<name>" to a data hash; a missing one hashes as absent).
-func Revision(t *corev1.PodTemplateSpec, configHashes map[string]string) string {
+func Revision(t *corev1.PodTemplateSpec, configHashes map[string]string, ignore ...string) string {
 	h := sha256.New()
+	if len(ignore) > 0 {
+		// Annotations Sluice itself sets from the revision (Consul's
+		// service meta) are not part of it.
+		t = t.DeepCopy()
+		for _, k := range ignore {
+			delete(t.Annotations, k)
+		}
+		if len(t.Annotations) == 0 {
+			t.Annotations = nil
+		}
+	}
 	b, _ := json.Marshal(t)
 	h.Write(b)
 	for _, ref := range ConfigRefs(t) {
@@ -154,6 +165,28 @@ func primaryValue(v string) string {
 	return v[:63-len(PrimarySuffix)-9] + "-" + hex.EncodeToString(sum[:])[:8] + PrimarySuffix
 }
 
+// ConsulMetaPrefix prefixes the pod annotations consul-k8s turns into
+// service meta.
+const ConsulMetaPrefix = "consul.hashicorp.com/service-meta-"
+
+// DefaultConsulMetaKey is spec.router.consul.metaKey's default.
+const DefaultConsulMetaKey = "version"
+
+// MetaAnnotation is the pod-template annotation Sluice sets to a copy's
+// revision so Consul can tell the subsets apart; "" without the consul
+// router.
+func MetaAnnotation(c *v1alpha1.Canary) string {
+	cr := c.Spec.Router.Consul
+	if cr == nil {
+		return ""
+	}
+	key := cr.MetaKey
+	if key == "" {
+		key = DefaultConsulMetaKey
+	}
+	return ConsulMetaPrefix + key
+}
+
 // Primary builds the desired primary Deployment: the target's spec with the
 // selector and pod labels rewritten, the revision recorded on the pod
 // template, the given replicas, owned by the Canary.
@@ -173,6 +206,9 @@ func Primary(c *v1alpha1.Canary, target *appsv1.Deployment, revision string, rep
 		tmpl.Annotations = map[string]string{}
 	}
 	tmpl.Annotations[RevisionAnnotation] = revision
+	if meta := MetaAnnotation(c); meta != "" {
+		tmpl.Annotations[meta] = revision
+	}
 	spec := *target.Spec.DeepCopy()
 	spec.Selector = &metav1.LabelSelector{MatchLabels: sel}
 	spec.Template = *tmpl

@@ -2,9 +2,6 @@ package ambassador
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/engine"
@@ -22,11 +18,11 @@ import (
 )
 
 // FieldOwner is Sluice's field manager.
-const FieldOwner = "sluice"
+const FieldOwner = router.FieldOwner
 
 // Annotations on a canary Mapping.
 const (
-	SpecHashAnnotation = "sluice.dev/route-spec-hash"
+	SpecHashAnnotation = router.SpecHashAnnotation
 	// ZeroedAtAnnotation is when its weight went to 0: it is deleted once
 	// the proxy had DefaultDrain to stop sending to it.
 	ZeroedAtAnnotation = "sluice.dev/zeroed-at"
@@ -36,8 +32,8 @@ const (
 // deleted.
 const DefaultDrain = 10 * time.Second
 
-// Versions of getambassador.io Mapping, preferred first.
-var Versions = []string{"v3alpha1", "v2"}
+// DefaultVersions of getambassador.io Mapping, preferred first.
+var DefaultVersions = []string{"v3alpha1", "v2"}
 
 // Router is the Ambassador/Emissary router: a <mapping>-canary copy of each
 // stable Mapping carries the canary's share.
@@ -52,13 +48,20 @@ type Router struct {
 	Drain time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Versions of Mapping to look for, preferred first; nil means
+	// DefaultVersions.
+	Versions []string
 }
 
 var _ router.Router = (*Router)(nil)
 
 // GVK is Mapping in the first version the cluster serves.
 func (r *Router) GVK() (schema.GroupVersionKind, error) {
-	for _, v := range Versions {
+	versions := r.Versions
+	if versions == nil {
+		versions = DefaultVersions
+	}
+	for _, v := range versions {
 		gvk := schema.GroupVersionKind{Group: "getambassador.io", Version: v, Kind: "Mapping"}
 		if _, err := r.Mapper.RESTMapping(gvk.GroupKind(), v); err == nil {
 			return gvk, nil
@@ -74,6 +77,11 @@ func CanaryName(mapping string) string { return mapping + "-canary" }
 // the requests with the A/B step's headers to the canary (Emissary prefers
 // the Mapping with more constraints).
 func HeaderName(mapping string) string { return mapping + "-canary-headers" }
+
+// ShadowName is the name of a stable Mapping's mirror copy: a shadow
+// Mapping whose weight is the share of requests copied to the canary
+// (Emissary discards the shadow's answers).
+func ShadowName(mapping string) string { return mapping + "-canary-shadow" }
 
 func (r *Router) now() time.Time {
 	if r.Now != nil {
@@ -156,6 +164,9 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 		if err := r.applyHeaders(ctx, c, gvk, stable, i, s.HeaderRoute); err != nil {
 			return err
 		}
+		if err := r.applyShadow(ctx, c, gvk, stable, i, s.MirrorPercent); err != nil {
+			return err
+		}
 		have, err := r.get(ctx, c.Namespace, CanaryName(name))
 		if err != nil {
 			return err
@@ -178,27 +189,9 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 }
 
 // applyCopy server-side applies a Mapping Sluice owns, unless have
-// already carries spec (by its hash).
+// already carries spec.
 func (r *Router) applyCopy(ctx context.Context, c *v1alpha1.Canary, gvk schema.GroupVersionKind, have *unstructured.Unstructured, name string, spec map[string]any) error {
-	b, _ := json.Marshal(spec)
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:8])
-	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
-		return nil
-	}
-	want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
-	want.SetGroupVersionKind(gvk)
-	want.SetNamespace(c.Namespace)
-	want.SetName(name)
-	want.SetLabels(r.Labels)
-	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
-	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
-		return fmt.Errorf("mapping %s/%s: owner: %w", c.Namespace, name, err)
-	}
-	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply mapping %s/%s: %w", c.Namespace, name, err)
-	}
-	return nil
+	return router.ApplyOwned(ctx, r.Client, r.Scheme, c, have, router.Owned{GVK: gvk, Name: name, Labels: r.Labels, Spec: spec})
 }
 
 // applyHeaders keeps (or deletes) the header-route copy of a stable
@@ -233,6 +226,24 @@ func (r *Router) applyHeaders(ctx context.Context, c *v1alpha1.Canary, gvk schem
 		spec["regex_headers"] = regex
 	}
 	return r.applyCopy(ctx, c, gvk, have, HeaderName(stable.GetName()), spec)
+}
+
+// applyShadow keeps (or deletes, at 0) the mirror copy of a stable
+// Mapping. A shadow carries no client traffic, so it is deleted at once.
+func (r *Router) applyShadow(ctx context.Context, c *v1alpha1.Canary, gvk schema.GroupVersionKind, stable *unstructured.Unstructured, i int, percent int32) error {
+	have, err := r.get(ctx, c.Namespace, ShadowName(stable.GetName()))
+	if err != nil {
+		return err
+	}
+	if percent <= 0 {
+		return r.remove(ctx, have)
+	}
+	spec, err := r.canarySpec(stable, i, percent)
+	if err != nil {
+		return err
+	}
+	spec["shadow"] = true
+	return r.applyCopy(ctx, c, gvk, have, ShadowName(stable.GetName()), spec)
 }
 
 // headerKey is engine.HeaderRouteKey of a header-route copy.
@@ -302,6 +313,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 		return engine.Route{}, err
 	}
 	out := engine.Route{Exists: true}
+	var first *engine.Route // what the first usable Mapping's copies carry
 	for i, name := range names {
 		stable, err := r.get(ctx, c.Namespace, name)
 		if err != nil {
@@ -315,27 +327,60 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 			out.Pending = err.Error()
 			continue
 		}
-		hdr, err := r.get(ctx, c.Namespace, HeaderName(name))
+		got, draining, err := r.observeCopies(ctx, c.Namespace, name)
 		if err != nil {
 			return engine.Route{}, err
 		}
-		if hdr != nil {
-			out.HeaderRoute = headerKey(hdr)
+		if draining != "" {
+			out.Pending = draining
 		}
-		have, err := r.get(ctx, c.Namespace, CanaryName(name))
-		if err != nil {
-			return engine.Route{}, err
-		}
-		if have == nil {
+		if first == nil {
+			first = &got
 			continue
 		}
-		w, _, _ := unstructured.NestedInt64(have.Object, "spec", "weight")
-		if w == 0 {
-			out.Pending = fmt.Sprintf("mapping %s/%s is draining at weight 0 before it is deleted", c.Namespace, have.GetName())
+		if got != *first {
+			// Copies written together read back apart: one Mapping's
+			// write has not landed (or was undone); the route is not
+			// carried as a whole.
+			out.Pending = fmt.Sprintf("the copies of mapping %s/%s carry weight %d%%, header route %q, mirror %d%%, unlike those of %s (%d%%, %q, %d%%)",
+				c.Namespace, name, got.CanaryWeight, got.HeaderRoute, got.MirrorPercent, names[0], first.CanaryWeight, first.HeaderRoute, first.MirrorPercent)
 		}
-		out.CanaryWeight = int32(w)
+	}
+	if first != nil {
+		out.CanaryWeight, out.HeaderRoute, out.MirrorPercent = first.CanaryWeight, first.HeaderRoute, first.MirrorPercent
 	}
 	return out, nil
+}
+
+// observeCopies reads what one stable Mapping's copies carry, and whether
+// its canary copy is draining.
+func (r *Router) observeCopies(ctx context.Context, ns, name string) (engine.Route, string, error) {
+	var got engine.Route
+	hdr, err := r.get(ctx, ns, HeaderName(name))
+	if err != nil {
+		return got, "", err
+	}
+	if hdr != nil {
+		got.HeaderRoute = headerKey(hdr)
+	}
+	shadow, err := r.get(ctx, ns, ShadowName(name))
+	if err != nil {
+		return got, "", err
+	}
+	if shadow != nil {
+		w, _, _ := unstructured.NestedInt64(shadow.Object, "spec", "weight")
+		got.MirrorPercent = int32(w)
+	}
+	have, err := r.get(ctx, ns, CanaryName(name))
+	if err != nil || have == nil {
+		return got, "", err
+	}
+	w, _, _ := unstructured.NestedInt64(have.Object, "spec", "weight")
+	got.CanaryWeight = int32(w)
+	if w == 0 {
+		return got, fmt.Sprintf("mapping %s/%s is draining at weight 0 before it is deleted", ns, have.GetName()), nil
+	}
+	return got, "", nil
 }
 
 // Release deletes the canary copies: the stable Mappings, which send to the
@@ -346,7 +391,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backe
 		return err
 	}
 	for _, name := range names {
-		for _, copyName := range []string{CanaryName(name), HeaderName(name)} {
+		for _, copyName := range []string{CanaryName(name), HeaderName(name), ShadowName(name)} {
 			have, err := r.get(ctx, c.Namespace, copyName)
 			if err != nil {
 				return err

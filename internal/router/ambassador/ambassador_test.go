@@ -201,3 +201,118 @@ func TestHeaderRouteMapping(t *testing.T) {
 		t.Errorf("the header-route mapping outlived its step")
 	}
 }
+
+// A mirror step is a shadow copy of the stable Mapping (keeping its scheme,
+// namespace and port) whose weight is the mirrored percent; it goes at
+// once when the mirror ends (a shadow carries no client traffic to drain),
+// and on release.
+func TestShadowMapping(t *testing.T) {
+	cl, ns := setup(t)
+	mapping(t, cl, ns, "sh", map[string]any{"hostname": "*", "prefix": "/sh/", "service": "https://web." + ns + ":8443"})
+	c := canaryObj(t, cl, ns, "sh")
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web"}
+	p, cn := router.Backends(c, "web")
+	s := router.Split{Primary: p, Canary: cn, CanaryWeight: 0, MirrorPercent: 30}
+	if err := r.Apply(t.Context(), c, s); err != nil {
+		t.Fatal(err)
+	}
+	m := getMapping(t, cl, ns, "sh-canary-shadow")
+	if m == nil {
+		t.Fatal("no shadow mapping")
+	}
+	spec := m.Object["spec"].(map[string]any)
+	if spec["service"] != "https://web-canary."+ns+":8443" || spec["shadow"] != true || fmt.Sprint(spec["weight"]) != "30" || spec["prefix"] != "/sh/" {
+		t.Errorf("shadow mapping spec %v", spec)
+	}
+	if getMapping(t, cl, ns, "sh-canary") != nil {
+		t.Error("a weighted canary mapping at weight 0")
+	}
+	if got, err := r.Observe(t.Context(), c, s); err != nil || got.MirrorPercent != 30 || got.CanaryWeight != 0 {
+		t.Errorf("observe: %+v %v", got, err)
+	}
+	s.MirrorPercent = 0
+	if err := r.Apply(t.Context(), c, s); err != nil {
+		t.Fatal(err)
+	}
+	if getMapping(t, cl, ns, "sh-canary-shadow") != nil {
+		t.Error("the shadow mapping outlived the mirror")
+	}
+	s.MirrorPercent = 10
+	if err := r.Apply(t.Context(), c, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(t.Context(), c, router.Backend{}); err != nil {
+		t.Fatal(err)
+	}
+	if getMapping(t, cl, ns, "sh-canary-shadow") != nil {
+		t.Error("the shadow mapping survives the release")
+	}
+}
+
+// getambassador.io/v2, for clusters that serve only it: the same copies,
+// written and read back in v2.
+func TestMappingV2(t *testing.T) {
+	cl, ns := setup(t)
+	v2 := schema.GroupVersionKind{Group: "getambassador.io", Version: "v2", Kind: "Mapping"}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"prefix": "/v2/", "service": "web." + ns + ":8080"}}}
+	u.SetGroupVersionKind(v2)
+	u.SetNamespace(ns)
+	u.SetName("old")
+	if err := cl.Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	c := canaryObj(t, cl, ns, "old")
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web", Versions: []string{"v2"}}
+	if gvk, err := r.GVK(); err != nil || gvk != v2 {
+		t.Fatalf("GVK %v %v", gvk, err)
+	}
+	p, cn := router.Backends(c, "web")
+	v := "yes"
+	s := router.Split{Primary: p, Canary: cn, CanaryWeight: 20, MirrorPercent: 10,
+		HeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &v}}}}
+	if err := r.Apply(t.Context(), c, s); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"old-canary": "20", "old-canary-shadow": "10", "old-canary-headers": "<nil>"} {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(v2)
+		if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		spec := got.Object["spec"].(map[string]any)
+		if fmt.Sprint(spec["weight"]) != want || spec["service"] != "web-canary."+ns+":8080" {
+			t.Errorf("%s: spec %v", name, spec)
+		}
+	}
+	if obs, err := r.Observe(t.Context(), c, s); err != nil || obs.CanaryWeight != 20 || obs.MirrorPercent != 10 || obs.HeaderRoute != "x-canary=yes" {
+		t.Errorf("observe: %+v %v", obs, err)
+	}
+}
+
+// Copies written together must read back together: when one Mapping's copy
+// carries another weight (a write that did not land, or was undone), the
+// route is pending, not carried.
+func TestCopiesThatDisagreeArePending(t *testing.T) {
+	cl, ns := setup(t)
+	mapping(t, cl, ns, "one", map[string]any{"hostname": "*", "prefix": "/one/", "service": "web"})
+	mapping(t, cl, ns, "two", map[string]any{"hostname": "*", "prefix": "/two/", "service": "web"})
+	c := canaryObj(t, cl, ns, "one", "two")
+	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web"}
+	p, cn := router.Backends(c, "web")
+	s := router.Split{Primary: p, Canary: cn, CanaryWeight: 20}
+	if err := r.Apply(t.Context(), c, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Observe(t.Context(), c, s); err != nil || got.CanaryWeight != 20 || got.Pending != "" {
+		t.Fatalf("observe: %+v %v", got, err)
+	}
+	two := getMapping(t, cl, ns, "two-canary")
+	_ = unstructured.SetNestedField(two.Object, int64(10), "spec", "weight")
+	if err := cl.Update(t.Context(), two); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Observe(t.Context(), c, s)
+	if err != nil || !strings.Contains(got.Pending, "the copies of mapping "+ns+"/two carry weight 10%") {
+		t.Errorf("disagreeing copies: %+v %v", got, err)
+	}
+}

@@ -85,7 +85,7 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 	}
 	rules := []gwv1.HTTPRouteRule{{
 		Matches:     spec.Matches,
-		Filters:     spec.Filters,
+		Filters:     withMirror(spec.Filters, c.Namespace, s),
 		Timeouts:    spec.Timeouts,
 		BackendRefs: build(true, s.CanaryWeight),
 	}}
@@ -159,7 +159,8 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 		}
 		return engine.Route{}, fmt.Errorf("read httproute %s: %w", key, err)
 	}
-	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s), HeaderRoute: headerRouteKey(&have)}
+	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s), HeaderRoute: headerRouteKey(&have),
+		MirrorPercent: mirrorPercent(&have, s)}
 	// A route no Gateway reports on (no controller, as in tests) counts as
 	// taken; one that a Gateway reports on counts once it is Accepted for
 	// the current generation.
@@ -225,6 +226,68 @@ func canaryPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// withMirror adds, when the split mirrors, a RequestMirror filter that
+// copies that share of the rule's requests to the canary phase's first
+// backend (a mirror filter names one backend).
+func withMirror(filters []gwv1.HTTPRouteFilter, ns string, s router.Split) []gwv1.HTTPRouteFilter {
+	if s.MirrorPercent <= 0 || len(s.Canary) == 0 {
+		return filters
+	}
+	b := s.Canary[0]
+	ref := gwv1.BackendObjectReference{Group: ptr(gwv1.Group(b.Group)), Kind: ptr(gwv1.Kind(b.Kind)), Name: gwv1.ObjectName(b.Name)}
+	if b.Namespace != ns {
+		ref.Namespace = ptr(gwv1.Namespace(b.Namespace))
+	}
+	if b.Port != nil {
+		ref.Port = ptr(gwv1.PortNumber(*b.Port))
+	}
+	out := append(make([]gwv1.HTTPRouteFilter, 0, len(filters)+1), filters...)
+	return append(out, gwv1.HTTPRouteFilter{
+		Type:          gwv1.HTTPRouteFilterRequestMirror,
+		RequestMirror: &gwv1.HTTPRequestMirrorFilter{BackendRef: ref, Percent: ptr(s.MirrorPercent)},
+	})
+}
+
+// isMirrorTo reports whether a filter mirrors to one of the canary
+// phase's backends.
+func isMirrorTo(f gwv1.HTTPRouteFilter, ns string, canary []router.Backend) bool {
+	if f.Type != gwv1.HTTPRouteFilterRequestMirror || f.RequestMirror == nil {
+		return false
+	}
+	ref := f.RequestMirror.BackendRef
+	refNS := ns
+	if ref.Namespace != nil {
+		refNS = string(*ref.Namespace)
+	}
+	for _, b := range canary {
+		if string(ref.Name) == b.Name && refNS == b.Namespace {
+			return true
+		}
+	}
+	return false
+}
+
+// mirrorPercent is the share the weighted rule mirrors to the canary
+// phase (a mirror filter without a percent or fraction mirrors all).
+func mirrorPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
+	if len(route.Spec.Rules) == 0 {
+		return 0
+	}
+	for _, f := range route.Spec.Rules[len(route.Spec.Rules)-1].Filters {
+		if !isMirrorTo(f, route.Namespace, s.Canary) {
+			continue
+		}
+		if p := f.RequestMirror.Percent; p != nil {
+			return *p
+		}
+		if fr := f.RequestMirror.Fraction; fr != nil && fr.Denominator != nil && *fr.Denominator > 0 {
+			return fr.Numerator * 100 / *fr.Denominator
+		}
+		return 100
+	}
+	return 0
+}
 
 // withHeaders adds a header route's matches to each of the user's matches
 // (or makes one match of them when there are none).
@@ -303,8 +366,16 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	if backend.Port != nil {
 		ref.Port = ptr(gwv1.PortNumber(*backend.Port))
 	}
+	_, canary := router.Backends(c, backend.Name)
 	for i := range have.Spec.Rules {
 		have.Spec.Rules[i].BackendRefs = []gwv1.HTTPBackendRef{ref}
+		var filters []gwv1.HTTPRouteFilter
+		for _, f := range have.Spec.Rules[i].Filters {
+			if !isMirrorTo(f, have.Namespace, canary) {
+				filters = append(filters, f)
+			}
+		}
+		have.Spec.Rules[i].Filters = filters
 	}
 	var owners []metav1.OwnerReference
 	for _, o := range have.OwnerReferences {

@@ -19,9 +19,6 @@ package traefik
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -32,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/engine"
@@ -40,11 +36,11 @@ import (
 )
 
 // FieldOwner is Sluice's field manager.
-const FieldOwner = "sluice"
+const FieldOwner = router.FieldOwner
 
 // SpecHashAnnotation records the hash of the TraefikService spec Sluice
 // last applied, so an unchanged one is not written again.
-const SpecHashAnnotation = "sluice.dev/route-spec-hash"
+const SpecHashAnnotation = router.SpecHashAnnotation
 
 // DefaultGroups are the groups Traefik's CRDs are served in, preferred
 // first.
@@ -106,16 +102,32 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	if err != nil {
 		return err
 	}
-	if t.IngressRoute != nil {
-		return r.applyIngressRoute(ctx, c, t.IngressRoute, s)
+	// The header routes go first when they are removed (their canary
+	// must not outlive the weight) and last when they are added.
+	if s.HeaderRoute == nil {
+		if err := r.applyHeaderRoutes(ctx, c, s); err != nil {
+			return err
+		}
 	}
-	return r.applyService(ctx, c, s)
+	if t.IngressRoute != nil {
+		err = r.applyIngressRoute(ctx, c, t.IngressRoute, s)
+	} else {
+		err = r.applyService(ctx, c, s)
+	}
+	if err != nil || s.HeaderRoute == nil {
+		return err
+	}
+	return r.applyHeaderRoutes(ctx, c, s)
 }
 
 // Observe reads back the canary's share.
 func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split) (engine.Route, error) {
 	t, err := spec(c)
 	if err != nil {
+		return engine.Route{}, err
+	}
+	out := engine.Route{Exists: true}
+	if out.HeaderRoute, err = r.observeHeaderRoute(ctx, c); err != nil {
 		return engine.Route{}, err
 	}
 	var services []any
@@ -135,9 +147,22 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 			return engine.Route{}, err
 		}
 		services, _, _ = unstructured.NestedSlice(ts.Object, "spec", "weighted", "services")
+		if mirrors, ok, _ := unstructured.NestedSlice(ts.Object, "spec", "mirroring", "mirrors"); ok {
+			out.MirrorPercent = mirrorPercent(mirrors, s)
+			split, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, SplitName(c))
+			if err != nil {
+				return engine.Route{}, err
+			}
+			if split == nil {
+				out.Pending = fmt.Sprintf("traefikservice %s/%s, the mirroring service's main, not found", c.Namespace, SplitName(c))
+				return out, nil
+			}
+			services, _, _ = unstructured.NestedSlice(split.Object, "spec", "weighted", "services")
+		}
 	}
 	// Traefik reports nothing back: what is written is what it carries.
-	return engine.Route{Exists: true, CanaryWeight: canaryPercent(services, s)}, nil
+	out.CanaryWeight = canaryPercent(services, s)
+	return out, nil
 }
 
 // get reads a Traefik object; nil when it does not exist.
@@ -182,39 +207,55 @@ func entries(s router.Split, ns string) []any {
 	return out
 }
 
+// applyService keeps the TraefikService the user's IngressRoute
+// references: weighted between the phases, or, while a mirror step is in
+// force, mirroring to the canary with the weighted split in <canary>-split
+// as its main service.
 func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.Split) error {
 	gvk, err := r.GVK("TraefikService")
 	if err != nil {
 		return err
 	}
-	want := &unstructured.Unstructured{}
-	want.SetGroupVersionKind(gvk)
-	want.SetNamespace(c.Namespace)
-	want.SetName(ServiceName(c))
-	want.SetLabels(r.Labels)
-	svcSpec := map[string]any{"weighted": map[string]any{"services": entries(s, c.Namespace)}}
-	b, err := json.Marshal(svcSpec)
-	if err != nil {
-		return fmt.Errorf("traefikservice %s/%s: %w", c.Namespace, want.GetName(), err)
-	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:8])
-	want.SetAnnotations(map[string]string{SpecHashAnnotation: hash})
-	want.Object["spec"] = svcSpec
-	have, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, want.GetName())
+	weighted := map[string]any{"weighted": map[string]any{"services": entries(s, c.Namespace)}}
+	split, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, SplitName(c))
 	if err != nil {
 		return err
 	}
-	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
+	main, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, ServiceName(c))
+	if err != nil {
+		return err
+	}
+	if s.MirrorPercent <= 0 || len(s.Canary) == 0 {
+		if err := r.applyOwned(ctx, c, gvk, main, ServiceName(c), r.Labels, nil, weighted); err != nil {
+			return err
+		}
+		// The main service no longer points at the split: it can go.
+		if split != nil {
+			if err := r.Client.Delete(ctx, split); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete traefikservice %s/%s: %w", c.Namespace, split.GetName(), err)
+			}
+		}
 		return nil
 	}
-	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
-		return fmt.Errorf("traefikservice %s/%s: owner: %w", c.Namespace, want.GetName(), err)
+	// The split first, so the mirroring service never points at nothing.
+	if err := r.applyOwned(ctx, c, gvk, split, SplitName(c), r.Labels, nil, weighted); err != nil {
+		return err
 	}
-	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply traefikservice %s/%s: %w", c.Namespace, want.GetName(), err)
+	b := s.Canary[0]
+	mirror := map[string]any{"name": b.Name, "percent": int64(s.MirrorPercent)}
+	if b.Port != nil {
+		mirror["port"] = int64(*b.Port)
 	}
-	return nil
+	if b.Kind == "TraefikService" {
+		mirror["kind"] = "TraefikService"
+	}
+	if b.Namespace != "" && b.Namespace != c.Namespace {
+		mirror["namespace"] = b.Namespace
+	}
+	mirroring := map[string]any{"mirroring": map[string]any{
+		"kind": "TraefikService", "name": SplitName(c), "mirrors": []any{mirror},
+	}}
+	return r.applyOwned(ctx, c, gvk, main, ServiceName(c), r.Labels, nil, mirroring)
 }
 
 // findRoute returns the route of an IngressRoute whose match is match (any
@@ -397,6 +438,22 @@ func canaryPercent(services []any, s router.Split) int32 {
 	return int32((canary*100 + total/2) / total)
 }
 
+// mirrorPercent is the percent a mirroring service's mirrors copy to the
+// canary phase's backends.
+func mirrorPercent(mirrors []any, s router.Split) int32 {
+	isCanary := map[string]bool{}
+	for _, b := range s.Canary {
+		isCanary[b.Name] = true
+	}
+	for _, m := range mirrors {
+		e, _ := m.(map[string]any)
+		if isCanary[fmt.Sprint(e["name"])] {
+			return int32(number(e["percent"]))
+		}
+	}
+	return 0
+}
+
 // Release hands Traefik's routing back when the Canary is deleted. The
 // TraefikService Sluice owns sends everything to backend (the apex
 // Service) and is no longer owned by the Canary, so the user's
@@ -407,8 +464,11 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	if err != nil {
 		return err
 	}
+	_, canary := router.Backends(c, r.Apex)
+	if err := r.applyHeaderRoutes(ctx, c, router.Split{Canary: canary}); err != nil {
+		return err
+	}
 	if t.IngressRoute != nil {
-		_, canary := router.Backends(c, r.Apex)
 		return r.applyIngressRoute(ctx, c, t.IngressRoute, router.Split{Canary: canary, CanaryWeight: 0})
 	}
 	have, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, ServiceName(c))
@@ -417,6 +477,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	}
 	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	_ = unstructured.SetNestedSlice(have.Object, entries(router.Split{Primary: []router.Backend{backend}}, c.Namespace), "spec", "weighted", "services")
+	unstructured.RemoveNestedField(have.Object, "spec", "mirroring")
 	var owners []metav1.OwnerReference
 	for _, o := range have.GetOwnerReferences() {
 		if o.UID != c.UID {

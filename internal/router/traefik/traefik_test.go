@@ -3,6 +3,7 @@ package traefik_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,23 +241,29 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-// conflicting is a client whose first Update is preceded by another
-// writer's change to the same object, so the Update meets a real 409.
+// conflicting is a client each of whose first n Updates is preceded by
+// another writer's change to the same object (an annotation counting the
+// changes, and a route of its own appended), so each meets a real 409.
 type conflicting struct {
 	client.Client
-	done atomic.Bool
+	n     int32
+	edits atomic.Int32
 }
 
 func (c *conflicting) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	if c.done.CompareAndSwap(false, true) {
+	if k := c.edits.Add(1); k <= c.n {
 		other := &unstructured.Unstructured{}
 		other.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
 		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(obj), other); err != nil {
 			return err
 		}
 		ann := other.GetAnnotations()
-		ann["edited-by"] = "someone-else"
+		ann["edited-by"] = fmt.Sprintf("someone-else-%d", k)
 		other.SetAnnotations(ann)
+		routes, _, _ := unstructured.NestedSlice(other.Object, "spec", "routes")
+		routes = append(routes, map[string]any{"kind": "Rule", "match": fmt.Sprintf("Host(`other-%d.example.com`)", k),
+			"services": []any{map[string]any{"name": "other", "port": int64(80)}}})
+		_ = unstructured.SetNestedSlice(other.Object, routes, "spec", "routes")
 		if err := c.Client.Update(ctx, other); err != nil {
 			return err
 		}
@@ -264,26 +271,52 @@ func (c *conflicting) Update(ctx context.Context, obj client.Object, opts ...cli
 	return c.Client.Update(ctx, obj, opts...)
 }
 
-// A write that meets another writer's change reads again and retries:
-// both changes survive.
-func TestIngressRouteModeRetriesOnConflict(t *testing.T) {
+// A conflict storm: another writer changes the object between each of
+// Sluice's reads and writes, four times running. Sluice reads again and
+// retries each time; its weights end up set and every one of the other
+// writer's changes is kept. A storm longer than the retry budget is an
+// error (the controller's next reconcile tries again), and nothing of
+// either writer is lost.
+func TestIngressRouteModeConflictStorm(t *testing.T) {
 	cl, ns := setup(t)
 	createUserRoute(t, cl, ns)
 	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`shop.example.com`)"}})
-	cc := &conflicting{Client: cl}
+	cc := &conflicting{Client: cl, n: 4}
 	r := newRouter(cl)
 	r.Client = cc
 	if err := r.Apply(t.Context(), c, split(c, 20)); err != nil {
 		t.Fatal(err)
 	}
-	if !cc.done.Load() {
-		t.Fatal("no conflicting write happened: the test proves nothing")
+	if cc.edits.Load() != 5 {
+		t.Fatalf("%d updates, want 4 conflicting and 1 that lands", cc.edits.Load())
 	}
-	got := get(t, cl, ingressRouteGVK, ns, "shop")
-	obs, err := newRouter(cl).Observe(t.Context(), c, split(c, 20))
-	if got.GetAnnotations()["edited-by"] != "someone-else" || err != nil || obs.CanaryWeight != 20 {
-		t.Errorf("after the conflict: annotations %v, canary weight %d (%v)", got.GetAnnotations(), obs.CanaryWeight, err)
+	// check: the other writer's last edit is the annotation, and every one
+	// of its routes (total so far) is there beside the user's two.
+	check := func(weight int32, last, total int) {
+		t.Helper()
+		got := get(t, cl, ingressRouteGVK, ns, "shop")
+		routes, _, _ := unstructured.NestedSlice(got.Object, "spec", "routes")
+		obs, err := newRouter(cl).Observe(t.Context(), c, split(c, weight))
+		if got.GetAnnotations()["edited-by"] != fmt.Sprintf("someone-else-%d", last) || len(routes) != 2+total || err != nil || obs.CanaryWeight != weight {
+			t.Errorf("after the storm: annotations %v, %d routes (want %d), canary weight %d, want %d (%v)",
+				got.GetAnnotations(), len(routes), 2+total, obs.CanaryWeight, weight, err)
+		}
 	}
+	check(20, 4, 4)
+
+	cc = &conflicting{Client: cl, n: 100}
+	r.Client = cc
+	err := r.Apply(t.Context(), c, split(c, 40))
+	if !apierrors.IsConflict(err) || !strings.Contains(err.Error(), "update ingressroute "+ns+"/shop") {
+		t.Fatalf("an endless storm: %v, want a conflict error naming the object", err)
+	}
+	edits := int(cc.edits.Load())
+	check(20, edits, 4+edits) // Sluice's last landed weight, and every other change
+	r.Client = cl
+	if err := r.Apply(t.Context(), c, split(c, 40)); err != nil {
+		t.Fatal(err)
+	}
+	check(40, edits, 4+edits)
 }
 
 // Bad references are errors that name the field and the fix.
@@ -312,7 +345,7 @@ func TestIngressRouteModeErrors(t *testing.T) {
 		Spec: v1alpha1.CanarySpec{TargetRef: v1alpha1.TargetRef{Name: "x"}, Service: v1alpha1.ServiceSpec{Port: 80},
 			Router:   v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}, GatewayAPI: &v1alpha1.GatewayAPIRouter{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}},
 			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: ptr(int32(10))}}}}}
-	if err := cl.Create(t.Context(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "set exactly one router (supported: gatewayAPI, traefik, ambassador)") {
+	if err := cl.Create(t.Context(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "set exactly one router (supported: gatewayAPI, traefik, ambassador, consul)") {
 		t.Errorf("two routers: %v", err)
 	}
 }

@@ -1,0 +1,357 @@
+// Package e2e proves that what Sluice writes is what a real proxy does with
+// real requests: a real Traefik (built from its Go module, bin/traefik),
+// real Prometheus scraping it, Sluice's controller, and a load generator
+// (vegeta) recording which revision answered each request. The workloads'
+// pods are kwok's (Ready, running nothing); the service responder
+// (internal/dataplane) answers on each Service's ClusterIP as a Ready pod
+// behind it would, following the pod's VERSION, ERROR_RATE and LATENCY.
+// That responder stands in for kube-proxy plus the app; everything in
+// front of it is real.
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/dataplane"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+const instanceID = "e2e"
+
+// world is what every scenario shares: one Traefik, one Prometheus
+// scraping it, one controller.
+type world struct {
+	env     *testenv.Cluster
+	cl      client.Client
+	traefik *dataplane.Traefik
+	prom    *testenv.Prometheus
+}
+
+func newScheme(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// start brings the world up; the test's end stops it.
+func start(t *testing.T, gateway bool) *world {
+	t.Helper()
+	env := testenv.Get(t)
+	if err := env.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	scheme := newScheme(t)
+	cl, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(env.Root, "bin", "traefik")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("bin/traefik: %v: build it with hack/traefik.sh build traefik (make test and make e2e do)", err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, env.Config.CAData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env.Config.CAFile != "" {
+		ca = env.Config.CAFile
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	tr, err := dataplane.StartTraefik(ctx, dataplane.TraefikOptions{Bin: bin, APIServer: env.Config.Host, Token: env.Config.BearerToken,
+		CAFile: ca, WebAddr: testenv.FreeAddr(t), AdminAddr: testenv.FreeAddr(t), Gateway: gateway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tr.Stop()
+		if t.Failed() {
+			t.Logf("traefik log (tail):\n%s", tail(tr.Log(), 40))
+		}
+	})
+	metricsHost := strings.TrimSuffix(strings.TrimPrefix(tr.MetricsURL, "http://"), "/metrics")
+	prom := testenv.StartPrometheus(t, time.Second, fmt.Sprintf("  - job_name: traefik\n    static_configs:\n      - targets: [%s]\n", testenv.YAMLQuote(metricsHost)))
+
+	ctrl.SetLogger(logr.Discard())
+	cacheOpts, err := controller.CacheOptions(instanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Cache: cacheOpts,
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends, err := controller.NewBackendCache(mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := controller.NewCheckRunner(mgr, prom.URL, 8)
+	checks.BuiltinMetrics = controller.BuiltinAuto
+	r := &controller.CanaryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("sluice"), Backends: backends, Checks: checks, RouteSettle: controller.DefaultRouteSettle}
+	if err := r.SetupWithManager(mgr, controller.Options{Workers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	mgrDone := make(chan struct{})
+	go func() {
+		defer close(mgrDone)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-mgrDone })
+	return &world{env: env, cl: cl, traefik: tr, prom: prom}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// namespace is a fresh namespace with a responder answering on its
+// Services.
+func (w *world) namespace(t *testing.T) (string, *dataplane.Responder) {
+	t.Helper()
+	ns := w.env.Namespace(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	resp, err := dataplane.StartResponder(ctx, w.env.Config, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, resp
+}
+
+// app is a Deployment whose pods answer with version (and errRate of
+// 500s).
+func app(ns, name, version string, errRate float64) *appsv1.Deployment {
+	replicas := int32(2)
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/" + name + ":" + version,
+					Env: behaviourEnv(version, errRate)}}},
+			},
+		},
+	}
+}
+
+func behaviourEnv(version string, errRate float64) []corev1.EnvVar {
+	return []corev1.EnvVar{{Name: dataplane.EnvVersion, Value: version}, {Name: dataplane.EnvErrorRate, Value: fmt.Sprint(errRate)}}
+}
+
+// release changes the Deployment's pods to answer as version.
+func (w *world) release(t *testing.T, ns, name, version string, errRate float64) {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := w.cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Spec.Template.Spec.Containers[0].Image = "example.com/" + name + ":" + version
+	d.Spec.Template.Spec.Containers[0].Env = behaviourEnv(version, errRate)
+	if err := w.cl.Patch(t.Context(), &d, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// statusPoint is the Canary's status at a moment.
+type statusPoint struct {
+	at     time.Time
+	phase  v1alpha1.CanaryPhase
+	step   int32
+	weight int32
+	reason string
+}
+
+// timeline samples a Canary's status every 100 ms until stopped.
+type timeline struct {
+	mu     sync.Mutex
+	points []statusPoint
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func (w *world) watch(t *testing.T, ns, name string) *timeline {
+	tl := &timeline{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(tl.done)
+		for {
+			var c v1alpha1.Canary
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := w.cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+			cancel()
+			if err == nil {
+				p := statusPoint{at: time.Now(), phase: c.Status.Phase, step: c.Status.CurrentStep, weight: c.Status.CanaryWeight, reason: c.Status.Reason}
+				tl.mu.Lock()
+				if n := len(tl.points); n == 0 || tl.points[n-1].phase != p.phase || tl.points[n-1].step != p.step || tl.points[n-1].weight != p.weight || tl.points[n-1].reason != p.reason {
+					tl.points = append(tl.points, p)
+				}
+				tl.mu.Unlock()
+			}
+			select {
+			case <-tl.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(tl.end)
+	return tl
+}
+
+func (tl *timeline) end() {
+	select {
+	case <-tl.stop:
+	default:
+		close(tl.stop)
+	}
+	<-tl.done
+}
+
+// first is when a point first matched, zero if never.
+func (tl *timeline) first(match func(statusPoint) bool) time.Time {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, p := range tl.points {
+		if match(p) {
+			return p.at
+		}
+	}
+	return time.Time{}
+}
+
+// phaseAt is the status point in force at a moment.
+func (tl *timeline) phaseAt(at time.Time) statusPoint {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var cur statusPoint
+	for _, p := range tl.points {
+		if p.at.After(at) {
+			break
+		}
+		cur = p
+	}
+	return cur
+}
+
+// explainFailures logs the failed requests, counted by what the Canary
+// was doing when they were sent and how they failed.
+func explainFailures(t *testing.T, tl *timeline, rs []dataplane.Result) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, r := range rs {
+		if r.Code == 200 {
+			continue
+		}
+		p := tl.phaseAt(r.At)
+		counts[fmt.Sprintf("%s step %d weight %d (%s): code %d %s", p.phase, p.step, p.weight, p.reason, r.Code, r.Error)]++
+	}
+	for k, n := range counts {
+		t.Logf("%6d failed while %s", n, k)
+	}
+}
+
+// waitFor waits until the Canary's phase is phase.
+func (w *world) waitFor(t *testing.T, ns, name string, phase v1alpha1.CanaryPhase, timeout time.Duration) *v1alpha1.Canary {
+	t.Helper()
+	var got v1alpha1.Canary
+	testenv.Eventually(t, timeout, fmt.Sprintf("canary %s/%s %s", ns, name, phase), func(ctx context.Context) error {
+		if err := w.cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &got); err != nil {
+			return err
+		}
+		if got.Status.Phase != phase {
+			return fmt.Errorf("phase %s (%s: %s)", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		return nil
+	})
+	return &got
+}
+
+// window is the results of one stream sent in [from, to).
+func window(results []dataplane.Result, stream string, from, to time.Time) []dataplane.Result {
+	var out []dataplane.Result
+	for _, r := range results {
+		if r.Stream == stream && !r.At.Before(from) && r.At.Before(to) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// share is the percentage of results answered by version, and the
+// failures (anything but 200).
+func share(rs []dataplane.Result, version string) (pct float64, failures int) {
+	n := 0
+	for _, r := range rs {
+		if r.Code != 200 {
+			failures++
+		}
+		if r.Version == version {
+			n++
+		}
+	}
+	if len(rs) == 0 {
+		return 0, failures
+	}
+	return 100 * float64(n) / float64(len(rs)), failures
+}
+
+// table prints a scenario's measurements.
+type table struct {
+	title string
+	rows  []string
+}
+
+// add adds a row; a NaN measured share prints as "-".
+func (tb *table) add(step, declared string, measured float64, requests, failures int) {
+	m := fmt.Sprintf("%8.2f%%", measured)
+	if math.IsNaN(measured) {
+		m = fmt.Sprintf("%9s", "-")
+	}
+	tb.rows = append(tb.rows, fmt.Sprintf("| %-23s | %8s | %s | %8d | %8d |", step, declared, m, requests, failures))
+}
+
+func (tb *table) print(t *testing.T) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s\n| %-23s | %8s | %9s | %8s | %8s |\n|%s|%s|%s|%s|%s|\n", tb.title, "step", "declared", "measured", "requests", "failures",
+		strings.Repeat("-", 25), strings.Repeat("-", 10), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 10))
+	for _, r := range tb.rows {
+		b.WriteString(r + "\n")
+	}
+	t.Log(b.String())
+}
