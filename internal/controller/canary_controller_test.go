@@ -31,10 +31,36 @@ type trafficMonitor struct {
 	done       chan struct{}
 	// primaryImage is the primary's image at the last sample.
 	primaryImage string
+	final        func()
 }
 
 func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 	m := &trafficMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	sample := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		split, err := routeSplit(ctx, cl, ns, name)
+		d, derr := deployment(ctx, cl, ns, name)
+		p, perr := deployment(ctx, cl, ns, name+"-primary")
+		if err != nil || derr != nil || perr != nil {
+			return
+		}
+		share := canaryShare(split, name)
+		image := p.Spec.Template.Spec.Containers[0].Image
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.primaryImage != "" && image != m.primaryImage && share < 100 {
+			m.violations = append(m.violations, fmt.Sprintf("primary template changed to %s while it carried %d%%", image, 100-share))
+		}
+		m.primaryImage = image
+		if len(m.shares) == 0 || m.shares[len(m.shares)-1] != share {
+			m.shares = append(m.shares, share)
+		}
+		if share > 0 && d.Status.AvailableReplicas == 0 {
+			m.violations = append(m.violations, fmt.Sprintf("canary share %d%% with 0 available canary replicas", share))
+		}
+	}
+	m.final = sample
 	go func() {
 		defer close(m.done)
 		for {
@@ -43,28 +69,7 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			split, err := routeSplit(ctx, cl, ns, name)
-			d, derr := deployment(ctx, cl, ns, name)
-			p, perr := deployment(ctx, cl, ns, name+"-primary")
-			cancel()
-			if err != nil || derr != nil || perr != nil {
-				continue
-			}
-			share := canaryShare(split, name)
-			image := p.Spec.Template.Spec.Containers[0].Image
-			m.mu.Lock()
-			if m.primaryImage != "" && image != m.primaryImage && share < 100 {
-				m.violations = append(m.violations, fmt.Sprintf("primary template changed to %s while it carried %d%%", image, 100-share))
-			}
-			m.primaryImage = image
-			if len(m.shares) == 0 || m.shares[len(m.shares)-1] != share {
-				m.shares = append(m.shares, share)
-			}
-			if share > 0 && d.Status.AvailableReplicas == 0 {
-				m.violations = append(m.violations, fmt.Sprintf("canary share %d%% with 0 available canary replicas", share))
-			}
-			m.mu.Unlock()
+			sample()
 		}
 	}()
 	t.Cleanup(m.halt)
@@ -80,8 +85,11 @@ func (m *trafficMonitor) halt() {
 	<-m.done
 }
 
+// result stops the sampling and takes one last sample, so the end state is
+// recorded however the last poll fell against the final route write.
 func (m *trafficMonitor) result() ([]int32, []string) {
 	m.halt()
+	m.final()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.shares), slices.Clone(m.violations)
