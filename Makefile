@@ -34,7 +34,7 @@ e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a lo
 	$(GO) test -count=1 -timeout 20m -v -run TestEndToEnd ./test/e2e | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 .PHONY: bench-scale
-bench-scale: deps cluster ## scale benchmark: N Canaries on one controller process (SLUICE_BENCH_SIZES=100,1000 SLUICE_BENCH_IDLE=60s)
+bench-scale: deps cluster ## scale benchmark: N Canaries on one controller, idle and releasing (SLUICE_BENCH_SIZES=100,1000,10000; more knobs in docs/performance.md)
 	SLUICE_BENCH=1 $(GO) test -count=1 -timeout 90m -run TestScale -v ./test/scale | grep -v '^=== RUN'
 
 .PHONY: test-unit

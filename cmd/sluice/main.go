@@ -12,11 +12,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/kubeapi"
 )
 
 func main() {
@@ -32,6 +34,12 @@ func main() {
 	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
 	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
 	flag.DurationVar(&cfg.routeSettle, "route-settle", controller.DefaultRouteSettle, "how long a proxy is given to load a route after it is read back (and accepted), before a step counts as applied or a copy is scaled down; 0 disables it")
+	flag.StringVar(&cfg.pprofAddr, "pprof-bind-address", "0", "address of the pprof endpoints (/debug/pprof/...; 0 disables them)")
+	flag.BoolVar(&cfg.filterCaches, "filter-caches", true, "cache only the Deployments, Services and HTTPRoutes labelled sluice.dev/canary (Sluice's own and the targets it labels); false caches all of them, only to measure what the filter saves")
+	flag.DurationVar(&cfg.retryBase, "retry-base-delay", controller.DefaultRetryBase, "first delay before a Canary whose reconcile failed is tried again; it doubles with each failure in a row")
+	flag.DurationVar(&cfg.retryMax, "retry-max-delay", controller.DefaultRetryMax, "longest delay between tries of a Canary whose reconciles keep failing")
+	flag.Float64Var(&cfg.retryQPS, "retry-qps", controller.DefaultRetryQPS, "retries of failed reconciles allowed per second over all Canaries (a token bucket; requeues for pauses and deadlines are not limited)")
+	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -64,6 +72,11 @@ type config struct {
 	builtinMetrics         string
 	maxQueries             int
 	routeSettle            time.Duration
+	pprofAddr              string
+	filterCaches           bool
+	retryBase, retryMax    time.Duration
+	retryQPS               float64
+	retryBurst             int
 }
 
 func run(c config) error {
@@ -80,7 +93,12 @@ func run(c config) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	rest.QPS, rest.Burst = float32(qps), burst
-	cacheOpts, err := controller.CacheOptions(instanceID)
+	requests := kubeapi.NewRequests()
+	if err := requests.Register(metrics.Registry); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	rest.Wrap(requests.Wrap)
+	cacheOpts, err := controller.CacheOptionsFiltered(instanceID, c.filterCaches)
 	if err != nil {
 		return err
 	}
@@ -93,6 +111,7 @@ func run(c config) error {
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        c.pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        leaderID,
 		LeaderElectionNamespace: leaderElectNS,
@@ -124,7 +143,8 @@ func run(c config) error {
 
 		RouteSettle: c.routeSettle,
 	}
-	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers}); err != nil {
+	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers,
+		RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -62,6 +62,9 @@ type CanaryReconciler struct {
 	// RouteSettle is how long a proxy is given to load a route after the
 	// router reads it back (engine.Route.Settle); 0 for none.
 	RouteSettle time.Duration
+	// TargetPoll is how often a Canary whose Deployment is missing looks
+	// for it again (DefaultTargetPoll when zero).
+	TargetPoll time.Duration
 
 	// written remembers, per Canary, the resourceVersion a status write
 	// replaced. A cached Canary still at that version predates our own
@@ -188,8 +191,22 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
 	}
-	return ctrl.Result{RequeueAfter: out.RequeueAfter}, nil
+	requeue := out.RequeueAfter
+	poll := r.TargetPoll
+	if poll <= 0 {
+		poll = DefaultTargetPoll
+	}
+	if s.target == nil && (requeue == 0 || requeue > poll) {
+		// A Deployment created after its Canary is not labelled yet, so
+		// the label-filtered cache sends no event for it: look again.
+		requeue = poll
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
+
+// DefaultTargetPoll is how often a Canary whose Deployment does not exist
+// looks for it (one read each time).
+const DefaultTargetPoll = 30 * time.Second
 
 func (r *CanaryReconciler) now() time.Time {
 	if r.Now != nil {
@@ -217,7 +234,7 @@ type scope struct {
 func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
 	s := &scope{route: r.router(c)}
 	var err error
-	if s.target, err = r.getDeployment(ctx, c.Namespace, c.Spec.TargetRef.Name); err != nil {
+	if s.target, err = r.getTarget(ctx, c, true); err != nil {
 		return nil, err
 	}
 	if s.primary, err = r.getDeployment(ctx, c.Namespace, workload.PrimaryName(c.Spec.TargetRef.Name)); err != nil {
@@ -311,6 +328,39 @@ func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
 			Labels: labels, Apex: workload.ServiceName(c)}
 	}
 	return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: labels}
+}
+
+// getTarget reads the Canary's Deployment. The cache holds only the
+// Deployments labelled sluice.dev/canary (see CacheOptions): the first
+// time, the target is read from the apiserver and, with label set, given
+// the label, so that from then on it is cached and its changes are
+// watched. A target that loses the label drops out of the cache (a delete
+// event), is read again and labelled again.
+func (r *CanaryReconciler) getTarget(ctx context.Context, c *v1alpha1.Canary, label bool) (*appsv1.Deployment, error) {
+	d, err := r.getDeployment(ctx, c.Namespace, c.Spec.TargetRef.Name)
+	if d != nil || err != nil || r.APIReader == nil {
+		return d, err
+	}
+	var fresh appsv1.Deployment
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TargetRef.Name}
+	if err := r.APIReader.Get(ctx, key, &fresh); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read deployment %s: %w", key, err)
+	}
+	if _, has := fresh.Labels[workload.CanaryLabel]; has || !label {
+		return &fresh, nil
+	}
+	patch := client.MergeFromWithOptions(fresh.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if fresh.Labels == nil {
+		fresh.Labels = map[string]string{}
+	}
+	fresh.Labels[workload.CanaryLabel] = c.Name
+	if err := r.Client.Patch(ctx, &fresh, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return nil, fmt.Errorf("label deployment %s with %s=%s: %w", key, workload.CanaryLabel, c.Name, err)
+	}
+	return &fresh, nil
 }
 
 func (r *CanaryReconciler) getDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {

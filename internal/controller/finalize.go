@@ -36,7 +36,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	target, err := r.getDeployment(ctx, c.Namespace, c.Spec.TargetRef.Name)
+	target, err := r.getTarget(ctx, c, false)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -87,6 +87,9 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if err := r.router(c).Release(ctx, c, apex); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := r.unlabel(ctx, c, target); err != nil {
+			return ctrl.Result{}, err
+		}
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "HandedBack", "Finalize",
 			"traffic handed back to deployment %s/%s (%d replicas) through Service %s", target.Namespace, target.Name, want, workload.ServiceName(c))
 	}
@@ -99,6 +102,20 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		return ctrl.Result{}, fmt.Errorf("remove finalizer of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// unlabel takes Sluice's label off the target (see getTarget), if this
+// Canary put it there.
+func (r *CanaryReconciler) unlabel(ctx context.Context, c *v1alpha1.Canary, d *appsv1.Deployment) error {
+	if d.Labels[workload.CanaryLabel] != c.Name {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(d.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	delete(d.Labels, workload.CanaryLabel)
+	if err := r.Client.Patch(ctx, d, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("remove label %s from deployment %s/%s: %w", workload.CanaryLabel, d.Namespace, d.Name, err)
+	}
+	return nil
 }
 
 // orphan takes the Canary's ownership off a Deployment so that it outlives

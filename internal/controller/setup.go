@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,10 +40,20 @@ const targetIndex = "spec.targetRef.name"
 const InstanceLabel = "sluice.dev/instance"
 
 // CacheOptions are the informer settings the manager must use: Canaries of
-// this instance only; objects Sluice generates selected by the
-// sluice.dev/canary label; ConfigMaps and Secrets kept as a hash of their
-// data, never the data itself; managed fields dropped everywhere.
+// this instance only; Deployments, Services, HTTPRoutes and records
+// selected by the sluice.dev/canary label (the objects Sluice generates,
+// and the targets, which Sluice labels when it first reads them);
+// ConfigMaps and Secrets kept as a hash of their data, never the data
+// itself; managed fields dropped everywhere.
 func CacheOptions(instanceID string) (cache.Options, error) {
+	return CacheOptionsFiltered(instanceID, true)
+}
+
+// CacheOptionsFiltered is CacheOptions; with filter false, Deployments,
+// Services and HTTPRoutes are cached whatever their labels, as a
+// controller without label selectors would (--filter-caches=false: only
+// to measure what the filter saves).
+func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error) {
 	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
 	if err != nil {
 		return cache.Options{}, err
@@ -52,16 +66,20 @@ func CacheOptions(instanceID string) (cache.Options, error) {
 	if err != nil {
 		return cache.Options{}, fmt.Errorf("--instance-id %q: %w", instanceID, err)
 	}
+	byObject := map[client.Object]cache.ByObject{
+		&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst)},
+		&v1alpha1.CanaryRevision{}: {Label: ownedSel},
+		&corev1.ConfigMap{}:        {Transform: StripConfigData},
+		&corev1.Secret{}:           {Transform: StripConfigData},
+	}
+	if filter {
+		byObject[&appsv1.Deployment{}] = cache.ByObject{Label: ownedSel}
+		byObject[&corev1.Service{}] = cache.ByObject{Label: ownedSel}
+		byObject[&gwv1.HTTPRoute{}] = cache.ByObject{Label: ownedSel}
+	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst)},
-			&corev1.Service{}:          {Label: ownedSel},
-			&gwv1.HTTPRoute{}:          {Label: ownedSel},
-			&v1alpha1.CanaryRevision{}: {Label: ownedSel},
-			&corev1.ConfigMap{}:        {Transform: StripConfigData},
-			&corev1.Secret{}:           {Transform: StripConfigData},
-		},
+		ByObject:         byObject,
 	}, nil
 }
 
@@ -129,10 +147,47 @@ func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries
 	}
 }
 
+// Defaults of the retry queue (the flags --retry-*), chosen with the
+// scale benchmark (docs/performance.md).
+const (
+	DefaultRetryBase  = 100 * time.Millisecond
+	DefaultRetryMax   = 2 * time.Minute
+	DefaultRetryQPS   = 50
+	DefaultRetryBurst = 500
+)
+
 // Options tune the controller.
 type Options struct {
 	// Workers is the number of Canaries reconciled at once.
 	Workers int
+	// RetryBase and RetryMax bound the per-Canary exponential delay
+	// after failed reconciles; RetryQPS and RetryBurst bound the retries
+	// over all Canaries. Zero values take the defaults.
+	RetryBase, RetryMax time.Duration
+	RetryQPS            float64
+	RetryBurst          int
+}
+
+// rateLimiter is the work queue's limiter for failed reconciles: the
+// slower of a per-Canary exponential delay and a shared token bucket.
+func (o Options) rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	base, maxDelay, qps, burst := o.RetryBase, o.RetryMax, o.RetryQPS, o.RetryBurst
+	if base <= 0 {
+		base = DefaultRetryBase
+	}
+	if maxDelay <= 0 {
+		maxDelay = DefaultRetryMax
+	}
+	if qps <= 0 {
+		qps = DefaultRetryQPS
+	}
+	if burst <= 0 {
+		burst = DefaultRetryBurst
+	}
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](base, maxDelay),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(qps), burst)},
+	)
 }
 
 // SetupWithManager registers the reconciler, its index and its watches.
@@ -163,7 +218,7 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		Watches(&gwv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.canariesWithBackendRefs)).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.canariesForAutoscaler)).
 		WatchesRawSource(source.Channel(r.Checks.Events(), &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, RateLimiter: opts.rateLimiter()}).
 		Complete(r)
 }
 

@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -38,6 +39,8 @@ var (
 	mgrErr      error
 	direct      client.Client
 	scheme      = newScheme()
+	// mgrCache is the controller's cache, to check what it holds.
+	mgrCache cache.Cache
 )
 
 func newScheme() *runtime.Scheme {
@@ -95,7 +98,8 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 		}
 		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
-			Checks: controller.NewCheckRunner(mgr, "", 8)}
+			Checks: controller.NewCheckRunner(mgr, "", 8), TargetPoll: 2 * time.Second}
+		mgrCache = mgr.GetCache()
 		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {
 			return
 		}

@@ -1,149 +1,134 @@
 // Package scale is the scale benchmark (`make bench-scale`): one real
 // controller process on the local control plane, N Canaries with their
-// Deployments, and what they cost. It is not part of `make test`; it runs
-// only when SLUICE_BENCH is set.
+// Deployments, and what they cost idle and while a tenth of them release
+// at once. It is not part of `make test`; it runs only when SLUICE_BENCH
+// is set.
 package scale
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
+	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
-const perNamespace = 100
+const (
+	perNamespace = 100
+	// nodePods is what each fake node holds; the bench adds nodes until
+	// every Canary's pods fit.
+	nodePods = 3000
+)
 
-// sizes reads SLUICE_BENCH_SIZES ("100,1000"), the Canary counts to measure
-// at, cumulatively.
-func sizes(t *testing.T) []int {
-	raw := os.Getenv("SLUICE_BENCH_SIZES")
-	if raw == "" {
-		raw = "100,1000"
-	}
-	var out []int
+// settings are the benchmark's knobs, from the environment.
+type settings struct {
+	sizes      []int         // SLUICE_BENCH_SIZES: Canary counts, cumulative
+	idle       time.Duration // SLUICE_BENCH_IDLE: idle window
+	progress   float64       // SLUICE_BENCH_PROGRESS: share released at once
+	pause      time.Duration // SLUICE_BENCH_PAUSE: pause after each weight
+	bystanders int           // SLUICE_BENCH_BYSTANDERS: unrelated Deployments
+	flags      []string      // SLUICE_BENCH_FLAGS: extra controller flags
+	out        string        // SLUICE_BENCH_OUT: folder for the profiles
+	// settle is the controller's route settle: its default, or the
+	// --route-settle given in SLUICE_BENCH_FLAGS.
+	settle time.Duration
+}
+
+// steps are the release's weights; promotion then sets 100.
+var steps = []int32{10, 20, 30, 40, 50}
+
+func readSettings(t *testing.T) settings {
+	s := settings{idle: 60 * time.Second, progress: 0.1, pause: 5 * time.Second}
+	raw := cmp(os.Getenv("SLUICE_BENCH_SIZES"), "100,1000")
 	for _, f := range strings.Split(raw, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
-			t.Fatalf("SLUICE_BENCH_SIZES %q: %v", raw, err)
+			t.Fatalf("SLUICE_BENCH_SIZES %q: want counts such as 100,1000,10000", raw)
 		}
-		out = append(out, n)
+		s.sizes = append(s.sizes, n)
 	}
-	return out
-}
-
-func idleWindow() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("SLUICE_BENCH_IDLE")); err == nil && d > 0 {
-		return d
+	if !slices.IsSorted(s.sizes) {
+		t.Fatalf("SLUICE_BENCH_SIZES %q: the sizes are cumulative, give them in increasing order", raw)
 	}
-	return 60 * time.Second
-}
-
-// controllerProc is bin/sluice running as its own process.
-type controllerProc struct {
-	cmd     *exec.Cmd
-	metrics string
-}
-
-// sample is the controller's cost at one moment.
-type sample struct {
-	rss, heap float64 // bytes
-	requests  float64 // rest_client_requests_total, all
-	cpu       float64 // process_cpu_seconds_total
-}
-
-func (p *controllerProc) sample(t *testing.T) sample {
-	t.Helper()
-	var s sample
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			s.rss = kb * 1024
+	for env, d := range map[string]*time.Duration{"SLUICE_BENCH_IDLE": &s.idle, "SLUICE_BENCH_PAUSE": &s.pause} {
+		if v := os.Getenv(env); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed <= 0 {
+				t.Fatalf("%s %q: want a duration such as 60s", env, v)
+			}
+			*d = parsed
 		}
 	}
-	resp, err := http.Get(p.metrics)
-	if err != nil {
-		t.Fatal(err)
+	if v := os.Getenv("SLUICE_BENCH_PROGRESS"); v != "" {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || p < 0 || p > 1 {
+			t.Fatalf("SLUICE_BENCH_PROGRESS %q: want a share between 0 and 1", v)
+		}
+		s.progress = p
 	}
-	defer func() { _ = resp.Body.Close() }()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
+	if v := os.Getenv("SLUICE_BENCH_BYSTANDERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("SLUICE_BENCH_BYSTANDERS %q: want a count", v)
 		}
-		name, rest, _ := strings.Cut(line, " ")
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
+		s.bystanders = n
+	}
+	s.flags = strings.Fields(os.Getenv("SLUICE_BENCH_FLAGS"))
+	s.settle = controller.DefaultRouteSettle
+	for _, f := range s.flags {
+		if v, ok := strings.CutPrefix(f, "--route-settle="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("SLUICE_BENCH_FLAGS %s: %v", f, err)
+			}
+			s.settle = d
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest[strings.LastIndexByte(rest, ' ')+1:]), 64)
+	}
+	s.out = os.Getenv("SLUICE_BENCH_OUT")
+	if s.out == "" {
+		root, err := testenv.RepoRoot()
 		if err != nil {
-			continue
+			t.Fatal(err)
 		}
-		switch name {
-		case "go_memstats_heap_inuse_bytes":
-			s.heap = v
-		case "rest_client_requests_total":
-			s.requests += v
-		case "process_cpu_seconds_total":
-			s.cpu = v
-		}
+		s.out = filepath.Join(root, ".local", "bench")
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	if err := os.MkdirAll(s.out, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
-func startController(t *testing.T, c *testenv.Cluster, instance string) *controllerProc {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("build controller: %v\n%s", err, out)
+func cmp(v, def string) string {
+	if v == "" {
+		return def
 	}
-	addr := "127.0.0.1:18095"
-	cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--instance-id", instance,
-		"--metrics-bind-address", addr, "--health-probe-bind-address", "0")
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	p := &controllerProc{cmd: cmd, metrics: "http://" + addr + "/metrics"}
-	testenv.Eventually(t, 30*time.Second, "controller metrics", func(context.Context) error {
-		resp, err := http.Get(p.metrics)
-		if err == nil {
-			_ = resp.Body.Close()
-		}
-		return err
-	})
-	return p
+	return v
 }
 
-func objects(ns, name, instance string) (*appsv1.Deployment, *v1alpha1.Canary) {
+func objects(ns, name, instance string, pause time.Duration) (*appsv1.Deployment, *v1alpha1.Canary) {
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -156,24 +141,92 @@ func objects(ns, name, instance string) (*appsv1.Deployment, *v1alpha1.Canary) {
 			},
 		},
 	}
+	var st []v1alpha1.Step
+	for _, w := range steps {
+		st = append(st, v1alpha1.Step{SetWeight: ptr.To(w)}, v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: pause}}})
+	}
 	c := &v1alpha1.Canary{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"sluice.dev/instance": instance}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{controller.InstanceLabel: instance}},
 		Spec: v1alpha1.CanarySpec{
 			TargetRef: v1alpha1.TargetRef{Name: name},
 			Service:   v1alpha1.ServiceSpec{Port: 80},
 			Router:    v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{ParentRefs: []gwv1.ParentReference{{Name: "public"}}}},
-			Strategy:  v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: ptr.To(int32(20))}}},
+			Strategy:  v1alpha1.Strategy{Steps: st},
 		},
 	}
 	return d, c
 }
 
+// parallel runs fn for 0..n-1, 32 at a time, and returns the first error.
+func parallel(n int, fn func(ctx context.Context, i int) error) error {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	sem := make(chan struct{}, 32)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// ensureNodes adds kwok fake nodes until pods fit.
+func ensureNodes(t *testing.T, cl client.Client, pods int) {
+	t.Helper()
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("64"),
+		corev1.ResourceMemory: resource.MustParse("512Gi"),
+		corev1.ResourcePods:   *resource.NewQuantity(nodePods, resource.DecimalSI),
+	}
+	for i := 0; i < pods/nodePods+1; i++ {
+		name := fmt.Sprintf("kwok-node-%d", i)
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name,
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": name,
+					"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+			Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+		}
+		if err := cl.Create(t.Context(), node); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create node %s: %v", name, err)
+		}
+	}
+}
+
+// row is one size's figures.
+type row struct {
+	n, added  int
+	init      time.Duration
+	initCPU   float64 // controller CPU seconds to initialize the added Canaries
+	rss, heap float64
+	idleRPS   float64
+
+	released, promoted, badSeq int
+	releaseTook                time.Duration
+	req                        requestCounts
+	cpu                        float64
+	lags                       []time.Duration
+}
+
 // TestScale creates Canaries up to each size, waits until all are
-// Initialized, and prints what the controller costs.
+// Initialized, measures them idle, then releases a share of them at once
+// and measures the releases.
 func TestScale(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH") == "" {
 		t.Skip("the scale benchmark runs with `make bench-scale` (SLUICE_BENCH=1)")
 	}
+	set := readSettings(t)
+	ctrl.SetLogger(logr.Discard()) // the bench's own watches
 	c := testenv.Get(t)
 	if err := c.InstallSluiceCRDs(); err != nil {
 		t.Fatal(err)
@@ -181,121 +234,228 @@ func TestScale(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
+	_ = gwv1.Install(scheme)
 	cfg := *c.Config
 	cfg.QPS, cfg.Burst = 500, 1000
 	cl, err := client.New(&cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
+	largest := set.sizes[len(set.sizes)-1]
+	ensureNodes(t, cl, largest+largest/5+set.bystanders)
 	instance := fmt.Sprintf("bench-%d", os.Getpid())
-	p := startController(t, c, instance)
-	base := p.sample(t)
+
 	var namespaces []string
+	newNamespace := func() string {
+		ns := c.Namespace(t)
+		namespaces = append(namespaces, ns)
+		return ns
+	}
+	bystanders(t, cl, set.bystanders, newNamespace)
+
+	p := startController(t, c, instance, set.flags)
+	base := p.sample(t)
 	// Runs after the namespaces' deletion was asked for and before the
 	// controller stops: nothing is left waiting on its finalizer.
-	t.Cleanup(func() {
-		for _, ns := range namespaces {
-			var list v1alpha1.CanaryList
-			if err := cl.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-				continue
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				patch := client.MergeFrom(it.DeepCopy())
-				it.Finalizers = nil
-				_ = cl.Patch(context.Background(), it, patch)
-			}
-		}
-	})
+	t.Cleanup(func() { dropFinalizers(cl, namespaces) })
 
-	type row struct {
-		n         int
-		init      time.Duration
-		rss, heap float64
-		idleRPS   float64
-		// initCPU is the controller's CPU seconds to initialize the
-		// Canaries added for this row.
-		initCPU float64
-		added   int
+	rec, err := newRecorder(t.Context(), &cfg, scheme, instance)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var rows []row
-	created := 0
-	for _, n := range sizes(t) {
+	var keys []client.ObjectKey
+	var canaryNS string
+	for _, n := range set.sizes {
 		start := time.Now()
 		before := p.sample(t)
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		sem := make(chan struct{}, 32)
-		for ; created < n; created++ {
-			if created%perNamespace == 0 {
-				ns := c.Namespace(t)
-				namespaces = append(namespaces, ns)
+		from := len(keys)
+		for i := from; i < n; i++ {
+			if i%perNamespace == 0 {
+				canaryNS = newNamespace()
 			}
-			ns := namespaces[len(namespaces)-1]
-			d, cn := objects(ns, fmt.Sprintf("app-%05d", created), instance)
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := cl.Create(ctx, d); err != nil {
-					errs <- err
-					return
-				}
-				if err := cl.Create(ctx, cn); err != nil {
-					errs <- err
-				}
-			}()
+			keys = append(keys, client.ObjectKey{Namespace: canaryNS, Name: fmt.Sprintf("app-%05d", i)})
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("create: %v", err)
-		}
-		testenv.Eventually(t, 30*time.Minute, fmt.Sprintf("%d canaries Initialized", n), func(ctx context.Context) error {
-			done := 0
-			for _, ns := range namespaces {
-				var list v1alpha1.CanaryList
-				if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
-					return err
-				}
-				for _, it := range list.Items {
-					if it.Status.Phase == v1alpha1.PhaseInitialized {
-						done++
-					}
-				}
+		if err := parallel(n-from, func(ctx context.Context, i int) error {
+			k := keys[from+i]
+			d, cn := objects(k.Namespace, k.Name, instance, set.pause)
+			if err := cl.Create(ctx, d); err != nil {
+				return fmt.Errorf("create deployment %s: %w", k, err)
 			}
-			if done < n {
+			if err := cl.Create(ctx, cn); err != nil {
+				return fmt.Errorf("create canary %s: %w", k, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 60*time.Minute, fmt.Sprintf("%d canaries Initialized", n), func(context.Context) error {
+			if done := rec.count(keys, string(v1alpha1.PhaseInitialized)); done < n {
 				return fmt.Errorf("%d/%d Initialized", done, n)
 			}
 			return nil
 		})
-		initTook := time.Since(start)
+		r := row{n: n, added: n - from, init: time.Since(start)}
 		settled := p.sample(t)
-		// Idle: nothing changes; whatever the controller asks the
+		r.initCPU = settled.cpu - before.cpu
+		// Idle: nothing changes, so whatever the controller asks the
 		// apiserver now, it asks for nothing.
-		time.Sleep(idleWindow())
+		time.Sleep(set.idle)
 		idle := p.sample(t)
-		added := n
-		if len(rows) > 0 {
-			added = n - rows[len(rows)-1].n
+		r.rss, r.heap = idle.rss, idle.heap
+		r.idleRPS = idle.since(settled).all / idle.at.Sub(settled.at).Seconds()
+		if err := p.profile(t.Context(), "heap", filepath.Join(set.out, fmt.Sprintf("heap-%d.pb.gz", n))); err != nil {
+			t.Errorf("heap profile: %v", err)
 		}
-		rows = append(rows, row{n: n, init: initTook, rss: idle.rss, heap: idle.heap,
-			idleRPS: (idle.requests - settled.requests) / idleWindow().Seconds(),
-			initCPU: settled.cpu - before.cpu, added: added})
+		release(t, cl, p, rec, set, keys, &r)
+		rows = append(rows, r)
 	}
+	report(t, set, p, base, rows)
+}
+
+// release sets a new image on a share of the Canaries' targets at once,
+// waits until they are all promoted, and records what it cost.
+func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, set settings, keys []client.ObjectKey, r *row) {
+	t.Helper()
+	count := int(math.Round(float64(len(keys)) * set.progress))
+	if count == 0 {
+		return
+	}
+	// Spread over the namespaces: every (len/count)-th Canary.
+	var chosen []client.ObjectKey
+	stride := len(keys) / count
+	for i := 0; i < count; i++ {
+		chosen = append(chosen, keys[i*stride])
+	}
+	image := fmt.Sprintf(":%d", r.n)
+	before := p.sample(t)
+	start := time.Now()
+	profileDone := make(chan error, 1)
+	go func() {
+		secs := int((time.Duration(len(steps)+1) * (set.pause + set.settle)).Seconds())
+		profileDone <- p.profile(context.Background(), fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(set.out, fmt.Sprintf("cpu-release-%d.pb.gz", r.n)))
+	}()
+	if err := parallel(len(chosen), func(ctx context.Context, i int) error {
+		var d appsv1.Deployment
+		if err := cl.Get(ctx, chosen[i], &d); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(d.DeepCopy())
+		c := &d.Spec.Template.Spec.Containers[0]
+		c.Image = c.Image[:strings.LastIndexByte(c.Image, ':')] + image
+		return cl.Patch(ctx, &d, patch)
+	}); err != nil {
+		t.Fatalf("start releases: %v", err)
+	}
+	testenv.Eventually(t, 60*time.Minute, fmt.Sprintf("%d releases promoted", count), func(context.Context) error {
+		want := append(slices.Clone(steps), 100)
+		lags, bad := rec.lags(chosen, start, want, set.settle+set.pause)
+		if done := len(lags)/len(steps) + bad; done < count {
+			return fmt.Errorf("%d/%d releases through their steps", done, count)
+		}
+		if done := rec.count(chosen, string(v1alpha1.PhaseSucceeded)); done < count {
+			return fmt.Errorf("%d/%d Succeeded", done, count)
+		}
+		return nil
+	})
+	after := p.sample(t)
+	r.released, r.releaseTook = count, time.Since(start)
+	r.promoted = rec.count(chosen, string(v1alpha1.PhaseSucceeded))
+	r.lags, r.badSeq = rec.lags(chosen, start, append(slices.Clone(steps), 100), set.settle+set.pause)
+	r.req = after.since(before)
+	r.cpu = after.cpu - before.cpu
+	if err := <-profileDone; err != nil {
+		t.Errorf("CPU profile: %v", err)
+	}
+}
+
+// bystanders creates n Deployments (0 replicas), Services and ConfigMaps
+// that belong to no Canary: what a controller without label-filtered
+// caches would hold anyway.
+func bystanders(t *testing.T, cl client.Client, n int, newNamespace func() string) {
+	t.Helper()
+	if n == 0 {
+		return
+	}
+	var nss []string
+	for i := 0; i < n; i += perNamespace {
+		nss = append(nss, newNamespace())
+	}
+	if err := parallel(n, func(ctx context.Context, i int) error {
+		ns, name := nss[i/perNamespace], fmt.Sprintf("other-%05d", i)
+		d, _ := objects(ns, name, "", 0)
+		d.Spec.Replicas = ptr.To(int32(0))
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Data: map[string]string{"config.yaml": strings.Repeat("key: value\n", 50)}}
+		for _, o := range []client.Object{d, svc, cm} {
+			if err := cl.Create(ctx, o); err != nil {
+				return fmt.Errorf("create bystander %s/%s: %w", ns, name, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dropFinalizers(cl client.Client, namespaces []string) {
+	for _, ns := range namespaces {
+		var list v1alpha1.CanaryList
+		if err := cl.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			it := &list.Items[i]
+			patch := client.MergeFrom(it.DeepCopy())
+			it.Finalizers = nil
+			_ = cl.Patch(context.Background(), it, patch)
+		}
+	}
+}
+
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+func report(t *testing.T, set settings, p *controllerProc, base sample, rows []row) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nscale benchmark: %s idle window; controller RSS before any Canary %.1f MiB, heap %.1f MiB\n",
-		idleWindow(), base.rss/(1<<20), base.heap/(1<<20))
-	fmt.Fprintf(&b, "| canaries | added, all Initialized after | controller CPU to initialize them | RSS MiB | RSS KiB/canary | heap in use MiB | heap KiB/canary | API requests/s idle |\n")
+	mib := func(v float64) float64 { return v / (1 << 20) }
+	fmt.Fprintf(&b, "\nscale benchmark: controller flags %s\n", strings.Join(p.flags, " "))
+	fmt.Fprintf(&b, "idle window %s; releases: %.0f%% of the Canaries at once, weights %v then promotion, pause %s after each (route settle %s)\n",
+		set.idle, set.progress*100, steps, set.pause, set.settle)
+	fmt.Fprintf(&b, "before any Canary (%d bystander Deployments, Services and ConfigMaps in the cluster): RSS %.1f MiB, heap in use %.1f MiB\n\n",
+		set.bystanders, mib(base.rss), mib(base.heap))
+
+	fmt.Fprintf(&b, "| canaries | added, all Initialized after | CPU to initialize | RSS MiB | RSS KiB/canary | heap MiB | heap KiB/canary | API requests/s idle |\n")
 	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %d | %d in %s | %.1f s (%.1f ms each) | %.1f | %.1f | %.1f | %.1f | %.3f |\n", r.n, r.added, r.init.Round(time.Second),
-			r.initCPU, r.initCPU*1000/float64(r.added), r.rss/(1<<20), (r.rss-base.rss)/1024/float64(r.n), r.heap/(1<<20), (r.heap-base.heap)/1024/float64(r.n), r.idleRPS)
+			r.initCPU, r.initCPU*1000/float64(r.added), mib(r.rss), (r.rss-base.rss)/1024/float64(r.n), mib(r.heap), (r.heap-base.heap)/1024/float64(r.n), r.idleRPS)
 	}
-	fmt.Fprintf(&b, "targets: <= 50 KiB RSS per canary, 0 requests/s idle\n")
-	t.Log(b.String())
+	fmt.Fprintf(&b, "\nreleases (per step: divided by the %d weight changes of a release, its %d steps and the promotion's 100%%):\n\n", len(steps)+1, len(steps))
+	fmt.Fprintf(&b, "| canaries | released at once | all promoted after | route writes/step | status writes/step | event writes/step | other writes/step | reads/step | CPU ms/step | step lag p50 | p99 | max |\n")
+	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		if r.released == 0 {
+			continue
+		}
+		per := float64(r.released * (len(steps) + 1))
+		fmt.Fprintf(&b, "| %d | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s | %s |\n", r.n, r.released, r.releaseTook.Round(time.Second),
+			r.req.routeWrites/per, r.req.statusWrites/per, r.req.eventWrites/per, r.req.otherWrites/per, r.req.reads/per, r.cpu*1000/per,
+			percentile(r.lags, 0.5).Round(time.Millisecond), percentile(r.lags, 0.99).Round(time.Millisecond), slices.Max(append(r.lags, 0)).Round(time.Millisecond))
+		if r.badSeq > 0 || r.promoted < r.released {
+			fmt.Fprintf(&b, "  (%d releases went through other weights than the steps'; %d of %d promoted)\n", r.badSeq, r.promoted, r.released)
+		}
+	}
+	fmt.Fprintf(&b, "\ntargets: at 10,000 <= 512 MiB RSS (<= 50 KiB per canary), 0 requests/s idle, <= 2 writes per step (route + status), step lag p99 < 1 s with 1,000 releasing\n")
+	fmt.Fprintf(&b, "profiles: %s (heap-<N>.pb.gz after each idle window, cpu-release-<N>.pb.gz during each release wave; go tool pprof <file>)\n", set.out)
 	fmt.Print(b.String())
 }

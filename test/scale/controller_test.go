@@ -1,0 +1,209 @@
+package scale
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/kubeapi"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+const (
+	metricsAddr = "127.0.0.1:18095"
+	pprofAddr   = "127.0.0.1:18096"
+)
+
+// controllerProc is bin/sluice running as its own process, with its
+// metrics and pprof endpoints on loopback.
+type controllerProc struct {
+	cmd   *exec.Cmd
+	flags []string
+}
+
+// sample is the controller's cost at one moment.
+type sample struct {
+	at        time.Time
+	rss, heap float64 // bytes
+	cpu       float64 // process_cpu_seconds_total
+	// requests counts sluice_kube_requests_total by "verb resource
+	// subresource".
+	requests map[string]float64
+}
+
+// requestCounts sums requests by category between two samples.
+type requestCounts struct {
+	all, reads, watches, routeWrites, statusWrites, eventWrites, otherWrites float64
+}
+
+func (s sample) since(before sample) requestCounts {
+	var c requestCounts
+	for key, v := range s.requests {
+		d := v - before.requests[key]
+		if d == 0 {
+			continue
+		}
+		f := strings.SplitN(key, " ", 3)
+		if len(f) != 3 {
+			continue
+		}
+		verb, resource, sub := f[0], f[1], f[2]
+		c.all += d
+		switch {
+		case verb == "watch":
+			c.watches += d
+		case !kubeapi.IsWrite(verb):
+			c.reads += d
+		case strings.HasPrefix(resource, "httproutes."):
+			c.routeWrites += d
+		case strings.HasPrefix(resource, "canaries.") && sub == "status":
+			c.statusWrites += d
+		case resource == "events" || resource == "events.events.k8s.io":
+			c.eventWrites += d
+		default:
+			c.otherWrites += d
+		}
+	}
+	return c
+}
+
+func startController(t *testing.T, c *testenv.Cluster, instance string, extra []string) *controllerProc {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
+		t.Fatalf("build controller: %v\n%s", err, out)
+	}
+	flags := append([]string{"--kubeconfig", c.Kubeconfig, "--instance-id", instance,
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0",
+		"--pprof-bind-address", pprofAddr}, extra...)
+	cmd := exec.Command(bin, flags...)
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	p := &controllerProc{cmd: cmd, flags: flags[2:]}
+	testenv.Eventually(t, 30*time.Second, "controller metrics", func(ctx context.Context) error {
+		_, err := p.scrape(ctx)
+		return err
+	})
+	return p
+}
+
+func (p *controllerProc) sample(t *testing.T) sample {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := p.scrape(ctx)
+	if err != nil {
+		t.Fatalf("read the controller's metrics: %v", err)
+	}
+	return s
+}
+
+func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
+	s := sample{at: time.Now(), requests: map[string]float64{}}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			s.rss = kb * 1024
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, value, ok := cutLast(line)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		name, labels, _ := strings.Cut(series, "{")
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			s.heap = v
+		case "process_cpu_seconds_total":
+			s.cpu = v
+		case "sluice_kube_requests_total":
+			l := parseLabels(strings.TrimSuffix(labels, "}"))
+			s.requests[l["verb"]+" "+l["resource"]+" "+l["subresource"]] += v
+		}
+	}
+	return s, sc.Err()
+}
+
+// cutLast splits a sample line into its series and its value.
+func cutLast(line string) (series, value string, ok bool) {
+	i := strings.LastIndexByte(line, ' ')
+	if i < 0 {
+		return "", "", false
+	}
+	return strings.TrimSpace(line[:i]), line[i+1:], true
+}
+
+// parseLabels reads `a="x",b="y"` (label values here never hold quotes
+// or commas).
+func parseLabels(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			out[k] = strings.Trim(v, `"`)
+		}
+	}
+	return out
+}
+
+// profile saves a pprof profile of the controller (path under
+// /debug/pprof/) to file.
+func (p *controllerProc) profile(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("pprof %s: %w", path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("pprof %s to %s: %w", path, file, err)
+	}
+	return f.Close()
+}

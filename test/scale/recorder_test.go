@@ -1,0 +1,164 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// weightAt is a canary weight seen on a route, and when the bench's watch
+// delivered it.
+type weightAt struct {
+	weight int32
+	at     time.Time
+}
+
+// recorder watches the generated HTTPRoutes and the Canaries from the
+// bench's own process: every change of a route's canary weight is
+// stamped with the time its watch event arrived (milliseconds after the
+// write), and every Canary's phase is kept.
+type recorder struct {
+	mu      sync.Mutex
+	weights map[client.ObjectKey][]weightAt
+	phases  map[client.ObjectKey]string
+}
+
+func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, instance string) (*recorder, error) {
+	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
+		&gwv1.HTTPRoute{}:  {Label: labels.NewSelector().Add(*owned)},
+		&v1alpha1.Canary{}: {Label: labels.SelectorFromSet(labels.Set{"sluice.dev/instance": instance})},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("bench cache: %w", err)
+	}
+	r := &recorder{weights: map[client.ObjectKey][]weightAt{}, phases: map[client.ObjectKey]string{}}
+	routes, err := c.GetInformer(ctx, &gwv1.HTTPRoute{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := routes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    r.route,
+		UpdateFunc: func(_, o any) { r.route(o) },
+	}); err != nil {
+		return nil, err
+	}
+	canaries, err := c.GetInformer(ctx, &v1alpha1.Canary{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := canaries.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    r.canary,
+		UpdateFunc: func(_, o any) { r.canary(o) },
+	}); err != nil {
+		return nil, err
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("bench cache did not sync")
+	}
+	return r, nil
+}
+
+func (r *recorder) route(o any) {
+	rt, ok := o.(*gwv1.HTTPRoute)
+	if !ok || len(rt.Spec.Rules) == 0 {
+		return
+	}
+	now := time.Now()
+	var total, canary int32
+	for _, ref := range rt.Spec.Rules[len(rt.Spec.Rules)-1].BackendRefs {
+		w := ptr.Deref(ref.Weight, 1)
+		total += w
+		if string(ref.Name) == rt.Name+"-canary" {
+			canary += w
+		}
+	}
+	share := int32(0)
+	if total > 0 {
+		share = canary * 100 / total
+	}
+	key := client.ObjectKeyFromObject(rt)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.weights[key]
+	if len(seen) == 0 || seen[len(seen)-1].weight != share {
+		r.weights[key] = append(seen, weightAt{weight: share, at: now})
+	}
+}
+
+func (r *recorder) canary(o any) {
+	c, ok := o.(*v1alpha1.Canary)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.phases[client.ObjectKeyFromObject(c)] = string(c.Status.Phase)
+}
+
+// count says how many of keys are in phase.
+func (r *recorder) count(keys []client.ObjectKey, phase string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if r.phases[k] == phase {
+			n++
+		}
+	}
+	return n
+}
+
+// lags returns, for each release of keys that started after since, how
+// late each weight after the first was written: the time the weight was
+// seen minus the time it was due, which is when the previous weight was
+// seen plus the route settle and the pause. want is the sequence of
+// weights a release goes through (the steps, then 100 at promotion);
+// releases whose sequence differs are counted in bad.
+func (r *recorder) lags(keys []client.ObjectKey, since time.Time, want []int32, wait time.Duration) (lags []time.Duration, bad int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		var seq []weightAt
+		for _, w := range r.weights[k] {
+			if w.at.After(since) {
+				seq = append(seq, w)
+			}
+		}
+		if len(seq) < len(want) {
+			bad++
+			continue
+		}
+		got := make([]int32, len(want))
+		for i := range want {
+			got[i] = seq[i].weight
+		}
+		if !slices.Equal(got, want) {
+			bad++
+			continue
+		}
+		for i := 1; i < len(want); i++ {
+			lags = append(lags, seq[i].at.Sub(seq[i-1].at.Add(wait)))
+		}
+	}
+	return lags, bad
+}
