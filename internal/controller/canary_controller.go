@@ -71,6 +71,10 @@ type CanaryReconciler struct {
 	// write (the informer has not caught up), so acting on it would redo
 	// decisions already made; the write's own watch event brings it back.
 	written staleGuard
+	// held keeps statuses the engine let wait (engine.Output.Hold): a
+	// weight step writes its route at once and its status once the step
+	// is done, one status write per step instead of three.
+	held heldStatuses
 }
 
 // DefaultRouteSettle is --route-settle's default. A router reads back what
@@ -154,11 +158,18 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if r.written.isStale(req.NamespacedName, c.ResourceVersion) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
+	// written is the status on the apiserver; the decision starts from a
+	// status held back, if any (see heldStatuses).
+	written := c.Status.DeepCopy()
+	if held, ok := r.held.get(req.NamespacedName, c.ResourceVersion); ok {
+		c.Status = held
+	}
 	s, err := r.observe(ctx, &c)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: r.now()})
+	now := r.now()
+	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: now})
 	// Rounds and webhooks see the status just decided (their payload's
 	// phase, weight and step).
 	next := c.DeepCopy()
@@ -181,17 +192,24 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if applyErr == nil {
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)
 	}
-	before := c.Status.DeepCopy()
-	if err := r.writeStatus(ctx, &c, out.Status); err != nil {
-		return ctrl.Result{}, err
+	c.Status = *written
+	requeue := out.RequeueAfter
+	if left, ok := r.holdStatus(req.NamespacedName, &c, out, now); applyErr == nil && ok {
+		if requeue <= 0 || requeue > left {
+			requeue = left
+		}
+	} else {
+		r.held.forget(req.NamespacedName)
+		if err := r.writeStatus(ctx, &c, out.Status); err != nil {
+			return ctrl.Result{}, err
+		}
+		// Counted once the status that records it is written (a
+		// conflict repeats the decision).
+		r.observeVerification(&c, *written, out.Status)
 	}
-	// Counted once the status that records it is written (a conflict
-	// repeats the decision).
-	r.observeVerification(&c, *before, out.Status)
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
 	}
-	requeue := out.RequeueAfter
 	poll := r.TargetPoll
 	if poll <= 0 {
 		poll = DefaultTargetPoll
@@ -207,6 +225,16 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // DefaultTargetPoll is how often a Canary whose Deployment does not exist
 // looks for it (one read each time).
 const DefaultTargetPoll = 30 * time.Second
+
+// holdStatus keeps the decided status unwritten when the engine allows it
+// (a weight step in flight) and the hold has not lasted past the route
+// settle plus holdSlack; it returns how much longer it may wait.
+func (r *CanaryReconciler) holdStatus(key types.NamespacedName, c *v1alpha1.Canary, out engine.Output, now time.Time) (time.Duration, bool) {
+	if !out.Hold || equality.Semantic.DeepEqual(c.Status, out.Status) {
+		return 0, false
+	}
+	return r.held.keep(key, c.ResourceVersion, out.Status, now, r.RouteSettle+holdSlack)
+}
 
 func (r *CanaryReconciler) now() time.Time {
 	if r.Now != nil {

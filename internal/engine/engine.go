@@ -76,6 +76,12 @@ func Decide(in Input) Output {
 	}
 	d.setConditions()
 	d.out.Status = d.st
+	prev := in.Canary.Status
+	d.out.Hold = d.routeInFlight && len(d.out.Events) == 0 &&
+		prev.Phase == v1alpha1.PhaseProgressing && d.st.Phase == v1alpha1.PhaseProgressing &&
+		d.st.CanaryRevision == prev.CanaryRevision && d.st.StableRevision == prev.StableRevision &&
+		d.st.CheckRound == prev.CheckRound && d.st.FailedChecks == prev.FailedChecks &&
+		d.st.LastHandledRequest == prev.LastHandledRequest
 	return d.out
 }
 
@@ -91,6 +97,9 @@ type decider struct {
 	// without someone acting (reported as Stalled=True).
 	stalled    string
 	stalledMsg string
+	// routeInFlight is set when a setWeight step waits only for its route
+	// to be read back or to settle (see Output.Hold).
+	routeInFlight bool
 }
 
 type request struct {
@@ -355,6 +364,7 @@ func (d *decider) progress(req request) {
 			}
 			d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", d.st.CurrentStep, w))
 			if !d.routeTo(w) {
+				d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == "SettingWeight"
 				d.checkDeadline(d.st.Message)
 				return
 			}

@@ -193,6 +193,13 @@ type Output struct {
 	// RequeueAfter, when above zero, is when to look again even if nothing
 	// changes (a pause ending, a progress deadline).
 	RequeueAfter time.Duration
+	// Hold says the status need not be written yet: it records a weight
+	// step whose route is written but not yet read back or settled, and
+	// nothing else (no event, no phase change, no check round). The
+	// controller may keep it in memory and decide from it until the step
+	// completes, then write once; lost (a restart), the step is decided
+	// again from the last written status, which only repeats the wait.
+	Hold bool
 }
 
 // Defaults used when the spec leaves a field empty.

@@ -196,6 +196,10 @@ type statusPoint struct {
 	step   int32
 	weight int32
 	reason string
+	// stepStarted is status.stepStartedAt (whole seconds): a timed pause
+	// ends, and the next weight is written, no sooner than this plus its
+	// duration.
+	stepStarted time.Time
 }
 
 // timeline samples a Canary's status every 100 ms until stopped.
@@ -217,6 +221,9 @@ func (w *world) watch(t *testing.T, ns, name string) *timeline {
 			cancel()
 			if err == nil {
 				p := statusPoint{at: time.Now(), phase: c.Status.Phase, step: c.Status.CurrentStep, weight: c.Status.CanaryWeight, reason: c.Status.Reason}
+				if c.Status.StepStartedAt != nil {
+					p.stepStarted = c.Status.StepStartedAt.Time
+				}
 				tl.mu.Lock()
 				if n := len(tl.points); n == 0 || tl.points[n-1].phase != p.phase || tl.points[n-1].step != p.step || tl.points[n-1].weight != p.weight || tl.points[n-1].reason != p.reason {
 					tl.points = append(tl.points, p)
@@ -256,6 +263,29 @@ func (tl *timeline) first(match func(statusPoint) bool) time.Time {
 }
 
 // phaseAt is the status point in force at a moment.
+// pause is when pause step i ran: from the status recording it (written
+// once the weight before it settled) to its end, which is the earlier of
+// its duration and the next step in the status. The next weight is
+// written when the pause ends, and the status records it only once that
+// weight has settled too (a weight step in flight is held, not written).
+func (tl *timeline) pause(i int, step v1alpha1.Step) (from, to time.Time) {
+	var started time.Time
+	from = tl.first(func(p statusPoint) bool {
+		started = p.stepStarted
+		return p.phase == v1alpha1.PhaseProgressing && p.step == int32(i)
+	})
+	if from.IsZero() {
+		return from, from
+	}
+	to = tl.first(func(p statusPoint) bool { return p.at.After(from) && p.step != int32(i) })
+	if d := step.Pause; d != nil && d.Duration != nil && !started.IsZero() {
+		if end := started.Add(d.Duration.Duration); to.IsZero() || end.Before(to) {
+			to = end
+		}
+	}
+	return from, to
+}
+
 func (tl *timeline) phaseAt(at time.Time) statusPoint {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()

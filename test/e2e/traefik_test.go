@@ -222,8 +222,7 @@ func (w *world) headerRoute(t *testing.T) {
 	results := load.Stop()
 	tl.end()
 
-	from := tl.first(func(p statusPoint) bool { return p.phase == v1alpha1.PhaseProgressing && p.step == 1 })
-	to := tl.first(func(p statusPoint) bool { return p.at.After(from) && p.step != 1 })
+	from, to := tl.pause(1, steps[1])
 	if from.IsZero() || to.IsZero() {
 		t.Fatal("the pause after the header step was not seen in the status timeline")
 	}
@@ -253,8 +252,7 @@ func measureSteps(t *testing.T, tb *table, tl *timeline, results []dataplane.Res
 			continue
 		}
 		declared := *steps[i-1].SetWeight
-		from := tl.first(func(p statusPoint) bool { return p.phase == v1alpha1.PhaseProgressing && p.step == int32(i) })
-		to := tl.first(func(p statusPoint) bool { return p.at.After(from) && p.step != int32(i) })
+		from, to := tl.pause(i, s)
 		if from.IsZero() || to.IsZero() {
 			t.Fatalf("step %d (the pause after setWeight %d) not seen in the status timeline", i, declared)
 		}

@@ -43,15 +43,18 @@ type sample struct {
 // requestCounts sums requests by category between two samples.
 type requestCounts struct {
 	all, reads, watches, routeWrites, statusWrites, eventWrites, otherWrites float64
+	// byKey is every count, by "verb resource subresource".
+	byKey map[string]float64
 }
 
 func (s sample) since(before sample) requestCounts {
-	var c requestCounts
+	c := requestCounts{byKey: map[string]float64{}}
 	for key, v := range s.requests {
 		d := v - before.requests[key]
 		if d == 0 {
 			continue
 		}
+		c.byKey[key] = d
 		f := strings.SplitN(key, " ", 3)
 		if len(f) != 3 {
 			continue

@@ -8,6 +8,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -454,6 +455,17 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		if r.badSeq > 0 || r.promoted < r.released {
 			fmt.Fprintf(&b, "  (%d releases went through other weights than the steps'; %d of %d promoted)\n", r.badSeq, r.promoted, r.released)
 		}
+	}
+	for _, r := range rows {
+		if r.released == 0 {
+			continue
+		}
+		keys := slices.Sorted(maps.Keys(r.req.byKey))
+		fmt.Fprintf(&b, "\nrequests per release at %d canaries, by verb, resource and subresource:", r.n)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s %.2f;", strings.TrimSpace(k), r.req.byKey[k]/float64(r.released))
+		}
+		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "\ntargets: at 10,000 <= 512 MiB RSS (<= 50 KiB per canary), 0 requests/s idle, <= 2 writes per step (route + status), step lag p99 < 1 s with 1,000 releasing\n")
 	fmt.Fprintf(&b, "profiles: %s (heap-<N>.pb.gz after each idle window, cpu-release-<N>.pb.gz during each release wave; go tool pprof <file>)\n", set.out)
