@@ -297,12 +297,18 @@ func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary,
 // restoredPrimary builds the primary from the stable revision's record:
 // the target's Deployment spec with the recorded pod template.
 func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Canary, s *scope, rev string, replicas int32) (*appsv1.Deployment, error) {
-	rec, err := r.record(ctx, c, rev)
-	if err != nil {
-		return nil, err
+	// The cache holds records without their templates (StripRecordTemplate).
+	var rd client.Reader = r.Client
+	if r.APIReader != nil {
+		rd = r.APIReader
 	}
-	if rec == nil {
-		return nil, fmt.Errorf("canaryrevision %s/%s not found: cannot restore the primary", c.Namespace, RecordName(c.Name, rev))
+	rec := &v1alpha1.CanaryRevision{}
+	key := types.NamespacedName{Namespace: c.Namespace, Name: RecordName(c.Name, rev)}
+	if err := rd.Get(ctx, key, rec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("canaryrevision %s not found: cannot restore the primary", key)
+		}
+		return nil, fmt.Errorf("read canaryrevision %s: %w", key, err)
 	}
 	var tmpl corev1.PodTemplateSpec
 	if err := json.Unmarshal(rec.Spec.Template.Raw, &tmpl); err != nil {

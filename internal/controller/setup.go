@@ -68,7 +68,7 @@ func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error)
 	}
 	byObject := map[client.Object]cache.ByObject{
 		&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst)},
-		&v1alpha1.CanaryRevision{}: {Label: ownedSel},
+		&v1alpha1.CanaryRevision{}: {Label: ownedSel, Transform: StripRecordTemplate},
 		&corev1.ConfigMap{}:        {Transform: StripConfigData},
 		&corev1.Secret{}:           {Transform: StripConfigData},
 	}
@@ -81,6 +81,19 @@ func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error)
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         byObject,
 	}, nil
+}
+
+// StripRecordTemplate drops a CanaryRevision's pod template before the
+// record enters the cache: up to ten records per Canary each carry a whole
+// template, and the controller needs one only to restore a primary, which
+// reads that record past the cache (restoredPrimary). Records are only
+// ever changed by merge patches, which never touch the template.
+func StripRecordTemplate(obj any) (any, error) {
+	if rec, ok := obj.(*v1alpha1.CanaryRevision); ok {
+		rec.Spec.Template.Raw, rec.Spec.Template.Object = nil, nil
+		rec.ManagedFields = nil
+	}
+	return obj, nil
 }
 
 // StripConfigData replaces a ConfigMap's or Secret's data by its hash (in

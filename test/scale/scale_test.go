@@ -468,6 +468,24 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		fmt.Fprintln(&b)
 	}
 	fmt.Fprintf(&b, "\ntargets: at 10,000 <= 512 MiB RSS (<= 50 KiB per canary), 0 requests/s idle, <= 2 writes per step (route + status), step lag p99 < 1 s with 1,000 releasing\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	for _, r := range rows {
+		perCanary := (r.rss - base.rss) / 1024 / float64(r.n)
+		fmt.Fprintf(&b, "  at %d: memory %s (%.1f KiB RSS per canary; %.0f MiB in all); idle %s (%.3f requests/s)", r.n,
+			verdict(perCanary <= 50 && r.rss <= 512<<20), perCanary, mib(r.rss), verdict(r.idleRPS == 0), r.idleRPS)
+		if r.released > 0 {
+			per := float64(r.released * (len(steps) + 1))
+			writes := (r.req.routeWrites + r.req.statusWrites) / per
+			p99 := percentile(r.lags, 0.99)
+			fmt.Fprintf(&b, "; writes per step %s (%.2f); step lag p99 %s (%s with %d releasing)", verdict(writes <= 2), writes, verdict(p99 < time.Second), p99.Round(time.Millisecond), r.released)
+		}
+		fmt.Fprintln(&b)
+	}
 	fmt.Fprintf(&b, "profiles: %s (heap-<N>.pb.gz after each idle window, cpu-release-<N>.pb.gz during each release wave; go tool pprof <file>)\n", set.out)
 	fmt.Print(b.String())
 }
