@@ -35,7 +35,7 @@ e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a lo
 
 .PHONY: bench-scale
 bench-scale: deps cluster ## scale benchmark: N Canaries on one controller, idle and releasing (SLUICE_BENCH_SIZES=100,1000,10000; more knobs in docs/performance.md)
-	SLUICE_BENCH=1 $(GO) test -count=1 -timeout 90m -run TestScale -v ./test/scale | grep -v '^=== RUN'
+	SLUICE_BENCH=1 $(GO) test -count=1 -timeout 90m -run TestScale -v ./test/scale | grep --line-buffered -v '^=== RUN'
 
 .PHONY: test-unit
 test-unit: ## unit tests only (no cluster)

@@ -115,13 +115,13 @@ func (r *recorder) canary(o any) {
 	r.phases[client.ObjectKeyFromObject(c)] = string(c.Status.Phase)
 }
 
-// count says how many of keys are in phase.
-func (r *recorder) count(keys []client.ObjectKey, phase string) int {
+// count says how many of keys are in one of phases.
+func (r *recorder) count(keys []client.ObjectKey, phases ...v1alpha1.CanaryPhase) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for _, k := range keys {
-		if r.phases[k] == phase {
+		if slices.Contains(phases, v1alpha1.CanaryPhase(r.phases[k])) {
 			n++
 		}
 	}

@@ -58,8 +58,12 @@ type settings struct {
 	settle time.Duration
 }
 
-// steps are the release's weights; promotion then sets 100.
-var steps = []int32{10, 20, 30, 40, 50}
+// shapes are the two step lists Canaries get (even-numbered ones the
+// first, odd ones the second): the writes a weight step costs are the
+// difference between releases of 10 and of 5 weight steps, divided by 5,
+// which takes out what a release costs whatever its steps (its start,
+// the promotion, the record).
+var shapes = [2][]int32{{10, 20, 30, 40, 50}, {5, 10, 15, 20, 25, 30, 35, 40, 45, 50}}
 
 func readSettings(t *testing.T) settings {
 	s := settings{idle: 60 * time.Second, progress: 0.1, pause: 5 * time.Second}
@@ -129,7 +133,7 @@ func cmp(v, def string) string {
 	return v
 }
 
-func objects(ns, name, instance string, pause time.Duration) (*appsv1.Deployment, *v1alpha1.Canary) {
+func objects(ns, name, instance string, pause time.Duration, steps []int32) (*appsv1.Deployment, *v1alpha1.Canary) {
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -204,6 +208,17 @@ func ensureNodes(t *testing.T, cl client.Client, pods int) {
 	}
 }
 
+// wave is one release wave: Canaries of one step shape released at once.
+type wave struct {
+	steps          int
+	released, done int
+	badSeq         int
+	took           time.Duration
+	req            requestCounts
+	cpu            float64
+	lags           []time.Duration
+}
+
 // row is one size's figures.
 type row struct {
 	n, added  int
@@ -211,12 +226,7 @@ type row struct {
 	initCPU   float64 // controller CPU seconds to initialize the added Canaries
 	rss, heap float64
 	idleRPS   float64
-
-	released, promoted, badSeq int
-	releaseTook                time.Duration
-	req                        requestCounts
-	cpu                        float64
-	lags                       []time.Duration
+	waves     [2]wave // 5 and 10 weight steps
 }
 
 // TestScale creates Canaries up to each size, waits until all are
@@ -243,7 +253,9 @@ func TestScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	largest := set.sizes[len(set.sizes)-1]
-	ensureNodes(t, cl, largest+largest/5+set.bystanders)
+	// Until a Canary is Initialized both its Deployment and the primary
+	// run a pod; a release runs the canary's again.
+	ensureNodes(t, cl, 2*largest+largest/2)
 	instance := fmt.Sprintf("bench-%d", os.Getpid())
 
 	var namespaces []string
@@ -255,6 +267,9 @@ func TestScale(t *testing.T) {
 	bystanders(t, cl, set.bystanders, newNamespace)
 
 	p := startController(t, c, instance, set.flags)
+	// The metrics endpoint answers before the caches have listed what is
+	// there (the bystanders' ConfigMaps, say): give them time.
+	time.Sleep(15 * time.Second)
 	base := p.sample(t)
 	// Runs after the namespaces' deletion was asked for and before the
 	// controller stops: nothing is left waiting on its finalizer.
@@ -279,7 +294,7 @@ func TestScale(t *testing.T) {
 		}
 		if err := parallel(n-from, func(ctx context.Context, i int) error {
 			k := keys[from+i]
-			d, cn := objects(k.Namespace, k.Name, instance, set.pause)
+			d, cn := objects(k.Namespace, k.Name, instance, set.pause, shapes[(from+i)%2])
 			if err := cl.Create(ctx, d); err != nil {
 				return fmt.Errorf("create deployment %s: %w", k, err)
 			}
@@ -291,7 +306,8 @@ func TestScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		testenv.Eventually(t, 60*time.Minute, fmt.Sprintf("%d canaries Initialized", n), func(context.Context) error {
-			if done := rec.count(keys, string(v1alpha1.PhaseInitialized)); done < n {
+			// Initialized, or Succeeded when an earlier size released it.
+			if done := rec.count(keys, v1alpha1.PhaseInitialized, v1alpha1.PhaseSucceeded); done < n {
 				return fmt.Errorf("%d/%d Initialized", done, n)
 			}
 			return nil
@@ -308,33 +324,51 @@ func TestScale(t *testing.T) {
 		if err := p.profile(t.Context(), "heap", filepath.Join(set.out, fmt.Sprintf("heap-%d.pb.gz", n))); err != nil {
 			t.Errorf("heap profile: %v", err)
 		}
-		release(t, cl, p, rec, set, keys, &r)
+		fmt.Printf("%s %d canaries: all Initialized after %s; idle RSS %.1f MiB, heap %.1f MiB, %.3f requests/s\n",
+			time.Now().Format(time.TimeOnly), n, r.init.Round(time.Second), r.rss/(1<<20), r.heap/(1<<20), r.idleRPS)
+		for shape := range shapes {
+			w := release(t, cl, p, rec, set, keys, shape, len(rows), r.n)
+			r.waves[shape] = w
+			fmt.Printf("%s %d canaries: %d releases of %d steps promoted after %s; step lag p99 %s; per release: %.2f route, %.2f status, %.2f event, %.2f other writes, %.2f reads\n",
+				time.Now().Format(time.TimeOnly), n, w.released, w.steps, w.took.Round(time.Second), percentile(w.lags, 0.99).Round(time.Millisecond),
+				w.req.routeWrites/float64(max(w.released, 1)), w.req.statusWrites/float64(max(w.released, 1)), w.req.eventWrites/float64(max(w.released, 1)),
+				w.req.otherWrites/float64(max(w.released, 1)), w.req.reads/float64(max(w.released, 1)))
+		}
 		rows = append(rows, r)
 	}
 	report(t, set, p, base, rows)
 }
 
-// release sets a new image on a share of the Canaries' targets at once,
-// waits until they are all promoted, and records what it cost.
-func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, set settings, keys []client.ObjectKey, r *row) {
+// release sets a new image on a share of the Canaries of one step shape
+// at once, waits until they are all promoted, and records what it cost.
+func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, set settings, keys []client.ObjectKey, shape, size, n int) wave {
 	t.Helper()
-	count := int(math.Round(float64(len(keys)) * set.progress))
+	// The Canaries of this shape, spread over the namespaces: every
+	// stride-th one, shifted by the size so that no Canary released at an
+	// earlier size is chosen again (while the stride allows).
+	var mine []client.ObjectKey
+	for i := shape; i < len(keys); i += len(shapes) {
+		mine = append(mine, keys[i])
+	}
+	count := int(math.Round(float64(len(mine)) * set.progress))
+	w := wave{steps: len(shapes[shape]), released: count}
 	if count == 0 {
-		return
+		return w
 	}
-	// Spread over the namespaces: every (len/count)-th Canary.
 	var chosen []client.ObjectKey
-	stride := len(keys) / count
+	stride := len(mine) / count
 	for i := 0; i < count; i++ {
-		chosen = append(chosen, keys[i*stride])
+		chosen = append(chosen, mine[i*stride+size%stride])
 	}
-	image := fmt.Sprintf(":%d", r.n)
+	want := append(slices.Clone(shapes[shape]), 100)
+	image := fmt.Sprintf(":%d", n)
 	before := p.sample(t)
 	start := time.Now()
 	profileDone := make(chan error, 1)
 	go func() {
-		secs := int((time.Duration(len(steps)+1) * (set.pause + set.settle)).Seconds())
-		profileDone <- p.profile(context.Background(), fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(set.out, fmt.Sprintf("cpu-release-%d.pb.gz", r.n)))
+		secs := int((time.Duration(len(want)) * (set.pause + set.settle)).Seconds())
+		profileDone <- p.profile(context.Background(), fmt.Sprintf("profile?seconds=%d", secs),
+			filepath.Join(set.out, fmt.Sprintf("cpu-release-%d-%dsteps.pb.gz", n, w.steps)))
 	}()
 	if err := parallel(len(chosen), func(ctx context.Context, i int) error {
 		var d appsv1.Deployment
@@ -349,25 +383,25 @@ func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, s
 		t.Fatalf("start releases: %v", err)
 	}
 	testenv.Eventually(t, 60*time.Minute, fmt.Sprintf("%d releases promoted", count), func(context.Context) error {
-		want := append(slices.Clone(steps), 100)
 		lags, bad := rec.lags(chosen, start, want, set.settle+set.pause)
-		if done := len(lags)/len(steps) + bad; done < count {
+		if done := len(lags)/(len(want)-1) + bad; done < count {
 			return fmt.Errorf("%d/%d releases through their steps", done, count)
 		}
-		if done := rec.count(chosen, string(v1alpha1.PhaseSucceeded)); done < count {
+		if done := rec.count(chosen, v1alpha1.PhaseSucceeded); done < count {
 			return fmt.Errorf("%d/%d Succeeded", done, count)
 		}
 		return nil
 	})
 	after := p.sample(t)
-	r.released, r.releaseTook = count, time.Since(start)
-	r.promoted = rec.count(chosen, string(v1alpha1.PhaseSucceeded))
-	r.lags, r.badSeq = rec.lags(chosen, start, append(slices.Clone(steps), 100), set.settle+set.pause)
-	r.req = after.since(before)
-	r.cpu = after.cpu - before.cpu
+	w.took = time.Since(start)
+	w.done = rec.count(chosen, v1alpha1.PhaseSucceeded)
+	w.lags, w.badSeq = rec.lags(chosen, start, want, set.settle+set.pause)
+	w.req = after.since(before)
+	w.cpu = after.cpu - before.cpu
 	if err := <-profileDone; err != nil {
 		t.Errorf("CPU profile: %v", err)
 	}
+	return w
 }
 
 // bystanders creates n Deployments (0 replicas), Services and ConfigMaps
@@ -384,7 +418,7 @@ func bystanders(t *testing.T, cl client.Client, n int, newNamespace func() strin
 	}
 	if err := parallel(n, func(ctx context.Context, i int) error {
 		ns, name := nss[i/perNamespace], fmt.Sprintf("other-%05d", i)
-		d, _ := objects(ns, name, "", 0)
+		d, _ := objects(ns, name, "", 0, nil)
 		d.Spec.Replicas = ptr.To(int32(0))
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}}
@@ -416,6 +450,30 @@ func dropFinalizers(cl client.Client, namespaces []string) {
 	}
 }
 
+// perStepCost is what one weight step costs, per Canary.
+type perStepCost struct {
+	routeWrites, statusWrites, eventWrites, otherWrites, reads, cpu float64
+}
+
+// perStep is the 10-step wave's cost per release minus the 5-step wave's,
+// over the 5 steps between them.
+func (r row) perStep() (perStepCost, bool) {
+	a, b := r.waves[0], r.waves[1]
+	if a.released == 0 || b.released == 0 {
+		return perStepCost{}, false
+	}
+	d := float64(b.steps - a.steps)
+	diff := func(x, y float64) float64 { return (y/float64(b.released) - x/float64(a.released)) / d }
+	return perStepCost{
+		routeWrites:  diff(a.req.routeWrites, b.req.routeWrites),
+		statusWrites: diff(a.req.statusWrites, b.req.statusWrites),
+		eventWrites:  diff(a.req.eventWrites, b.req.eventWrites),
+		otherWrites:  diff(a.req.otherWrites, b.req.otherWrites),
+		reads:        diff(a.req.reads, b.req.reads),
+		cpu:          diff(a.cpu, b.cpu),
+	}, true
+}
+
 func percentile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -430,8 +488,8 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 	var b strings.Builder
 	mib := func(v float64) float64 { return v / (1 << 20) }
 	fmt.Fprintf(&b, "\nscale benchmark: controller flags %s\n", strings.Join(p.flags, " "))
-	fmt.Fprintf(&b, "idle window %s; releases: %.0f%% of the Canaries at once, weights %v then promotion, pause %s after each (route settle %s)\n",
-		set.idle, set.progress*100, steps, set.pause, set.settle)
+	fmt.Fprintf(&b, "idle window %s; releases: weights %v or %v then promotion, pause %s after each (route settle %s)\n",
+		set.idle, shapes[0], shapes[1], set.pause, set.settle)
 	fmt.Fprintf(&b, "before any Canary (%d bystander Deployments, Services and ConfigMaps in the cluster): RSS %.1f MiB, heap in use %.1f MiB\n\n",
 		set.bystanders, mib(base.rss), mib(base.heap))
 
@@ -441,32 +499,43 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		fmt.Fprintf(&b, "| %d | %d in %s | %.1f s (%.1f ms each) | %.1f | %.1f | %.1f | %.1f | %.3f |\n", r.n, r.added, r.init.Round(time.Second),
 			r.initCPU, r.initCPU*1000/float64(r.added), mib(r.rss), (r.rss-base.rss)/1024/float64(r.n), mib(r.heap), (r.heap-base.heap)/1024/float64(r.n), r.idleRPS)
 	}
-	fmt.Fprintf(&b, "\nreleases (per step: divided by the %d weight changes of a release, its %d steps and the promotion's 100%%):\n\n", len(steps)+1, len(steps))
-	fmt.Fprintf(&b, "| canaries | released at once | all promoted after | route writes/step | status writes/step | event writes/step | other writes/step | reads/step | CPU ms/step | step lag p50 | p99 | max |\n")
-	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "\nreleases: %.0f%% of the Canaries of each step shape at once; per release, then per weight step (10-step releases minus 5-step ones, over 5):\n\n", set.progress*100)
+	fmt.Fprintf(&b, "| canaries | steps | released at once | all promoted after | route writes | status writes | event writes | other writes | reads | CPU ms | step lag p50 | p99 | max |\n")
+	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		if r.released == 0 {
-			continue
+		var all []time.Duration
+		for _, w := range r.waves {
+			if w.released == 0 {
+				continue
+			}
+			all = append(all, w.lags...)
+			n := float64(w.released)
+			fmt.Fprintf(&b, "| %d | %d | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s | %s |\n", r.n, w.steps, w.released, w.took.Round(time.Second),
+				w.req.routeWrites/n, w.req.statusWrites/n, w.req.eventWrites/n, w.req.otherWrites/n, w.req.reads/n, w.cpu*1000/n,
+				percentile(w.lags, 0.5).Round(time.Millisecond), percentile(w.lags, 0.99).Round(time.Millisecond), slices.Max(append(w.lags, 0)).Round(time.Millisecond))
+			if w.badSeq > 0 || w.done < w.released {
+				fmt.Fprintf(&b, "  (%d releases went through other weights than the steps'; %d of %d promoted)\n", w.badSeq, w.done, w.released)
+			}
 		}
-		per := float64(r.released * (len(steps) + 1))
-		fmt.Fprintf(&b, "| %d | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s | %s |\n", r.n, r.released, r.releaseTook.Round(time.Second),
-			r.req.routeWrites/per, r.req.statusWrites/per, r.req.eventWrites/per, r.req.otherWrites/per, r.req.reads/per, r.cpu*1000/per,
-			percentile(r.lags, 0.5).Round(time.Millisecond), percentile(r.lags, 0.99).Round(time.Millisecond), slices.Max(append(r.lags, 0)).Round(time.Millisecond))
-		if r.badSeq > 0 || r.promoted < r.released {
-			fmt.Fprintf(&b, "  (%d releases went through other weights than the steps'; %d of %d promoted)\n", r.badSeq, r.promoted, r.released)
+		if ps, ok := r.perStep(); ok {
+			fmt.Fprintf(&b, "| %d | per step | | | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s | %s |\n", r.n,
+				ps.routeWrites, ps.statusWrites, ps.eventWrites, ps.otherWrites, ps.reads, ps.cpu*1000,
+				percentile(all, 0.5).Round(time.Millisecond), percentile(all, 0.99).Round(time.Millisecond), slices.Max(append(all, 0)).Round(time.Millisecond))
 		}
 	}
 	for _, r := range rows {
-		if r.released == 0 {
-			continue
+		for _, w := range r.waves {
+			if w.released == 0 {
+				continue
+			}
+			keys := slices.Sorted(maps.Keys(w.req.byKey))
+			fmt.Fprintf(&b, "\nrequests per %d-step release at %d canaries, by verb, resource and subresource:", w.steps, r.n)
+			for _, k := range keys {
+				fmt.Fprintf(&b, " %s %.2f;", strings.TrimSpace(k), w.req.byKey[k]/float64(w.released))
+			}
 		}
-		keys := slices.Sorted(maps.Keys(r.req.byKey))
-		fmt.Fprintf(&b, "\nrequests per release at %d canaries, by verb, resource and subresource:", r.n)
-		for _, k := range keys {
-			fmt.Fprintf(&b, " %s %.2f;", strings.TrimSpace(k), r.req.byKey[k]/float64(r.released))
-		}
-		fmt.Fprintln(&b)
 	}
+	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "\ntargets: at 10,000 <= 512 MiB RSS (<= 50 KiB per canary), 0 requests/s idle, <= 2 writes per step (route + status), step lag p99 < 1 s with 1,000 releasing\n")
 	verdict := func(ok bool) string {
 		if ok {
@@ -478,11 +547,17 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		perCanary := (r.rss - base.rss) / 1024 / float64(r.n)
 		fmt.Fprintf(&b, "  at %d: memory %s (%.1f KiB RSS per canary; %.0f MiB in all); idle %s (%.3f requests/s)", r.n,
 			verdict(perCanary <= 50 && r.rss <= 512<<20), perCanary, mib(r.rss), verdict(r.idleRPS == 0), r.idleRPS)
-		if r.released > 0 {
-			per := float64(r.released * (len(steps) + 1))
-			writes := (r.req.routeWrites + r.req.statusWrites) / per
-			p99 := percentile(r.lags, 0.99)
-			fmt.Fprintf(&b, "; writes per step %s (%.2f); step lag p99 %s (%s with %d releasing)", verdict(writes <= 2), writes, verdict(p99 < time.Second), p99.Round(time.Millisecond), r.released)
+		if ps, ok := r.perStep(); ok {
+			writes := ps.routeWrites + ps.statusWrites
+			var all []time.Duration
+			released := 0
+			for _, w := range r.waves {
+				all = append(all, w.lags...)
+				released += w.released
+			}
+			p99 := percentile(all, 0.99)
+			fmt.Fprintf(&b, "; writes per step %s (%.2f route + status, %.2f events besides)", verdict(writes <= 2.05), writes, ps.eventWrites)
+			fmt.Fprintf(&b, "; step lag p99 %s (%s with %d releasing in two waves)", verdict(p99 < time.Second), p99.Round(time.Millisecond), released/2)
 		}
 		fmt.Fprintln(&b)
 	}
