@@ -214,9 +214,10 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if poll <= 0 {
 		poll = DefaultTargetPoll
 	}
-	if s.target == nil && (requeue == 0 || requeue > poll) {
-		// A Deployment created after its Canary is not labelled yet, so
-		// the label-filtered cache sends no event for it: look again.
+	if (s.target == nil || s.targetUncached) && (requeue == 0 || requeue > poll) {
+		// A Deployment created after its Canary is not labelled yet (or
+		// cannot be), so the label-filtered cache sends no event for it:
+		// look again.
 		requeue = poll
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
@@ -256,13 +257,16 @@ type scope struct {
 	// route is the router of the Canary.
 	route router.Router
 	obs   engine.Observations
+	// targetUncached: the target could not be labelled, so it is not in
+	// the cache and sends no events.
+	targetUncached bool
 }
 
 // observe reads everything the engine needs from the caches.
 func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
 	s := &scope{route: r.router(c)}
 	var err error
-	if s.target, err = r.getTarget(ctx, c, true); err != nil {
+	if s.target, s.targetUncached, err = r.getTarget(ctx, c, true); err != nil {
 		return nil, err
 	}
 	if s.primary, err = r.getDeployment(ctx, c.Namespace, workload.PrimaryName(c.Spec.TargetRef.Name)); err != nil {
@@ -363,30 +367,46 @@ func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
 // time, the target is read from the apiserver and, with label set, given
 // the label, so that from then on it is cached and its changes are
 // watched. A target that loses the label drops out of the cache (a delete
-// event), is read again and labelled again.
-func (r *CanaryReconciler) getTarget(ctx context.Context, c *v1alpha1.Canary, label bool) (*appsv1.Deployment, error) {
-	d, err := r.getDeployment(ctx, c.Namespace, c.Spec.TargetRef.Name)
+// event), is read and labelled again. uncached says the target was read
+// past the cache and will not send events (the label could not be set):
+// the caller must look again by itself. A failed label patch never stops
+// the Canary from deciding: the target read is good.
+func (r *CanaryReconciler) getTarget(ctx context.Context, c *v1alpha1.Canary, label bool) (d *appsv1.Deployment, uncached bool, err error) {
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TargetRef.Name}
+	d, err = r.getFresh(ctx, key)
+	if d == nil || err != nil {
+		return d, false, err
+	}
+	if _, has := d.Labels[workload.CanaryLabel]; has || !label {
+		return d, false, nil
+	}
+	labelled := d.DeepCopy()
+	patch := client.MergeFrom(d.DeepCopy())
+	if labelled.Labels == nil {
+		labelled.Labels = map[string]string{}
+	}
+	labelled.Labels[workload.CanaryLabel] = c.Name
+	if err := r.Client.Patch(ctx, labelled, patch, client.FieldOwner(FieldOwner)); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot label the target; it is read past the cache until it can be",
+			"deployment", key.String(), "label", workload.CanaryLabel)
+		return d, true, nil
+	}
+	return labelled, false, nil
+}
+
+// getFresh reads a Deployment from the cache or, when the cache does not
+// hold it (it is not labelled), from the apiserver; nil when absent.
+func (r *CanaryReconciler) getFresh(ctx context.Context, key types.NamespacedName) (*appsv1.Deployment, error) {
+	d, err := r.getDeployment(ctx, key.Namespace, key.Name)
 	if d != nil || err != nil || r.APIReader == nil {
 		return d, err
 	}
 	var fresh appsv1.Deployment
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.TargetRef.Name}
 	if err := r.APIReader.Get(ctx, key, &fresh); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read deployment %s: %w", key, err)
-	}
-	if _, has := fresh.Labels[workload.CanaryLabel]; has || !label {
-		return &fresh, nil
-	}
-	patch := client.MergeFromWithOptions(fresh.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	if fresh.Labels == nil {
-		fresh.Labels = map[string]string{}
-	}
-	fresh.Labels[workload.CanaryLabel] = c.Name
-	if err := r.Client.Patch(ctx, &fresh, patch, client.FieldOwner(FieldOwner)); err != nil {
-		return nil, fmt.Errorf("label deployment %s with %s=%s: %w", key, workload.CanaryLabel, c.Name, err)
 	}
 	return &fresh, nil
 }

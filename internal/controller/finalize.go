@@ -36,12 +36,16 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	target, err := r.getTarget(ctx, c, false)
+	target, _, err := r.getTarget(ctx, c, false)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if target != nil {
-		primary, err := r.getDeployment(ctx, c.Namespace, workload.PrimaryName(target.Name))
+		// Past the cache when it is not there: a primary kept by an
+		// earlier try (orphaned, unlabelled) has left the cache, and
+		// must still be found, or the apex Service would be pointed at
+		// the target that cannot serve.
+		primary, err := r.getFresh(ctx, types.NamespacedName{Namespace: c.Namespace, Name: workload.PrimaryName(target.Name)})
 		if err != nil {
 			return ctrl.Result{}, err
 		}
