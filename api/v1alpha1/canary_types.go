@@ -132,8 +132,8 @@ type VerificationStatus struct {
 // RouteSettling is a route read back from a router that cannot say when
 // its proxy has loaded it.
 type RouteSettling struct {
-	Route string      `json:"route"`
-	Since metav1.Time `json:"since"`
+	Route string    `json:"route"`
+	Since Timestamp `json:"since"`
 }
 
 // Verification states.
@@ -803,7 +803,7 @@ type CanaryStatus struct {
 	Steps int32 `json:"steps,omitempty"`
 	// StepStartedAt is when the current step started.
 	// +optional
-	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	StepStartedAt *Timestamp `json:"stepStartedAt,omitempty"`
 	// LastProgressTime is when the release last made progress; the
 	// progress deadline counts from it.
 	// +optional
@@ -836,7 +836,7 @@ type CanaryStatus struct {
 	StepCheckRound int64 `json:"stepCheckRound,omitempty"`
 	// LastCheckTime is when the last round's result was counted.
 	// +optional
-	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	LastCheckTime *Timestamp `json:"lastCheckTime,omitempty"`
 	// Metrics are the last round's results.
 	// +listType=map
 	// +listMapKey=name

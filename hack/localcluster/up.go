@@ -39,6 +39,7 @@ type options struct {
 	nodePods  int
 	installCR bool
 	gatewayCh string
+	ctrls     string
 }
 
 func runUp(args []string) int {
@@ -51,6 +52,7 @@ func runUp(args []string) int {
 	fs.IntVar(&o.nodePods, "node-pods", 3000, "pods each fake node can hold")
 	fs.BoolVar(&o.installCR, "install-crds", true, "install the routers' CRDs once the apiserver is ready")
 	fs.StringVar(&o.gatewayCh, "gateway-channel", "standard", "Gateway API CRD channel: standard or experimental")
+	fs.StringVar(&o.ctrls, "controllers", "*", "kube-controller-manager's --controllers (the scale benchmark leaves out the EndpointSlice controllers)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -108,7 +110,7 @@ func up(ctx context.Context, o options) error {
 		{name: "kube-controller-manager", args: []string{"kube-controller-manager",
 			"--kubeconfig", kubeconfig, "--leader-elect=false", "--secure-port=0",
 			"--service-account-private-key-file", p.serviceAccountKey(), "--root-ca-file", p.caCert(),
-			"--use-service-account-credentials=false", "--controllers=*",
+			"--use-service-account-credentials=false", "--controllers=" + o.ctrls,
 			"--kube-api-qps=500", "--kube-api-burst=1000",
 			"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
 			"--concurrent-service-endpoint-syncs=20", "--concurrent-gc-syncs=40",

@@ -55,7 +55,7 @@ func midRelease() View {
 			Phase: v1alpha1.PhaseProgressing, Reason: "PauseStep", Message: "step 1: holding 10% for 1m0s",
 			LastTransitionTime: at(2 * time.Minute), StableRevision: "d611dc796d", CanaryRevision: "b1612f3c6c",
 			CurrentStep: 1, Steps: 4, CanaryWeight: 10, ObservedCanaryWeight: i32(10), FailedChecks: 1,
-			LastCheckTime: at(20 * time.Second),
+			LastCheckTime: v1alpha1.NewTimestamp(at(20 * time.Second).Time),
 			Metrics: []v1alpha1.MetricStatus{
 				{Name: "request-success-rate", Value: "99.7", Passed: true},
 				{Name: "latency", Value: "640", Message: `640 does not meet successCondition "result < 500"`},

@@ -67,7 +67,7 @@ func Render(w io.Writer, v View, now time.Time) {
 		if a.Threshold != nil {
 			threshold = *a.Threshold
 		}
-		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, threshold, since(st.LastCheckTime, now))
+		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, threshold, since(timeOf(st.LastCheckTime), now))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		results := map[string]v1alpha1.MetricStatus{}
 		for _, m := range st.Metrics {
@@ -218,6 +218,14 @@ func replicas(d *appsv1.Deployment) string {
 		want = *d.Spec.Replicas
 	}
 	return fmt.Sprintf("%d/%d ready", d.Status.ReadyReplicas, want)
+}
+
+// timeOf reads a status Timestamp as since wants it.
+func timeOf(t *v1alpha1.Timestamp) *metav1.Time {
+	if t == nil {
+		return nil
+	}
+	return &metav1.Time{Time: t.Time}
 }
 
 func since(t *metav1.Time, now time.Time) string {

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -257,6 +259,16 @@ func TestPauseHoldsUntilResumed(t *testing.T) {
 
 	setImage(t, cl, ns, "api", "example.com/api:2")
 	waitPhase(t, cl, ns, "api", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	// The apiserver keeps the step's start to the microsecond (a whole
+	// second would let a pause end up to a second early).
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Canary"))
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "api"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	if at, _, _ := unstructured.NestedString(raw.Object, "status", "stepStartedAt"); !regexp.MustCompile(`:\d\d\.\d{6}Z$`).MatchString(at) {
+		t.Fatalf("status.stepStartedAt read from the apiserver = %q, want RFC 3339 with microseconds", at)
+	}
 	setPaused(t, cl, ns, "api", true)
 	waitPhase(t, cl, ns, "api", v1alpha1.PhasePaused, 20*time.Second)
 

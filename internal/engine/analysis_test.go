@@ -19,7 +19,7 @@ func rounds(requested, counted, atStepStart int64, lastCheck *time.Duration) can
 	return func(c *v1alpha1.Canary) {
 		c.Status.CheckRound, c.Status.CheckedRound, c.Status.StepCheckRound = requested, counted, atStepStart
 		if lastCheck != nil {
-			c.Status.LastCheckTime = ago(*lastCheck)
+			c.Status.LastCheckTime = v1alpha1.NewTimestamp(ago(*lastCheck).Time)
 		}
 	}
 }

@@ -325,7 +325,7 @@ func (d *decider) progress(req request) {
 	if d.st.Phase == v1alpha1.PhasePaused {
 		// Time spent paused counts neither toward the deadline nor toward a
 		// pause step: both restart on resume.
-		d.st.StepStartedAt = &d.now
+		d.st.StepStartedAt = d.stamp()
 		d.st.LastProgressTime = &d.now
 		d.setPhase(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("release resumed at step %d", d.st.CurrentStep))
 		d.event(false, "Resumed", d.st.Message)
@@ -417,7 +417,7 @@ func (d *decider) progress(req request) {
 			return
 		}
 		if d.st.StepStartedAt == nil {
-			d.st.StepStartedAt = &d.now
+			d.st.StepStartedAt = d.stamp()
 		}
 		end := d.st.StepStartedAt.Add(dur)
 		if d.now.Time.Before(end) {
@@ -458,7 +458,7 @@ func (d *decider) failSafe() bool {
 func (d *decider) advance() {
 	d.st.StepCheckRound = d.st.CheckRound
 	d.st.CurrentStep++
-	d.st.StepStartedAt = &d.now
+	d.st.StepStartedAt = d.stamp()
 	d.st.LastProgressTime = &d.now
 }
 
@@ -497,7 +497,7 @@ func (d *decider) countChecks() bool {
 		return false
 	}
 	d.st.CheckedRound = r.Round
-	d.st.LastCheckTime = &d.now
+	d.st.LastCheckTime = d.stamp()
 	d.st.Metrics = r.Metrics
 	if r.Rollback != "" {
 		d.rollback("RollbackWebhook", r.Rollback)
@@ -772,7 +772,7 @@ func (d *decider) settled(route string) bool {
 		return true
 	}
 	if s := d.st.RouteSettling; s == nil || s.Route != route {
-		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: d.now}
+		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: *d.stamp()}
 	}
 	left := d.st.RouteSettling.Since.Add(settle).Sub(d.now.Time)
 	if left <= 0 {
@@ -961,6 +961,9 @@ func (d *decider) driftCondition(cond func(typ string, status metav1.ConditionSt
 }
 
 // requeue asks to look again after at most delay.
+// stamp is now as a status Timestamp (kept to the microsecond).
+func (d *decider) stamp() *v1alpha1.Timestamp { return v1alpha1.NewTimestamp(d.now.Time) }
+
 func (d *decider) requeue(delay time.Duration) {
 	if delay <= 0 {
 		delay = time.Second

@@ -82,7 +82,7 @@ func atStep(step, weight int32) canaryOpt {
 }
 
 func stepStarted(d time.Duration) canaryOpt {
-	return func(c *v1alpha1.Canary) { c.Status.StepStartedAt = ago(d) }
+	return func(c *v1alpha1.Canary) { c.Status.StepStartedAt = v1alpha1.NewTimestamp(ago(d).Time) }
 }
 
 func lastProgress(d time.Duration) canaryOpt {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -32,8 +33,8 @@ func HasHooks(c *v1alpha1.Canary, t v1alpha1.WebhookType) bool {
 func (d *decider) hasHooks(t v1alpha1.WebhookType) bool { return HasHooks(d.c, t) }
 
 // ask requests a call of the hooks of type t.
-func (d *decider) ask(t v1alpha1.WebhookType, key string, since metav1.Time) {
-	d.out.Desired.Hooks = append(d.out.Desired.Hooks, HookCall{Type: t, Key: key, Since: since.Time})
+func (d *decider) ask(t v1alpha1.WebhookType, key string, since time.Time) {
+	d.out.Desired.Hooks = append(d.out.Desired.Hooks, HookCall{Type: t, Key: key, Since: since})
 }
 
 // gate reports whether the hooks of type t let the release pass point
@@ -55,12 +56,12 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 		return true, false
 	}
 	if d.st.StepStartedAt == nil {
-		d.st.StepStartedAt = &d.now
+		d.st.StepStartedAt = d.stamp()
 	}
-	since := *d.st.StepStartedAt
+	since := d.st.StepStartedAt.Time
 	key := d.st.CanaryRevision + "/" + point
 	r, ok := d.obs.Hooks[t]
-	if !ok || r.Key != key || r.Since.Before(since.Time) {
+	if !ok || r.Key != key || r.Since.Before(since) {
 		d.ask(t, key, since)
 		if !same {
 			d.st.Gate = &v1alpha1.GateStatus{Type: t, Point: point}
@@ -82,7 +83,7 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 	if d.now.Time.Before(next) {
 		d.requeue(next.Sub(d.now.Time))
 	} else {
-		d.ask(t, key, metav1.NewTime(next))
+		d.ask(t, key, next)
 	}
 	if failed {
 		d.event(false, "GateClosed", fmt.Sprintf("%s: %s", point, r.Message))
@@ -120,9 +121,9 @@ func (d *decider) postRollout() {
 	if !d.hasHooks(v1alpha1.WebhookPostRollout) {
 		return
 	}
-	since := d.now
+	since := d.now.Time
 	if d.in.Canary.Status.StepStartedAt != nil {
-		since = *d.in.Canary.Status.StepStartedAt
+		since = d.in.Canary.Status.StepStartedAt.Time
 	}
 	d.ask(v1alpha1.WebhookPostRollout, d.st.CanaryRevision+"/"+string(d.st.Phase), since)
 }
@@ -133,7 +134,7 @@ func (d *decider) resetRelease() {
 	d.st.FailedChecks = 0
 	d.st.Metrics = nil
 	d.st.StepCheckRound = d.st.CheckRound
-	d.st.StepStartedAt = &d.now
+	d.st.StepStartedAt = d.stamp()
 	d.st.LastProgressTime = &d.now
 	d.st.Gate = nil
 	d.st.PreRolloutPassed = false

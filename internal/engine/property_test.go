@@ -341,7 +341,9 @@ func randomCanary(r *rand.Rand, now time.Time) *v1alpha1.Canary {
 	}
 	st.CurrentStep = int32(r.Intn(len(steps) + 1))
 	st.CanaryWeight = pick(r, 0, engine.WeightAt(steps, int(st.CurrentStep)), engine.WeightAt(steps, int(st.CurrentStep)-1), r.Int31n(101))
-	st.StepStartedAt = randomTime(r, now)
+	if t := randomTime(r, now); t != nil {
+		st.StepStartedAt = v1alpha1.NewTimestamp(t.Time)
+	}
 	st.LastProgressTime = randomTime(r, now)
 	st.LastTransitionTime = randomTime(r, now)
 	if r.Intn(2) == 0 {

@@ -1,0 +1,81 @@
+package v1alpha1
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Timestamp is a point in time kept to the microsecond, for the status
+// fields that time a release (when a step started, when a route was first
+// read back, when the last check round counted). metav1.Time keeps whole
+// seconds: a pause timed from a truncated start ended up to a second early,
+// so a 5 s pause lasted between 4 and 5 s.
+//
+// It is written as RFC 3339 with six fractional digits and read with or
+// without them, so a status written by an older Sluice (whole seconds)
+// still decodes (metav1.MicroTime, which it embeds so that
+// equality.Semantic compares it, refuses those).
+//
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Format=date-time
+// +kubebuilder:object:generate=false
+type Timestamp struct {
+	metav1.MicroTime `json:"-"`
+}
+
+// NewTimestamp returns t, to the microsecond, as a *Timestamp: what is
+// kept in memory equals what a write and a read give back.
+func NewTimestamp(t time.Time) *Timestamp {
+	return &Timestamp{MicroTime: metav1.NewMicroTime(t.Truncate(time.Microsecond))}
+}
+
+// DeepCopyInto copies t into out; time.Time is a value.
+func (t *Timestamp) DeepCopyInto(out *Timestamp) { *out = *t }
+
+// DeepCopy returns a copy of t.
+func (t *Timestamp) DeepCopy() *Timestamp {
+	if t == nil {
+		return nil
+	}
+	out := *t
+	return &out
+}
+
+// MarshalJSON writes RFC 3339 in UTC with microseconds, or null for the
+// zero time.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+}
+
+// UnmarshalJSON reads RFC 3339, with or without a fraction of a second.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Timestamp{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp: want an RFC 3339 string: %w", err)
+	}
+	parsed, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("timestamp %q: %w", s, err)
+	}
+	t.MicroTime = metav1.NewMicroTime(parsed.Local())
+	return nil
+}
+
+// ToUnstructured gives the string form to the unstructured converter
+// (server-side apply, unstructured clients).
+func (t Timestamp) ToUnstructured() any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
