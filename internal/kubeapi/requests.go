@@ -9,14 +9,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Requests is the counter sluice_kube_requests_total{verb, resource,
-// subresource}.
+// subresource} and the histogram sluice_kube_request_duration_seconds{verb}.
 type Requests struct {
 	vec *prometheus.CounterVec
+	dur *prometheus.HistogramVec
 }
 
 // NewRequests makes the counter; Register adds it to a registry.
@@ -24,28 +26,43 @@ func NewRequests() *Requests {
 	return &Requests{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_kube_requests_total",
 		Help: "Requests the controller sent to the apiserver, by verb (get, list, watch, create, update, patch, delete, deletecollection, other), resource (plural.group) and subresource. Informers' lists and watches are included; gets and lists outside them are reads the cache did not answer.",
-	}, []string{"verb", "resource", "subresource"})}
+	}, []string{"verb", "resource", "subresource"}),
+		dur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_kube_request_duration_seconds",
+			Help:    "Time from sending a request to the apiserver to its response headers, by verb; watches are left out. The client's own rate limit is not included: this is the apiserver's (and the network's) share.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"verb"})}
 }
 
-// Register adds the counter to reg.
+// Register adds the counter and the histogram to reg.
 func (r *Requests) Register(reg prometheus.Registerer) error {
-	return reg.Register(r.vec)
+	if err := reg.Register(r.vec); err != nil {
+		return err
+	}
+	return reg.Register(r.dur)
 }
 
 // Wrap counts every request that goes through rt (for rest.Config.Wrap).
 func (r *Requests) Wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper{next: rt, vec: r.vec}
+	return roundTripper{next: rt, vec: r.vec, dur: r.dur}
 }
 
 type roundTripper struct {
 	next http.RoundTripper
 	vec  *prometheus.CounterVec
+	dur  *prometheus.HistogramVec
 }
 
 func (c roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	verb, resource, sub := Classify(req.Method, req.URL)
 	c.vec.WithLabelValues(verb, resource, sub).Inc()
-	return c.next.RoundTrip(req)
+	if verb == "watch" {
+		return c.next.RoundTrip(req)
+	}
+	start := time.Now()
+	resp, err := c.next.RoundTrip(req)
+	c.dur.WithLabelValues(verb).Observe(time.Since(start).Seconds())
+	return resp, err
 }
 
 // Classify names a request the way the apiserver's audit log does: the

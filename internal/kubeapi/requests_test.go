@@ -70,4 +70,40 @@ func TestWrapCounts(t *testing.T) {
 	if got := testutil.ToFloat64(reqs.vec.WithLabelValues("list", "pods", "")); got != 1 {
 		t.Errorf("lists of pods = %v, want 1", got)
 	}
+	// Every request but a watch is timed, by verb.
+	timed := map[string]uint64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_kube_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			timed[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	if timed["get"] != 2 || timed["list"] != 1 || len(timed) != 2 {
+		t.Errorf("timed requests by verb = %v, want get 2, list 1", timed)
+	}
+}
+
+// A watch is counted but not timed: it lasts as long as it is open.
+func TestWatchNotTimed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	reqs := NewRequests()
+	cl := &http.Client{Transport: reqs.Wrap(http.DefaultTransport)}
+	resp, err := cl.Get(srv.URL + "/api/v1/pods?watch=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if got := testutil.ToFloat64(reqs.vec.WithLabelValues("watch", "pods", "")); got != 1 {
+		t.Errorf("watches of pods = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(reqs.dur); n != 0 {
+		t.Errorf("%d duration series after a watch alone, want none", n)
+	}
 }

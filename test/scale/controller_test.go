@@ -38,6 +38,28 @@ type sample struct {
 	// requests counts sluice_kube_requests_total by "verb resource
 	// subresource".
 	requests map[string]float64
+	// timers are histograms' sums and counts: where a step's time goes.
+	timers map[timer]sumCount
+}
+
+// timer is one of the controller's histograms the bench reads.
+type timer string
+
+const (
+	queueWait timer = "queue wait"      // workqueue_queue_duration_seconds: enqueued until a worker takes it
+	reconcile timer = "reconcile"       // controller_runtime_reconcile_time_seconds
+	writeTime timer = "apiserver write" // sluice_kube_request_duration_seconds, create and patch
+)
+
+type sumCount struct{ sum, count float64 }
+
+// mean is the mean of the observations between two samples.
+func (s sample) mean(before sample, t timer) time.Duration {
+	a, b := s.timers[t], before.timers[t]
+	if a.count <= b.count {
+		return 0
+	}
+	return time.Duration((a.sum - b.sum) / (a.count - b.count) * float64(time.Second))
 }
 
 // requestCounts sums requests by category between two samples.
@@ -114,7 +136,7 @@ func (p *controllerProc) sample(t *testing.T) sample {
 }
 
 func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
-	s := sample{at: time.Now(), requests: map[string]float64{}}
+	s := sample{at: time.Now(), requests: map[string]float64{}, timers: map[timer]sumCount{}}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return s, err
@@ -150,13 +172,36 @@ func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
 			continue
 		}
 		name, labels, _ := strings.Cut(series, "{")
+		l := parseLabels(strings.TrimSuffix(labels, "}"))
+		add := func(t timer) {
+			sc := s.timers[t]
+			if strings.HasSuffix(name, "_sum") {
+				sc.sum += v
+			} else {
+				sc.count += v
+			}
+			s.timers[t] = sc
+		}
+		switch strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count") {
+		case "workqueue_queue_duration_seconds":
+			if l["controller"] == "canary" && name != "workqueue_queue_duration_seconds" {
+				add(queueWait)
+			}
+		case "controller_runtime_reconcile_time_seconds":
+			if l["controller"] == "canary" && name != "controller_runtime_reconcile_time_seconds" {
+				add(reconcile)
+			}
+		case "sluice_kube_request_duration_seconds":
+			if (l["verb"] == "patch" || l["verb"] == "create") && name != "sluice_kube_request_duration_seconds" {
+				add(writeTime)
+			}
+		}
 		switch name {
 		case "go_memstats_heap_inuse_bytes":
 			s.heap = v
 		case "process_cpu_seconds_total":
 			s.cpu = v
 		case "sluice_kube_requests_total":
-			l := parseLabels(strings.TrimSuffix(labels, "}"))
 			s.requests[l["verb"]+" "+l["resource"]+" "+l["subresource"]] += v
 		}
 	}

@@ -233,6 +233,8 @@ type wave struct {
 	req            requestCounts
 	cpu            float64
 	lags           []time.Duration
+	// means of the controller's timers over the wave
+	queueWait, reconcile, write time.Duration
 }
 
 // row is one size's figures.
@@ -241,8 +243,11 @@ type row struct {
 	init      time.Duration
 	initCPU   float64 // controller CPU seconds to initialize the added Canaries
 	rss, heap float64
-	idleRPS   float64
-	waves     [2]wave // 5 and 10 weight steps
+	// idleRPS is reads and writes per second while idle; idleWatches
+	// the informers' watch renewals (each informer re-opens its watch
+	// every 5 to 10 minutes, whatever the number of Canaries).
+	idleRPS, idleWatches float64
+	waves                [2]wave // 5 and 10 weight steps
 }
 
 // TestScale creates Canaries up to each size, waits until all are
@@ -324,12 +329,14 @@ func TestScale(t *testing.T) {
 		time.Sleep(set.idle)
 		idle := p.sample(t)
 		r.rss, r.heap = idle.rss, idle.heap
-		r.idleRPS = idle.since(settled).all / idle.at.Sub(settled.at).Seconds()
+		idleReq := idle.since(settled)
+		r.idleRPS = (idleReq.all - idleReq.watches) / idle.at.Sub(settled.at).Seconds()
+		r.idleWatches = idleReq.watches
 		if err := p.profile(t.Context(), "heap", filepath.Join(set.out, fmt.Sprintf("heap-%d.pb.gz", n))); err != nil {
 			t.Errorf("heap profile: %v", err)
 		}
-		fmt.Printf("%s %d canaries: all Initialized after %s; idle RSS %.1f MiB, heap %.1f MiB, %.3f requests/s\n",
-			time.Now().Format(time.TimeOnly), n, r.init.Round(time.Second), r.rss/(1<<20), r.heap/(1<<20), r.idleRPS)
+		fmt.Printf("%s %d canaries: all Initialized after %s; idle RSS %.1f MiB, heap %.1f MiB, %.3f requests/s (and %.0f watch renewals)\n",
+			time.Now().Format(time.TimeOnly), n, r.init.Round(time.Second), r.rss/(1<<20), r.heap/(1<<20), r.idleRPS, r.idleWatches)
 		for shape := range shapes {
 			w := release(t, cl, p, rec, set, keys, shape, len(rows), r.n)
 			r.waves[shape] = w
@@ -444,6 +451,7 @@ func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, s
 	w.lags, w.badSeq = rec.lags(chosen, start, want, set.settle+set.pause)
 	w.req = after.since(before)
 	w.cpu = after.cpu - before.cpu
+	w.queueWait, w.reconcile, w.write = after.mean(before, queueWait), after.mean(before, reconcile), after.mean(before, writeTime)
 	if err := <-profileDone; err != nil {
 		t.Errorf("CPU profile: %v", err)
 	}
@@ -539,11 +547,11 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 	fmt.Fprintf(&b, "before any Canary (%d bystander Deployments, Services and ConfigMaps in the cluster): RSS %.1f MiB, heap in use %.1f MiB\n\n",
 		set.bystanders, mib(base.rss), mib(base.heap))
 
-	fmt.Fprintf(&b, "| canaries | added, all Initialized after | CPU to initialize | RSS MiB | RSS KiB/canary | heap MiB | heap KiB/canary | API requests/s idle |\n")
-	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| canaries | added, all Initialized after | CPU to initialize | RSS MiB | RSS KiB/canary | heap MiB | heap KiB/canary | API requests/s idle | watch renewals idle |\n")
+	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %d in %s | %.1f s (%.1f ms each) | %.1f | %.1f | %.1f | %.1f | %.3f |\n", r.n, r.added, r.init.Round(time.Second),
-			r.initCPU, r.initCPU*1000/float64(r.added), mib(r.rss), (r.rss-base.rss)/1024/float64(r.n), mib(r.heap), (r.heap-base.heap)/1024/float64(r.n), r.idleRPS)
+		fmt.Fprintf(&b, "| %d | %d in %s | %.1f s (%.1f ms each) | %.1f | %.1f | %.1f | %.1f | %.3f | %.0f in %s |\n", r.n, r.added, r.init.Round(time.Second),
+			r.initCPU, r.initCPU*1000/float64(r.added), mib(r.rss), (r.rss-base.rss)/1024/float64(r.n), mib(r.heap), (r.heap-base.heap)/1024/float64(r.n), r.idleRPS, r.idleWatches, set.idle)
 	}
 	starts := "all started at the same moment"
 	if set.stagger {
@@ -573,6 +581,16 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 				percentile(all, 0.5).Round(time.Millisecond), percentile(all, 0.99).Round(time.Millisecond), slices.Max(append(all, 0)).Round(time.Millisecond))
 		}
 	}
+	fmt.Fprintf(&b, "\nwhere a wave's time went (means over the wave, from the controller's histograms):\n\n")
+	fmt.Fprintf(&b, "| canaries | steps | work queue wait | reconcile | apiserver write (create, patch) |\n|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		for _, w := range r.waves {
+			if w.released > 0 {
+				fmt.Fprintf(&b, "| %d | %d | %s | %s | %s |\n", r.n, w.steps,
+					w.queueWait.Round(100*time.Microsecond), w.reconcile.Round(100*time.Microsecond), w.write.Round(100*time.Microsecond))
+			}
+		}
+	}
 	for _, r := range rows {
 		for _, w := range r.waves {
 			if w.released == 0 {
@@ -595,7 +613,7 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 	}
 	for _, r := range rows {
 		perCanary := (r.rss - base.rss) / 1024 / float64(r.n)
-		fmt.Fprintf(&b, "  at %d: memory %s (%.1f KiB RSS per canary; %.0f MiB in all); idle %s (%.3f requests/s)", r.n,
+		fmt.Fprintf(&b, "  at %d: memory %s (%.1f KiB RSS per canary; %.0f MiB in all); idle %s (%.3f requests/s besides watch renewals)", r.n,
 			verdict(perCanary <= 50 && r.rss <= 512<<20), perCanary, mib(r.rss), verdict(r.idleRPS == 0), r.idleRPS)
 		if ps, ok := r.perStep(); ok {
 			writes := ps.routeWrites + ps.statusWrites
