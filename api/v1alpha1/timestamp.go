@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	cbor "k8s.io/apimachinery/pkg/runtime/serializer/cbor/direct"
 )
 
 // Timestamp is a point in time kept to the microsecond, for the status
@@ -63,12 +64,38 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("timestamp: want an RFC 3339 string: %w", err)
 	}
+	return t.parse(s)
+}
+
+func (t *Timestamp) parse(s string) error {
 	parsed, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return fmt.Errorf("timestamp %q: %w", s, err)
 	}
 	t.MicroTime = metav1.NewMicroTime(parsed.Local())
 	return nil
+}
+
+// MarshalCBOR writes what MarshalJSON writes, for clients that speak CBOR.
+func (t Timestamp) MarshalCBOR() ([]byte, error) {
+	if t.IsZero() {
+		return cbor.Marshal(nil)
+	}
+	return cbor.Marshal(t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+}
+
+// UnmarshalCBOR reads what UnmarshalJSON reads (MicroTime's own would
+// refuse whole seconds).
+func (t *Timestamp) UnmarshalCBOR(b []byte) error {
+	var s *string
+	if err := cbor.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp: want an RFC 3339 string: %w", err)
+	}
+	if s == nil {
+		*t = Timestamp{}
+		return nil
+	}
+	return t.parse(*s)
 }
 
 // ToUnstructured gives the string form to the unstructured converter

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	cbor "k8s.io/apimachinery/pkg/runtime/serializer/cbor/direct"
 )
 
 func TestTimestampKeepsMicroseconds(t *testing.T) {
@@ -77,5 +78,38 @@ func TestTimestampUnstructured(t *testing.T) {
 	}
 	if _, ok := u["lastCheckTime"]; ok {
 		t.Fatalf("a nil Timestamp was written: %v", u)
+	}
+}
+
+// CBOR reads the same forms as JSON (metav1.MicroTime's own CBOR decoder
+// refuses whole seconds) and writes microseconds.
+func TestTimestampCBOR(t *testing.T) {
+	old, err := cbor.Marshal("2026-11-24T12:30:05Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts Timestamp
+	if err := ts.UnmarshalCBOR(old); err != nil {
+		t.Fatalf("whole seconds from CBOR: %v", err)
+	}
+	at := time.Date(2026, 11, 24, 12, 30, 5, 0, time.UTC)
+	if !ts.Time.Equal(at) {
+		t.Fatalf("read %v, want %v", ts.Time, at)
+	}
+	b, err := NewTimestamp(at.Add(250 * time.Microsecond)).MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := cbor.Unmarshal(b, &s); err != nil || s != "2026-11-24T12:30:05.000250Z" {
+		t.Fatalf("written as %q (%v)", s, err)
+	}
+	null, err := Timestamp{}.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := *NewTimestamp(at)
+	if err := back.UnmarshalCBOR(null); err != nil || !back.IsZero() {
+		t.Fatalf("null read as %v (%v)", back.Time, err)
 	}
 }

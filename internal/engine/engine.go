@@ -35,6 +35,7 @@ func Decide(in Input) Output {
 		c:     in.Canary,
 		obs:   in.Obs,
 		now:   metav1.NewTime(in.Now).Rfc3339Copy(),
+		exact: in.Now.Truncate(time.Microsecond),
 		steps: Steps(in.Canary.Spec.Strategy),
 	}
 	d.st = *in.Canary.Status.DeepCopy()
@@ -86,10 +87,15 @@ func Decide(in Input) Output {
 }
 
 type decider struct {
-	in    Input
-	c     *v1alpha1.Canary
-	obs   Observations
-	now   metav1.Time
+	in  Input
+	c   *v1alpha1.Canary
+	obs Observations
+	now metav1.Time
+	// exact is now to the microsecond, what a v1alpha1.Timestamp keeps;
+	// now is whole seconds, what a metav1.Time keeps. Each is compared
+	// with the fields of its own kind, so that a value held in memory
+	// equals the one written and read back.
+	exact time.Time
 	steps []v1alpha1.Step
 	st    v1alpha1.CanaryStatus
 	out   Output
@@ -420,10 +426,10 @@ func (d *decider) progress(req request) {
 			d.st.StepStartedAt = d.stamp()
 		}
 		end := d.st.StepStartedAt.Add(dur)
-		if d.now.Time.Before(end) {
+		if d.exact.Before(end) {
 			d.setPhase(v1alpha1.PhaseProgressing, "PauseStep",
 				fmt.Sprintf("step %d: holding %d%% for %s", d.st.CurrentStep, d.st.CanaryWeight, dur))
-			d.requeue(end.Sub(d.now.Time))
+			d.requeue(end.Sub(d.exact))
 			return
 		}
 		if !d.checksPassed() {
@@ -536,9 +542,9 @@ func (d *decider) requestChecks() {
 	}
 	interval := d.checkInterval()
 	due := d.st.CheckedRound <= d.st.StepCheckRound || d.st.LastCheckTime == nil ||
-		!d.now.Time.Before(d.st.LastCheckTime.Add(interval))
+		!d.exact.Before(d.st.LastCheckTime.Add(interval))
 	if !due {
-		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.now.Time))
+		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.exact))
 		return
 	}
 	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.routeSettled() {
@@ -759,7 +765,7 @@ func (d *decider) routeSettled() bool {
 	}
 	rs := d.st.RouteSettling
 	return rs != nil && rs.Route == routeKey(r.CanaryWeight, r.MirrorPercent, r.HeaderRoute) &&
-		!d.now.Time.Before(rs.Since.Add(r.Settle))
+		!d.exact.Before(rs.Since.Add(r.Settle))
 }
 
 // settled gives a router whose proxy reports nothing back its settle time
@@ -774,7 +780,7 @@ func (d *decider) settled(route string) bool {
 	if s := d.st.RouteSettling; s == nil || s.Route != route {
 		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: *d.stamp()}
 	}
-	left := d.st.RouteSettling.Since.Add(settle).Sub(d.now.Time)
+	left := d.st.RouteSettling.Since.Add(settle).Sub(d.exact)
 	if left <= 0 {
 		return true
 	}
@@ -960,10 +966,10 @@ func (d *decider) driftCondition(cond func(typ string, status metav1.ConditionSt
 	cond(v1alpha1.ConditionDrifted, metav1.ConditionTrue, "PrimaryDrifted", msg)
 }
 
-// requeue asks to look again after at most delay.
 // stamp is now as a status Timestamp (kept to the microsecond).
-func (d *decider) stamp() *v1alpha1.Timestamp { return v1alpha1.NewTimestamp(d.now.Time) }
+func (d *decider) stamp() *v1alpha1.Timestamp { return v1alpha1.NewTimestamp(d.exact) }
 
+// requeue asks to look again after at most delay.
 func (d *decider) requeue(delay time.Duration) {
 	if delay <= 0 {
 		delay = time.Second

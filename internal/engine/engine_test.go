@@ -1524,3 +1524,33 @@ func TestDecideIsDeterministicAndRepeatable(t *testing.T) {
 		})
 	}
 }
+
+// A pause is timed to the microsecond. A step that started 0.7 s into a
+// second does not end early, as it did when stepStartedAt was a
+// metav1.Time (whole seconds): then the start read back as the whole
+// second before it. The next step's start is kept to the microsecond, and
+// the whole-second fields stay whole (so that what is held in memory
+// equals what is read back).
+func TestPauseTimedToTheMicrosecond(t *testing.T) {
+	start := t0.Add(700 * time.Millisecond)
+	obs := func(w int32) engine.Observations { return newObs(tgt(ready("r2")), pri(ready("r1")), route(w)) }
+	c := newCanary(releasing(1, 20))
+	c.Status.StepStartedAt = v1alpha1.NewTimestamp(start)
+
+	out := engine.Decide(engine.Input{Canary: c, Obs: obs(20), Now: start.Add(59500 * time.Millisecond)})
+	if out.Status.CurrentStep != 1 || out.RequeueAfter != 500*time.Millisecond {
+		t.Fatalf("59.5 s into a 1m pause: step %d, requeue %s; want step 1, requeue 500ms", out.Status.CurrentStep, out.RequeueAfter)
+	}
+
+	now := start.Add(time.Minute + 1234*time.Nanosecond)
+	out = engine.Decide(engine.Input{Canary: c, Obs: obs(20), Now: now})
+	if out.Status.CurrentStep != 2 {
+		t.Fatalf("the pause is over: step %d, want 2", out.Status.CurrentStep)
+	}
+	if got, want := out.Status.StepStartedAt.Time, now.Truncate(time.Microsecond); !got.Equal(want) {
+		t.Errorf("stepStartedAt = %s, want %s", got.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	if lp := out.Status.LastProgressTime; lp == nil || lp.Nanosecond() != 0 {
+		t.Errorf("lastProgressTime = %v, want a whole second (a metav1.Time)", lp)
+	}
+}
