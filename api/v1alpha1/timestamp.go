@@ -15,10 +15,11 @@ import (
 // seconds: a pause timed from a truncated start ended up to a second early,
 // so a 5 s pause lasted between 4 and 5 s.
 //
-// It is written as RFC 3339 with six fractional digits and read with or
-// without them, so a status written by an older Sluice (whole seconds)
-// still decodes (metav1.MicroTime, which it embeds so that
-// equality.Semantic compares it, refuses those).
+// It embeds metav1.MicroTime, so equality.Semantic compares it and its
+// MarshalJSON and MarshalCBOR write six fractional digits. Its own
+// UnmarshalJSON and UnmarshalCBOR read them with or without the fraction:
+// a status written by an older Sluice (whole seconds) still decodes, which
+// MicroTime's decoders refuse.
 //
 // +kubebuilder:validation:Type=string
 // +kubebuilder:validation:Format=date-time
@@ -45,15 +46,6 @@ func (t *Timestamp) DeepCopy() *Timestamp {
 	return &out
 }
 
-// MarshalJSON writes RFC 3339 in UTC with microseconds, or null for the
-// zero time.
-func (t Timestamp) MarshalJSON() ([]byte, error) {
-	if t.IsZero() {
-		return []byte("null"), nil
-	}
-	return json.Marshal(t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-}
-
 // UnmarshalJSON reads RFC 3339, with or without a fraction of a second.
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
@@ -76,14 +68,6 @@ func (t *Timestamp) parse(s string) error {
 	return nil
 }
 
-// MarshalCBOR writes what MarshalJSON writes, for clients that speak CBOR.
-func (t Timestamp) MarshalCBOR() ([]byte, error) {
-	if t.IsZero() {
-		return cbor.Marshal(nil)
-	}
-	return cbor.Marshal(t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-}
-
 // UnmarshalCBOR reads what UnmarshalJSON reads (MicroTime's own would
 // refuse whole seconds).
 func (t *Timestamp) UnmarshalCBOR(b []byte) error {
@@ -104,5 +88,5 @@ func (t Timestamp) ToUnstructured() any {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	return t.UTC().Format(metav1.RFC3339Micro)
 }

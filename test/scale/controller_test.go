@@ -173,27 +173,24 @@ func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
 		}
 		name, labels, _ := strings.Cut(series, "{")
 		l := parseLabels(strings.TrimSuffix(labels, "}"))
-		add := func(t timer) {
-			sc := s.timers[t]
-			if strings.HasSuffix(name, "_sum") {
-				sc.sum += v
-			} else {
-				sc.count += v
+		if base, sum, ok := histogramPart(name); ok {
+			var t timer
+			switch {
+			case base == "workqueue_queue_duration_seconds" && l["controller"] == "canary":
+				t = queueWait
+			case base == "controller_runtime_reconcile_time_seconds" && l["controller"] == "canary":
+				t = reconcile
+			case base == "sluice_kube_request_duration_seconds" && (l["verb"] == "patch" || l["verb"] == "create"):
+				t = writeTime
 			}
-			s.timers[t] = sc
-		}
-		switch strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count") {
-		case "workqueue_queue_duration_seconds":
-			if l["controller"] == "canary" && name != "workqueue_queue_duration_seconds" {
-				add(queueWait)
-			}
-		case "controller_runtime_reconcile_time_seconds":
-			if l["controller"] == "canary" && name != "controller_runtime_reconcile_time_seconds" {
-				add(reconcile)
-			}
-		case "sluice_kube_request_duration_seconds":
-			if (l["verb"] == "patch" || l["verb"] == "create") && name != "sluice_kube_request_duration_seconds" {
-				add(writeTime)
+			if t != "" {
+				sc := s.timers[t]
+				if sum {
+					sc.sum += v
+				} else {
+					sc.count += v
+				}
+				s.timers[t] = sc
 			}
 		}
 		switch name {
@@ -206,6 +203,16 @@ func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
 		}
 	}
 	return s, sc.Err()
+}
+
+// histogramPart reads a histogram's _sum or _count series name: the
+// histogram's name and whether it is the sum.
+func histogramPart(name string) (base string, sum, ok bool) {
+	if base, ok := strings.CutSuffix(name, "_sum"); ok {
+		return base, true, true
+	}
+	base, ok = strings.CutSuffix(name, "_count")
+	return base, false, ok
 }
 
 // cutLast splits a sample line into its series and its value.
