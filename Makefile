@@ -44,7 +44,7 @@ BENCH_CONTROLLERS := *,-endpoints-controller,-endpointslice-controller,-endpoint
 bench-scale: deps ## scale benchmark: N Canaries on one controller, idle and releasing (SLUICE_BENCH_SIZES=100,1000,10000; more knobs in docs/performance.md)
 	$(BENCH_CLUSTER) bash hack/cluster.sh down >/dev/null
 	trap '$(BENCH_CLUSTER) bash hack/cluster.sh down' EXIT; \
-	  $(BENCH_CLUSTER) bash hack/cluster.sh up --api-port 17443 --etcd-port 13379 --nodes 1 --controllers='$(BENCH_CONTROLLERS)'; \
+	  $(BENCH_CLUSTER) bash hack/cluster.sh up --api-port 17443 --etcd-port 13379 --nodes 1 --controllers='$(BENCH_CONTROLLERS)' --apiserver-profiling; \
 	  $(BENCH_CLUSTER) SLUICE_BENCH=1 $(GO) test -count=1 -timeout 120m -run TestScale -v ./test/scale | grep --line-buffered -v '^=== RUN'
 
 .PHONY: test-unit

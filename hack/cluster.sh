@@ -75,12 +75,19 @@ up() {
 }
 
 down() {
-  local p
+  local p g=""
   p=$(pid)
   if [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; then
+    g=$(ps -o pgid= -p "$p" | tr -d ' ')
     kill "$p"
-    for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$p" 2>/dev/null || true
+    # A large cluster (the scale benchmark's) takes a while to stop.
+    for _ in $(seq 1 180); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+  fi
+  # Whatever is left of its process group (it was started with setsid):
+  # an etcd still writing would make the folder impossible to delete.
+  if [[ -n "$g" && "$g" != "$(ps -o pgid= -p $$ | tr -d ' ')" ]]; then
+    kill -9 -- "-$g" 2>/dev/null || true
+    for _ in $(seq 1 20); do pgrep -g "$g" >/dev/null || break; sleep 0.5; done
   fi
   rm -rf "$state"
   echo "local cluster stopped"

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/kubeapi"
+	"github.com/sluice-dev/sluice/internal/memlimit"
 )
 
 func main() {
@@ -40,12 +41,19 @@ func main() {
 	flag.DurationVar(&cfg.retryMax, "retry-max-delay", controller.DefaultRetryMax, "longest delay between tries of a Canary whose reconciles keep failing")
 	flag.Float64Var(&cfg.retryQPS, "retry-qps", controller.DefaultRetryQPS, "retries of failed reconciles allowed per second over all Canaries (a token bucket; requeues for pauses and deadlines are not limited)")
 	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
+	flag.Float64Var(&cfg.memRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit to this share of the container's memory limit (cgroup memory.max), so that the garbage collector works harder near the limit instead of the container being killed; 0 disables it, and GOMEMLIMIT overrides it")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	soft, why, err := memlimit.Apply("/sys/fs/cgroup", cfg.memRatio, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	log.Info("Go memory limit", "bytes", soft, "from", why)
 
 	switch cfg.builtinMetrics {
 	case controller.BuiltinAuto, controller.BuiltinApp, controller.BuiltinEnvoy, controller.BuiltinTraefik:
@@ -77,6 +85,7 @@ type config struct {
 	retryBase, retryMax    time.Duration
 	retryQPS               float64
 	retryBurst             int
+	memRatio               float64
 }
 
 func run(c config) error {

@@ -40,6 +40,7 @@ type options struct {
 	installCR bool
 	gatewayCh string
 	ctrls     string
+	profiling bool
 }
 
 func runUp(args []string) int {
@@ -53,6 +54,7 @@ func runUp(args []string) int {
 	fs.BoolVar(&o.installCR, "install-crds", true, "install the routers' CRDs once the apiserver is ready")
 	fs.StringVar(&o.gatewayCh, "gateway-channel", "standard", "Gateway API CRD channel: standard or experimental")
 	fs.StringVar(&o.ctrls, "controllers", "*", "kube-controller-manager's --controllers (the scale benchmark leaves out the EndpointSlice controllers)")
+	fs.BoolVar(&o.profiling, "apiserver-profiling", false, "serve kube-apiserver's /debug/pprof (the scale benchmark profiles it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -179,7 +181,7 @@ func apiserverArgs(o options, p pki, etcdURL string) []string {
 		// "kubernetes" Service's endpoints are not needed here.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
-		"--profiling=false",
+		"--profiling=" + strconv.FormatBool(o.profiling),
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
 	}
 }

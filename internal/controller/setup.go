@@ -44,7 +44,8 @@ const InstanceLabel = "sluice.dev/instance"
 // selected by the sluice.dev/canary label (the objects Sluice generates,
 // and the targets, which Sluice labels when it first reads them);
 // ConfigMaps and Secrets kept as a hash of their data, never the data
-// itself; managed fields dropped everywhere.
+// itself; managed fields dropped everywhere; Canaries, Deployments and
+// Services trimmed to what reconciles read (cachetrim.go).
 func CacheOptions(instanceID string) (cache.Options, error) {
 	return CacheOptionsFiltered(instanceID, true)
 }
@@ -66,15 +67,21 @@ func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error)
 	if err != nil {
 		return cache.Options{}, fmt.Errorf("--instance-id %q: %w", instanceID, err)
 	}
+	// The selector that keeps only what belongs to a Canary; nil (every
+	// object) when the filter is off.
+	var byLabel labels.Selector
+	if filter {
+		byLabel = ownedSel
+	}
 	byObject := map[client.Object]cache.ByObject{
-		&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst)},
+		&v1alpha1.Canary{}:         {Label: labels.NewSelector().Add(*inst), Transform: StripCanary},
 		&v1alpha1.CanaryRevision{}: {Label: ownedSel, Transform: StripRecordTemplate},
 		&corev1.ConfigMap{}:        {Transform: StripConfigData},
 		&corev1.Secret{}:           {Transform: StripConfigData},
+		&appsv1.Deployment{}:       {Label: byLabel, Transform: StripDeployment},
+		&corev1.Service{}:          {Label: byLabel, Transform: StripService},
 	}
 	if filter {
-		byObject[&appsv1.Deployment{}] = cache.ByObject{Label: ownedSel}
-		byObject[&corev1.Service{}] = cache.ByObject{Label: ownedSel}
 		byObject[&gwv1.HTTPRoute{}] = cache.ByObject{Label: ownedSel}
 	}
 	return cache.Options{

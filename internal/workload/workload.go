@@ -280,14 +280,21 @@ func Observe(d *appsv1.Deployment, revision string) engine.Workload {
 	conds := slices.Clone(d.Status.Conditions)
 	sort.Slice(conds, func(i, j int) bool { return conds[i].Type < conds[j].Type })
 	for _, c := range conds {
-		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
-			w.Problem = c.Message
-		}
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && w.Problem == "" {
-			w.Problem = c.Message
+		switch {
+		case !ProblemCondition(c):
+		case c.Type == appsv1.DeploymentReplicaFailure, w.Problem == "":
+			w.Problem = c.Message // ReplicaFailure says more than a stalled Progressing
 		}
 	}
 	return w
+}
+
+// ProblemCondition says whether a Deployment condition reports a problem
+// (replicas that cannot be created, or progress that stopped); its message
+// is then the workload's Problem. No other condition's message is read.
+func ProblemCondition(c appsv1.DeploymentCondition) bool {
+	return (c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue) ||
+		(c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse)
 }
 
 // PrimaryRevision is the revision a primary Deployment's template records.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/sluice-dev/sluice/internal/kubeapi"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -240,18 +242,16 @@ func parseLabels(s string) map[string]string {
 // profile saves a pprof profile of the controller (path under
 // /debug/pprof/) to file.
 func (p *controllerProc) profile(ctx context.Context, path, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/"+path, nil)
+	return saveProfile(ctx, http.DefaultClient, "http://"+pprofAddr, path, file)
+}
+
+// saveProfile saves the pprof profile at base/debug/pprof/path to file.
+func saveProfile(ctx context.Context, hc *http.Client, base, path, file string) error {
+	resp, err := get(ctx, hc, base+"/debug/pprof/"+path)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("pprof %s: %w", path, err)
-	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof %s: %s", path, resp.Status)
-	}
 	f, err := os.Create(file)
 	if err != nil {
 		return err
@@ -261,4 +261,69 @@ func (p *controllerProc) profile(ctx context.Context, path, file string) error {
 		return fmt.Errorf("pprof %s to %s: %w", path, file, err)
 	}
 	return f.Close()
+}
+
+// get is a GET that must answer 200.
+func get(ctx context.Context, hc *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	return resp, nil
+}
+
+// apiserver is the benchmark control plane's kube-apiserver, read with
+// the bench's own credentials: its CPU and resident memory from its own
+// /metrics, its CPU profile from /debug/pprof (served because the bench's
+// cluster runs with localcluster --apiserver-profiling).
+type apiserver struct {
+	hc   *http.Client
+	host string
+}
+
+func newAPIServer(cfg *rest.Config) (apiserver, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return apiserver{}, fmt.Errorf("apiserver client: %w", err)
+	}
+	return apiserver{hc: hc, host: strings.TrimSuffix(cfg.Host, "/")}, nil
+}
+
+// usage reads process_cpu_seconds_total and process_resident_memory_bytes;
+// zeros (and the error) when the apiserver does not answer in time.
+func (a apiserver) usage(ctx context.Context) (cpu, rss float64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := get(ctx, a.hc, a.host+"/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		series, value, ok := cutLast(sc.Text())
+		if !ok {
+			continue
+		}
+		switch series {
+		case "process_cpu_seconds_total":
+			cpu, _ = strconv.ParseFloat(value, 64)
+		case "process_resident_memory_bytes":
+			rss, _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	return cpu, rss, sc.Err()
+}
+
+func (a apiserver) profile(ctx context.Context, path, file string) error {
+	return saveProfile(ctx, a.hc, a.host, path, file)
 }

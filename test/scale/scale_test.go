@@ -235,6 +235,8 @@ type wave struct {
 	lags           []time.Duration
 	// means of the controller's timers over the wave
 	queueWait, reconcile, write time.Duration
+	// the apiserver's CPU seconds over the wave and its RSS at the end
+	apiCPU, apiRSS float64
 }
 
 // row is one size's figures.
@@ -296,6 +298,10 @@ func TestScale(t *testing.T) {
 	// controller stops: nothing is left waiting on its finalizer.
 	t.Cleanup(func() { dropFinalizers(cl, namespaces) })
 
+	api, err := newAPIServer(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec, err := newRecorder(t.Context(), &cfg, scheme, instance)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +344,7 @@ func TestScale(t *testing.T) {
 		fmt.Printf("%s %d canaries: all Initialized after %s; idle RSS %.1f MiB, heap %.1f MiB, %.3f requests/s (and %.0f watch renewals)\n",
 			time.Now().Format(time.TimeOnly), n, r.init.Round(time.Second), r.rss/(1<<20), r.heap/(1<<20), r.idleRPS, r.idleWatches)
 		for shape := range shapes {
-			w := release(t, cl, p, rec, set, keys, shape, len(rows), r.n)
+			w := release(t, cl, p, api, rec, set, keys, shape, len(rows), r.n)
 			r.waves[shape] = w
 			fmt.Printf("%s %d canaries: %d releases of %d steps promoted after %s; step lag p99 %s; per release: %.2f route, %.2f status, %.2f event, %.2f other writes, %.2f reads\n",
 				time.Now().Format(time.TimeOnly), n, w.released, w.steps, w.took.Round(time.Second), percentile(w.lags, 0.99).Round(time.Millisecond),
@@ -383,7 +389,7 @@ func create(t *testing.T, cl client.Client, rec *recorder, set settings, instanc
 
 // release sets a new image on a share of the Canaries of one step shape
 // at once, waits until they are all promoted, and records what it cost.
-func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, set settings, keys []client.ObjectKey, shape, size, n int) wave {
+func release(t *testing.T, cl client.Client, p *controllerProc, api apiserver, rec *recorder, set settings, keys []client.ObjectKey, shape, size, n int) wave {
 	t.Helper()
 	// The Canaries of this shape, spread over the namespaces: every
 	// stride-th one, shifted by the size so that no Canary released at an
@@ -405,12 +411,24 @@ func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, s
 	want := append(slices.Clone(shapes[shape]), 100)
 	image := fmt.Sprintf(":%d", n)
 	before := p.sample(t)
+	apiBefore, _, err := api.usage(t.Context())
+	if err != nil {
+		t.Logf("apiserver CPU: %v", err)
+	}
 	start := time.Now()
-	profileDone := make(chan error, 1)
+	profileDone := make(chan error, 2)
+	secs := int((time.Duration(len(want)) * (set.pause + set.settle)).Seconds())
 	go func() {
-		secs := int((time.Duration(len(want)) * (set.pause + set.settle)).Seconds())
 		profileDone <- p.profile(context.Background(), fmt.Sprintf("profile?seconds=%d", secs),
 			filepath.Join(set.out, fmt.Sprintf("cpu-release-%d-%dsteps.pb.gz", n, w.steps)))
+	}()
+	go func() {
+		err := api.profile(context.Background(), fmt.Sprintf("profile?seconds=%d", secs),
+			filepath.Join(set.out, fmt.Sprintf("apiserver-cpu-release-%d-%dsteps.pb.gz", n, w.steps)))
+		if err != nil {
+			err = fmt.Errorf("apiserver: %w", err)
+		}
+		profileDone <- err
 	}()
 	// Staggered, the starts are spread evenly over one step (the settle and
 	// the pause): all of the wave is releasing at once, and its steps fall
@@ -447,13 +465,20 @@ func release(t *testing.T, cl client.Client, p *controllerProc, rec *recorder, s
 	})
 	after := p.sample(t)
 	w.took = time.Since(start)
+	if apiAfter, rss, err := api.usage(t.Context()); err != nil {
+		t.Logf("apiserver CPU: %v", err)
+	} else {
+		w.apiCPU, w.apiRSS = apiAfter-apiBefore, rss
+	}
 	w.done = rec.count(chosen, v1alpha1.PhaseSucceeded)
 	w.lags, w.badSeq = rec.lags(chosen, start, want, set.settle+set.pause)
 	w.req = after.since(before)
 	w.cpu = after.cpu - before.cpu
 	w.queueWait, w.reconcile, w.write = after.mean(before, queueWait), after.mean(before, reconcile), after.mean(before, writeTime)
-	if err := <-profileDone; err != nil {
-		t.Errorf("CPU profile: %v", err)
+	for range 2 {
+		if err := <-profileDone; err != nil {
+			t.Errorf("CPU profile: %v", err)
+		}
 	}
 	return w
 }
@@ -582,12 +607,14 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		}
 	}
 	fmt.Fprintf(&b, "\nwhere a wave's time went (means over the wave, from the controller's histograms):\n\n")
-	fmt.Fprintf(&b, "| canaries | steps | work queue wait | reconcile | apiserver write (create, patch) |\n|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| canaries | steps | work queue wait | reconcile | apiserver write (create, patch) | controller CPU, cores | apiserver CPU, cores | apiserver RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		for _, w := range r.waves {
 			if w.released > 0 {
-				fmt.Fprintf(&b, "| %d | %d | %s | %s | %s |\n", r.n, w.steps,
-					w.queueWait.Round(100*time.Microsecond), w.reconcile.Round(100*time.Microsecond), w.write.Round(100*time.Microsecond))
+				secs := w.took.Seconds()
+				fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %.2f | %.2f | %.0f |\n", r.n, w.steps,
+					w.queueWait.Round(100*time.Microsecond), w.reconcile.Round(100*time.Microsecond), w.write.Round(100*time.Microsecond),
+					w.cpu/secs, w.apiCPU/secs, mib(w.apiRSS))
 			}
 		}
 	}
@@ -613,8 +640,12 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 	}
 	for _, r := range rows {
 		perCanary := (r.rss - base.rss) / 1024 / float64(r.n)
+		memory := "(the target is for 10,000)"
+		if r.n >= 10000 {
+			memory = verdict(perCanary <= 50 && r.rss <= 512<<20)
+		}
 		fmt.Fprintf(&b, "  at %d: memory %s (%.1f KiB RSS per canary; %.0f MiB in all); idle %s (%.3f requests/s besides watch renewals)", r.n,
-			verdict(perCanary <= 50 && r.rss <= 512<<20), perCanary, mib(r.rss), verdict(r.idleRPS == 0), r.idleRPS)
+			memory, perCanary, mib(r.rss), verdict(r.idleRPS == 0), r.idleRPS)
 		if ps, ok := r.perStep(); ok {
 			writes := ps.routeWrites + ps.statusWrites
 			var all []time.Duration
@@ -627,6 +658,6 @@ func report(t *testing.T, set settings, p *controllerProc, base sample, rows []r
 		}
 		fmt.Fprintln(&b)
 	}
-	fmt.Fprintf(&b, "profiles: %s (heap-<N>.pb.gz after each idle window, cpu-release-<N>.pb.gz during each release wave; go tool pprof <file>)\n", set.out)
+	fmt.Fprintf(&b, "profiles: %s (heap-<N>.pb.gz after each idle window, cpu-release-<N>-<steps>steps.pb.gz and apiserver-cpu-release-<N>-<steps>steps.pb.gz during each release wave; go tool pprof <file>)\n", set.out)
 	fmt.Print(b.String())
 }
