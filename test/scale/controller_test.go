@@ -103,7 +103,9 @@ func (s sample) since(before sample) requestCounts {
 	return c
 }
 
-func startController(t *testing.T, c *testenv.Cluster, instance string, extra []string) *controllerProc {
+// startController builds and starts bin/sluice; memLimit, when set, is
+// its GOMEMLIMIT (the bench itself runs without one).
+func startController(t *testing.T, c *testenv.Cluster, instance, memLimit string, extra []string) *controllerProc {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "sluice")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
@@ -113,6 +115,9 @@ func startController(t *testing.T, c *testenv.Cluster, instance string, extra []
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0",
 		"--pprof-bind-address", pprofAddr}, extra...)
 	cmd := exec.Command(bin, flags...)
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

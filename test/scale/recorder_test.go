@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -36,6 +37,8 @@ type recorder struct {
 	mu      sync.Mutex
 	weights map[client.ObjectKey][]weightAt
 	phases  map[client.ObjectKey]string
+	// statusAt: when each change of a Canary's status arrived
+	statusAt map[client.ObjectKey][]time.Time
 }
 
 func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, instance string) (*recorder, error) {
@@ -50,7 +53,7 @@ func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 	if err != nil {
 		return nil, fmt.Errorf("bench cache: %w", err)
 	}
-	r := &recorder{weights: map[client.ObjectKey][]weightAt{}, phases: map[client.ObjectKey]string{}}
+	r := &recorder{weights: map[client.ObjectKey][]weightAt{}, phases: map[client.ObjectKey]string{}, statusAt: map[client.ObjectKey][]time.Time{}}
 	routes, err := c.GetInformer(ctx, &gwv1.HTTPRoute{})
 	if err != nil {
 		return nil, err
@@ -66,8 +69,18 @@ func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 		return nil, err
 	}
 	if _, err := canaries.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    r.canary,
-		UpdateFunc: func(_, o any) { r.canary(o) },
+		AddFunc: r.canary,
+		UpdateFunc: func(old, o any) {
+			r.canary(o)
+			before, ok1 := old.(*v1alpha1.Canary)
+			after, ok2 := o.(*v1alpha1.Canary)
+			if ok1 && ok2 && !equality.Semantic.DeepEqual(before.Status, after.Status) {
+				r.mu.Lock()
+				k := client.ObjectKeyFromObject(after)
+				r.statusAt[k] = append(r.statusAt[k], time.Now())
+				r.mu.Unlock()
+			}
+		},
 	}); err != nil {
 		return nil, err
 	}
@@ -161,4 +174,35 @@ func (r *recorder) lags(keys []client.ObjectKey, since time.Time, want []int32, 
 		}
 	}
 	return lags, bad
+}
+
+// stepStatusWrites counts, over the releases of keys that went through
+// want after since, the changes of their status that the bench's watch saw
+// between the first weight and the promotion's 100: the status writes of
+// the weight steps, without the ones a release makes before its first
+// step and after its last (which depend on how many of the Deployment's
+// rollout states a reconcile happens to see). released is how many
+// releases were counted.
+func (r *recorder) stepStatusWrites(keys []client.ObjectKey, since time.Time, want []int32) (writes, released int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		var seq []weightAt
+		for _, w := range r.weights[k] {
+			if w.at.After(since) {
+				seq = append(seq, w)
+			}
+		}
+		if len(seq) < len(want) || seq[0].weight != want[0] || seq[len(want)-1].weight != want[len(want)-1] {
+			continue
+		}
+		from, to := seq[0].at, seq[len(want)-1].at
+		for _, at := range r.statusAt[k] {
+			if !at.Before(from) && at.Before(to) {
+				writes++
+			}
+		}
+		released++
+	}
+	return writes, released
 }
