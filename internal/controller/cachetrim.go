@@ -16,8 +16,8 @@ import (
 // same trimmed object, so a dropped field never appears in a patch and is
 // never lost on the server; objects the controller builds whole (the
 // primary, the Services) are server-side applied from scratch, never from
-// the cache. What each keeps, and what it saves, is in
-// docs/performance.md.
+// the cache. docs/architecture.md ("Caches") lists what each keeps;
+// docs/performance.md what the trim saved.
 
 // trimMeta drops what no reconcile reads from any object's metadata: the
 // managed fields and kubectl's last-applied-configuration annotation (a
