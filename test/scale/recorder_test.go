@@ -141,6 +141,17 @@ func (r *recorder) count(keys []client.ObjectKey, phases ...v1alpha1.CanaryPhase
 	return n
 }
 
+// weightsAfter is the weights seen on k's route after since; r.mu is held.
+func (r *recorder) weightsAfter(k client.ObjectKey, since time.Time) []weightAt {
+	var seq []weightAt
+	for _, w := range r.weights[k] {
+		if w.at.After(since) {
+			seq = append(seq, w)
+		}
+	}
+	return seq
+}
+
 // lags returns, for each release of keys that started after since, how
 // late each weight after the first was written: the time the weight was
 // seen minus the time it was due, which is when the previous weight was
@@ -151,12 +162,7 @@ func (r *recorder) lags(keys []client.ObjectKey, since time.Time, want []int32, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		var seq []weightAt
-		for _, w := range r.weights[k] {
-			if w.at.After(since) {
-				seq = append(seq, w)
-			}
-		}
+		seq := r.weightsAfter(k, since)
 		if len(seq) < len(want) {
 			bad++
 			continue
@@ -187,12 +193,7 @@ func (r *recorder) stepStatusWrites(keys []client.ObjectKey, since time.Time, wa
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		var seq []weightAt
-		for _, w := range r.weights[k] {
-			if w.at.After(since) {
-				seq = append(seq, w)
-			}
-		}
+		seq := r.weightsAfter(k, since)
 		if len(seq) < len(want) || seq[0].weight != want[0] || seq[len(want)-1].weight != want[len(want)-1] {
 			continue
 		}
