@@ -30,6 +30,12 @@ func Plan(c *v1alpha1.Canary, a Action) (string, error) {
 		if p == v1alpha1.PhaseWaiting {
 			return fmt.Sprintf("canary %s drops revision %s before its release starts", name, c.Status.CanaryRevision), nil
 		}
+		if p == v1alpha1.PhasePromoting {
+			if v := c.Status.Verification; v != nil && v.Revision == c.Status.CanaryRevision && v.State != v1alpha1.VerificationFailed {
+				return "", fmt.Errorf("canary %s is Promoting and its primary already runs revision %s: too late to abort (it is verified, and rolled back if verification fails)", name, c.Status.CanaryRevision)
+			}
+			return fmt.Sprintf("canary %s stops its promotion before the primary is updated and rolls back: all traffic to the primary (revision %s)", name, c.Status.StableRevision), nil
+		}
 		if !releasing(p) {
 			return "", fmt.Errorf("canary %s is %s: no release is in progress to %s", name, phaseName(p), a)
 		}

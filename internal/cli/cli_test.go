@@ -167,6 +167,7 @@ func TestPlan(t *testing.T) {
 		{v1alpha1.PhasePaused, true, Resume, "resumes", false},
 		{v1alpha1.PhaseWaiting, false, Abort, "drops revision r2 before its release starts", false},
 		{v1alpha1.PhaseWaiting, false, Promote, "is Waiting: no release is in progress", true},
+		{v1alpha1.PhasePromoting, false, Abort, "stops its promotion before the primary is updated", false},
 	}
 	for _, tc := range cases {
 		got, err := Plan(in(tc.phase, tc.paused), tc.action)
@@ -177,6 +178,13 @@ func TestPlan(t *testing.T) {
 		if (err != nil) != tc.refuse || !strings.Contains(text, tc.want) {
 			t.Errorf("%s in %s (paused %v): %q, %v; want refuse=%v ~%q", tc.action, tc.phase, tc.paused, got, err, tc.refuse, tc.want)
 		}
+	}
+	// Once the primary took the promoted template (its verification has
+	// started), an abort is too late.
+	c := in(v1alpha1.PhasePromoting, false)
+	c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationVerifying}
+	if got, err := Plan(c, Abort); err == nil || !strings.Contains(err.Error(), "too late to abort") {
+		t.Errorf("abort while the primary is verified: %q, %v; want it refused as too late", got, err)
 	}
 }
 

@@ -24,8 +24,15 @@ import (
 //	                      -> Promoting       every step done, a promote-full request, or the primary already
 //	                                         at the canary's revision (a promotion whose status write was lost)
 //	                      -> Failed          abort request, progress deadline, target deleted
-//	Promoting             -> Finalising      primary Ready at the canary's revision
+//	Promoting             -> Finalising      all traffic on the canary (read back), then the primary
+//	                                         updated and verified at the canary's revision
+//	                      -> Failed          abort before the primary is updated; verification failed
+//	                      (Stalled)          the route not carrying 100% canary past the deadline
 //	Finalising            -> Succeeded       route 100% primary; canary scaled to 0
+//	                      (Stalled)          the primary not Ready past the deadline (traffic on the canary)
+//
+// A configuration a router or a backend check refuses (Observations.Blocked)
+// is reported Stalled in every phase.
 //
 // Traffic only ever moves toward a copy that is Ready at its threshold: a
 // desired weight above 0 needs the canary Ready, below 100 the primary.
@@ -54,8 +61,7 @@ func Decide(in Input) Output {
 		case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
 			d.progress(req)
 		case v1alpha1.PhasePromoting:
-			d.rejectRequest(req)
-			d.promote()
+			d.promote(req)
 		case v1alpha1.PhaseFinalising:
 			d.rejectRequest(req)
 			d.finalise()
@@ -75,6 +81,7 @@ func Decide(in Input) Output {
 		// must not send or copy requests to the canary outside a release.
 		d.out.Desired.HeaderRoute, d.out.Desired.MirrorPercent = nil, 0
 	}
+	d.blockedStall()
 	d.setConditions()
 	d.out.Status = d.st
 	prev := in.Canary.Status
@@ -270,7 +277,7 @@ func (d *decider) progress(req request) {
 		d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
 		d.event(false, "Promoting", d.st.Message)
 		d.rejectRequest(req)
-		d.promote()
+		d.promote(request{})
 		return
 	}
 	t := d.obs.Target
@@ -445,7 +452,7 @@ func (d *decider) progress(req request) {
 	d.st.LastProgressTime = &d.now
 	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("all steps done; promoting revision %s to the primary", d.st.CanaryRevision))
 	d.event(false, "Promoting", d.st.Message)
-	d.promote()
+	d.promote(request{})
 }
 
 // failSafe says whether a promotion of the release's revision failed
@@ -593,25 +600,47 @@ func (d *decider) holdWeight() {
 }
 
 // promote updates the primary to the canary's revision; traffic stays as it
-// is until the primary is Ready at that revision.
-func (d *decider) promote() {
+// is until the primary is Ready at that revision. Until the primary is
+// touched, an abort still rolls the release back, and moving all traffic
+// to the canary first is bounded by the progress deadline (from the start
+// of the promotion): past it the Canary is Stalled with the router's
+// reason, and stays so until the router carries the route or someone
+// aborts.
+func (d *decider) promote(req request) {
 	rev := d.st.CanaryRevision
 	t := d.obs.Target
+	untouched := d.obs.Primary.Revision != rev
+	if req.action == v1alpha1.RequestAbort && untouched {
+		d.rollback("Aborted", fmt.Sprintf("promotion of revision %s aborted by request before the primary was updated", rev))
+		return
+	}
+	if req.action != "" {
+		d.event(true, "RequestIgnored", fmt.Sprintf("%s: not possible in phase %s once the primary runs revision %s (it is verified, and rolled back if verification fails)", req.action, d.st.Phase, rev))
+	}
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
 	canaryOK, _ := d.ready("canary", t, rev, d.canaryThreshold())
 	switch {
 	case t.Exists && t.Revision == rev:
-		if d.obs.Primary.Revision != rev && canaryOK && !d.routeTo(100) {
+		if untouched && canaryOK && !d.routeTo(100) {
 			// Before the primary is touched, all traffic moves to the
 			// canary (Ready, at full size): whatever the primary's rollout
 			// strategy, its pods never serve while they are replaced.
-			d.note("Promoting", "moving all traffic to the canary before updating the primary: "+d.st.Message)
+			waitingFor := d.st.Message
+			d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
+			if d.stalled == "" {
+				if d.deadlinePassed() {
+					d.stall("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, while %s; the primary still runs revision %s: fix the router or abort (kubectl sluice abort)",
+						d.deadline(), waitingFor, d.obs.Primary.Revision))
+				} else {
+					d.requeue(d.deadlineLeft())
+				}
+			}
 			return
 		}
 		d.out.Desired.PrimaryFromTarget = true
-	case d.obs.Primary.Revision != rev:
+	case untouched:
 		// The target moved on before the primary took the promoted
 		// template: release the new revision instead.
 		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
@@ -635,15 +664,29 @@ func (d *decider) promote() {
 }
 
 // finalise moves all traffic to the promoted primary and scales the canary
-// down.
+// down. The primary was verified when the promotion ended; if it stops
+// being Ready now, the canary (the same revision, still at full size)
+// carries the traffic until it recovers: the release can no longer be
+// rolled back, the primary already runs the promoted revision. Past the
+// progress deadline (from the start of Finalising) the Canary is Stalled
+// with the primary's numbers, and completes by itself once the primary is
+// Ready.
 func (d *decider) finalise() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
-		// The primary was verified when the promotion ended; if it slips
-		// now, traffic stays as it is until it recovers (the release can no
-		// longer be rolled back: the primary runs the promoted revision).
-		d.note("Finalising", "waiting for the primary: "+why)
+		canaryOK, _ := d.ready("canary", d.obs.Target, d.st.StableRevision, d.canaryThreshold())
+		where := "traffic stays where it is (the canary is not Ready either)"
+		if canaryOK {
+			d.routeTo(100)
+			where = "all traffic on the canary, which runs the same revision"
+		}
+		d.note("Finalising", fmt.Sprintf("waiting for the primary: %s; %s", why, where))
+		if d.deadlinePassed() {
+			d.stall("PrimaryNotReady", fmt.Sprintf("the promoted primary has not been Ready for %s: %s; %s", d.deadline(), why, where))
+		} else {
+			d.requeue(d.deadlineLeft())
+		}
 		d.requeue(d.verifyInterval())
 		return
 	}
@@ -936,6 +979,28 @@ func (d *decider) waiting(reason, msg string) {
 		return
 	}
 	d.note(reason, msg)
+}
+
+// blockedStall reports a refused configuration (a router's or a backend's:
+// Observations.Blocked) in every phase, Initializing included, as Stalled
+// with its reason, and records one Warning Event when the refusal starts or
+// changes. What Blocked names may not be watched, so the Canary looks
+// again in a while.
+func (d *decider) blockedStall() {
+	if d.obs.Blocked == "" || d.c.Spec.Suspend {
+		return
+	}
+	if d.stalled == "" {
+		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+	}
+	if d.stalled != d.obs.BlockedReason {
+		return
+	}
+	if old := meta.FindStatusCondition(d.c.Status.Conditions, v1alpha1.ConditionStalled); old == nil ||
+		old.Status != metav1.ConditionTrue || old.Reason != d.stalled || old.Message != d.stalledMsg {
+		d.event(true, d.stalled, d.stalledMsg)
+	}
+	d.requeue(BlockedRecheckInterval)
 }
 
 // stall marks the Canary as unable to go on until someone acts.

@@ -111,6 +111,15 @@ func waitingOn(reason string) canaryOpt {
 }
 func specSuspend(c *v1alpha1.Canary) { c.Spec.Suspend = true }
 
+// stalledOn says a previous decision already reported the Canary Stalled
+// with this reason and message (its Warning Event was recorded then).
+func stalledOn(reason, msg string) canaryOpt {
+	return func(c *v1alpha1.Canary) {
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionStalled,
+			Status: metav1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: *ago(time.Minute)})
+	}
+}
+
 func withSteps(steps ...v1alpha1.Step) canaryOpt {
 	return func(c *v1alpha1.Canary) { c.Spec.Strategy = v1alpha1.Strategy{Steps: steps} }
 }
@@ -487,7 +496,29 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    newObs(tgt(ready("r1")), pri(ready("r1")), route(0), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: v1alpha1.PhaseInitializing, reason: "BackendNotFound", msgHas: "auth-proxy",
 					desired: "fromTarget services primary=3", canary: "r1", conds: cRunStalled, stalled: "BackendNotFound",
-					requeue: engine.BlockedRecheckInterval},
+					events: []string{"Warning BackendNotFound"}, requeue: engine.BlockedRecheckInterval},
+			},
+			{
+				// Issue 21 item 10: a router's refusal stalls in every
+				// phase, even one whose withdrawal route could be written.
+				name:   "router refuses its configuration while initialising: stalled with one Warning",
+				canary: newCanary(),
+				obs: newObs(tgt(ready("r1")), pri(ready("r1")), routePending(0, "mapping apps/web names Service other"), func(o *engine.Observations) {
+					o.Blocked, o.BlockedReason, o.BlockedWithdrawable = "mapping apps/web names Service other, not web", "MappingNotUsable", true
+				}),
+				want: want{phase: v1alpha1.PhaseInitializing, reason: "Initializing", msgHas: "names Service other",
+					desired: "fromTarget services primary=3 weight=0", canary: "r1", conds: cRunStalled, stalled: "MappingNotUsable",
+					events: []string{"Warning MappingNotUsable"}, requeue: engine.RoutePollInterval},
+			},
+			{
+				name:   "router refusal already reported: no second Warning",
+				canary: newCanary(stalledOn("MappingNotUsable", "mapping apps/web names Service other, not web")),
+				obs: newObs(tgt(ready("r1")), pri(ready("r1")), routePending(0, "mapping apps/web names Service other"), func(o *engine.Observations) {
+					o.Blocked, o.BlockedReason, o.BlockedWithdrawable = "mapping apps/web names Service other, not web", "MappingNotUsable", true
+				}),
+				want: want{phase: v1alpha1.PhaseInitializing, reason: "Initializing", msgHas: "names Service other",
+					desired: "fromTarget services primary=3 weight=0", canary: "r1", conds: cRunStalled, stalled: "MappingNotUsable",
+					requeue: engine.RoutePollInterval},
 			},
 			{
 				name:   "unknown phase restarts initialization",
@@ -610,7 +641,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    steady(route(20), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: "", reason: reason, desired: "services", requeue: engine.BlockedRecheckInterval,
-					stable: rev, canary: rev, conds: cStalled, stalled: "BackendNotFound"},
+					events: []string{"Warning BackendNotFound"}, stable: rev, canary: rev, conds: cStalled, stalled: "BackendNotFound"},
 			},
 			{
 				name:   "new revision, canary scaled down: release starts and scales it up",
@@ -975,16 +1006,17 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "blocked configuration: traffic stays where it is",
-				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound")),
+				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound"), stalledOn("BackendNotFound", "Service apps/auth-proxy not found")),
 				obs:    obs(20, blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: P, reason: "BackendNotFound", msgHas: "auth-proxy",
 					desired: "services target=3", requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
 			},
 			{
-				name:   "blocked past the deadline: rolled back, route still not written",
-				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted")),
-				obs:    obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
+				name: "blocked past the deadline: rolled back, route still not written",
+				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted"),
+					stalledOn("RefNotPermitted", "no ReferenceGrant in other-ns")),
+				obs: obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded", msgHas: "ReferenceGrant",
 					desired: "services target=3", events: []string{"Warning ProgressDeadlineExceeded"}, requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cStalled, stalled: "RefNotPermitted"},
@@ -1332,12 +1364,48 @@ func TestDecideTransitions(t *testing.T) {
 					step: 5, stable: "r2", canary: "r2", conds: cIdle},
 			},
 			{
-				name:   "abort is too late",
+				// Issue 21 item 1: the primary is untouched, so an abort
+				// still rolls back (it used to be refused as too late).
+				name:   "abort before the primary is touched: rolled back",
 				canary: newCanary(base, request("abort")),
 				obs:    obs(),
-				want: want{phase: PR, reason: "Promoting", desired: "services primary=3 target=3 weight=100",
-					events: []string{"Warning RequestIgnored"}, requeue: engine.RoutePollInterval,
-					step: 5, weight: 100, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
+				want: want{phase: v1alpha1.PhaseFailed, reason: "Aborted", msgHas: "before the primary was updated",
+					desired: "services weight=0", events: []string{"Warning Aborted"}, requeue: engine.RoutePollInterval,
+					step: 5, weight: 0, stable: "r1", canary: "r2", handled: "abort", conds: cStalled},
+			},
+			{
+				name:   "abort once the primary took the template is too late",
+				canary: newCanary(base, request("abort")),
+				obs:    obs(pri(notReady("r2"))),
+				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3",
+					events: []string{"Warning RequestIgnored"}, requeue: engine.DefaultVerifyInterval,
+					step: 5, weight: 80, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
+			},
+			{
+				// Issue 21 item 1: a router that never carries 100% to the
+				// canary used to keep the promotion waiting forever.
+				name:   "route never carries 100% to the canary past the deadline: stalled, primary untouched",
+				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Second)),
+				obs:    obs(routePending(80, "parent public does not accept the route")),
+				want: want{phase: PR, reason: "Promoting", msgHas: "parent public does not accept the route",
+					desired: "services primary=3 target=3 weight=100", requeue: engine.RoutePollInterval,
+					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "PromotionStalled"},
+			},
+			{
+				name:   "route not carried yet within the deadline: waits, deadline requeued",
+				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline-2*time.Second)),
+				obs:    obs(routePending(80, "parent public does not accept the route")),
+				want: want{phase: PR, reason: "Promoting", msgHas: "moving all traffic to the canary",
+					desired: "services primary=3 target=3 weight=100", requeue: 2 * time.Second,
+					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
+			},
+			{
+				name:   "stalled promotion aborted: rolled back to the untouched primary",
+				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Hour), request("abort")),
+				obs:    obs(routePending(80, "parent public does not accept the route")),
+				want: want{phase: v1alpha1.PhaseFailed, reason: "Aborted",
+					desired: "services weight=0", events: []string{"Warning Aborted"}, requeue: engine.RoutePollInterval,
+					step: 5, weight: 0, stable: "r1", canary: "r2", handled: "abort", conds: cStalled},
 			},
 			{
 				name:   "spec.paused does not hold a promotion",
@@ -1391,11 +1459,30 @@ func TestDecideTransitions(t *testing.T) {
 		F := v1alpha1.PhaseFinalising
 		runRows(t, []row{
 			{
-				name:   "primary not ready: traffic and canary stay",
+				// Issue 21 item 2: traffic used to stay on the primary
+				// that stopped being Ready.
+				name:   "primary not ready: all traffic to the Ready canary, which stays up",
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2"))),
 				want: want{phase: F, reason: "Finalising", msgHas: "waiting for the primary: primary 1/3 available",
+					desired: "services target=3 weight=100", requeue: engine.RoutePollInterval, step: 5, weight: 100,
+					stable: "r2", canary: "r2", conds: cRunning},
+			},
+			{
+				name:   "primary and canary not ready: traffic stays where it is",
+				canary: newCanary(base),
+				obs:    obs(pri(notReady("r2")), tgt(notReady("r2"))),
+				want: want{phase: F, reason: "Finalising", msgHas: "the canary is not Ready either",
 					desired: "services target=3", requeue: engine.DefaultVerifyInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
+			},
+			{
+				// Issue 21 item 2: it used to wait with Stalled=False forever.
+				name:   "primary not ready past the deadline: stalled with the numbers, traffic on the canary",
+				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Second), atStep(5, 100)),
+				obs:    obs(pri(notReady("r2")), route(100)),
+				want: want{phase: F, reason: "Finalising", msgHas: "primary 1/3 available",
+					desired: "services target=3 weight=100", requeue: engine.DefaultVerifyInterval, step: 5, weight: 100,
+					stable: "r2", canary: "r2", conds: cRunStalled, stalled: "PrimaryNotReady"},
 			},
 			{
 				name:   "route still carries canary weight",
