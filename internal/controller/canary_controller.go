@@ -260,6 +260,9 @@ type scope struct {
 	// targetUncached: the target could not be labelled, so it is not in
 	// the cache and sends no events.
 	targetUncached bool
+	// canaryBlocked: a backend of the canary's phase is missing or
+	// forbidden; a route that sends nothing to the canary leaves them out.
+	canaryBlocked bool
 }
 
 // observe reads everything the engine needs from the caches.
@@ -273,15 +276,9 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		return nil, err
 	}
 	if s.target != nil {
-		hashes, err := r.configHashes(ctx, c.Namespace, &s.target.Spec.Template)
-		if err != nil {
+		if s.revision, err = r.revisionOf(ctx, c, s.target); err != nil {
 			return nil, err
 		}
-		var ignore []string
-		if meta := workload.MetaAnnotation(c); meta != "" {
-			ignore = append(ignore, meta)
-		}
-		s.revision = workload.Revision(&s.target.Spec.Template, hashes, ignore...)
 		s.obs.Target = workload.Observe(s.target, s.revision)
 		if _, err := workload.PrimarySelector(s.target); err != nil {
 			s.obs.Blocked, s.obs.BlockedReason = err.Error(), "UnsupportedSelector"
@@ -301,12 +298,24 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
 	s.split.PrimaryRevision, s.split.CanaryRevision = s.obs.Primary.Revision, s.revision
 	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
-		reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute",
-			map[string][]router.Backend{"primary": s.split.Primary, "canary": s.split.Canary})
-		if err != nil {
-			return nil, err
+		for _, phase := range []string{"primary", "canary"} {
+			backends := map[string][]router.Backend{"primary": s.split.Primary, "canary": s.split.Canary}
+			reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute",
+				map[string][]router.Backend{phase: backends[phase]})
+			if err != nil {
+				return nil, err
+			}
+			if msg == "" {
+				continue
+			}
+			s.obs.Blocked, s.obs.BlockedReason = msg, reason
+			// A problem on the canary's side never stops traffic from
+			// returning to the primary: such a route is written without
+			// the canary's backends (see apply).
+			s.canaryBlocked = phase == "canary"
+			s.obs.BlockedWithdrawable = s.canaryBlocked
+			break
 		}
-		s.obs.Blocked, s.obs.BlockedReason = msg, reason
 	}
 	if ch, ok := s.route.(router.Checker); ok && s.obs.Blocked == "" {
 		reason, msg, err := ch.Check(ctx, c)
@@ -335,6 +344,20 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		return nil, err
 	}
 	return s, nil
+}
+
+// revisionOf is the release revision of a Canary's target: its pod
+// template and the data of the ConfigMaps and Secrets it references.
+func (r *CanaryReconciler) revisionOf(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) (string, error) {
+	hashes, err := r.configHashes(ctx, c.Namespace, &target.Spec.Template)
+	if err != nil {
+		return "", err
+	}
+	var ignore []string
+	if meta := workload.MetaAnnotation(c); meta != "" {
+		ignore = append(ignore, meta)
+	}
+	return workload.Revision(&target.Spec.Template, hashes, ignore...), nil
 }
 
 // router returns the Canary's router. The CRD admits exactly one.
@@ -450,7 +473,9 @@ func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev
 func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *scope, out engine.Output) error {
 	d := out.Desired
 	if s.target == nil {
-		return nil
+		// Nothing to copy or scale, but a route that still sends
+		// traffic to the deleted target's pods must return it.
+		return r.applyRoute(ctx, c, s, d)
 	}
 	if d.PrimaryFromTarget || d.RestorePrimary || d.PrimaryReplicas != nil {
 		if err := r.applyPrimary(ctx, c, s, d); err != nil {
@@ -462,14 +487,8 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 			return err
 		}
 	}
-	if d.CanaryWeight != nil {
-		split := s.split
-		split.CanaryWeight = *d.CanaryWeight
-		split.HeaderRoute = d.HeaderRoute
-		split.MirrorPercent = d.MirrorPercent
-		if err := s.route.Apply(ctx, c, split); err != nil {
-			return err
-		}
+	if err := r.applyRoute(ctx, c, s, d); err != nil {
+		return err
 	}
 	scale := d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas)
 	// With the consul router the canary's pods carry their revision as
@@ -492,6 +511,30 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 		}
 	}
 	return nil
+}
+
+// applyRoute makes the router carry the desired split, if one is desired.
+func (r *CanaryReconciler) applyRoute(ctx context.Context, c *v1alpha1.Canary, s *scope, d engine.Desired) error {
+	if d.CanaryWeight == nil {
+		return nil
+	}
+	split := s.split
+	split.CanaryWeight = *d.CanaryWeight
+	split.HeaderRoute = d.HeaderRoute
+	split.MirrorPercent = d.MirrorPercent
+	if s.canaryBlocked {
+		if !s.obs.Route.Exists {
+			// No half-applied route: nothing is written until the
+			// configuration is fixed, unless there is traffic to take
+			// back.
+			return nil
+		}
+		// The engine asks only for a withdrawal (see
+		// Observations.BlockedWithdrawable): the canary's missing or
+		// forbidden backends are left out of it.
+		split.Canary = nil
+	}
+	return s.route.Apply(ctx, c, split)
 }
 
 // applyPrimary creates or updates the primary: from the target's template

@@ -134,7 +134,7 @@ func (r *Router) canarySpec(stable *unstructured.Unstructured, i int, w int32) (
 	svc, _ := spec["service"].(string)
 	canarySvc, err := RewriteService(svc, r.Apex, r.Apex+"-canary")
 	if err != nil {
-		return nil, fmt.Errorf("mapping %s spec.service: %w", name, err)
+		return nil, fmt.Errorf("mapping %s (spec.router.ambassador.mappings[%d]) spec.service: %w; point it at %s", name, i, err, r.Apex)
 	}
 	out := runtime.DeepCopyJSON(spec)
 	out["service"] = canarySvc
@@ -153,13 +153,22 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	if err != nil {
 		return err
 	}
+	withdraw := s.CanaryWeight == 0 && s.HeaderRoute == nil && s.MirrorPercent == 0
 	for i, name := range names {
 		stable, err := r.get(ctx, c.Namespace, name)
 		if err != nil {
 			return err
 		}
-		if stable == nil {
-			return fmt.Errorf("mapping %s/%s not found (spec.router.ambassador.mappings[%d])", c.Namespace, name, i)
+		if _, why := r.usable(stable, c, i, name); why != "" {
+			if !withdraw {
+				return fmt.Errorf("canary %s/%s: %s", c.Namespace, c.Name, why)
+			}
+			// A stable Mapping Sluice cannot use (see Check) never
+			// stops the canary's copies from being taken away.
+			if err := r.withdraw(ctx, c.Namespace, name); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := r.applyHeaders(ctx, c, gvk, stable, i, s.HeaderRoute); err != nil {
 			return err
@@ -186,6 +195,59 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 		}
 	}
 	return nil
+}
+
+// withdraw takes away every copy of the stable Mapping name: the header
+// and mirror copies at once, the weighted copy zeroed then drained.
+func (r *Router) withdraw(ctx context.Context, ns, name string) error {
+	for _, copyName := range []string{HeaderName(name), ShadowName(name)} {
+		have, err := r.get(ctx, ns, copyName)
+		if err != nil {
+			return err
+		}
+		if err := r.remove(ctx, have); err != nil {
+			return err
+		}
+	}
+	have, err := r.get(ctx, ns, CanaryName(name))
+	if err != nil {
+		return err
+	}
+	return r.retire(ctx, have)
+}
+
+// usable says why Sluice cannot derive canary copies from the stable
+// Mapping listed at spec.router.ambassador.mappings[i] (missing, already
+// weighted, or not routing to the apex Service), with a reason, or two
+// empty strings.
+func (r *Router) usable(stable *unstructured.Unstructured, c *v1alpha1.Canary, i int, name string) (reason, why string) {
+	if stable == nil {
+		return "MappingNotFound", fmt.Sprintf("mapping %s/%s not found (spec.router.ambassador.mappings[%d]): create it or fix the name", c.Namespace, name, i)
+	}
+	if _, err := r.canarySpec(stable, i, 0); err != nil {
+		return "MappingNotUsable", err.Error()
+	}
+	return "", ""
+}
+
+// Check reports the first stable Mapping Sluice cannot use, with the
+// field and the fix: the Canary stalls and no copy carries traffic until
+// it is fixed.
+func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string, error) {
+	names, err := mappings(c)
+	if err != nil {
+		return "", "", err
+	}
+	for i, name := range names {
+		stable, err := r.get(ctx, c.Namespace, name)
+		if err != nil {
+			return "", "", err
+		}
+		if reason, why := r.usable(stable, c, i, name); why != "" {
+			return reason, why, nil
+		}
+	}
+	return "", "", nil
 }
 
 // applyCopy server-side applies a Mapping Sluice owns, unless have

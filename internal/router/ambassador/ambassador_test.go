@@ -143,28 +143,61 @@ func TestCanaryMappingFollowsTheSplit(t *testing.T) {
 }
 
 // A stable Mapping that already carries a weight is refused with a reason
-// naming it; so is one whose service is not the apex Service.
+// naming it; so is one whose service is not the apex Service. Check
+// reports each with its reason (the Canary stalls on it), and a
+// withdrawal (weight 0) still takes away the copies a Mapping had before
+// it became unusable.
 func TestStableMappingProblemsAreReported(t *testing.T) {
 	cl, ns := setup(t)
 	mapping(t, cl, ns, "weighted", map[string]any{"hostname": "*", "prefix": "/w/", "service": "web", "weight": int64(30)})
 	mapping(t, cl, ns, "other", map[string]any{"hostname": "*", "prefix": "/o/", "service": "https://myapp-web.shop:8443"})
 	r := &ambassador.Router{Client: cl, Scheme: cl.Scheme(), Mapper: cl.RESTMapper(), Apex: "web"}
-	for mappingName, want := range map[string]string{
-		"weighted": "already carries a weight; Sluice puts the canary's weight on weighted-canary: remove spec.weight from the stable Mapping",
-		"other":    `names Service "myapp-web", not the stable Service "web"`,
-		"missing":  "mapping " + ns + "/missing not found (spec.router.ambassador.mappings[0])",
+	for mappingName, want := range map[string]struct{ reason, msg string }{
+		"weighted": {"MappingNotUsable", "(spec.router.ambassador.mappings[0]) already carries a weight; Sluice puts the canary's weight on weighted-canary: remove spec.weight from the stable Mapping"},
+		"other":    {"MappingNotUsable", `(spec.router.ambassador.mappings[0]) spec.service: service "https://myapp-web.shop:8443" names Service "myapp-web", not the stable Service "web"; point it at web`},
+		"missing":  {"MappingNotFound", "mapping " + ns + "/missing not found (spec.router.ambassador.mappings[0])"},
 	} {
 		c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 			Spec: v1alpha1.CanarySpec{Router: v1alpha1.RouterSpec{Ambassador: &v1alpha1.AmbassadorRouter{Mappings: []string{mappingName}}}}}
 		p, cn := router.Backends(c, "web")
 		err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10})
 		got, _ := r.Observe(t.Context(), c, router.Split{Primary: p, Canary: cn})
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(got.Pending, want) {
-			t.Errorf("%s: apply %v, observe pending %q; want %q", mappingName, err, got.Pending, want)
+		if err == nil || !strings.Contains(err.Error(), want.msg) || !strings.Contains(got.Pending, want.msg) {
+			t.Errorf("%s: apply %v, observe pending %q; want %q", mappingName, err, got.Pending, want.msg)
 		}
 		if getMapping(t, cl, ns, mappingName+"-canary") != nil {
 			t.Errorf("%s: a canary mapping was written", mappingName)
 		}
+		reason, msg, err := r.Check(t.Context(), c)
+		if err != nil || reason != want.reason || !strings.Contains(msg, want.msg) {
+			t.Errorf("%s: Check = %q, %q, %v; want %s, %q", mappingName, reason, msg, err, want.reason, want.msg)
+		}
+	}
+
+	// A usable Mapping carries a copy; made unusable mid-release, its
+	// copies can still be withdrawn.
+	mapping(t, cl, ns, "later", map[string]any{"hostname": "*", "prefix": "/l/", "service": "web"})
+	c := canaryObj(t, cl, ns, "later")
+	p, cn := router.Backends(c, "web")
+	if err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if getMapping(t, cl, ns, "later-canary") == nil {
+		t.Fatal("no canary copy written for a usable Mapping")
+	}
+	later := getMapping(t, cl, ns, "later")
+	_ = unstructured.SetNestedField(later.Object, "elsewhere", "spec", "service")
+	if err := cl.Update(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := r.Check(t.Context(), c); reason != "MappingNotUsable" {
+		t.Errorf("Check after the service changed: %q, want MappingNotUsable", reason)
+	}
+	if err := r.Apply(t.Context(), c, router.Split{Primary: p, Canary: cn, CanaryWeight: 0}); err != nil {
+		t.Fatalf("withdrawing from an unusable Mapping: %v", err)
+	}
+	if w, _, _ := unstructured.NestedInt64(getMapping(t, cl, ns, "later-canary").Object, "spec", "weight"); w != 0 {
+		t.Errorf("canary copy of an unusable Mapping kept weight %d after the withdrawal", w)
 	}
 }
 
