@@ -70,6 +70,18 @@ type CanarySpec struct {
 	// +optional
 	Verification *Verification `json:"verification,omitempty"`
 
+	// HandBackOnDeletion says which copy serves once this Canary is deleted.
+	// LastGood (the default): your Deployment gets the traffic back only
+	// when it runs the last good revision (status.stableRevision);
+	// otherwise (a release failed, was aborted or is still being
+	// analysed) the primary copy keeps serving the last good revision,
+	// left in place and no longer managed by Sluice. Target: your
+	// Deployment gets the traffic back whatever revision it runs, once its
+	// pods are available.
+	// +kubebuilder:validation:Enum=LastGood;Target
+	// +optional
+	HandBackOnDeletion HandBack `json:"handBackOnDeletion,omitempty"`
+
 	// RevisionHistoryLimit is how many CanaryRevision records to keep
 	// (the stable revision's is always kept). Default 10.
 	// +kubebuilder:validation:Minimum=1
@@ -141,6 +153,19 @@ const (
 	VerificationVerifying = "Verifying"
 	VerificationVerified  = "Verified"
 	VerificationFailed    = "Failed"
+)
+
+// HandBack is which copy serves after a Canary is deleted.
+type HandBack string
+
+// The hand-back choices.
+const (
+	// HandBackLastGood hands traffic to the user's Deployment only when it
+	// runs the last good revision, and keeps the primary otherwise.
+	HandBackLastGood HandBack = "LastGood"
+	// HandBackTarget hands traffic to the user's Deployment whatever
+	// revision it runs.
+	HandBackTarget HandBack = "Target"
 )
 
 // TargetRef names the Deployment under release.

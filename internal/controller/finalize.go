@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,23 +14,24 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// finalize hands a deleted Canary's traffic back to the user's Deployment
-// before the objects Sluice made are garbage collected:
+// finalize hands a deleted Canary's traffic back before the objects Sluice
+// made are garbage collected. Which copy serves is decided by
+// engine.DecideHandover: the user's Deployment when it runs the last good
+// revision (scaled back to the primary's replicas and available within the
+// progress deadline), else (or with spec.handBackOnDeletion: Target, the
+// user's Deployment whatever it runs) the primary, orphaned so that it
+// outlives the Canary. Then:
 //
-//  1. the target is scaled back to the primary's replicas and must become
-//     available; if it is not within the progress deadline (its template
-//     cannot serve), the primary is kept instead: orphaned, it outlives the
-//     Canary and the apex Service keeps selecting it;
-//  2. the apex Service is released (no longer owned by the Canary) with its
-//     selector back on the target's pods;
-//  3. the HTTPRoute is released too, sending everything to the apex
-//     Service;
-//  4. the finalizer is removed; the primary copy and the -primary/-canary
-//     Services go with the Canary.
+//  1. the apex Service is released (no longer owned by the Canary),
+//     selecting the pods of the copy that serves;
+//  2. the route is released too, sending everything to the apex Service;
+//  3. the finalizer is removed; the primary (unless kept) and the
+//     -primary/-canary Services go with the Canary.
 func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		return ctrl.Result{}, nil
@@ -49,40 +49,28 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		want := int32(1)
-		if primary != nil && primary.Spec.Replicas != nil && *primary.Spec.Replicas > 0 {
-			want = *primary.Spec.Replicas
+		rev, err := r.revisionOf(ctx, c, target)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		if target.Spec.Replicas == nil || *target.Spec.Replicas < want {
+		h := engine.DecideHandover(engine.HandoverInput{Canary: c, Target: workload.Observe(target, rev),
+			Primary: workload.Observe(primary, workload.PrimaryRevision(primary)), Now: r.now()})
+		if h.ScaleTarget != nil {
 			patch := client.MergeFrom(target.DeepCopy())
-			target.Spec.Replicas = &want
+			target.Spec.Replicas = h.ScaleTarget
 			if err := r.Client.Patch(ctx, target, patch, client.FieldOwner(FieldOwner)); err != nil {
-				return ctrl.Result{}, fmt.Errorf("scale deployment %s/%s back to %d: %w", target.Namespace, target.Name, want, err)
+				return ctrl.Result{}, fmt.Errorf("scale deployment %s/%s back to %d: %w", target.Namespace, target.Name, *h.ScaleTarget, err)
 			}
-			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
-		w := workload.Observe(target, "")
-		available := w.Current && w.UpdatedReplicas >= w.Replicas && w.AvailableReplicas >= w.Replicas
-		deadline := c.DeletionTimestamp.Add(deletionDeadline(c))
-		if !available && time.Now().Before(deadline) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+		if h.Action == engine.HandoverWait {
+			return ctrl.Result{RequeueAfter: h.RequeueAfter}, nil
 		}
 		selector := target.Spec.Selector.MatchLabels
-		if !available {
-			// The Deployment's own template cannot serve (a failed release,
-			// say): keep the stable primary serving instead, no longer
-			// owned by the Canary, so nothing is lost.
-			if primary == nil {
-				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "HandoverUnready", "Finalize",
-					"deployment %s/%s not available %s after deletion and there is no primary to keep", target.Namespace, target.Name, deletionDeadline(c))
-			} else {
-				if err := r.orphan(ctx, c, primary); err != nil {
-					return ctrl.Result{}, err
-				}
-				selector = primary.Spec.Selector.MatchLabels
-				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "PrimaryKept", "Finalize",
-					"deployment %s/%s not available %s after deletion; %s keeps serving and is no longer managed by Sluice", target.Namespace, target.Name, deletionDeadline(c), primary.Name)
+		if h.Action == engine.HandoverKeepPrimary {
+			if err := r.orphan(ctx, c, primary); err != nil {
+				return ctrl.Result{}, err
 			}
+			selector = primary.Spec.Selector.MatchLabels
 		}
 		if err := r.releaseApex(ctx, c, selector); err != nil {
 			return ctrl.Result{}, err
@@ -94,8 +82,13 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if err := r.unlabel(ctx, c, target); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "HandedBack", "Finalize",
-			"traffic handed back to deployment %s/%s (%d replicas) through Service %s", target.Namespace, target.Name, want, workload.ServiceName(c))
+		if e := h.Event; e.Reason != "" {
+			typ := corev1.EventTypeNormal
+			if e.Warning {
+				typ = corev1.EventTypeWarning
+			}
+			r.Recorder.Eventf(c, nil, typ, e.Reason, "Finalize", "%s", e.Message)
+		}
 	}
 	r.Checks.Forget(client.ObjectKeyFromObject(c))
 	r.written.forget(client.ObjectKeyFromObject(c))
@@ -133,13 +126,6 @@ func (r *CanaryReconciler) orphan(ctx context.Context, c *v1alpha1.Canary, d *ap
 		return fmt.Errorf("keep deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	return nil
-}
-
-func deletionDeadline(c *v1alpha1.Canary) time.Duration {
-	if c.Spec.ProgressDeadline != nil && c.Spec.ProgressDeadline.Duration > 0 {
-		return c.Spec.ProgressDeadline.Duration
-	}
-	return 10 * time.Minute
 }
 
 // releaseApex makes the apex Service the user's again: selecting the

@@ -341,3 +341,73 @@ func TestDeletingAfterAFailedReleaseKeepsThePrimary(t *testing.T) {
 		t.Errorf("apex Service has %d ready endpoints (%v), want 2", n, err)
 	}
 }
+
+// Deleting a Canary whose Deployment runs a revision that is not the last
+// good one keeps the primary serving, even though the Deployment's pods
+// are Ready; only spec.handBackOnDeletion: Target hands them the traffic
+// (issue 21, item 4: an aborted revision, or one deleted mid-release at
+// 50%, used to get all the traffic and the primary was deleted).
+func TestDeletingKeepsTheLastGoodRevisionServing(t *testing.T) {
+	_, ns, cl := setup(t)
+	cases := []struct {
+		name     string
+		handBack v1alpha1.HandBack
+		abort    bool
+		serving  string // the apex Service's selector after deletion
+		event    string
+	}{
+		{name: "aborted", abort: true, serving: "aborted-primary", event: "PrimaryKept"},
+		{name: "midway", serving: "midway-primary", event: "PrimaryKept"},
+		{name: "optin", handBack: v1alpha1.HandBackTarget, serving: "optin", event: "HandedBack"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cv := canary(ns, tc.name, weightStep(50), untilPromoted())
+			cv.Spec.HandBackOnDeletion = tc.handBack
+			create(t, cl, app(ns, tc.name, "example.com/"+tc.name+":1", 2), cv)
+			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseInitialized, 60*time.Second)
+			setImage(t, cl, ns, tc.name, "example.com/"+tc.name+":2")
+			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+			if tc.abort {
+				request(t, cl, ns, tc.name, v1alpha1.RequestAbort)
+				waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseFailed, 30*time.Second)
+				expectShare(t, cl, ns, tc.name, 0)
+			}
+			c, err := getCanary(t.Context(), cl, ns, tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Delete(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 60*time.Second, "canary gone, the serving copy Ready behind the apex Service", func(ctx context.Context) error {
+				if _, err := getCanary(ctx, cl, ns, tc.name); !apierrors.IsNotFound(err) {
+					return fmt.Errorf("canary still there (%v)", err)
+				}
+				var svc corev1.Service
+				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: tc.name}, &svc); err != nil {
+					return err
+				}
+				if svc.Spec.Selector["app"] != tc.serving || len(svc.OwnerReferences) != 0 {
+					return fmt.Errorf("apex Service selects %v, owners %v", svc.Spec.Selector, svc.OwnerReferences)
+				}
+				if n, err := readyEndpointsOf(ctx, cl, ns, tc.name); err != nil || n != 2 {
+					return fmt.Errorf("apex Service has %d Ready endpoints (%v)", n, err)
+				}
+				split, err := routeSplit(ctx, cl, ns, tc.name)
+				if err != nil || fmt.Sprint(split) != fmt.Sprintf("map[%s:1]", tc.name) {
+					return fmt.Errorf("route %v (%v), want everything to the apex Service", split, err)
+				}
+				return nil
+			})
+			assertEvents(t, cl, ns, tc.name, tc.event)
+			primary, err := deployment(t.Context(), cl, ns, tc.name+"-primary")
+			if tc.serving == tc.name {
+				return
+			}
+			if err != nil || len(primary.OwnerReferences) != 0 || primary.Spec.Template.Spec.Containers[0].Image != "example.com/"+tc.name+":1" {
+				t.Errorf("primary not kept at the last good revision: %v", err)
+			}
+		})
+	}
+}
