@@ -121,7 +121,8 @@ func TestTraefikServiceRelease(t *testing.T) {
 // another writer keeps changing the object's metadata (a conflict storm on
 // Sluice's read-modify-write): the weights walk the steps, every change of
 // the other writer is kept, and after promotion the IngressRoute's spec is
-// byte for byte what the user wrote; so it is after an abort.
+// byte for byte what the user wrote (the apex entry's weight of the user's
+// included), with no annotation of Sluice's left; so it is after an abort.
 func TestTraefikIngressRouteRelease(t *testing.T) {
 	_, ns, cl := setup(t)
 	route := &unstructured.Unstructured{}
@@ -134,7 +135,7 @@ spec:
   - match: Host(`+"`front.example.com`"+`)
     kind: Rule
     middlewares: [{name: compress}]
-    services: [{name: irt, port: 80, passHostHeader: true}]
+    services: [{name: irt, port: 80, passHostHeader: true, weight: 2}]
 `), &route.Object); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +188,9 @@ spec:
 	}
 	if landed < 10 || after.GetAnnotations()["other-writer"] != fmt.Sprint(landed) {
 		t.Errorf("the other writer landed %d changes; the object says %q", landed, after.GetAnnotations()["other-writer"])
+	}
+	if len(after.GetAnnotations()) != 1 {
+		t.Errorf("annotations after the release: %v, want only the other writer's", after.GetAnnotations())
 	}
 
 	// An abort mid-release: the route goes back to the user's spec.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -168,10 +169,20 @@ func FuzzHeaderRule(f *testing.F) {
 
 // TestHeaderRuleRandomValues runs 300 random values (bytes, ASCII
 // punctuation and unicode mixed) through Traefik on every `go test`, so
-// CI covers more than the fuzz seeds.
+// CI covers more than the fuzz seeds. The seed differs on every run and is
+// logged (shown with a failure, or with -v); SLUICE_RULE_SEED=<seed>
+// repeats a run.
 func TestHeaderRuleRandomValues(t *testing.T) {
 	rc := newRuleChecker(t)
-	rng := rand.New(rand.NewPCG(1, 2))
+	seed := rand.Uint64()
+	if v := os.Getenv("SLUICE_RULE_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("SLUICE_RULE_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("seed %d: SLUICE_RULE_SEED=%d go test -run TestHeaderRuleRandomValues ./internal/router/traefik repeats this run", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
 	alphabet := []rune("aZ09 \t.\"'`\\()&|!$^*+?[]{}_-%/:;,<>=~#@é☕日🚀\x00\x7f\u00a0\u2028\ufeff")
 	for i := 0; i < 300; i++ {
 		var b strings.Builder

@@ -7,9 +7,11 @@
 //     server-side apply.
 //   - IngressRoute mode (spec.router.traefik.ingressRoute): Sluice edits the
 //     user's own IngressRoute in place, and only the weights and the canary
-//     entry of one route's services: it reads the object, changes those
-//     fields, writes it back with the resourceVersion it read, and on a
-//     conflict reads again and retries. Everything else stays as it was.
+//     entry of one route's services (and, while a release runs, an
+//     annotation remembering the user's apex weight, given back at 0%): it
+//     reads the object, changes those fields, writes it back with the
+//     resourceVersion it read, and on a conflict reads again and retries.
+//     Everything else stays as it was.
 //
 // Both API groups are served: traefik.io/v1alpha1 and, for Traefik v2,
 // traefik.containo.us/v1alpha1; Sluice uses the first the cluster serves.
@@ -19,6 +21,7 @@ package traefik
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -45,6 +48,15 @@ const SpecHashAnnotation = router.SpecHashAnnotation
 // DefaultGroups are the groups Traefik's CRDs are served in, preferred
 // first.
 var DefaultGroups = []string{"traefik.io", "traefik.containo.us"}
+
+// ApexWeightsAnnotation is where, in IngressRoute mode, Sluice remembers
+// the weight the user wrote on the apex entry of the route it splits,
+// while a release runs: a JSON object from Canary name to that weight,
+// null when the user wrote none. It is written with the release's first
+// weights and removed with the canary entry at 0%, in the same updates,
+// so it survives a restart, and a weight the user changes between
+// releases is the one the next release remembers.
+const ApexWeightsAnnotation = "sluice.dev/apex-weights"
 
 // maxConflictRetries bounds the read-modify-write retries of an
 // IngressRoute another writer keeps changing.
@@ -280,21 +292,30 @@ func findRoute(ir *unstructured.Unstructured, match string) (map[string]any, int
 	return nil, 0, fmt.Errorf("ingressroute %s has no route whose match is %q (spec.router.traefik.ingressRoute.match)", name, match)
 }
 
+// entryKey identifies a services entry by kind, namespace and name.
+func entryKey(e map[string]any) string {
+	ns, _ := e["namespace"].(string)
+	kind, _ := e["kind"].(string)
+	if kind == "" {
+		kind = "Service"
+	}
+	return kind + "/" + ns + "/" + fmt.Sprint(e["name"])
+}
+
+// restWeight is what the stable entry's weight returns to when a release
+// ends: the user's weight, or none when Value is nil.
+type restWeight struct{ Value *int64 }
+
 // splitRoute sets the weights of the split's backends in a route's
 // services, adding the canary's entries when its share is above 0 and
-// removing them at 0. Entries of other services are kept as they are. It
-// reports whether anything changed.
-func splitRoute(route map[string]any, s router.Split, ns string) (bool, error) {
+// removing them at 0. At 0 the stable entry's weight becomes rest's, or
+// stays as it is when rest is nil (no release was running: the weight is
+// the user's). Entries of other services are kept as they are. It reports
+// whether anything changed.
+func splitRoute(route map[string]any, s router.Split, ns string, rest *restWeight) (bool, error) {
 	services, _ := route["services"].([]any)
 	want := entries(s, ns)
-	key := func(e map[string]any) string {
-		ns, _ := e["namespace"].(string)
-		kind, _ := e["kind"].(string)
-		if kind == "" {
-			kind = "Service"
-		}
-		return kind + "/" + ns + "/" + fmt.Sprint(e["name"])
-	}
+	key := entryKey
 	wantBy := map[string]map[string]any{}
 	for _, w := range want {
 		e := w.(map[string]any)
@@ -321,11 +342,9 @@ func splitRoute(route map[string]any, s router.Split, ns string) (bool, error) {
 		case isCanary[k] && s.CanaryWeight == 0:
 			changed = true // the canary's entry goes at 0
 		case s.CanaryWeight == 0 && len(s.Primary) == 1:
-			// No release: the stable entry goes back to carrying
-			// everything without a weight, as the user wrote it.
+			// No release: the stable entry's weight is the user's again.
 			seen[k] = true
-			if _, has := e["weight"]; has {
-				delete(e, "weight")
+			if rest != nil && setWeight(e, rest.Value) {
 				changed = true
 			}
 			out = append(out, e)
@@ -356,6 +375,118 @@ func splitRoute(route map[string]any, s router.Split, ns string) (bool, error) {
 
 func sameNumber(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
+// setWeight sets an entry's weight to w, removing it when w is nil, and
+// reports whether that changed the entry.
+func setWeight(e map[string]any, w *int64) bool {
+	have, has := e["weight"]
+	if w == nil {
+		delete(e, "weight")
+		return has
+	}
+	e["weight"] = *w
+	return !has || !sameNumber(have, *w)
+}
+
+// weightOf is an entry's weight; nil when it has none.
+func weightOf(e map[string]any) (*int64, error) {
+	switch v := e["weight"].(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		return &v, nil
+	case float64:
+		w := int64(v)
+		return &w, nil
+	default:
+		return nil, fmt.Errorf("weight %v of Service %s is not a number", v, fmt.Sprint(e["name"]))
+	}
+}
+
+// findEntry returns the entry of a services list for backend b in
+// namespace ns; nil when there is none.
+func findEntry(services []any, b router.Backend, ns string) map[string]any {
+	want := entries(router.Split{Primary: []router.Backend{b}}, ns)[0].(map[string]any)
+	for _, sv := range services {
+		if e, ok := sv.(map[string]any); ok && entryKey(e) == entryKey(want) {
+			return e
+		}
+	}
+	return nil
+}
+
+// apexWeights reads ApexWeightsAnnotation: the user's apex weight per
+// Canary whose release runs.
+func apexWeights(ir *unstructured.Unstructured) (map[string]*int64, error) {
+	out := map[string]*int64{}
+	v, ok := ir.GetAnnotations()[ApexWeightsAnnotation]
+	if !ok {
+		return out, nil
+	}
+	if err := json.Unmarshal([]byte(v), &out); err != nil {
+		return nil, fmt.Errorf("annotation %s: %w (Sluice writes it while a release runs; remove it only when none does)", ApexWeightsAnnotation, err)
+	}
+	return out, nil
+}
+
+// rememberApexWeight keeps, in ApexWeightsAnnotation, the user's weight on
+// the route's apex entry while the Canary's release runs, and tells what
+// that entry's weight returns to at 0% (nil: leave it as it is). A release
+// runs while the route has the canary's entry: Sluice adds it with the
+// first weights and removes it at 0%. It reports whether the annotation
+// changed.
+func rememberApexWeight(ir *unstructured.Unstructured, route map[string]any, c *v1alpha1.Canary, s router.Split) (*restWeight, bool, error) {
+	saved, err := apexWeights(ir)
+	if err != nil {
+		return nil, false, err
+	}
+	services, _ := route["services"].([]any)
+	running := len(s.Canary) > 0 && findEntry(services, s.Canary[0], c.Namespace) != nil
+	userWeight, remembered := saved[c.Name]
+	var rest *restWeight
+	switch {
+	case s.CanaryWeight > 0 && !running:
+		// The release starts: the apex weight is still the user's.
+		apex := findEntry(services, s.Primary[0], c.Namespace)
+		if apex == nil {
+			return nil, false, nil // splitRoute reports the missing entry
+		}
+		if saved[c.Name], err = weightOf(apex); err != nil {
+			return nil, false, err
+		}
+	case s.CanaryWeight > 0:
+		return nil, false, nil // running: the weight is remembered (or was never, by an older Sluice)
+	case running:
+		// The release ends. Without the annotation it was begun by a
+		// Sluice that did not remember the weight: the user's is unknown,
+		// and none is what that Sluice restored.
+		rest = &restWeight{Value: userWeight}
+		delete(saved, c.Name)
+	default:
+		if !remembered {
+			return nil, false, nil
+		}
+		delete(saved, c.Name) // left by a release whose canary entry someone else removed
+	}
+	ann := ir.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	if len(saved) == 0 {
+		delete(ann, ApexWeightsAnnotation)
+	} else {
+		b, err := json.Marshal(saved)
+		if err != nil {
+			return nil, false, err
+		}
+		ann[ApexWeightsAnnotation] = string(b)
+	}
+	if len(ann) == 0 {
+		ann = nil
+	}
+	ir.SetAnnotations(ann)
+	return rest, true, nil
+}
+
 // stableViaApex makes the apex Service the stable share's backend, as the
 // route references it.
 func (r *Router) stableViaApex(c *v1alpha1.Canary, s router.Split) router.Split {
@@ -379,11 +510,15 @@ func (r *Router) applyIngressRoute(ctx context.Context, c *v1alpha1.Canary, ref 
 		if err != nil {
 			return err
 		}
-		changed, err := splitRoute(route, s, c.Namespace)
+		rest, noted, err := rememberApexWeight(ir, route, c, s)
 		if err != nil {
 			return fmt.Errorf("ingressroute %s/%s: %w", c.Namespace, ref.Name, err)
 		}
-		if !changed {
+		changed, err := splitRoute(route, s, c.Namespace, rest)
+		if err != nil {
+			return fmt.Errorf("ingressroute %s/%s: %w", c.Namespace, ref.Name, err)
+		}
+		if !changed && !noted {
 			return nil
 		}
 		routes, _, _ := unstructured.NestedSlice(ir.Object, "spec", "routes")

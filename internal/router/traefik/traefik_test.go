@@ -125,7 +125,8 @@ func TestTraefikServiceMode(t *testing.T) {
 }
 
 // The user's IngressRoute, with more than Sluice touches: a second route,
-// middlewares, TLS, annotations and another service in the split route.
+// middlewares, TLS, annotations, and in the split route a weight of the
+// user's on the apex entry and another service (web-legacy) beside it.
 const userRoute = `apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
 metadata:
@@ -146,8 +147,10 @@ spec:
     services:
     - name: web
       port: 80
+      weight: 3
       passHostHeader: true
       responseForwarding: {flushInterval: 100ms}
+    - {name: web-legacy, port: 80, weight: 1}
   tls: {secretName: shop-tls, options: {name: modern}}
 `
 
@@ -176,14 +179,24 @@ func specJSON(t *testing.T, u *unstructured.Unstructured) string {
 var ingressRouteGVK = schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: "IngressRoute"}
 
 // IngressRoute mode changes only the split route's weights and the canary
-// entry; everything else stays byte for byte, and a full release returns
-// the object to exactly what the user wrote.
+// entry (and remembers the user's apex weight in an annotation of its own
+// while the release runs); everything else stays byte for byte, and a
+// full release returns the object to exactly what the user wrote, the
+// apex entry's weight and annotations included.
 func TestIngressRouteModeChangesOnlyTheWeights(t *testing.T) {
 	cl, ns := setup(t)
 	orig := createUserRoute(t, cl, ns)
 	origSpec := specJSON(t, get(t, cl, ingressRouteGVK, ns, "shop"))
 	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop", Match: "Host(`shop.example.com`)"}})
 	r := newRouter(cl)
+
+	// No release yet: 0% leaves the user's object alone.
+	if err := r.Apply(t.Context(), c, split0(c)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, cl, ingressRouteGVK, ns, "shop"); got.GetResourceVersion() != orig.GetResourceVersion() {
+		t.Errorf("0%% with no release running wrote the IngressRoute: spec\n%s\nwas\n%s", specJSON(t, got), origSpec)
+	}
 
 	if err := r.Apply(t.Context(), c, split(c, 30)); err != nil {
 		t.Fatal(err)
@@ -198,7 +211,8 @@ func TestIngressRouteModeChangesOnlyTheWeights(t *testing.T) {
 	if a, b := jsonOf(split["middlewares"]), jsonOf(origRoutes[1].(map[string]any)["middlewares"]); a != b {
 		t.Errorf("middlewares changed: %s, was %s", a, b)
 	}
-	if s := jsonOf(split["services"]); s != `[{"name":"web","passHostHeader":true,"port":80,"responseForwarding":{"flushInterval":"100ms"},"weight":7000},{"name":"web-canary","port":80,"weight":3000}]` {
+	if s := jsonOf(split["services"]); s != `[{"name":"web","passHostHeader":true,"port":80,"responseForwarding":{"flushInterval":"100ms"},"weight":7000},`+
+		`{"name":"web-legacy","port":80,"weight":1},{"name":"web-canary","port":80,"weight":3000}]` {
 		t.Errorf("split route services = %s", s)
 	}
 	for _, f := range []string{"entryPoints", "tls"} {
@@ -206,7 +220,7 @@ func TestIngressRouteModeChangesOnlyTheWeights(t *testing.T) {
 			t.Errorf("spec.%s changed: %s, was %s", f, a, b)
 		}
 	}
-	if jsonOf(got.GetAnnotations()) != jsonOf(orig.GetAnnotations()) || jsonOf(got.GetLabels()) != jsonOf(orig.GetLabels()) ||
+	if jsonOf(usersAnnotations(got)) != jsonOf(orig.GetAnnotations()) || jsonOf(got.GetLabels()) != jsonOf(orig.GetLabels()) ||
 		len(got.GetOwnerReferences()) != 0 {
 		t.Errorf("metadata changed: annotations %v labels %v owners %v", got.GetAnnotations(), got.GetLabels(), got.GetOwnerReferences())
 	}
@@ -228,8 +242,144 @@ func TestIngressRouteModeChangesOnlyTheWeights(t *testing.T) {
 	if err := r.Apply(t.Context(), c, split0(c)); err != nil {
 		t.Fatal(err)
 	}
-	if after := specJSON(t, get(t, cl, ingressRouteGVK, ns, "shop")); after != origSpec {
-		t.Errorf("after the release the spec is\n%s\nwas\n%s", after, origSpec)
+	after := get(t, cl, ingressRouteGVK, ns, "shop")
+	if s := specJSON(t, after); s != origSpec {
+		t.Errorf("after the release the spec is\n%s\nwas\n%s", s, origSpec)
+	}
+	if a, b := jsonOf(after.GetAnnotations()), jsonOf(orig.GetAnnotations()); a != b {
+		t.Errorf("after the release the annotations are %s, were %s", a, b)
+	}
+}
+
+// usersAnnotations are an object's annotations but Sluice's own.
+func usersAnnotations(u *unstructured.Unstructured) map[string]string {
+	out := map[string]string{}
+	for k, v := range u.GetAnnotations() {
+		if !strings.HasPrefix(k, "sluice.dev/") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// The apex entry's weight is the user's whenever no release runs: each
+// release starts from the weight the user last wrote (edited or removed
+// between releases) and gives exactly that back at 0%, whether it ends by
+// its weights or by the Canary's deletion. A new Router for every call
+// stands for a controller restarted between any two of them: what must be
+// remembered is on the object. The split route carries another service
+// beside the apex, which keeps its own weight throughout.
+func TestIngressRouteModeRestoresTheApexWeight(t *testing.T) {
+	cl, ns := setup(t)
+	ir := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: shop}
+spec:
+  entryPoints: [web]
+  routes:
+  - match: Host(`+"`shop.example.com`"+`)
+    kind: Rule
+    services:
+    - {name: web, port: 80, weight: 3}
+    - {name: web-legacy, port: 80, weight: 1}
+`), &ir.Object); err != nil {
+		t.Fatal(err)
+	}
+	ir.SetNamespace(ns)
+	if err := cl.Create(t.Context(), ir); err != nil {
+		t.Fatal(err)
+	}
+	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop"}})
+	restarted := func() *traefik.Router { return newRouter(cl) }
+	services := func() string {
+		routes, _, _ := unstructured.NestedSlice(get(t, cl, ingressRouteGVK, ns, "shop").Object, "spec", "routes")
+		return jsonOf(routes[0].(map[string]any)["services"])
+	}
+
+	for i, userWeight := range []*int64{ptr(int64(3)), ptr(int64(7)), nil, ptr(int64(5))} {
+		if i > 0 { // the user edits the apex weight while no release runs
+			setServices(t, cl, ns, "shop", apexEntry(userWeight), map[string]any{"name": "web-legacy", "port": int64(80), "weight": int64(1)})
+		}
+		user := get(t, cl, ingressRouteGVK, ns, "shop")
+		userSpec := specJSON(t, user)
+
+		if err := restarted().Apply(t.Context(), c, split(c, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, cl, ingressRouteGVK, ns, "shop"); got.GetResourceVersion() != user.GetResourceVersion() {
+			t.Fatalf("user weight %s: 0%% with no release running wrote the IngressRoute: spec\n%s\nwas\n%s", jsonOf(userWeight), specJSON(t, got), userSpec)
+		}
+		for _, w := range []int32{20, 60} {
+			if err := restarted().Apply(t.Context(), c, split(c, w)); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf(`[{"name":"web","port":80,"weight":%d},{"name":"web-legacy","port":80,"weight":1},{"name":"web-canary","port":80,"weight":%d}]`, (100-w)*100, w*100)
+			if got := services(); got != want {
+				t.Errorf("user weight %s, at %d%%: services %s, want %s", jsonOf(userWeight), w, got, want)
+			}
+		}
+		end := "0%"
+		if i%2 == 0 {
+			if err := restarted().Apply(t.Context(), c, split(c, 0)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			end = "the Canary's deletion"
+			if err := restarted().Release(t.Context(), c, router.Backend{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := get(t, cl, ingressRouteGVK, ns, "shop")
+		if got := specJSON(t, after); got != userSpec {
+			t.Errorf("user weight %s, after %s: spec\n%s\nwant the user's\n%s", jsonOf(userWeight), end, got, userSpec)
+		}
+		if len(after.GetAnnotations()) != 0 {
+			t.Errorf("user weight %s, after %s: annotations %v left on the object", jsonOf(userWeight), end, after.GetAnnotations())
+		}
+	}
+
+	// A release begun by a Sluice that did not remember the user's weight
+	// (its weights on the apex and canary entries, no annotation): the
+	// user's weight is unknown, and 0% removes the apex weight, as that
+	// Sluice would have.
+	setServices(t, cl, ns, "shop", apexEntry(ptr(int64(8000))),
+		map[string]any{"name": "web-legacy", "port": int64(80), "weight": int64(1)},
+		map[string]any{"name": "web-canary", "port": int64(80), "weight": int64(2000)})
+	if err := restarted().Apply(t.Context(), c, split(c, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := services(), `[{"name":"web","port":80},{"name":"web-legacy","port":80,"weight":1}]`; got != want {
+		t.Errorf("after a release begun without the annotation: services %s, want %s", got, want)
+	}
+}
+
+// apexEntry is the route's entry for the apex Service web, with weight w
+// (none when nil).
+func apexEntry(w *int64) map[string]any {
+	e := map[string]any{"name": "web", "port": int64(80)}
+	if w != nil {
+		e["weight"] = *w
+	}
+	return e
+}
+
+// setServices writes the services of an IngressRoute's first route, as
+// its user would.
+func setServices(t *testing.T, cl client.Client, ns, name string, services ...map[string]any) {
+	t.Helper()
+	u := get(t, cl, ingressRouteGVK, ns, name)
+	routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "routes")
+	list := make([]any, len(services))
+	for i, e := range services {
+		list[i] = e
+	}
+	routes[0].(map[string]any)["services"] = list
+	if err := unstructured.SetNestedSlice(u.Object, routes, "spec", "routes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Update(t.Context(), u); err != nil {
+		t.Fatal(err)
 	}
 }
 
