@@ -170,6 +170,11 @@ func TestAbortTakesTrafficOffAMissingCanaryBackend(t *testing.T) {
 	if err := cl.Delete(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "canary-b", Namespace: ns}}); err != nil {
 		t.Fatal(err)
 	}
+	// The request wakes the Canary (nothing watches a custom backend for
+	// it); the missing backend is seen in that same decision.
+	request(t, cl, ns, "pay", v1alpha1.RequestAbort)
+	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseFailed, 30*time.Second)
+	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 10000})
 	testenv.Eventually(t, 30*time.Second, "missing canary backend reported", func(ctx context.Context) error {
 		c, err := getCanary(ctx, cl, ns, "pay")
 		if err != nil {
@@ -180,9 +185,6 @@ func TestAbortTakesTrafficOffAMissingCanaryBackend(t *testing.T) {
 		}
 		return nil
 	})
-	request(t, cl, ns, "pay", v1alpha1.RequestAbort)
-	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseFailed, 30*time.Second)
-	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 10000})
 }
 
 // A target deleted mid-release ends the release, and the route takes the
