@@ -516,9 +516,15 @@ type HeaderMatch struct {
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
 	Exact *string `json:"exact,omitempty"`
-	// Regex the whole header value must match (RE2).
+	// Regex the whole header value must match, in RE2 syntax (Go's
+	// regexp, which Traefik uses; Envoy-based routers use Google's RE2,
+	// the same syntax). Perl-only constructs (lookarounds, backreferences)
+	// are refused, and so is the (?<name>re) form of a named group, which
+	// older builds of Traefik and Envoy do not parse.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="''.matches(self) || !''.matches(self)",message="must be a regular expression in RE2 syntax"
+	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'^(?:[^\\\[]|\\.|\[\^?\]?(?:[^\\\]]|\\.)*\])*\(\?<')`,message="a named group written (?<name>re) is refused: Go before 1.22 and RE2 before 2023 (older Traefik and Envoy builds) do not parse it; write (?P<name>re) or (?:re) (a literal \"(?<\" can be written \\(\\?<)"
 	// +optional
 	Regex *string `json:"regex,omitempty"`
 }

@@ -70,6 +70,10 @@ var badCanaries = map[string]string{
 	"unknown webhook type":   `{"spec":{"analysis":{"webhooks":[{"name":"g","type":"confirm","url":"http://g/"}]}}}`,
 	"builtin without bound":  `{"spec":{"analysis":{"metrics":[{"name":"request-success-rate"}]}}}`,
 	"port out of range":      `{"spec":{"service":{"port":70000}}}`,
+
+	// Header regexes, checked by running them.
+	"header regex that does not compile":  `{"spec":{"strategy":{"steps":[{"setWeight":10},{"setHeaderRoute":{"match":[{"name":"x-a","regex":"a)|(b"}]}}]}}}`,
+	"header regex with a (?<name>) group": `{"spec":{"strategy":{"steps":[{"setHeaderRoute":{"match":[{"name":"x-a","regex":"(?<v>beta)"}]}}]}}}`,
 }
 
 func mergeInto(t *testing.T, base, patch string) map[string]any {
