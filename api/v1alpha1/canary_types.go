@@ -329,6 +329,14 @@ type ConsulRouter struct {
 	// false where no consul-k8s controller runs. Default true.
 	// +optional
 	WaitForSync *bool `json:"waitForSync,omitempty"`
+	// RegexMaxProgramSize is the largest RE2 program your Envoy proxies
+	// accept for a header regex (their runtime key
+	// re2.max_program_size.error_level). Sluice holds a release whose
+	// header regex surely compiles to more, since Envoy would refuse the
+	// route while Consul reports it synced. Default 100, Envoy's default.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RegexMaxProgramSize *int32 `json:"regexMaxProgramSize,omitempty"`
 }
 
 // AmbassadorRouter routes through Emissary-ingress Mappings.
@@ -338,6 +346,13 @@ type AmbassadorRouter struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	Mappings []string `json:"mappings"`
+	// RegexMaxProgramSize is the largest RE2 program Emissary lets Envoy
+	// accept for a header regex: its Module's regex_max_size. Sluice holds
+	// a release whose header regex surely compiles to more, since Envoy
+	// would refuse the route. Default 200, Emissary's default.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RegexMaxProgramSize *int32 `json:"regexMaxProgramSize,omitempty"`
 }
 
 // TraefikRouter routes through Traefik.
