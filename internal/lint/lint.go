@@ -37,6 +37,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/router/consul"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
 )
 
 // Finding is one problem in one object.
@@ -236,7 +237,8 @@ func canaryRules(name string, obj map[string]any) []Finding {
 
 // headerRegexProblem is what the Canary's router would say of its header
 // regexes before writing anything (the Stalled reason InvalidHeaderRegex):
-// one above the RE2 program size its Envoy accepts.
+// one above the RE2 program size its Envoy accepts, or one Traefik would
+// refuse.
 func headerRegexProblem(c *v1alpha1.Canary) string {
 	var msg string
 	switch {
@@ -244,6 +246,8 @@ func headerRegexProblem(c *v1alpha1.Canary) string {
 		_, msg = consul.HeaderRegexProblem(c)
 	case c.Spec.Router.Ambassador != nil:
 		_, msg = ambassador.HeaderRegexProblem(c)
+	case c.Spec.Router.Traefik != nil:
+		_, msg = traefik.HeaderRegexProblem(c)
 	}
 	return msg
 }
