@@ -329,6 +329,14 @@ type ConsulRouter struct {
 	// false where no consul-k8s controller runs. Default true.
 	// +optional
 	WaitForSync *bool `json:"waitForSync,omitempty"`
+	// RegexMaxProgramSize is the largest RE2 program your Envoy proxies
+	// accept for a header regex (their runtime key
+	// re2.max_program_size.error_level). Sluice holds a release whose
+	// header regex surely compiles to more, since Envoy would refuse the
+	// route while Consul reports it synced. Default 100, Envoy's default.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RegexMaxProgramSize *int32 `json:"regexMaxProgramSize,omitempty"`
 }
 
 // AmbassadorRouter routes through Emissary-ingress Mappings.
@@ -338,6 +346,13 @@ type AmbassadorRouter struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	Mappings []string `json:"mappings"`
+	// RegexMaxProgramSize is the largest RE2 program Emissary lets Envoy
+	// accept for a header regex: its Module's regex_max_size. Sluice holds
+	// a release whose header regex surely compiles to more, since Envoy
+	// would refuse the route. Default 200, Emissary's default.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RegexMaxProgramSize *int32 `json:"regexMaxProgramSize,omitempty"`
 }
 
 // TraefikRouter routes through Traefik.
@@ -516,9 +531,15 @@ type HeaderMatch struct {
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
 	Exact *string `json:"exact,omitempty"`
-	// Regex the whole header value must match (RE2).
+	// Regex the whole header value must match, in RE2 syntax (Go's
+	// regexp, which Traefik uses; Envoy-based routers use Google's RE2,
+	// the same syntax). Perl-only constructs (lookarounds, backreferences)
+	// are refused, and so is the (?<name>re) form of a named group, which
+	// older builds of Traefik and Envoy do not parse.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="''.matches(self) || !''.matches(self)",message="must be a regular expression in RE2 syntax"
+	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'^(?:[^\\\[]|\\.|\[\^?\]?(?:[^\\\]]|\\.)*\])*\(\?<')`,message="a named group written (?<name>re) is refused: Go before 1.22 and RE2 before 2023 (older Traefik and Envoy builds) do not parse it; write (?P<name>re) or (?:re) (a literal \"(?<\" can be written \\(\\?<)"
 	// +optional
 	Regex *string `json:"regex,omitempty"`
 }

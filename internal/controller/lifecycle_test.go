@@ -164,6 +164,18 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 			v := ""
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}}}}}
 		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0].exact", "at least 1"}},
+		{"a header regex that does not compile", func(c *v1alpha1.Canary) {
+			v := "(beta|canary"
+			c.Spec.Strategy.Steps = []v1alpha1.Step{weightStep(10), {SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}, {Name: "X-B", Regex: &v}}}}}
+		}, []string{"spec.strategy.steps[1].setHeaderRoute.match[1].regex", "missing closing )", "RE2"}},
+		{"a header regex with a Perl-only construct", func(c *v1alpha1.Canary) {
+			v := "(?!beta).*"
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Regex: &v}}}}}
+		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0].regex", "invalid or unsupported Perl syntax"}},
+		{"a header regex with a named group older parsers refuse", func(c *v1alpha1.Canary) {
+			v := "(?<os>ios|android)-[0-9]+"
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Regex: &v}}}}}
+		}, []string{"spec.strategy.steps[0].setHeaderRoute.match[0].regex", "(?<name>re) is refused", "(?P<name>re)"}},
 		{"a mirror step with the Traefik router in IngressRoute mode", func(c *v1alpha1.Canary) {
 			c.Spec.Router = v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{IngressRoute: &v1alpha1.TraefikIngressRouteRef{Name: "shop"}}}
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetMirror: &v1alpha1.MirrorStep{Percent: 10}}}

@@ -35,6 +35,9 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	crds "github.com/sluice-dev/sluice/config/crd/bases"
 	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router/ambassador"
+	"github.com/sluice-dev/sluice/internal/router/consul"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
 )
 
 // Finding is one problem in one object.
@@ -221,12 +224,32 @@ func canaryRules(name string, obj map[string]any) []Finding {
 			warn(fmt.Sprintf("spec.progressDeadline (%s) is not longer than spec.analysis.interval (%s): a step waiting for its check round would time out; raise progressDeadline", deadline, iv))
 		}
 	}
+	if msg := headerRegexProblem(&c); msg != "" {
+		warn(msg)
+	}
 	for i, h := range webhooksOf(&c) {
 		if h.Timeout != nil && h.Timeout.Duration > time.Minute {
 			warn(fmt.Sprintf("spec.analysis.webhooks[%d].timeout %s: a hook this slow holds its gate or round that long on every attempt", i, h.Timeout.Duration))
 		}
 	}
 	return out
+}
+
+// headerRegexProblem is what the Canary's router would say of its header
+// regexes before writing anything (the Stalled reason InvalidHeaderRegex):
+// one above the RE2 program size its Envoy accepts, or one Traefik would
+// refuse.
+func headerRegexProblem(c *v1alpha1.Canary) string {
+	var msg string
+	switch {
+	case c.Spec.Router.Consul != nil:
+		_, msg = consul.HeaderRegexProblem(c)
+	case c.Spec.Router.Ambassador != nil:
+		_, msg = ambassador.HeaderRegexProblem(c)
+	case c.Spec.Router.Traefik != nil:
+		_, msg = traefik.HeaderRegexProblem(c)
+	}
+	return msg
 }
 
 func webhooksOf(c *v1alpha1.Canary) []v1alpha1.Webhook {

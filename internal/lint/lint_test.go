@@ -70,6 +70,10 @@ var badCanaries = map[string]string{
 	"unknown webhook type":   `{"spec":{"analysis":{"webhooks":[{"name":"g","type":"confirm","url":"http://g/"}]}}}`,
 	"builtin without bound":  `{"spec":{"analysis":{"metrics":[{"name":"request-success-rate"}]}}}`,
 	"port out of range":      `{"spec":{"service":{"port":70000}}}`,
+
+	// Header regexes, checked by running them.
+	"header regex that does not compile":  `{"spec":{"strategy":{"steps":[{"setWeight":10},{"setHeaderRoute":{"match":[{"name":"x-a","regex":"a)|(b"}]}}]}}}`,
+	"header regex with a (?<name>) group": `{"spec":{"strategy":{"steps":[{"setHeaderRoute":{"match":[{"name":"x-a","regex":"(?<v>beta)"}]}}]}}}`,
 }
 
 func mergeInto(t *testing.T, base, patch string) map[string]any {
@@ -84,6 +88,10 @@ func mergeInto(t *testing.T, base, patch string) map[string]any {
 	var merge func(dst, src map[string]any)
 	merge = func(dst, src map[string]any) {
 		for k, v := range src {
+			if v == nil { // as in a JSON merge patch
+				delete(dst, k)
+				continue
+			}
 			if sm, ok := v.(map[string]any); ok && len(sm) > 0 {
 				if dm, ok := dst[k].(map[string]any); ok {
 					merge(dm, sm)
@@ -174,6 +182,10 @@ func TestSluiceRules(t *testing.T) {
 		{`{"spec":{"strategy":{"steps":[{"pause":{"duration":"1m"}}]}}}`, "no step sends traffic to the canary"},
 		{`{"spec":{"progressDeadline":"30s","analysis":{"interval":"1m","metrics":[{"name":"request-success-rate","thresholdRange":{"min":99}}]}}}`,
 			"spec.progressDeadline (30s) is not longer than spec.analysis.interval (1m0s)"},
+		{`{"spec":{"router":{"gatewayAPI":null,"consul":{}},"strategy":{"steps":[{"setWeight":10},{"setHeaderRoute":{"match":[{"name":"x-s","regex":"[a-z0-9]{64}"}]}}]}}}`,
+			"spec.strategy.steps[1].setHeaderRoute.match[0].regex: \"[a-z0-9]{64}\" compiles to an RE2 program of at least 129 instructions, and Envoy refuses a route whose regex is above 100"},
+		{`{"spec":{"router":{"gatewayAPI":null,"ambassador":{"mappings":["web"]}},"strategy":{"steps":[{"setWeight":10},{"setHeaderRoute":{"match":[{"name":"x-s","regex":"x{250}"}]}}]}}}`,
+			"above 200"},
 	} {
 		obj := mergeInto(t, fmt.Sprintf(goodCanary, "shop"), tc.patch)
 		doc, _ := yaml.Marshal(obj)

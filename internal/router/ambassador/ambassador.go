@@ -53,7 +53,25 @@ type Router struct {
 	Versions []string
 }
 
-var _ router.Router = (*Router)(nil)
+var (
+	_ router.Router  = (*Router)(nil)
+	_ router.Checker = (*Router)(nil)
+)
+
+// DefaultRegexMaxProgramSize is the largest RE2 program Emissary lets
+// Envoy accept for a regex unless its Module says otherwise
+// (regex_max_size).
+const DefaultRegexMaxProgramSize = 200
+
+// HeaderRegexProblem reports a header regex Emissary's Envoy would refuse
+// (Emissary then keeps its last good configuration for every Mapping).
+func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
+	limit := DefaultRegexMaxProgramSize
+	if ar := c.Spec.Router.Ambassador; ar != nil && ar.RegexMaxProgramSize != nil {
+		limit = int(*ar.RegexMaxProgramSize)
+	}
+	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(limit, "spec.router.ambassador.regexMaxProgramSize (with the Module's regex_max_size)"))
+}
 
 // GVK is Mapping in the first version the cluster serves.
 func (r *Router) GVK() (schema.GroupVersionKind, error) {
@@ -230,10 +248,13 @@ func (r *Router) usable(stable *unstructured.Unstructured, c *v1alpha1.Canary, i
 	return "", ""
 }
 
-// Check reports the first stable Mapping Sluice cannot use, with the
-// field and the fix: the Canary stalls and no copy carries traffic until
-// it is fixed.
+// Check reports a header regex Emissary's Envoy would refuse, and the
+// first stable Mapping Sluice cannot use, with the field and the fix: the
+// Canary stalls and no copy carries traffic until it is fixed.
 func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string, error) {
+	if reason, msg := HeaderRegexProblem(c); msg != "" {
+		return reason, msg, nil
+	}
 	names, err := mappings(c)
 	if err != nil {
 		return "", "", err

@@ -138,12 +138,32 @@ func filters(st settings, s router.Split) (stable, canary string) {
 	return Filter(st.key, s.PrimaryRevision), Filter(st.key, canaryRev)
 }
 
-// Check reports a user's ServiceSplitter or ServiceRouter that Sluice
-// cannot use without overwriting someone else's routing.
+// DefaultRegexMaxProgramSize is the largest RE2 program Envoy accepts
+// for a regex unless its runtime says otherwise
+// (re2.max_program_size.error_level).
+const DefaultRegexMaxProgramSize = 100
+
+// HeaderRegexProblem reports a header regex the Envoy proxies would
+// refuse: Consul accepts the ServiceRouter (consul-k8s marks it Synced)
+// and each proxy then rejects the route configuration.
+func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
+	limit := DefaultRegexMaxProgramSize
+	if cr := c.Spec.Router.Consul; cr != nil && cr.RegexMaxProgramSize != nil {
+		limit = int(*cr.RegexMaxProgramSize)
+	}
+	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(limit, "spec.router.consul.regexMaxProgramSize (with the proxies' re2.max_program_size.error_level)"))
+}
+
+// Check reports a header regex the proxies would refuse, and a user's
+// ServiceSplitter or ServiceRouter that Sluice cannot use without
+// overwriting someone else's routing.
 func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string, error) {
 	st, err := r.settings(c)
 	if err != nil {
 		return "", "", err
+	}
+	if reason, msg := HeaderRegexProblem(c); msg != "" {
+		return reason, msg, nil
 	}
 	sp, err := r.get(ctx, r.Client, Splitter, c.Namespace, st.service)
 	if err != nil {

@@ -41,7 +41,19 @@ type Router struct {
 	Labels map[string]string
 }
 
-var _ router.Router = (*Router)(nil)
+var (
+	_ router.Router  = (*Router)(nil)
+	_ router.Checker = (*Router)(nil)
+)
+
+// Check refuses, before anything is written, a header regex that is not
+// RE2 syntax (admitted before the CRD checked it). Whether a Gateway takes
+// a regex is its implementation's call (the dialect is
+// implementation-specific); one it refuses is read back as not accepted.
+func (r *Router) Check(_ context.Context, c *v1alpha1.Canary) (string, string, error) {
+	reason, msg := router.HeaderRegexProblem(c, router.SyntaxOK)
+	return reason, msg, nil
+}
 
 // RouteName is the name of the generated HTTPRoute.
 func RouteName(c *v1alpha1.Canary) string { return c.Name }
@@ -163,9 +175,12 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 		MirrorPercent: mirrorPercent(&have, s)}
 	// A route no Gateway reports on (no controller, as in tests) counts as
 	// taken; one that a Gateway reports on counts once it is Accepted for
-	// the current generation.
+	// the current generation, whole: PartiallyInvalid says the Gateway
+	// dropped rules it could not use (a header route whose regex its
+	// dialect refuses, say) and runs the rest.
 	for _, p := range have.Status.Parents {
 		acc := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+		partial := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionPartiallyInvalid))
 		switch {
 		case acc == nil:
 			out.Pending = fmt.Sprintf("parent %s has not reported Accepted", p.ParentRef.Name)
@@ -173,6 +188,8 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 			out.Pending = fmt.Sprintf("parent %s has not processed generation %d", p.ParentRef.Name, have.Generation)
 		case acc.Status != metav1.ConditionTrue:
 			out.Pending = fmt.Sprintf("parent %s does not accept the route: %s: %s", p.ParentRef.Name, acc.Reason, acc.Message)
+		case partial != nil && partial.Status == metav1.ConditionTrue:
+			out.Pending = fmt.Sprintf("parent %s accepts only part of the route: %s: %s", p.ParentRef.Name, partial.Reason, partial.Message)
 		}
 	}
 	return out, nil

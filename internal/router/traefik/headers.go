@@ -277,9 +277,9 @@ func (r *Router) observeHeaderRoute(ctx context.Context, c *v1alpha1.Canary) (st
 	return "(header routes disagree)", nil
 }
 
-// Check verifies, when the steps have a header route, what it references
-// but Sluice does not own: each canary middleware, and the routes it
-// narrows.
+// Check verifies, when the steps have a header route, that Traefik takes
+// its regexes, and what it references but Sluice does not own: each
+// canary middleware, and the routes it narrows.
 func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string, error) {
 	t, err := spec(c)
 	if err != nil {
@@ -288,6 +288,9 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	// Canary middlewares and base routes matter only to header routes.
 	if !slices.ContainsFunc(c.Spec.Strategy.Steps, func(s v1alpha1.Step) bool { return s.SetHeaderRoute != nil }) {
 		return "", "", nil
+	}
+	if reason, msg := HeaderRegexProblem(c); msg != "" {
+		return reason, msg, nil
 	}
 	for i, m := range t.CanaryMiddlewares {
 		ns := m.Namespace

@@ -221,3 +221,44 @@ func TestHeaderRuleAllMatchesNeeded(t *testing.T) {
 		}
 	}
 }
+
+// A regex may end inside a \Q quote (the quote then runs to its end): RE2
+// and Go take `\Qa.b` as the literal a.b. The anchored form must close the
+// quote, or its ")$" is quoted too and Traefik refuses the rule.
+func TestHeaderRuleRegexEndingInAQuote(t *testing.T) {
+	rc := newRuleChecker(t)
+	for _, tc := range []struct{ re, match, other string }{
+		{`\Qa.b`, "a.b", "axb"},
+		{`v[0-9]\Q(beta`, "v1(beta", "v1(betax"},
+		{`\Qa\E.\Q)$`, "a-)$", "a-)"},
+		{`\\Q.`, `\Qx`, `\Q`},
+	} {
+		for _, syntax := range []string{traefik.SyntaxV3, traefik.SyntaxV2} {
+			rule := traefik.NarrowRule("PathPrefix(`/`)", &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-Q", Regex: &tc.re}}}, syntax)
+			for value, want := range map[string]bool{tc.match: true, tc.other: false} {
+				got := rc.ask(rule, syntax, "", [2]string{"X-Q", value})
+				if got.Error != "" || got.Matched != want {
+					t.Errorf("%s %s with X-Q=%q: %+v, want matched=%v", syntax, rule, value, got, want)
+				}
+			}
+		}
+	}
+}
+
+// Check refuses, before anything is written, a header regex Traefik
+// would not compile as Sluice writes it (Canaries stored before the CRD
+// checked regexes); an open \Q quote is not one.
+func TestHeaderRegexProblem(t *testing.T) {
+	c := &v1alpha1.Canary{}
+	for re, want := range map[string]string{
+		`\Qa.b`:      "",
+		`beta|gamma`: "",
+		`(?!beta)`:   "spec.strategy.steps[0].setHeaderRoute.match[0].regex: Traefik would refuse it anchored as ^(?:(?!beta))$: error parsing regexp: invalid or unsupported Perl syntax",
+	} {
+		c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Regex: &re}}}}}
+		reason, msg := traefik.HeaderRegexProblem(c)
+		if (want == "") != (reason == "") || !strings.Contains(msg, want) || (want != "" && reason != "InvalidHeaderRegex") {
+			t.Errorf("%s: %q %q, want %q", re, reason, msg, want)
+		}
+	}
+}
