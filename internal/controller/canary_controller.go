@@ -187,7 +187,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			typ = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
-		r.Checks.Notify(next, e)
+		r.Checks.Notify(ctx, next, e)
 	}
 	if applyErr == nil {
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)

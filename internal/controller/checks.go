@@ -97,6 +97,9 @@ type CheckRunner struct {
 	Hooks *webhook.Caller
 	// Recorder reports failed post-rollout hooks.
 	Recorder events.EventRecorder
+	// Metrics, when set, count Events dropped on the way to event
+	// webhooks.
+	Metrics *Metrics
 
 	queue  chan func(context.Context)
 	events chan event.GenericEvent
