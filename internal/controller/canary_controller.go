@@ -136,6 +136,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups=consul.hashicorp.com,resources=serviceresolvers;servicesplitters;servicerouters,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=getambassador.io,resources=mappings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=selfsubjectaccessreviews,verbs=create
 
 // Reconcile runs one observe -> decide -> apply -> status cycle.
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
