@@ -313,7 +313,7 @@ func (d *decider) progress(req request) {
 	if d.obs.Blocked != "" {
 		d.startWaiting(d.obs.BlockedReason)
 		d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
-		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		d.stallBlocked()
 		d.requeue(BlockedRecheckInterval) // what it names may not be watched
 		if !d.c.Spec.Paused {
 			d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
@@ -678,7 +678,7 @@ func (d *decider) routeTo(w int32) bool {
 		// No half-applied route: nothing is written until the
 		// configuration is fixed.
 		d.waiting(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
-		d.stall(d.obs.BlockedReason, d.obs.Blocked)
+		d.stallBlocked()
 		// Not every object a configuration problem names is watched (a
 		// router's Middleware, say): look again in a while.
 		d.requeue(BlockedRecheckInterval)
@@ -941,6 +941,21 @@ func (d *decider) waiting(reason, msg string) {
 // stall marks the Canary as unable to go on until someone acts.
 func (d *decider) stall(reason, msg string) {
 	d.stalled, d.stalledMsg = reason, msg
+}
+
+// stallBlocked stalls the Canary on the configuration problem observed
+// (Observations.Blocked), with a Warning event when the problem is new:
+// the Stalled condition last written named another one, or none.
+func (d *decider) stallBlocked() {
+	reason, msg := d.obs.BlockedReason, d.obs.Blocked
+	if d.stalled == reason && d.stalledMsg == msg {
+		return // already reported in this decision
+	}
+	if old := meta.FindStatusCondition(d.c.Status.Conditions, v1alpha1.ConditionStalled); old == nil ||
+		old.Status != metav1.ConditionTrue || old.Reason != reason || old.Message != msg {
+		d.event(true, reason, msg+"; traffic stays where it is")
+	}
+	d.stall(reason, msg)
 }
 
 func (d *decider) event(warning bool, reason, msg string) {

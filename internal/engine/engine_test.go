@@ -109,6 +109,15 @@ func specPaused(c *v1alpha1.Canary) { c.Spec.Paused = true }
 func waitingOn(reason string) canaryOpt {
 	return func(c *v1alpha1.Canary) { c.Status.Reason = reason }
 }
+
+// stalledOn says the status written last reported a stall on reason.
+func stalledOn(reason, msg string) canaryOpt {
+	return func(c *v1alpha1.Canary) {
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionStalled,
+			Status: metav1.ConditionTrue, Reason: reason, Message: msg})
+	}
+}
+
 func specSuspend(c *v1alpha1.Canary) { c.Spec.Suspend = true }
 
 func withSteps(steps ...v1alpha1.Step) canaryOpt {
@@ -487,7 +496,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    newObs(tgt(ready("r1")), pri(ready("r1")), route(0), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: v1alpha1.PhaseInitializing, reason: "BackendNotFound", msgHas: "auth-proxy",
 					desired: "fromTarget services primary=3", canary: "r1", conds: cRunStalled, stalled: "BackendNotFound",
-					requeue: engine.BlockedRecheckInterval},
+					events: []string{"Warning BackendNotFound"}, requeue: engine.BlockedRecheckInterval},
 			},
 			{
 				name:   "unknown phase restarts initialization",
@@ -610,7 +619,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    steady(route(20), blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: "", reason: reason, desired: "services", requeue: engine.BlockedRecheckInterval,
-					stable: rev, canary: rev, conds: cStalled, stalled: "BackendNotFound"},
+					events: []string{"Warning BackendNotFound"}, stable: rev, canary: rev, conds: cStalled, stalled: "BackendNotFound"},
 			},
 			{
 				name:   "new revision, canary scaled down: release starts and scales it up",
@@ -974,17 +983,34 @@ func TestDecideTransitions(t *testing.T) {
 					requeue: engine.RoutePollInterval, step: 1, stable: "r1", canary: "r2", conds: cStalled},
 			},
 			{
-				name:   "blocked configuration: traffic stays where it is",
-				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound")),
+				name:   "blocked configuration: traffic stays where it is, a Warning event names the problem",
+				canary: newCanary(releasing(1, 20)),
+				obs:    obs(20, blocked("InvalidSuccessCondition", `spec.analysis.metrics[0] (errors).successCondition "result >>> 2": unexpected token`)),
+				want: want{phase: P, reason: "InvalidSuccessCondition", msgHas: "metrics[0] (errors)",
+					desired: "services target=3", events: []string{"Warning InvalidSuccessCondition"}, requeue: engine.BlockedRecheckInterval,
+					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "InvalidSuccessCondition"},
+			},
+			{
+				name:   "blocked configuration already reported: no second event",
+				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound"), stalledOn("BackendNotFound", "Service apps/auth-proxy not found")),
 				obs:    obs(20, blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: P, reason: "BackendNotFound", msgHas: "auth-proxy",
 					desired: "services target=3", requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
 			},
 			{
-				name:   "blocked past the deadline: rolled back, route still not written",
-				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted")),
-				obs:    obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
+				name:   "another configuration problem: a new event",
+				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound"), stalledOn("BackendNotFound", "Service apps/auth-proxy not found")),
+				obs:    obs(20, blocked("BackendNotFound", "Service apps/payments not found")),
+				want: want{phase: P, reason: "BackendNotFound", msgHas: "payments",
+					desired: "services target=3", events: []string{"Warning BackendNotFound"}, requeue: engine.BlockedRecheckInterval,
+					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
+			},
+			{
+				name: "blocked past the deadline: rolled back, route still not written",
+				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted"),
+					stalledOn("RefNotPermitted", "no ReferenceGrant in other-ns")),
+				obs: obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded", msgHas: "ReferenceGrant",
 					desired: "services target=3", events: []string{"Warning ProgressDeadlineExceeded"}, requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cStalled, stalled: "RefNotPermitted"},
