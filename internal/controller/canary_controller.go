@@ -319,6 +319,14 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		// the user) never stop it from sending everything to the primary.
 		s.obs.BlockedWithdrawable = msg != ""
 	}
+	if s.obs.Blocked == "" {
+		// Checked last: a condition that cannot be judged stops the
+		// release before the canary gets traffic, but never a route that
+		// sends everything to the primary (nothing else is wrong with it).
+		if reason, msg := r.Checks.InvalidCondition(c); msg != "" {
+			s.obs.Blocked, s.obs.BlockedReason, s.obs.BlockedWithdrawable = msg, reason, true
+		}
+	}
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
