@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -99,10 +100,26 @@ func TestJudge(t *testing.T) {
 			t.Errorf("%+v with %v: pass %v why %q err %v; want pass %v why ~%q", c.check, c.value, pass, why, err, c.pass, c.why)
 		}
 	}
-	if err := j.Validate(Check{SuccessCondition: "result >>> 2"}); err == nil || !strings.Contains(err.Error(), "result >>> 2") {
-		t.Errorf("a bad expression must be refused naming it, got %v", err)
+	for _, c := range []struct {
+		check Check
+		want  []string // Error() of each ConditionError
+	}{
+		{Check{SuccessCondition: "result >= 99", FailureCondition: "result < 10"}, nil},
+		{Check{Min: f(1)}, nil},
+		{Check{SuccessCondition: "result >>> 2"}, []string{`successCondition "result >>> 2": unexpected token Operator(">") (1:9)`}},
+		{Check{FailureCondition: "result + 1"}, []string{`failureCondition "result + 1": expected bool, but got float64`}},
+		{Check{SuccessCondition: "rate > 1", FailureCondition: "result >"},
+			[]string{`successCondition "rate > 1": unknown name rate (1:1)`, `failureCondition "result >": unexpected token EOF (1:8)`}},
+	} {
+		var got []string
+		for _, e := range j.Validate(c.check) {
+			got = append(got, e.Error())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("Validate(%+v) = %q, want %q", c.check, got, c.want)
+		}
 	}
-	if err := j.Validate(Check{SuccessCondition: "result + 1"}); err == nil {
-		t.Errorf("a non-boolean expression must be refused")
+	if errs := j.Validate(Check{FailureCondition: "result + 1"}); len(errs) != 1 || errs[0].Reason() != "InvalidFailureCondition" {
+		t.Errorf("a bad failureCondition's reason: %v", errs)
 	}
 }

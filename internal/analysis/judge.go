@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/expr-lang/expr"
@@ -30,18 +31,54 @@ type Judge struct {
 // NewJudge makes a Judge.
 func NewJudge() *Judge { return &Judge{programs: map[string]*vm.Program{}} }
 
-// Validate compiles a check's expressions, so a bad one is reported when
-// the Canary is read, naming the expression.
-func (j *Judge) Validate(c Check) error {
-	for _, e := range []string{c.SuccessCondition, c.FailureCondition} {
-		if e == "" {
+// ConditionError is a success or failure condition that does not
+// compile: a bad expression, an unknown name, or one that does not give a
+// boolean.
+type ConditionError struct {
+	// Field is "successCondition" or "failureCondition".
+	Field string
+	// Expr is the expression as written.
+	Expr string
+	// Err is the compiler's complaint.
+	Err error
+}
+
+func (e *ConditionError) Error() string {
+	// The compiler's message, without the snippet it draws below it on
+	// further lines: the expression is quoted already.
+	msg, _, _ := strings.Cut(e.Err.Error(), "\n")
+	return fmt.Sprintf("%s %q: %s", e.Field, e.Expr, msg)
+}
+
+func (e *ConditionError) Unwrap() error { return e.Err }
+
+// Reason is the CamelCase reason a Canary reports it with:
+// InvalidSuccessCondition or InvalidFailureCondition.
+func (e *ConditionError) Reason() string {
+	if e.Field == "failureCondition" {
+		return "InvalidFailureCondition"
+	}
+	return "InvalidSuccessCondition"
+}
+
+// Validate compiles a check's expressions, so that a bad one is reported
+// before any value is judged by it. It returns one ConditionError per
+// expression that does not compile, the success condition first; none
+// when both are good or empty.
+func (j *Judge) Validate(c Check) []*ConditionError {
+	var out []*ConditionError
+	for _, f := range []struct{ name, expr string }{
+		{"successCondition", c.SuccessCondition},
+		{"failureCondition", c.FailureCondition},
+	} {
+		if f.expr == "" {
 			continue
 		}
-		if _, err := j.program(e); err != nil {
-			return err
+		if _, err := j.compile(f.expr); err != nil {
+			out = append(out, &ConditionError{Field: f.name, Expr: f.expr, Err: err})
 		}
 	}
-	return nil
+	return out
 }
 
 // Pass judges a value. It returns whether the check passed and, if not,
@@ -92,6 +129,16 @@ func (j *Judge) eval(e string, value float64) (bool, error) {
 }
 
 func (j *Judge) program(e string) (*vm.Program, error) {
+	p, err := j.compile(e)
+	if err != nil {
+		return nil, fmt.Errorf("expression %q: %w", e, err)
+	}
+	return p, nil
+}
+
+// compile compiles an expression once; programs are kept for the next
+// rounds.
+func (j *Judge) compile(e string) (*vm.Program, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if p, ok := j.programs[e]; ok {
@@ -99,7 +146,7 @@ func (j *Judge) program(e string) (*vm.Program, error) {
 	}
 	p, err := expr.Compile(e, expr.Env(map[string]any{"result": 0.0}), expr.AsBool())
 	if err != nil {
-		return nil, fmt.Errorf("expression %q: %w", e, err)
+		return nil, err
 	}
 	j.programs[e] = p
 	return p, nil

@@ -136,6 +136,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups=consul.hashicorp.com,resources=serviceresolvers;servicesplitters;servicerouters,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=getambassador.io,resources=mappings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=selfsubjectaccessreviews,verbs=create
 
 // Reconcile runs one observe -> decide -> apply -> status cycle.
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -187,7 +188,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			typ = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
-		r.Checks.Notify(next, e)
+		r.Checks.Notify(ctx, next, e)
 	}
 	if applyErr == nil {
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)
@@ -326,6 +327,14 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		// A router's own references (middlewares, entries it shares with
 		// the user) never stop it from sending everything to the primary.
 		s.obs.BlockedWithdrawable = msg != ""
+	}
+	if s.obs.Blocked == "" {
+		// Checked last: a condition that cannot be judged stops the
+		// release before the canary gets traffic, but never a route that
+		// sends everything to the primary (nothing else is wrong with it).
+		if reason, msg := r.Checks.InvalidCondition(c); msg != "" {
+			s.obs.Blocked, s.obs.BlockedReason, s.obs.BlockedWithdrawable = msg, reason, true
+		}
 	}
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err

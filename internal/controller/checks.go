@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +98,9 @@ type CheckRunner struct {
 	Hooks *webhook.Caller
 	// Recorder reports failed post-rollout hooks.
 	Recorder events.EventRecorder
+	// Metrics, when set, count Events dropped on the way to event
+	// webhooks.
+	Metrics *Metrics
 
 	queue  chan func(context.Context)
 	events chan event.GenericEvent
@@ -154,11 +158,39 @@ func (r *CheckRunner) init() {
 		if r.Hooks == nil {
 			r.Hooks = webhook.NewCaller()
 		}
+		if r.Judge == nil {
+			r.Judge = analysis.NewJudge()
+		}
 		r.secrets = map[types.NamespacedName]cachedSecret{}
 		if r.SecretTTL <= 0 {
 			r.SecretTTL = 5 * time.Minute
 		}
 	})
+}
+
+// InvalidCondition compiles the successCondition and failureCondition of
+// each of the Canary's metrics (the programs are kept for the rounds). It
+// returns the reason of the first that does not compile
+// (InvalidSuccessCondition, InvalidFailureCondition) and a message naming
+// every such condition, its metric and the compiler's complaint; two empty
+// strings when all compile. The controller checks this before a release
+// moves traffic: a condition that cannot be judged would otherwise fail
+// every round until the release is rolled back.
+func (r *CheckRunner) InvalidCondition(c *v1alpha1.Canary) (reason, msg string) {
+	if c.Spec.Analysis == nil {
+		return "", ""
+	}
+	r.init()
+	var bad []string
+	for i, m := range c.Spec.Analysis.Metrics {
+		for _, e := range r.Judge.Validate(analysis.Check{SuccessCondition: m.SuccessCondition, FailureCondition: m.FailureCondition}) {
+			if reason == "" {
+				reason = e.Reason()
+			}
+			bad = append(bad, fmt.Sprintf("spec.analysis.metrics[%d] (%s).%v", i, m.Name, e))
+		}
+	}
+	return reason, strings.Join(bad, "; ")
 }
 
 // Events announces finished rounds (the Canary to reconcile).

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -105,8 +106,10 @@ func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canar
 
 // Notify posts an Event to the Canary's event webhooks, in the
 // background. A failure is logged, not recorded: an Event about it would
-// be posted to the same hooks.
-func (r *CheckRunner) Notify(c *v1alpha1.Canary, e engine.Event) {
+// be posted to the same hooks. When the runner's queue is full the Event
+// is dropped (nothing asks for it again): each webhook that misses it is
+// logged and counted in sluice_webhook_events_dropped_total.
+func (r *CheckRunner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event) {
 	if !engine.HasHooks(c, v1alpha1.WebhookEvent) {
 		return
 	}
@@ -117,7 +120,7 @@ func (r *CheckRunner) Notify(c *v1alpha1.Canary, e engine.Event) {
 		typ = corev1.EventTypeWarning
 	}
 	ev := &webhook.Event{Type: typ, Reason: e.Reason, Message: e.Message}
-	r.enqueue(func(ctx context.Context) {
+	queued := r.enqueue(func(ctx context.Context) {
 		for _, h := range c.Spec.Analysis.Webhooks {
 			if engine.HookType(h) != v1alpha1.WebhookEvent {
 				continue
@@ -127,7 +130,23 @@ func (r *CheckRunner) Notify(c *v1alpha1.Canary, e engine.Event) {
 			}
 		}
 	})
+	if queued {
+		return
+	}
+	for _, h := range c.Spec.Analysis.Webhooks {
+		if engine.HookType(h) != v1alpha1.WebhookEvent {
+			continue
+		}
+		log.FromContext(ctx).Error(errQueueFull, "Event not posted to its webhook", "canary", client.ObjectKeyFromObject(c),
+			"webhook", h.Name, "type", typ, "reason", e.Reason)
+		if r.Metrics != nil {
+			r.Metrics.WebhookEventsDropped.WithLabelValues(typ).Inc()
+		}
+	}
 }
+
+// errQueueFull is why an event webhook's Event was dropped.
+var errQueueFull = errors.New("the check runner's queue is full")
 
 // call posts the Canary's payload to one webhook, signed when the hook
 // names a key.

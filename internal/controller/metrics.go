@@ -15,6 +15,10 @@ type Metrics struct {
 	VerificationMismatches *prometheus.CounterVec
 	VerificationDuration   *prometheus.HistogramVec
 	VerificationState      *prometheus.GaugeVec
+	// WebhookEventsDropped counts Events not posted to an event webhook
+	// because the check runner's queue was full, one per webhook, by the
+	// Event's type (Normal, Warning).
+	WebhookEventsDropped *prometheus.CounterVec
 }
 
 // NewMetrics makes the metrics; Register adds them to a registry.
@@ -37,6 +41,10 @@ func NewMetrics() *Metrics {
 			Name: "sluice_canary_verification",
 			Help: "1 for each Canary's current verification state (Verifying, Verified, Failed, Drifted); one series per Canary.",
 		}, []string{"namespace", "name", "state"}),
+		WebhookEventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_webhook_events_dropped_total",
+			Help: "Events not posted to an event webhook because the check runner's queue was full, one per webhook, by the Event's type (Normal, Warning).",
+		}, []string{"type"}),
 	}
 }
 
@@ -45,7 +53,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	if reg == nil {
 		reg = metrics.Registry
 	}
-	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState} {
+	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState, m.WebhookEventsDropped} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

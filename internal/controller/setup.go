@@ -5,28 +5,37 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
@@ -134,12 +143,17 @@ func setHash(ann *map[string]string, h string) {
 	(*ann)[workload.DataHashAnnotation] = h
 }
 
-// NewBackendCache makes the cache that answers "does this backend exist?"
-// for user-supplied backendRefs. It holds object metadata only
+// NewBackendCache makes the reader that answers "does this backend
+// exist?" for user-supplied backendRefs: a cache of object metadata only
 // (PartialObjectMetadata), with no label filter, since a user's backend is
 // not labelled by Sluice; an informer starts for a kind on its first use.
-// The cache runs with the manager.
-func NewBackendCache(mgr ctrl.Manager) (cache.Cache, error) {
+// The cache runs with the manager. Before a kind's first read the reader
+// asks the apiserver whether the controller may list and watch it
+// cluster-wide: an informer without both would never sync, and the read
+// would wait on it for ever, holding a reconcile worker. A kind it may not
+// read is answered with a router.KindForbiddenError; any read waits at most
+// BackendSyncTimeout for its informer.
+func NewBackendCache(mgr ctrl.Manager) (client.Reader, error) {
 	c, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:           mgr.GetScheme(),
 		Mapper:           mgr.GetRESTMapper(),
@@ -151,7 +165,114 @@ func NewBackendCache(mgr ctrl.Manager) (cache.Cache, error) {
 	if err := mgr.Add(c); err != nil {
 		return nil, fmt.Errorf("backend cache: %w", err)
 	}
-	return c, nil
+	return &backendReader{cache: c, scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper(), reviews: mgr.GetClient(),
+		allowed: map[schema.GroupVersionResource]bool{}}, nil
+}
+
+// BackendSyncTimeout bounds the wait for a backend kind's informer to
+// sync; past it the read fails (and the reconcile is retried) instead of
+// holding its worker.
+const BackendSyncTimeout = 10 * time.Second
+
+// accessReviewTimeout bounds one SelfSubjectAccessReview.
+const accessReviewTimeout = 10 * time.Second
+
+// backendReader reads backends from the metadata cache once the
+// controller is known to be allowed to list and watch their kind.
+type backendReader struct {
+	cache  cache.Cache
+	scheme *runtime.Scheme
+	mapper meta.RESTMapper
+	// reviews creates SelfSubjectAccessReviews.
+	reviews client.Client
+
+	mu sync.Mutex
+	// allowed holds the resources the controller may list and watch. A
+	// denial is not remembered: the Canary stalls and is looked at again
+	// (engine.BlockedRecheckInterval), and a granted permission is found
+	// then.
+	allowed map[schema.GroupVersionResource]bool
+}
+
+// Get reads a backend's metadata, or says why it cannot be read.
+func (b *backendReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := b.mayRead(ctx, obj); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, BackendSyncTimeout)
+	defer cancel()
+	return b.cache.Get(ctx, key, obj, opts...)
+}
+
+// List lists backends, under the same conditions as Get.
+func (b *backendReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := b.mayRead(ctx, list); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, BackendSyncTimeout)
+	defer cancel()
+	return b.cache.List(ctx, list, opts...)
+}
+
+// mayRead returns a router.KindForbiddenError when the controller may not
+// list or watch obj's kind cluster-wide, asking the apiserver (a
+// SelfSubjectAccessReview per verb) until it may.
+func (b *backendReader) mayRead(ctx context.Context, obj runtime.Object) error {
+	gvk, err := apiutil.GVKForObject(obj, b.scheme)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	gvk.Kind = strings.TrimSuffix(gvk.Kind, "List")
+	m, err := b.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("backend kind %s: %w", gvk, err)
+	}
+	gvr := m.Resource
+	b.mu.Lock()
+	ok := b.allowed[gvr]
+	b.mu.Unlock()
+	if ok {
+		return nil
+	}
+	var missing []string
+	for _, verb := range []string{"list", "watch"} {
+		allowed, err := b.review(ctx, verb, gvr)
+		if apierrors.IsForbidden(err) {
+			// The controller may not even ask (its ClusterRole lacks
+			// selfsubjectaccessreviews, and the cluster does not grant
+			// them to every user): the bounded wait for the informer is
+			// all that is left.
+			log.FromContext(ctx).Error(err, "Cannot review access to a backend kind; reading it anyway", "resource", gvr.String())
+			allowed, err = true, nil
+		}
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			missing = append(missing, verb)
+		}
+	}
+	if len(missing) > 0 {
+		return &router.KindForbiddenError{Group: gvk.Group, Kind: gvk.Kind, Resource: gvr.GroupResource().String(), Verbs: missing}
+	}
+	b.mu.Lock()
+	b.allowed[gvr] = true
+	b.mu.Unlock()
+	return nil
+}
+
+// review asks whether the controller may use verb on gvr in every
+// namespace.
+func (b *backendReader) review(ctx context.Context, verb string, gvr schema.GroupVersionResource) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, accessReviewTimeout)
+	defer cancel()
+	r := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource},
+	}}
+	if err := b.reviews.Create(ctx, r); err != nil {
+		return false, fmt.Errorf("review access to %s %s: %w", verb, gvr.GroupResource(), err)
+	}
+	return r.Status.Allowed, nil
 }
 
 // NewCheckRunner makes the runner of check rounds and webhook calls.

@@ -96,9 +96,11 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 		if mgrErr = testMetrics.Register(nil); mgrErr != nil {
 			return
 		}
+		checks := controller.NewCheckRunner(mgr, "", 8)
+		checks.Metrics = testMetrics
 		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
-			Checks: controller.NewCheckRunner(mgr, "", 8), TargetPoll: 2 * time.Second}
+			Checks: checks, TargetPoll: 2 * time.Second}
 		mgrCache = mgr.GetCache()
 		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {
 			return

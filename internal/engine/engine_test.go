@@ -109,6 +109,7 @@ func specPaused(c *v1alpha1.Canary) { c.Spec.Paused = true }
 func waitingOn(reason string) canaryOpt {
 	return func(c *v1alpha1.Canary) { c.Status.Reason = reason }
 }
+
 func specSuspend(c *v1alpha1.Canary) { c.Spec.Suspend = true }
 
 // stalledOn says a previous decision already reported the Canary Stalled
@@ -1005,11 +1006,27 @@ func TestDecideTransitions(t *testing.T) {
 					requeue: engine.RoutePollInterval, step: 1, stable: "r1", canary: "r2", conds: cStalled},
 			},
 			{
-				name:   "blocked configuration: traffic stays where it is",
+				name:   "blocked configuration: traffic stays where it is, a Warning event names the problem",
+				canary: newCanary(releasing(1, 20)),
+				obs:    obs(20, blocked("InvalidSuccessCondition", `spec.analysis.metrics[0] (errors).successCondition "result >>> 2": unexpected token`)),
+				want: want{phase: P, reason: "InvalidSuccessCondition", msgHas: "metrics[0] (errors)",
+					desired: "services target=3", events: []string{"Warning InvalidSuccessCondition"}, requeue: engine.BlockedRecheckInterval,
+					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "InvalidSuccessCondition"},
+			},
+			{
+				name:   "blocked configuration already reported: no second event",
 				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound"), stalledOn("BackendNotFound", "Service apps/auth-proxy not found")),
 				obs:    obs(20, blocked("BackendNotFound", "Service apps/auth-proxy not found")),
 				want: want{phase: P, reason: "BackendNotFound", msgHas: "auth-proxy",
 					desired: "services target=3", requeue: engine.BlockedRecheckInterval,
+					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
+			},
+			{
+				name:   "another configuration problem: a new event",
+				canary: newCanary(releasing(1, 20), waitingOn("BackendNotFound"), stalledOn("BackendNotFound", "Service apps/auth-proxy not found")),
+				obs:    obs(20, blocked("BackendNotFound", "Service apps/payments not found")),
+				want: want{phase: P, reason: "BackendNotFound", msgHas: "payments",
+					desired: "services target=3", events: []string{"Warning BackendNotFound"}, requeue: engine.BlockedRecheckInterval,
 					step: 1, weight: 20, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "BackendNotFound"},
 			},
 			{

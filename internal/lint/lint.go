@@ -34,6 +34,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	crds "github.com/sluice-dev/sluice/config/crd/bases"
+	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/router/consul"
@@ -46,7 +47,10 @@ type Finding struct {
 	Object string
 	// Message names the field and what to do, as the apiserver says it.
 	Message string
-	// Warning is true for a finding the apiserver would accept.
+	// Warning is true for a finding the apiserver would accept and the
+	// controller would run with. An error is one the apiserver rejects,
+	// or one the controller would stall the Canary on (a condition that
+	// does not compile).
 	Warning bool
 }
 
@@ -199,7 +203,8 @@ func blocking(errs field.ErrorList) bool {
 }
 
 // canaryRules are Sluice's rules over a whole valid Canary: what the
-// apiserver accepts but would not work as the user expects.
+// apiserver accepts but would not work as the user expects (warnings), or
+// not at all (errors: the controller would stall the Canary).
 func canaryRules(name string, obj map[string]any) []Finding {
 	var c v1alpha1.Canary
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &c); err != nil {
@@ -207,6 +212,16 @@ func canaryRules(name string, obj map[string]any) []Finding {
 	}
 	var out []Finding
 	warn := func(msg string) { out = append(out, Finding{Object: name, Message: msg, Warning: true}) }
+	fail := func(msg string) { out = append(out, Finding{Object: name, Message: msg}) }
+	if a := c.Spec.Analysis; a != nil {
+		judge := analysis.NewJudge()
+		for i, m := range a.Metrics {
+			// The same compilation the controller runs before a release.
+			for _, e := range judge.Validate(analysis.Check{SuccessCondition: m.SuccessCondition, FailureCondition: m.FailureCondition}) {
+				fail(fmt.Sprintf("spec.analysis.metrics[%d] (%s).%v", i, m.Name, e))
+			}
+		}
+	}
 	steps := engine.Steps(c.Spec.Strategy)
 	top := int32(0)
 	for i := range steps {

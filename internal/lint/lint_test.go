@@ -203,3 +203,30 @@ func TestSluiceRules(t *testing.T) {
 		t.Errorf("findings %v, %v; want none", findings, err)
 	}
 }
+
+// A successCondition or failureCondition that does not compile is an
+// error: the apiserver accepts any string there, and the controller would
+// stall the Canary on it. Every bad one is named with its metric.
+func TestBadConditionsAreErrors(t *testing.T) {
+	l := newLinter(t)
+	patch := `{"spec":{"analysis":{"metrics":[
+		{"name":"request-success-rate","successCondition":"result >= 99"},
+		{"name":"error-rate","templateRef":{"name":"errors"},"successCondition":"result >>> 2","failureCondition":"result + 1"}]}}}`
+	obj := mergeInto(t, fmt.Sprintf(goodCanary, "shop"), patch)
+	doc, _ := yaml.Marshal(obj)
+	findings, err := l.LintBytes(context.Background(), doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`Canary/web: error: spec.analysis.metrics[1] (error-rate).successCondition "result >>> 2": unexpected token Operator(">") (1:9)`,
+		`Canary/web: error: spec.analysis.metrics[1] (error-rate).failureCondition "result + 1": expected bool, but got float64`,
+	}
+	var got []string
+	for _, f := range findings {
+		got = append(got, f.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("findings\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,6 +55,23 @@ func resolve(c *v1alpha1.Canary, refs []v1alpha1.BackendRef) []Backend {
 	return out
 }
 
+// KindForbiddenError says the controller may not read a backend's kind:
+// its RBAC lacks Verbs on Resource cluster-wide, so an informer for it
+// could never sync. A reader given to CheckBackends returns it instead of
+// waiting for such an informer.
+type KindForbiddenError struct {
+	// Group and Kind are the backend's; Resource is the kind's resource,
+	// with its group ("serviceentries.networking.istio.io").
+	Group, Kind, Resource string
+	// Verbs are the verbs the controller lacks (list, watch).
+	Verbs []string
+}
+
+func (e *KindForbiddenError) Error() string {
+	return fmt.Sprintf("the controller may not %s %s (kind %s in group %q) cluster-wide",
+		strings.Join(e.Verbs, " or "), e.Resource, e.Kind, e.Group)
+}
+
 // CheckBackends verifies that every user-supplied backend exists and that a
 // reference into another namespace is allowed by a ReferenceGrant there.
 // It returns a reason and a message naming the backend and the fix, or two
@@ -69,7 +88,11 @@ func CheckBackends(ctx context.Context, objects, grants client.Reader, mapper me
 			obj := &metav1.PartialObjectMetadata{}
 			obj.SetGroupVersionKind(gvk)
 			err = objects.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Name}, obj)
+			var forbidden *KindForbiddenError
 			switch {
+			case errors.As(err, &forbidden):
+				return "BackendKindForbidden", fmt.Sprintf("%s: %v; grant the controller's ClusterRole %s on %s",
+					field, forbidden, strings.Join(forbidden.Verbs, " and "), forbidden.Resource), nil
 			case apierrors.IsNotFound(err):
 				return "BackendNotFound", fmt.Sprintf("%s: %s %s/%s not found; create it or fix the reference", field, b.Kind, b.Namespace, b.Name), nil
 			case err != nil:

@@ -1,11 +1,15 @@
 package router_test
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -144,4 +148,31 @@ func dump(bs []router.Backend) string {
 		s += fmt.Sprintf("{group=%q kind=%s %s/%s port=%s weight=%d filters=%v}", b.Group, b.Kind, b.Namespace, b.Name, port, b.Weight, b.Filters)
 	}
 	return s + "]"
+}
+
+// forbiddenKinds answers every read with the KindForbiddenError of a
+// reader whose controller may not watch the backend's kind.
+type forbiddenKinds struct{ client.Reader }
+
+func (forbiddenKinds) Get(_ context.Context, _ client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	return &router.KindForbiddenError{Group: gvk.Group, Kind: gvk.Kind, Resource: "serviceentries.networking.istio.io", Verbs: []string{"watch"}}
+}
+
+// A backend kind the controller may not read stalls the Canary with a
+// reason naming the field, the kind and the verbs to grant.
+func TestCheckBackendsKindForbidden(t *testing.T) {
+	gv := schema.GroupVersion{Group: "networking.istio.io", Version: "v1"}
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{gv})
+	mapper.Add(gv.WithKind("ServiceEntry"), meta.RESTScopeNamespace)
+	c := canaryWithRefs(&v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{
+		{Group: p("networking.istio.io"), Kind: p("ServiceEntry"), Name: "payments-ext"},
+	}})
+	primary, canary := router.Backends(c, "web")
+	reason, msg, err := router.CheckBackends(context.Background(), forbiddenKinds{}, nil, mapper, c, "HTTPRoute",
+		map[string][]router.Backend{"primary": primary[:0], "canary": canary})
+	want := `spec.service.backendRefs.canary[0]: the controller may not watch serviceentries.networking.istio.io (kind ServiceEntry in group "networking.istio.io") cluster-wide; grant the controller's ClusterRole watch on serviceentries.networking.istio.io`
+	if err != nil || reason != "BackendKindForbidden" || msg != want {
+		t.Errorf("CheckBackends = %q, %q, %v; want BackendKindForbidden, %q", reason, msg, err, want)
+	}
 }
