@@ -218,6 +218,78 @@ func waitSettledOrStalled(t *testing.T, cl client.Client, ns, name, reason strin
 	})
 }
 
+// A ServiceRouter of the user's named after the service, with a Canary
+// that has header steps: Sluice would have to overwrite it, so the release
+// stalls with RouterNotOwned naming it and the fix, the canary subset gets
+// no traffic and the user's router stays exactly as written. Once it is
+// deleted the refusal lifts and the next release walks its steps with a
+// ServiceRouter Sluice owns.
+func TestConsulUserRouterWithHeaderStepsStalls(t *testing.T) {
+	_, ns, cl := setup(t)
+	yes := "yes"
+	c := canary(ns, "rtr",
+		v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &yes}}}},
+		pauseStep(time.Second), weightStep(50))
+	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
+	theirs := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"routes": []any{map[string]any{
+		"match":       map[string]any{"http": map[string]any{"pathPrefix": "/admin"}},
+		"destination": map[string]any{"service": "admin"},
+	}}}}}
+	theirs.SetGroupVersionKind(consul.GVK(consul.Routes))
+	theirs.SetNamespace(ns)
+	theirs.SetName("rtr")
+	create(t, cl, theirs, consulApp(ns, "rtr", "example.com/rtr:1", 1, "rtr"), c)
+	before, err := consulEntry(t.Context(), cl, consul.Routes, ns, "rtr")
+	if err != nil || before == nil {
+		t.Fatalf("the user's ServiceRouter: %v", err)
+	}
+	waitSettledOrStalled(t, cl, ns, "rtr", "RouterNotOwned")
+
+	split := sampleSplit(t, cl, ns, "rtr")
+	setImage(t, cl, ns, "rtr", "example.com/rtr:2")
+	waitStalledWith(t, cl, ns, "rtr", "RouterNotOwned", 60*time.Second, split.String,
+		"servicerouter "+ns+"/rtr is not Sluice's", "setHeaderRoute")
+	after, err := consulEntry(t.Context(), cl, consul.Routes, ns, "rtr")
+	if err != nil || after == nil {
+		t.Fatalf("the user's ServiceRouter after the refusal: %v", err)
+	}
+	if after.GetResourceVersion() != before.GetResourceVersion() || len(after.GetOwnerReferences()) != 0 {
+		t.Errorf("the user's ServiceRouter was written: resourceVersion %s -> %s, owners %v",
+			before.GetResourceVersion(), after.GetResourceVersion(), after.GetOwnerReferences())
+	}
+	if got, _ := getCanary(t.Context(), cl, ns, "rtr"); got.Status.CurrentStep != 0 || got.Status.CanaryWeight != 0 {
+		t.Errorf("the release moved past its header step: step %d, weight %d", got.Status.CurrentStep, got.Status.CanaryWeight)
+	}
+	if w := split.weights(); maxWeight(w) > 0 {
+		t.Errorf("the canary subset got traffic while refused: %v", w)
+	}
+
+	// The user's router gone, the refusal lifts; the next release walks
+	// its steps with a ServiceRouter Sluice owns for the header step.
+	if err := cl.Delete(t.Context(), after); err != nil {
+		t.Fatal(err)
+	}
+	settled := waitSettledClear(t, cl, ns, "rtr")
+	split.stop()
+	split = sampleSplit(t, cl, ns, "rtr")
+	owned := false
+	stop := inBackground(t, func(ctx context.Context) {
+		if rt, _ := consulEntry(ctx, cl, consul.Routes, ns, "rtr"); rt != nil && len(rt.GetOwnerReferences()) == 1 {
+			owned = true
+		}
+	})
+	setImage(t, cl, ns, "rtr", "example.com/rtr:3")
+	waitReleased(t, cl, ns, "rtr", settled)
+	stop()
+	split.stop()
+	if !owned {
+		t.Error("no ServiceRouter of Sluice's during the header step")
+	}
+	if w := split.weights(); !slices.Contains(w, 50) {
+		t.Errorf("canary subset weights %v: the release did not walk its steps once the router was gone", w)
+	}
+}
+
 // waitSettledClear waits until the Canary is settled (Initialized or
 // Succeeded) and not Stalled, and returns it.
 func waitSettledClear(t *testing.T, cl client.Client, ns, name string) *v1alpha1.Canary {
