@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -190,5 +193,112 @@ func TestAmbassadorHeaderRouteStep(t *testing.T) {
 	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseSucceeded, 60*time.Second)
 	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "abm-canary-headers"}, u); !apierrors.IsNotFound(err) {
 		t.Errorf("header-route mapping still there after the release (%v)", err)
+	}
+}
+
+// A gRPC Mapping (grpc: true) through a release with a header step: every
+// copy Sluice writes (the header-route copy, the weighted canary copy)
+// keeps grpc: true and every other field of the stable Mapping, with only
+// the service rewritten to the canary's in the stable's form; the canary
+// copy walks the weights and is gone at the end, as is the header copy,
+// and the stable Mapping is untouched.
+func TestAmbassadorGRPCMapping(t *testing.T) {
+	_, ns, cl := setup(t)
+	v := "beta"
+	stable := stableMapping(ns, "amb-grpc", "amb-grpc:50051", map[string]any{
+		"grpc": true, "prefix": "/echo.v1.Echo/", "rewrite": "/echo.v1.Echo/", "timeout_ms": int64(0),
+	})
+	create(t, cl, stable, app(ns, "amb-grpc", "example.com/grpc:1", 1),
+		ambassadorCanary(ns, "amb-grpc", []string{"amb-grpc"},
+			v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-track", Exact: &v}}}},
+			pauseStep(time.Second), weightStep(20), pauseStep(time.Second), weightStep(40), pauseStep(time.Second)))
+	// The stable as the apiserver keeps it; a copy is that, service aside.
+	stableSpec := func() map[string]any {
+		t.Helper()
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(mappingGVK)
+		if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "amb-grpc"}, u); err != nil {
+			t.Fatal(err)
+		}
+		return u.Object["spec"].(map[string]any)
+	}
+	kept := stableSpec()
+	if kept["grpc"] != true {
+		t.Fatalf("the apiserver did not keep grpc: true on the stable Mapping: %v", kept)
+	}
+	want := runtime.DeepCopyJSON(kept)
+	want["service"] = "amb-grpc-canary:50051"
+	waitPhase(t, cl, ns, "amb-grpc", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	var mu sync.Mutex
+	var weights []int64
+	var bad []string
+	copies := map[string]int{} // samples of each copy
+	// check compares a copy's spec with the stable's, less the fields the
+	// copy is meant to change.
+	check := func(name string, spec map[string]any, own ...string) {
+		got := runtime.DeepCopyJSON(spec)
+		for _, k := range own {
+			delete(got, k)
+		}
+		copies[name]++
+		if !equality.Semantic.DeepEqual(got, want) {
+			bad = append(bad, fmt.Sprintf("%s: %v", name, spec))
+		}
+	}
+	sample := func(ctx context.Context) {
+		read := func(name string) map[string]any {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(mappingGVK)
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+				return nil
+			}
+			spec, _ := u.Object["spec"].(map[string]any)
+			return spec
+		}
+		w, err := mappingWeight(ctx, cl, ns, "amb-grpc-canary")
+		canarySpec, headerSpec := read("amb-grpc-canary"), read("amb-grpc-canary-headers")
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && (len(weights) == 0 || weights[len(weights)-1] != w) {
+			weights = append(weights, w)
+		}
+		if canarySpec != nil {
+			check("amb-grpc-canary", canarySpec, "weight")
+		}
+		if headerSpec != nil {
+			check("amb-grpc-canary-headers", headerSpec, "headers")
+		}
+	}
+	stop := inBackground(t, sample)
+	setImage(t, cl, ns, "amb-grpc", "example.com/grpc:2")
+	waitPhase(t, cl, ns, "amb-grpc", v1alpha1.PhaseSucceeded, 90*time.Second)
+	testenv.Eventually(t, 30*time.Second, "the copies gone", func(ctx context.Context) error {
+		for _, name := range []string{"amb-grpc-canary", "amb-grpc-canary-headers"} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(mappingGVK)
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%s: %v", name, err)
+			}
+		}
+		return nil
+	})
+	stop()
+	sample(t.Context())
+
+	mu.Lock()
+	defer mu.Unlock()
+	// -1: no canary copy; 0: zeroed and draining before it is deleted.
+	if want := []int64{-1, 20, 40, 100, 0, -1}; !slices.Equal(weights, want) {
+		t.Errorf("canary Mapping weights: %v, want %v", weights, want)
+	}
+	if copies["amb-grpc-canary"] == 0 || copies["amb-grpc-canary-headers"] == 0 {
+		t.Errorf("samples of each copy: %v; the check proves nothing without both", copies)
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d samples of a copy that is not the stable gRPC Mapping with the canary's service, first: %s", len(bad), bad[0])
+	}
+	if after := stableSpec(); !equality.Semantic.DeepEqual(after, kept) {
+		t.Errorf("the stable Mapping changed: %v, was %v", after, kept)
 	}
 }

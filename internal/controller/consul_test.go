@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +30,19 @@ func consulEntry(ctx context.Context, cl client.Client, kind, ns, name string) (
 		return nil, client.IgnoreNotFound(err)
 	}
 	return u, nil
+}
+
+// connectService is the pod annotation naming the Consul service a pod
+// registers as; without it consul-k8s names the service after each
+// Kubernetes Service that selects the pod.
+const connectService = "consul.hashicorp.com/connect-service"
+
+// consulApp is a Deployment whose pods join the mesh as Consul service
+// svc, as the Consul router needs of its target.
+func consulApp(ns, name, image string, replicas int32, svc string) *appsv1.Deployment {
+	d := app(ns, name, image, replicas)
+	d.Spec.Template.Annotations = map[string]string{"consul.hashicorp.com/connect-inject": "true", connectService: svc}
+	return d
 }
 
 // canarySplit is the canary subset's weight in the ServiceSplitter, -1
@@ -58,7 +75,7 @@ func TestConsulRelease(t *testing.T) {
 		v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &yes}}}},
 		weightStep(20), pauseStep(time.Second), weightStep(60), pauseStep(time.Second))
 	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
-	create(t, cl, app(ns, "cns", "example.com/cns:1", 1), c)
+	create(t, cl, consulApp(ns, "cns", "example.com/cns:1", 1, "cns"), c)
 	first := waitPhase(t, cl, ns, "cns", v1alpha1.PhaseInitialized, 60*time.Second)
 	meta := workload.ConsulMetaPrefix + "version"
 	primary, err := deployment(t.Context(), cl, ns, "cns-primary")
@@ -122,7 +139,7 @@ func TestConsulWaitsForSync(t *testing.T) {
 	_, ns, cl := setup(t)
 	c := canary(ns, "syn", weightStep(50))
 	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{}}
-	create(t, cl, app(ns, "syn", "example.com/syn:1", 1), c)
+	create(t, cl, consulApp(ns, "syn", "example.com/syn:1", 1, "syn"), c)
 	testenv.Eventually(t, 30*time.Second, "held for Synced", func(ctx context.Context) error {
 		got, err := getCanary(ctx, cl, ns, "syn")
 		if err != nil {
@@ -151,4 +168,224 @@ func TestConsulWaitsForSync(t *testing.T) {
 		}
 	}
 	waitPhase(t, cl, ns, "syn", v1alpha1.PhaseInitialized, 60*time.Second)
+}
+
+// splitSampler records the canary subset's weight in the ServiceSplitter
+// every 20 ms, each value once per change (-1: no splitter).
+type splitSampler struct {
+	mu   sync.Mutex
+	seen []int64
+	stop func()
+}
+
+func sampleSplit(t *testing.T, cl client.Client, ns, name string) *splitSampler {
+	s := &splitSampler{}
+	s.stop = inBackground(t, func(ctx context.Context) {
+		w := canarySplit(ctx, cl, ns, name)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.seen) == 0 || s.seen[len(s.seen)-1] != w {
+			s.seen = append(s.seen, w)
+		}
+	})
+	return s
+}
+
+func (s *splitSampler) weights() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seen)
+}
+
+func (s *splitSampler) String() string {
+	return fmt.Sprintf("canary subset weights so far %v", s.weights())
+}
+
+// waitSettledOrStalled waits until the Canary has initialized (a
+// router's refusal stalls it once a release runs) or is already Stalled
+// with reason (in Initializing).
+func waitSettledOrStalled(t *testing.T, cl client.Client, ns, name, reason string) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, "initialized, or stalled with "+reason, func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != v1alpha1.PhaseInitialized && !stalledWith(c, reason) {
+			return fmt.Errorf("phase %s (%s: %s)", c.Status.Phase, c.Status.Reason, c.Status.Message)
+		}
+		return nil
+	})
+}
+
+// A ServiceRouter of the user's named after the service, with a Canary
+// that has header steps: Sluice would have to overwrite it, so the release
+// stalls with RouterNotOwned naming it and the fix, the canary subset gets
+// no traffic and the user's router stays exactly as written. Once it is
+// deleted the refusal lifts and the next release walks its steps with a
+// ServiceRouter Sluice owns.
+func TestConsulUserRouterWithHeaderStepsStalls(t *testing.T) {
+	_, ns, cl := setup(t)
+	yes := "yes"
+	c := canary(ns, "rtr",
+		v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &yes}}}},
+		pauseStep(time.Second), weightStep(50))
+	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
+	theirs := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"routes": []any{map[string]any{
+		"match":       map[string]any{"http": map[string]any{"pathPrefix": "/admin"}},
+		"destination": map[string]any{"service": "admin"},
+	}}}}}
+	theirs.SetGroupVersionKind(consul.GVK(consul.Routes))
+	theirs.SetNamespace(ns)
+	theirs.SetName("rtr")
+	create(t, cl, theirs, consulApp(ns, "rtr", "example.com/rtr:1", 1, "rtr"), c)
+	before, err := consulEntry(t.Context(), cl, consul.Routes, ns, "rtr")
+	if err != nil || before == nil {
+		t.Fatalf("the user's ServiceRouter: %v", err)
+	}
+	waitSettledOrStalled(t, cl, ns, "rtr", "RouterNotOwned")
+
+	split := sampleSplit(t, cl, ns, "rtr")
+	setImage(t, cl, ns, "rtr", "example.com/rtr:2")
+	waitStalledWith(t, cl, ns, "rtr", "RouterNotOwned", 60*time.Second, split.String,
+		"servicerouter "+ns+"/rtr is not Sluice's", "setHeaderRoute")
+	after, err := consulEntry(t.Context(), cl, consul.Routes, ns, "rtr")
+	if err != nil || after == nil {
+		t.Fatalf("the user's ServiceRouter after the refusal: %v", err)
+	}
+	if after.GetResourceVersion() != before.GetResourceVersion() || len(after.GetOwnerReferences()) != 0 {
+		t.Errorf("the user's ServiceRouter was written: resourceVersion %s -> %s, owners %v",
+			before.GetResourceVersion(), after.GetResourceVersion(), after.GetOwnerReferences())
+	}
+	if got, _ := getCanary(t.Context(), cl, ns, "rtr"); got.Status.CurrentStep != 0 || got.Status.CanaryWeight != 0 {
+		t.Errorf("the release moved past its header step: step %d, weight %d", got.Status.CurrentStep, got.Status.CanaryWeight)
+	}
+	if w := split.weights(); maxWeight(w) > 0 {
+		t.Errorf("the canary subset got traffic while refused: %v", w)
+	}
+
+	// The user's router gone, the refusal lifts; the next release walks
+	// its steps with a ServiceRouter Sluice owns for the header step.
+	if err := cl.Delete(t.Context(), after); err != nil {
+		t.Fatal(err)
+	}
+	settled := waitSettledClear(t, cl, ns, "rtr")
+	split.stop()
+	split = sampleSplit(t, cl, ns, "rtr")
+	owned := false
+	stop := inBackground(t, func(ctx context.Context) {
+		if rt, _ := consulEntry(ctx, cl, consul.Routes, ns, "rtr"); rt != nil && len(rt.GetOwnerReferences()) == 1 {
+			owned = true
+		}
+	})
+	setImage(t, cl, ns, "rtr", "example.com/rtr:3")
+	waitReleased(t, cl, ns, "rtr", settled)
+	stop()
+	split.stop()
+	if !owned {
+		t.Error("no ServiceRouter of Sluice's during the header step")
+	}
+	if w := split.weights(); !slices.Contains(w, 50) {
+		t.Errorf("canary subset weights %v: the release did not walk its steps once the router was gone", w)
+	}
+}
+
+// waitSettledClear waits until the Canary is settled (Initialized or
+// Succeeded) and not Stalled, and returns it.
+func waitSettledClear(t *testing.T, cl client.Client, ns, name string) *v1alpha1.Canary {
+	t.Helper()
+	var got *v1alpha1.Canary
+	testenv.Eventually(t, 90*time.Second, "settled and not stalled", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		st := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionStalled)
+		if (c.Status.Phase != v1alpha1.PhaseInitialized && c.Status.Phase != v1alpha1.PhaseSucceeded) || (st != nil && st.Status == metav1.ConditionTrue) {
+			return fmt.Errorf("phase %s (%s: %s), Stalled %+v", c.Status.Phase, c.Status.Reason, c.Status.Message, st)
+		}
+		got = c
+		return nil
+	})
+	return got
+}
+
+// waitReleased waits until a release after from has been promoted: the
+// Canary Succeeded at a stable revision other than from's.
+func waitReleased(t *testing.T, cl client.Client, ns, name string, from *v1alpha1.Canary) *v1alpha1.Canary {
+	t.Helper()
+	var got *v1alpha1.Canary
+	testenv.Eventually(t, 90*time.Second, "a new revision promoted", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, name)
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != v1alpha1.PhaseSucceeded || c.Status.StableRevision == from.Status.StableRevision {
+			return fmt.Errorf("phase %s (%s: %s) at stable revision %s", c.Status.Phase, c.Status.Reason, c.Status.Message, c.Status.StableRevision)
+		}
+		got = c
+		return nil
+	})
+	return got
+}
+
+// maxWeight is the largest weight seen, -1 when none was.
+func maxWeight(w []int64) int64 {
+	if len(w) == 0 {
+		return -1
+	}
+	return slices.Max(w)
+}
+
+// consul-k8s registers a pod as the Consul service its connect-service
+// annotation names, else as each Kubernetes Service that selects it: a
+// target without the annotation has its canary pods registered as
+// "<apex>-canary", so the canary subset of the Consul service Sluice
+// splits holds no pod and every request sent to it fails. Sluice refuses
+// such a target (Stalled ConnectServiceMismatch naming the annotation,
+// the field and the fix) and the canary subset gets no traffic; with the
+// annotation set the release goes through.
+func TestConsulTargetWithoutConnectServiceStalls(t *testing.T) {
+	_, ns, cl := setup(t)
+	c := canary(ns, "mesh", weightStep(50))
+	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
+	create(t, cl, app(ns, "mesh", "example.com/mesh:1", 1), c)
+	waitSettledOrStalled(t, cl, ns, "mesh", "ConnectServiceMismatch")
+
+	split := sampleSplit(t, cl, ns, "mesh")
+	setImage(t, cl, ns, "mesh", "example.com/mesh:2")
+	waitStalledWith(t, cl, ns, "mesh", "ConnectServiceMismatch", 60*time.Second, split.String,
+		"deployment "+ns+"/mesh", `spec.template.metadata.annotations["consul.hashicorp.com/connect-service"] is not set`,
+		`"mesh-canary"`, "spec.router.consul.serviceName", `set it to "mesh"`)
+	if w := split.weights(); maxWeight(w) > 0 {
+		t.Errorf("the canary subset got traffic although no canary pod joins Consul service mesh: %v", w)
+	}
+
+	// With the annotation set the refusal lifts, and a release walks its
+	// step.
+	d, err := deployment(t.Context(), cl, ns, "mesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	if d.Spec.Template.Annotations == nil {
+		d.Spec.Template.Annotations = map[string]string{}
+	}
+	d.Spec.Template.Annotations[connectService] = "mesh"
+	if err := cl.Patch(t.Context(), d, patch); err != nil {
+		t.Fatal(err)
+	}
+	settled := waitSettledClear(t, cl, ns, "mesh")
+	split.stop()
+	split = sampleSplit(t, cl, ns, "mesh")
+	setImage(t, cl, ns, "mesh", "example.com/mesh:3")
+	waitReleased(t, cl, ns, "mesh", settled)
+	split.stop()
+	if w := split.weights(); !slices.Contains(w, 50) {
+		t.Errorf("canary subset weights %v: the fixed release did not walk its step", w)
+	}
+	primary, err := deployment(t.Context(), cl, ns, "mesh-primary")
+	if err != nil || primary.Spec.Template.Annotations[connectService] != "mesh" {
+		t.Errorf("the promoted primary's pods do not join Consul service mesh: %v (%v)", primary.Spec.Template.Annotations, err)
+	}
 }

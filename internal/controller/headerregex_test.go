@@ -28,7 +28,7 @@ func TestConsulHeaderRegexEnvoyWouldRefuse(t *testing.T) {
 		v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-session", Regex: &big}}}},
 		weightStep(50))
 	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
-	create(t, cl, app(ns, "rgx", "example.com/rgx:1", 1), c)
+	create(t, cl, consulApp(ns, "rgx", "example.com/rgx:1", 1, "rgx"), c)
 	waitPhase(t, cl, ns, "rgx", v1alpha1.PhaseInitialized, 60*time.Second)
 
 	setImage(t, cl, ns, "rgx", "example.com/rgx:2")

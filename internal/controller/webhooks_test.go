@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,14 +24,16 @@ import (
 )
 
 // receiver is a webhook endpoint the test controls: each path answers the
-// status the test sets (200 by default) or hangs until the test ends, and
-// every request's signature is checked against key.
+// status the test sets (200 by default), or one decided from the payload,
+// or hangs until the test ends, and every request's signature is checked
+// against key.
 type receiver struct {
 	url string
 	key []byte
 
 	mu       sync.Mutex
 	codes    map[string]int
+	decide   map[string]func(webhook.Payload) int
 	hang     map[string]bool
 	inflight map[string]int
 	calls    map[string][]webhook.Payload
@@ -37,7 +41,8 @@ type receiver struct {
 }
 
 func startReceiver(t *testing.T, key []byte) *receiver {
-	rc := &receiver{key: key, codes: map[string]int{}, hang: map[string]bool{}, inflight: map[string]int{}, calls: map[string][]webhook.Payload{}}
+	rc := &receiver{key: key, codes: map[string]int{}, decide: map[string]func(webhook.Payload) int{}, hang: map[string]bool{},
+		inflight: map[string]int{}, calls: map[string][]webhook.Payload{}}
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -52,6 +57,9 @@ func startReceiver(t *testing.T, key []byte) *receiver {
 		}
 		rc.calls[r.URL.Path] = append(rc.calls[r.URL.Path], p)
 		code, hang := rc.codes[r.URL.Path], rc.hang[r.URL.Path]
+		if f := rc.decide[r.URL.Path]; f != nil {
+			code = f(p)
+		}
 		if hang {
 			rc.inflight[r.URL.Path]++
 		}
@@ -81,6 +89,13 @@ func (rc *receiver) set(path string, code int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.codes[path] = code
+}
+
+// answer makes path answer what f decides from each request's payload.
+func (rc *receiver) answer(path string, f func(webhook.Payload) int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.decide[path] = f
 }
 
 func (rc *receiver) hangOn(path string) {
@@ -286,4 +301,114 @@ func TestHangingHookTimesOutWithoutBlockingOthers(t *testing.T) {
 		t.Errorf("reason %s: %s; want AnalysisFailed with the hook's timeout", got.Status.Reason, got.Status.Message)
 	}
 	expectShare(t, cl, ns, "stuck", 0)
+}
+
+// The confirm-traffic-increase gate holds the weight before each step
+// that raises it: the route (the HTTPRoute read from the apiserver every
+// 20 ms) never carries more than the steps the receiver has approved, a
+// closed gate is asked again every interval while the weight stays, and
+// approving a step lets the weight rise to it.
+func TestTrafficIncreaseGateHoldsEachIncrease(t *testing.T) {
+	_, ns, cl := setup(t)
+	key := []byte("increase-" + ns)
+	rc := startReceiver(t, key)
+	// The receiver approves the increases of steps up to approved.
+	var approved atomic.Int32
+	approved.Store(-1)
+	rc.answer("/increase", func(p webhook.Payload) int {
+		if p.Step <= approved.Load() {
+			return http.StatusOK
+		}
+		return http.StatusForbidden
+	})
+	c := hooked(canary(ns, "inc", weightStep(20), weightStep(50)), rc, map[v1alpha1.WebhookType]string{
+		v1alpha1.WebhookConfirmTrafficIncrease: "/increase",
+	})
+	create(t, cl, hmacSecret(ns, key), app(ns, "inc", "example.com/inc:1", 1), c)
+	waitPhase(t, cl, ns, "inc", v1alpha1.PhaseInitialized, 60*time.Second)
+
+	// The most the route may carry once the steps up to a are approved.
+	limit := func(a int32) int32 {
+		switch {
+		case a < 0:
+			return 0
+		case a == 0:
+			return 20
+		}
+		return 100
+	}
+	var mu sync.Mutex
+	var shares []int32
+	var over []string
+	sample := func(ctx context.Context) {
+		split, err := routeSplit(ctx, cl, ns, "inc")
+		if err != nil {
+			return
+		}
+		share := canaryShare(split, "inc")
+		// Read after the route: an approval the route reflects was given
+		// before the route was read.
+		a := approved.Load()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(shares) == 0 || shares[len(shares)-1] != share {
+			shares = append(shares, share)
+		}
+		if share > limit(a) {
+			over = append(over, fmt.Sprintf("%d%% with steps up to %d approved", share, a))
+		}
+	}
+	stop := inBackground(t, sample)
+	// heldAt waits until the gate of step has been asked three times
+	// (closed, it is asked every interval) and checks that the release
+	// waits on it with the route at weight.
+	heldAt := func(step int32, weight int32) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, fmt.Sprintf("gate of step %d asked 3 times", step), func(context.Context) error {
+			n := 0
+			for _, p := range rc.got("/increase") {
+				if p.Step == step && p.Type == string(v1alpha1.WebhookConfirmTrafficIncrease) {
+					n++
+				}
+			}
+			if n < 3 {
+				return fmt.Errorf("%d calls", n)
+			}
+			return nil
+		})
+		got, err := getCanary(t.Context(), cl, ns, "inc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got.Status.Gate
+		if g == nil || g.Type != v1alpha1.WebhookConfirmTrafficIncrease || g.Point != fmt.Sprintf("step %d", step) || g.Open ||
+			!strings.Contains(g.Message, "/increase says 403") {
+			t.Errorf("gate = %+v, want confirm-traffic-increase of step %d closed with the receiver's answer", g, step)
+		}
+		expectShare(t, cl, ns, "inc", weight)
+	}
+
+	setImage(t, cl, ns, "inc", "example.com/inc:2")
+	heldAt(0, 0)
+	approved.Store(0)
+	expectShare(t, cl, ns, "inc", 20)
+	heldAt(1, 20)
+	approved.Store(1)
+	waitPhase(t, cl, ns, "inc", v1alpha1.PhaseSucceeded, 60*time.Second)
+	expectShare(t, cl, ns, "inc", 0)
+	stop()
+	sample(t.Context()) // the end state, however the last poll fell
+
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int32{0, 20, 50, 100, 0}; !slices.Equal(shares, want) {
+		t.Errorf("route canary shares %v, want %v", shares, want)
+	}
+	if len(over) > 0 {
+		t.Errorf("the route carried more than the gate allowed (%d samples), first: %s", len(over), over[0])
+	}
+	if n := rc.badSignatures(); n != 0 {
+		t.Errorf("%d requests failed the receiver's HMAC check", n)
+	}
+	assertEvents(t, cl, ns, "inc", "GateClosed", "GateOpened")
 }

@@ -18,6 +18,10 @@
 // every entry is Synced with a lastSyncedTime no older than Sluice's last
 // write to it (from the object's managedFields, read past the cache; both
 // have one-second precision).
+//
+// Both copies' pods join the one Consul service only through the
+// connect-service annotation on the target's template (see
+// ConnectServiceAnnotation); Check refuses a target without it.
 package consul
 
 import (
@@ -27,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -154,9 +159,10 @@ func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
 	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(limit, "spec.router.consul.regexMaxProgramSize (with the proxies' re2.max_program_size.error_level)"))
 }
 
-// Check reports a header regex the proxies would refuse, and a user's
+// Check reports a header regex the proxies would refuse, a user's
 // ServiceSplitter or ServiceRouter that Sluice cannot use without
-// overwriting someone else's routing.
+// overwriting someone else's routing, then a target whose pods would not
+// join the Consul service (see connectService).
 func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string, error) {
 	st, err := r.settings(c)
 	if err != nil {
@@ -188,7 +194,54 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 			return "RouterNotOwned", fmt.Sprintf("servicerouter %s/%s is not Sluice's: header steps need a ServiceRouter Sluice owns; delete it or remove the setHeaderRoute steps", c.Namespace, st.service), nil
 		}
 	}
-	return "", "", nil
+	return r.connectService(ctx, c, st)
+}
+
+// ConnectServiceAnnotation names, on a pod, the Consul service it
+// registers as. Without it consul-k8s registers a pod under the name of
+// each Kubernetes Service that selects it, and a value listing several
+// services (a multi-port pod) is ignored the same way.
+const ConnectServiceAnnotation = "consul.hashicorp.com/connect-service"
+
+// connectService checks that the target's pods register as the Consul
+// service whose subsets Sluice splits. Only the annotation does that: the
+// canary's pods are selected by the <apex>-canary Service alone, so without
+// it they would register as that service and the canary subset would hold
+// no pod, every request split to it failing. A missing target is left to
+// the engine. The target is read from the cache, or past it before Sluice
+// has labelled it.
+func (r *Router) connectService(ctx context.Context, c *v1alpha1.Canary, st settings) (string, string, error) {
+	key := client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.TargetRef.Name}
+	var d appsv1.Deployment
+	err := r.Client.Get(ctx, key, &d)
+	if apierrors.IsNotFound(err) && r.Reader != nil {
+		err = r.Reader.Get(ctx, key, &d)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", "", nil
+	case err != nil:
+		return "", "", fmt.Errorf("canary %s/%s: read deployment %s: %w", c.Namespace, c.Name, key, err)
+	}
+	got, set := d.Spec.Template.Annotations[ConnectServiceAnnotation]
+	if got == st.service {
+		return "", "", nil
+	}
+	field := fmt.Sprintf("deployment %s: spec.template.metadata.annotations[%q]", key, ConnectServiceAnnotation)
+	want := fmt.Sprintf("Consul service %q (spec.router.consul.serviceName)", st.service)
+	var msg string
+	switch {
+	case !set || got == "":
+		msg = fmt.Sprintf("%s is not set, so consul-k8s registers each pod under the Kubernetes Service that selects it: the canary's pods as %q, outside %s, whose canary subset would hold no pod; set it to %q",
+			field, r.Apex+"-canary", want, st.service)
+	case strings.Contains(got, ","):
+		msg = fmt.Sprintf("%s is %q: with several services consul-k8s registers each pod under the Kubernetes Service that selects it, outside %s; set it to %q",
+			field, got, want, st.service)
+	default:
+		msg = fmt.Sprintf("%s is %q, so the pods register as Consul service %q, outside %s; set it to %q, or spec.router.consul.serviceName to %q",
+			field, got, got, want, st.service, got)
+	}
+	return "ConnectServiceMismatch", msg, nil
 }
 
 // foreignSplits names a splitter's splits that are not one of Sluice's two

@@ -2,10 +2,13 @@ package consul_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -228,5 +231,82 @@ func TestWaitsForSynced(t *testing.T) {
 	setSynced(time.Now().Add(time.Second))
 	if obs, err := r.Observe(t.Context(), c, split(20, nil)); obs.Pending != "" || err != nil || obs.CanaryWeight != 20 {
 		t.Fatalf("synced after the write: %+v %v", obs, err)
+	}
+}
+
+// target creates the Canary's Deployment with these pod-template
+// annotations.
+func target(t *testing.T, cl client.Client, ns, name string, annotations map[string]string) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}},
+			},
+		},
+	}
+	if err := cl.Create(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The target's pods must register as the Consul service Sluice splits:
+// consul-k8s names a pod's service after its connect-service annotation,
+// else after each Kubernetes Service selecting it (the canary's pods would
+// be "web-canary"). Check refuses a target without it, or naming another
+// service or several, with the field and the fix; a target that is
+// missing is the engine's to report.
+func TestTargetMustJoinTheConsulService(t *testing.T) {
+	const annotation = "consul.hashicorp.com/connect-service"
+	cases := []struct {
+		name        string
+		router      v1alpha1.ConsulRouter
+		annotations map[string]string // nil: no target at all
+		want        []string          // words of the refusal; none: accepted
+	}{
+		{"no target", noWait(), nil, nil},
+		{"named", noWait(), map[string]string{annotation: "web"}, nil},
+		{"named as serviceName", v1alpha1.ConsulRouter{ServiceName: "shop"}, map[string]string{annotation: "shop"}, nil},
+		{"missing", noWait(), map[string]string{"consul.hashicorp.com/connect-inject": "true"},
+			[]string{`deployment %s/web: spec.template.metadata.annotations["consul.hashicorp.com/connect-service"] is not set`,
+				`"web-canary"`, `Consul service "web" (spec.router.consul.serviceName)`, `set it to "web"`}},
+		{"another service", v1alpha1.ConsulRouter{ServiceName: "shop"}, map[string]string{annotation: "web"},
+			[]string{`spec.template.metadata.annotations["consul.hashicorp.com/connect-service"] is "web"`,
+				`Consul service "shop" (spec.router.consul.serviceName)`, `set it to "shop"`, `spec.router.consul.serviceName to "web"`}},
+		{"several services", noWait(), map[string]string{annotation: "web,web-admin"},
+			[]string{`is "web,web-admin"`, "several", `set it to "web"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, c, r := setup(t, tc.router)
+			if tc.annotations != nil {
+				target(t, cl, c.Namespace, "web", tc.annotations)
+			}
+			reason, msg, err := r.Check(t.Context(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tc.want) == 0 {
+				if reason != "" || msg != "" {
+					t.Errorf("refused: %s: %s", reason, msg)
+				}
+				return
+			}
+			if reason != "ConnectServiceMismatch" {
+				t.Errorf("reason %q (%s), want ConnectServiceMismatch", reason, msg)
+			}
+			for _, w := range tc.want {
+				if strings.Contains(w, "%s") {
+					w = fmt.Sprintf(w, c.Namespace)
+				}
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q does not say %q", msg, w)
+				}
+			}
+		})
 	}
 }
