@@ -26,6 +26,9 @@ type Result struct {
 	// Version is the X-Version the answer carried ("" when none, as for
 	// a proxy's own error).
 	Version string
+	// Pod is the X-Pod the answer carried: which pod (and so which copy)
+	// answered.
+	Pod string
 	Error   string
 }
 
@@ -60,6 +63,7 @@ func StartLoad(baseURL string, rate int, streams ...Stream) *Load {
 			res := Result{Stream: byURL[r.URL], At: r.Timestamp, Code: int(r.Code), Error: r.Error}
 			if r.Headers != nil {
 				res.Version = r.Headers.Get(HeaderVersion)
+				res.Pod = r.Headers.Get(HeaderPod)
 			}
 			l.mu.Lock()
 			l.results = append(l.results, res)

@@ -85,7 +85,7 @@ func Decide(in Input) Output {
 	d.setConditions()
 	d.out.Status = d.st
 	prev := in.Canary.Status
-	d.out.Hold = d.routeInFlight && len(d.out.Events) == 0 &&
+	d.out.Hold = d.routeInFlight && !d.routeCarried && len(d.out.Events) == 0 &&
 		prev.Phase == v1alpha1.PhaseProgressing && d.st.Phase == v1alpha1.PhaseProgressing &&
 		d.st.CanaryRevision == prev.CanaryRevision && d.st.StableRevision == prev.StableRevision &&
 		d.st.CheckRound == prev.CheckRound && d.st.FailedChecks == prev.FailedChecks &&
@@ -113,6 +113,10 @@ type decider struct {
 	// routeInFlight is set when a setWeight step waits only for its route
 	// to be read back or to settle (see Output.Hold).
 	routeInFlight bool
+	// routeCarried is set when this decision is the first to read a new
+	// route back (its settle starts): the status must say so now, so it
+	// is never held.
+	routeCarried bool
 }
 
 type request struct {
@@ -822,6 +826,7 @@ func (d *decider) settled(route string) bool {
 	}
 	if s := d.st.RouteSettling; s == nil || s.Route != route {
 		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: *d.stamp()}
+		d.routeCarried = true
 	}
 	left := d.st.RouteSettling.Since.Add(settle).Sub(d.exact)
 	if left <= 0 {

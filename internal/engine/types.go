@@ -194,8 +194,10 @@ type Output struct {
 	// changes (a pause ending, a progress deadline).
 	RequeueAfter time.Duration
 	// Hold says the status need not be written yet: it records a weight
-	// step whose route is written but not yet read back or settled, and
-	// nothing else (no event, no phase change, no check round). The
+	// step whose route is written but not yet read back, and nothing else
+	// (no event, no phase change, no check round). The decision that
+	// first reads the route back is never held, so the status says what
+	// the router carries from then on (while the route settles). The
 	// controller may keep it in memory and decide from it until the step
 	// completes, then write once; lost (a restart), the step is decided
 	// again from the last written status, which only repeats the wait.

@@ -36,7 +36,7 @@ func (w *world) gatewayAPIRelease(t *testing.T) {
 	t.Cleanup(func() { _ = w.cl.Delete(t.Context(), class) })
 	w.deploy(t, ns, class, gw, app(ns, "shop", "v1", 0), c)
 
-	tl := w.watch(t, ns, "shop")
+	tl := w.watch(t, ns, "shop", httpRouteShare)
 	load := w.plainLoad(ns)
 	wait(2 * time.Second)
 	released := time.Now()
@@ -52,6 +52,7 @@ func (w *world) gatewayAPIRelease(t *testing.T) {
 	_, fails := share(all, "v2")
 	tb.add("release, in all", "", math.NaN(), len(all), fails)
 	tb.print(t)
+	checkTransitions(t, "(b) transitions, from the new revision to the end", tl, results, "shop", released, time.Now())
 	if fails != 0 {
 		explainFailures(t, tl, all)
 		t.Errorf("%d of %d requests failed from the first step through promotion and finalise", fails, len(all))

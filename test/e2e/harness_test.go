@@ -202,15 +202,19 @@ type statusPoint struct {
 	stepStarted time.Time
 }
 
-// timeline samples a Canary's status every 100 ms until stopped.
+// timeline samples a Canary's status, and its route's canary share, every
+// 100 ms until stopped.
 type timeline struct {
 	mu     sync.Mutex
 	points []statusPoint
-	stop   chan struct{}
-	done   chan struct{}
+	// samples pair every status read with the route read just after it.
+	samples []routeSample
+	stop    chan struct{}
+	done    chan struct{}
 }
 
-func (w *world) watch(t *testing.T, ns, name string) *timeline {
+// watch samples the Canary name and the route that routeShare reads.
+func (w *world) watch(t *testing.T, ns, name string, routeShare routeReader) *timeline {
 	tl := &timeline{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(tl.done)
@@ -218,7 +222,17 @@ func (w *world) watch(t *testing.T, ns, name string) *timeline {
 			var c v1alpha1.Canary
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := w.cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+			var share float64
+			var routeErr error
+			if err == nil {
+				share, routeErr = routeShare(ctx, w.cl, ns, name)
+			}
 			cancel()
+			if err == nil && routeErr == nil {
+				tl.mu.Lock()
+				tl.samples = append(tl.samples, routeSample{at: time.Now(), phase: c.Status.Phase, status: c.Status.CanaryWeight, route: share})
+				tl.mu.Unlock()
+			}
 			if err == nil {
 				p := statusPoint{at: time.Now(), phase: c.Status.Phase, step: c.Status.CurrentStep, weight: c.Status.CanaryWeight, reason: c.Status.Reason}
 				if c.Status.StepStartedAt != nil {
@@ -266,8 +280,8 @@ func (tl *timeline) first(match func(statusPoint) bool) time.Time {
 // pause is when pause step i ran: from the status recording it (written
 // once the weight before it settled) to its end, which is the earlier of
 // its duration and the next step in the status. The next weight is
-// written when the pause ends, and the status records it only once that
-// weight has settled too (a weight step in flight is held, not written).
+// written when the pause ends; the status records it once the router
+// carries it, and the step after it once it has settled.
 func (tl *timeline) pause(i int, step v1alpha1.Step) (from, to time.Time) {
 	var started time.Time
 	from = tl.first(func(p statusPoint) bool {

@@ -115,7 +115,7 @@ func (w *world) ingressRouteRelease(t *testing.T) {
 	w.ingressRoute(t, ns, "shop")
 	w.deploy(t, ns, app(ns, "shop", "v1", 0), canary(ns, "shop", nil, steps...))
 
-	tl := w.watch(t, ns, "shop")
+	tl := w.watch(t, ns, "shop", ingressRouteShare)
 	load := w.plainLoad(ns)
 	wait(3 * time.Second)
 	released := time.Now()
@@ -145,6 +145,7 @@ func (w *world) ingressRouteRelease(t *testing.T) {
 	_, fails = share(all, "v2")
 	tb.add("release, in all", "", math.NaN(), len(all), fails)
 	tb.print(t)
+	checkTransitions(t, "(a) transitions, from the new revision to the end", tl, results, "shop", released, time.Now())
 	if fails != 0 {
 		explainFailures(t, tl, all)
 		t.Errorf("%d of %d requests failed from the first step through promotion and finalise", fails, len(all))
@@ -162,7 +163,7 @@ func (w *world) rollbackOnErrors(t *testing.T) {
 	steps := []v1alpha1.Step{setWeight(30), pause(3 * time.Minute), setWeight(60), pause(time.Minute)}
 	w.ingressRoute(t, ns, "shop")
 	w.deploy(t, ns, app(ns, "shop", "v1", 0), canary(ns, "shop", analysis, steps...))
-	tl := w.watch(t, ns, "shop")
+	tl := w.watch(t, ns, "shop", ingressRouteShare)
 	load := w.plainLoad(ns)
 	released := time.Now()
 	w.release(t, ns, "shop", "v2-bad", 0.2)
@@ -187,6 +188,7 @@ func (w *world) rollbackOnErrors(t *testing.T) {
 	pct, fails = share(after, "v2-bad")
 	tb.add("one interval after", "0", pct, len(after), fails)
 	tb.print(t)
+	checkTransitions(t, "(c) transitions, from the new revision to the end", tl, results, "shop", released, time.Now())
 	var metric string
 	for _, m := range failed.Status.Metrics {
 		metric += fmt.Sprintf("%s=%s (%s) ", m.Name, m.Value, m.Message)
@@ -213,10 +215,11 @@ func (w *world) headerRoute(t *testing.T) {
 		pause(15 * time.Second), setWeight(20), pause(5 * time.Second)}
 	w.ingressRoute(t, ns, "shop")
 	w.deploy(t, ns, app(ns, "shop", "v1", 0), canary(ns, "shop", nil, steps...))
-	tl := w.watch(t, ns, "shop")
+	tl := w.watch(t, ns, "shop", ingressRouteShare)
 	load := dataplane.StartLoad(w.traefik.WebURL, rate,
 		dataplane.Stream{Name: "with", Header: http.Header{"Host": {host(ns)}, "X-Canary": {"yes"}}},
 		dataplane.Stream{Name: "plain", Header: http.Header{"Host": {host(ns)}}})
+	released := time.Now()
 	w.release(t, ns, "shop", "v2", 0)
 	w.waitFor(t, ns, "shop", v1alpha1.PhaseSucceeded, 3*time.Minute)
 	results := load.Stop()
@@ -234,6 +237,7 @@ func (w *world) headerRoute(t *testing.T) {
 	pctPlain, failsPlain := share(plain, "v2")
 	tb.add("without it", "0", pctPlain, len(plain), failsPlain)
 	tb.print(t)
+	checkTransitions(t, "(d) transitions of the requests without the header", tl, results, "shop", released, time.Now())
 	if pctWith != 100 || pctPlain != 0 || failsWith+failsPlain != 0 || len(with) < minPerStep/2 || len(plain) < minPerStep/2 {
 		t.Errorf("header route: %.2f%% of %d with the header and %.2f%% of %d without reached the canary (%d failures); want 100%% and 0%%, at least %d each",
 			pctWith, len(with), pctPlain, len(plain), failsWith+failsPlain, minPerStep/2)
