@@ -118,18 +118,11 @@ func StripRecordTemplate(obj any) (any, error) {
 func StripConfigData(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		data := map[string][]byte{}
-		for k, v := range o.Data {
-			data["s:"+k] = []byte(v)
-		}
-		for k, v := range o.BinaryData {
-			data["b:"+k] = v
-		}
-		setHash(&o.ObjectMeta.Annotations, workload.DataHash(data))
+		setHash(&o.ObjectMeta.Annotations, workload.ConfigMapHash(o))
 		o.Data, o.BinaryData = nil, nil
 		o.ManagedFields = nil
 	case *corev1.Secret:
-		setHash(&o.ObjectMeta.Annotations, workload.DataHash(o.Data))
+		setHash(&o.ObjectMeta.Annotations, workload.SecretHash(o))
 		o.Data, o.StringData = nil, nil
 		o.ManagedFields = nil
 	}
