@@ -488,3 +488,55 @@ func TestUnusedConfigCopiesAreDeleted(t *testing.T) {
 		}
 	}
 }
+
+// Deleting a Canary after a failed config change keeps the primary serving
+// (the last good revision), and with it the copies it reads: no longer
+// owned by the Canary, so the garbage collector leaves them.
+func TestKeptPrimaryKeepsItsConfigCopies(t *testing.T) {
+	_, ns, cl := setup(t)
+	d, cm, sec := configApp(ns, "cfgkeep")
+	create(t, cl, cm, sec, d, canary(ns, "cfgkeep", weightStep(50), untilPromoted()))
+	waitPhase(t, cl, ns, "cfgkeep", v1alpha1.PhaseInitialized, 60*time.Second)
+	before := waitView(t, cl, ns, "cfgkeep-primary", "hello", "old-token")
+	changeConfig(t, cl, cm, sec, "bonjour", "new-token")
+	waitPhase(t, cl, ns, "cfgkeep", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	request(t, cl, ns, "cfgkeep", "abort")
+	waitPhase(t, cl, ns, "cfgkeep", v1alpha1.PhaseFailed, 60*time.Second)
+
+	c, err := getCanary(t.Context(), cl, ns, "cfgkeep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	// The -canary Service is owned by the Canary: once it is gone, the
+	// garbage collector has acted on the Canary's dependents.
+	testenv.Eventually(t, 60*time.Second, "canary and its owned Service gone", func(ctx context.Context) error {
+		var svc corev1.Service
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cfgkeep-canary"}, &svc); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("service cfgkeep-canary still there (%v)", err)
+		}
+		return nil
+	})
+	after, err := configView(t.Context(), cl, ns, "cfgkeep-primary")
+	if err != nil {
+		t.Fatalf("the kept primary's configuration: %v", err)
+	}
+	if !maps.Equal(before, after) {
+		t.Errorf("kept primary reads %v, before the deletion %v", after, before)
+	}
+	for _, ref := range viewRefs(after) {
+		kind, name, _ := strings.Cut(ref, "/")
+		var o client.Object = &corev1.ConfigMap{}
+		if kind == "secret" {
+			o = &corev1.Secret{}
+		}
+		if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, o); err != nil {
+			t.Fatal(err)
+		}
+		if len(o.GetOwnerReferences()) != 0 || o.GetLabels()["sluice.dev/canary"] != "" {
+			t.Errorf("%s: owners %v, labels %v; want it released with the primary", ref, o.GetOwnerReferences(), o.GetLabels())
+		}
+	}
+}
