@@ -26,6 +26,15 @@ type CanaryRevisionSpec struct {
 	Containers []ContainerRecord `json:"containers,omitempty"`
 	// Replicas is the number of replicas the primary runs at this revision.
 	Replicas int32 `json:"replicas"`
+	// Config lists the ConfigMaps and Secrets the template references,
+	// each with the hash of its data at this revision. The primary reads
+	// Sluice's copy of each (named after the primary and this hash), so
+	// restoring this revision brings back exactly this data. Records
+	// written before Sluice made copies have none: their primary reads
+	// the user's objects.
+	// +listType=atomic
+	// +optional
+	Config []ConfigRecord `json:"config,omitempty"`
 	// Template is the target's pod template at this revision (a
 	// PodTemplateSpec), from which the primary is restored and to which
 	// `kubectl sluice undo` returns the target.
@@ -40,6 +49,18 @@ type ContainerRecord struct {
 	Image string `json:"image"`
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ConfigRecord is a ConfigMap or Secret a revision's template references,
+// and the hash of its data at that revision (never the data).
+type ConfigRecord struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+	// Name is the object's name, as the template references it.
+	Name string `json:"name"`
+	// DataHash is the hash of its data (keys and values).
+	DataHash string `json:"dataHash"`
 }
 
 // Outcomes of a revision.

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/workload"
 )
 
 // canaryLabel selects a Canary's records (workload.CanaryLabel).
@@ -92,9 +93,10 @@ func UndoTarget(c *v1alpha1.Canary, recs []v1alpha1.CanaryRevision, n int64) (*v
 	return nil, fmt.Errorf("canary %s has no earlier Succeeded revision to go back to", name)
 }
 
-// undo sets the target Deployment's pod template to a recorded one; Sluice
-// then handles it like any change: a release, or nothing to release when
-// it is the primary's revision.
+// undo sets the ConfigMaps and Secrets a recorded revision references back
+// to their recorded data (restoreConfig) and the target Deployment's pod
+// template to the recorded one; Sluice then handles it like any change: a
+// release, or nothing to release when it is the primary's revision.
 func undo(ctx context.Context, cl client.Client, ns, name string, n int64, streams genericiooptions.IOStreams) error {
 	c, recs, err := loadHistory(ctx, cl, ns, name)
 	if err != nil {
@@ -113,6 +115,16 @@ func undo(ctx context.Context, cl client.Client, ns, name string, n int64, strea
 	var d appsv1.Deployment
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.Spec.TargetRef.Name}, &d); err != nil {
 		return fmt.Errorf("deployment %s/%s: %w", ns, c.Spec.TargetRef.Name, err)
+	}
+	restored, missing, err := restoreConfig(ctx, cl, ns, workload.PrimaryName(d.Name), rec)
+	for _, ref := range restored {
+		fmt.Fprintf(streams.Out, "%s back to its data at revision #%d\n", ref, rec.Spec.Number)
+	}
+	for _, ref := range missing {
+		fmt.Fprintf(streams.ErrOut, "warning: %s: its data at revision #%d is no longer kept; left as it is\n", ref, rec.Spec.Number)
+	}
+	if err != nil {
+		return err
 	}
 	patch := client.MergeFrom(d.DeepCopy())
 	d.Spec.Template = tmpl

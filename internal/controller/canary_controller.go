@@ -128,7 +128,7 @@ func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch;delete
@@ -253,6 +253,9 @@ type scope struct {
 	primary *appsv1.Deployment
 	// revision is the target's release revision ("" without a target).
 	revision string
+	// configHashes are the data hashes of the ConfigMaps and Secrets the
+	// target references, as its revision counted them.
+	configHashes map[string]string
 	// split is the route's backends (weight set later from the engine).
 	split router.Split
 	// route is the router of the Canary.
@@ -277,7 +280,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		return nil, err
 	}
 	if s.target != nil {
-		if s.revision, err = r.revisionOf(ctx, c, s.target); err != nil {
+		if s.revision, s.configHashes, err = r.revisionAndConfig(ctx, c, s.target); err != nil {
 			return nil, err
 		}
 		s.obs.Target = workload.Observe(s.target, s.revision)
@@ -358,15 +361,21 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 // revisionOf is the release revision of a Canary's target: its pod
 // template and the data of the ConfigMaps and Secrets it references.
 func (r *CanaryReconciler) revisionOf(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) (string, error) {
+	rev, _, err := r.revisionAndConfig(ctx, c, target)
+	return rev, err
+}
+
+// revisionAndConfig is revisionOf, and the data hashes it counted.
+func (r *CanaryReconciler) revisionAndConfig(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) (string, map[string]string, error) {
 	hashes, err := r.configHashes(ctx, c.Namespace, &target.Spec.Template)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var ignore []string
 	if meta := workload.MetaAnnotation(c); meta != "" {
 		ignore = append(ignore, meta)
 	}
-	return workload.Revision(&target.Spec.Template, hashes, ignore...), nil
+	return workload.Revision(&target.Spec.Template, hashes, ignore...), hashes, nil
 }
 
 // router returns the Canary's router. The CRD admits exactly one.
@@ -586,6 +595,9 @@ func (r *CanaryReconciler) applyPrimary(ctx context.Context, c *v1alpha1.Canary,
 	}
 	want, err := workload.Primary(c, s.target, s.revision, replicas)
 	if err != nil {
+		return err
+	}
+	if err := r.isolateConfig(ctx, c, want, s.configHashes, true); err != nil {
 		return err
 	}
 	return r.applyPrimaryObject(ctx, c, want, set)

@@ -70,6 +70,9 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 			if err := r.orphan(ctx, c, primary); err != nil {
 				return ctrl.Result{}, err
 			}
+			if err := r.orphanCopies(ctx, c, primary); err != nil {
+				return ctrl.Result{}, err
+			}
 			selector = primary.Spec.Selector.MatchLabels
 		}
 		if err := r.releaseApex(ctx, c, selector); err != nil {

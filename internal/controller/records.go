@@ -201,7 +201,11 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 			return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 		}
 	}
-	return r.pruneRecords(ctx, c, st)
+	kept, err := r.pruneRecords(ctx, c, st)
+	if err != nil {
+		return err
+	}
+	return r.collectCopies(ctx, c, s, kept)
 }
 
 // records lists a Canary's records (from the cache).
@@ -254,7 +258,8 @@ func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary,
 		ObjectMeta: metav1.ObjectMeta{Name: RecordName(c.Name, rev), Namespace: c.Namespace,
 			Labels: map[string]string{workload.CanaryLabel: c.Name}},
 		Spec: v1alpha1.CanaryRevisionSpec{Canary: c.Name, Revision: rev, Number: number,
-			Replicas: s.obs.ReleaseReplicas, Template: runtime.RawExtension{Raw: tmpl}},
+			Replicas: s.obs.ReleaseReplicas, Template: runtime.RawExtension{Raw: tmpl},
+			Config: workload.ConfigRecords(s.configHashes)},
 	}
 	var images []string
 	for _, ct := range s.target.Spec.Template.Spec.Containers {
@@ -273,25 +278,29 @@ func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary,
 	return rec, nil
 }
 
-func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) error {
+// pruneRecords deletes the oldest records beyond the history limit (never
+// the stable or the current one) and returns the records kept.
+func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) ([]v1alpha1.CanaryRevision, error) {
 	limit := DefaultRevisionHistoryLimit
 	if c.Spec.RevisionHistoryLimit != nil {
 		limit = int(*c.Spec.RevisionHistoryLimit)
 	}
 	items, err := r.records(ctx, c)
 	if err != nil || len(items) <= limit {
-		return err
+		return items, err
 	}
 	slices.SortFunc(items, func(a, b v1alpha1.CanaryRevision) int { return int(b.Spec.Number - a.Spec.Number) })
+	kept := items[:limit:limit]
 	for _, it := range items[limit:] {
 		if it.Spec.Revision == st.StableRevision || it.Spec.Revision == st.CanaryRevision {
+			kept = append(kept, it)
 			continue
 		}
 		if err := r.Client.Delete(ctx, &it); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete canaryrevision %s/%s: %w", it.Namespace, it.Name, err)
+			return nil, fmt.Errorf("delete canaryrevision %s/%s: %w", it.Namespace, it.Name, err)
 		}
 	}
-	return nil
+	return kept, nil
 }
 
 // restoredPrimary builds the primary from the stable revision's record:
@@ -316,5 +325,13 @@ func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Cana
 	}
 	from := s.target.DeepCopy()
 	from.Spec.Template = tmpl
-	return workload.Primary(c, from, rev, replicas)
+	want, err := workload.Primary(c, from, rev, replicas)
+	if err != nil {
+		return nil, err
+	}
+	// The recorded data, from the copies made when it was promoted.
+	if err := r.isolateConfig(ctx, c, want, workload.ConfigHashes(rec.Spec.Config), false); err != nil {
+		return nil, err
+	}
+	return want, nil
 }

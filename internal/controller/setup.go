@@ -115,21 +115,26 @@ func StripRecordTemplate(obj any) (any, error) {
 // StripConfigData replaces a ConfigMap's or Secret's data by its hash (in
 // the sluice.dev/data-hash annotation) before the object enters the cache:
 // a release only needs to know that the data changed.
+//
+// It is idempotent: informers may hand it an object it already stripped
+// (seen on the local control plane: ConfigMaps cached with the hash of no
+// data), and hashing that again would record an empty hash, so a change of
+// the data would be missed. An object without data that already carries
+// the annotation is left as it is.
 func StripConfigData(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		data := map[string][]byte{}
-		for k, v := range o.Data {
-			data["s:"+k] = []byte(v)
+		if o.Data == nil && o.BinaryData == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+			return obj, nil
 		}
-		for k, v := range o.BinaryData {
-			data["b:"+k] = v
-		}
-		setHash(&o.ObjectMeta.Annotations, workload.DataHash(data))
+		setHash(&o.ObjectMeta.Annotations, workload.ConfigMapHash(o))
 		o.Data, o.BinaryData = nil, nil
 		o.ManagedFields = nil
 	case *corev1.Secret:
-		setHash(&o.ObjectMeta.Annotations, workload.DataHash(o.Data))
+		if o.Data == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+			return obj, nil
+		}
+		setHash(&o.ObjectMeta.Annotations, workload.SecretHash(o))
 		o.Data, o.StringData = nil, nil
 		o.ManagedFields = nil
 	}
