@@ -28,8 +28,8 @@ type Result struct {
 	Version string
 	// Pod is the X-Pod the answer carried: which pod (and so which copy)
 	// answered.
-	Pod string
-	Error   string
+	Pod   string
+	Error string
 }
 
 // Load sends steady traffic through the proxy with vegeta's attacker and

@@ -196,7 +196,9 @@ func checkTransitions(t *testing.T, title string, tl *timeline, results []datapl
 	}
 	tl.mu.Unlock()
 	var b strings.Builder
-	row := func(check, bound string, measured any) { fmt.Fprintf(&b, "| %-58s | %8s | %10v |\n", check, bound, measured) }
+	row := func(check, bound string, measured any) {
+		fmt.Fprintf(&b, "| %-58s | %8s | %10v |\n", check, bound, measured)
+	}
 	fmt.Fprintf(&b, "\n%s\n", title)
 	row("check", "bound", "measured")
 	fmt.Fprintf(&b, "|%s|%s|%s|\n", strings.Repeat("-", 60), strings.Repeat("-", 10), strings.Repeat("-", 12))
