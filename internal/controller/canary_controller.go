@@ -211,6 +211,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
 	}
+	if s.routeChanged && (requeue == 0 || requeue > RouteReadBack) {
+		requeue = RouteReadBack
+	}
 	poll := r.TargetPoll
 	if poll <= 0 {
 		poll = DefaultTargetPoll
@@ -267,7 +270,17 @@ type scope struct {
 	// canaryBlocked: a backend of the canary's phase is missing or
 	// forbidden; a route that sends nothing to the canary leaves them out.
 	canaryBlocked bool
+	// routeChanged: this reconcile asked the router for a route other
+	// than the one it read back.
+	routeChanged bool
 }
+
+// RouteReadBack is how soon a Canary looks again after asking its router
+// for a new route, so that the status says what the router carries as soon
+// as it carries it: not every router's objects are watched (the Traefik,
+// Consul and Emissary routers read theirs from the apiserver), and without
+// this the read-back waited for engine.RoutePollInterval.
+const RouteReadBack = 250 * time.Millisecond
 
 // observe reads everything the engine needs from the caches.
 func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
@@ -552,6 +565,9 @@ func (r *CanaryReconciler) applyRoute(ctx context.Context, c *v1alpha1.Canary, s
 		// forbidden backends are left out of it.
 		split.Canary = nil
 	}
+	seen := s.obs.Route
+	s.routeChanged = !seen.Exists || seen.CanaryWeight != split.CanaryWeight ||
+		seen.HeaderRoute != engine.HeaderRouteKey(split.HeaderRoute) || seen.MirrorPercent != split.MirrorPercent
 	return s.route.Apply(ctx, c, split)
 }
 
