@@ -624,24 +624,36 @@ func (d *decider) promote(req request) {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
-	canaryOK, _ := d.ready("canary", t, rev, d.canaryThreshold())
+	canaryOK, canaryWhy := d.ready("canary", t, rev, d.canaryThreshold())
 	switch {
 	case t.Exists && t.Revision == rev:
-		if untouched && canaryOK && !d.routeTo(100) {
+		if untouched {
 			// Before the primary is touched, all traffic moves to the
 			// canary (Ready, at full size): whatever the primary's rollout
-			// strategy, its pods never serve while they are replaced.
-			waitingFor := d.st.Message
-			d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
-			if d.stalled == "" {
-				if d.deadlinePassed() {
-					d.stall("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, while %s; the primary still runs revision %s: fix the router or abort (kubectl sluice abort)",
-						d.deadline(), waitingFor, d.obs.Primary.Revision))
-				} else {
-					d.requeue(d.deadlineLeft())
-				}
+			// strategy, its pods never serve while they are replaced. A
+			// canary that is not Ready gives its traffic back to the
+			// primary, which waits.
+			waitingFor := ""
+			switch {
+			case !canaryOK:
+				d.routeTo(0)
+				waitingFor = "waiting for the canary to be Ready to carry all traffic while the primary is updated: " + canaryWhy
+				d.note("Promoting", waitingFor)
+			case !d.routeTo(100):
+				waitingFor = d.st.Message
+				d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
 			}
-			return
+			if waitingFor != "" {
+				if d.stalled == "" {
+					if d.deadlinePassed() {
+						d.stall("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
+							d.deadline(), waitingFor, d.obs.Primary.Revision))
+					} else {
+						d.requeue(d.deadlineLeft())
+					}
+				}
+				return
+			}
 		}
 		d.out.Desired.PrimaryFromTarget = true
 	case untouched:

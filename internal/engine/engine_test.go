@@ -1417,6 +1417,26 @@ func TestDecideTransitions(t *testing.T) {
 					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
+				// The primary never serves while it is replaced: a canary
+				// that stops being Ready before the primary is touched gives
+				// the traffic back, and the primary waits (it used to take
+				// the template while carrying all the traffic).
+				name:   "canary not Ready before the primary is touched: traffic back to the primary, which is not replaced",
+				canary: newCanary(base, atStep(5, 100)),
+				obs:    obs(tgt(notReady("r2")), route(100)),
+				want: want{phase: PR, reason: "Promoting", msgHas: "waiting for the canary to be Ready to carry all traffic while the primary is updated: canary 1/3 available",
+					desired: "services primary=3 target=3 weight=0", requeue: engine.RoutePollInterval,
+					step: 5, weight: 0, stable: "r1", canary: "r2", conds: cRunning},
+			},
+			{
+				name:   "canary not Ready past the deadline: stalled, the primary untouched",
+				canary: newCanary(base, atStep(5, 0), lastProgress(engine.DefaultProgressDeadline+time.Second)),
+				obs:    obs(tgt(notReady("r2")), route(0)),
+				want: want{phase: PR, reason: "Promoting", msgHas: "waiting for the canary to be Ready",
+					desired: "services primary=3 target=3 weight=0",
+					step: 5, weight: 0, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "PromotionStalled"},
+			},
+			{
 				name:   "stalled promotion aborted: rolled back to the untouched primary",
 				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Hour), request("abort")),
 				obs:    obs(routePending(80, "parent public does not accept the route")),
