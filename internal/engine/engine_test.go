@@ -1434,7 +1434,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(tgt(notReady("r2")), route(0)),
 				want: want{phase: PR, reason: "Promoting", msgHas: "waiting for the canary to be Ready",
 					desired: "services primary=3 target=3 weight=0",
-					step: 5, weight: 0, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "PromotionStalled"},
+					step:    5, weight: 0, stable: "r1", canary: "r2", conds: cRunStalled, stalled: "PromotionStalled"},
 			},
 			{
 				name:   "stalled promotion aborted: rolled back to the untouched primary",
