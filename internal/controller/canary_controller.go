@@ -183,11 +183,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	applyErr := r.apply(ctx, &c, s, out)
 	for _, e := range out.Events {
-		typ := corev1.EventTypeNormal
-		if e.Warning {
-			typ = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(&c, nil, typ, e.Reason, "Reconcile", "%s", e.Message)
+		r.Recorder.Eventf(&c, nil, eventType(e), e.Reason, "Reconcile", "%s", e.Message)
 		r.Checks.Notify(ctx, next, e)
 	}
 	if applyErr == nil {
@@ -275,6 +271,14 @@ type scope struct {
 	routeChanged bool
 }
 
+// eventType is the Kubernetes Event type of an engine Event.
+func eventType(e engine.Event) string {
+	if e.Warning {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
 // RouteReadBack is how soon a Canary looks again after asking its router
 // for a new route, so that the status says what the router carries as soon
 // as it carries it: not every router's objects are watched (the Traefik,
@@ -315,10 +319,10 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
 	s.split.PrimaryRevision, s.split.CanaryRevision = s.obs.Primary.Revision, s.revision
 	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
-		for _, phase := range []string{"primary", "canary"} {
-			backends := map[string][]router.Backend{"primary": s.split.Primary, "canary": s.split.Canary}
-			reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute",
-				map[string][]router.Backend{phase: backends[phase]})
+		// One phase at a time, so that a problem is known to be the
+		// primary's or the canary's.
+		for _, phase := range []map[string][]router.Backend{{"primary": s.split.Primary}, {"canary": s.split.Canary}} {
+			reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute", phase)
 			if err != nil {
 				return nil, err
 			}
@@ -329,7 +333,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 			// A problem on the canary's side never stops traffic from
 			// returning to the primary: such a route is written without
 			// the canary's backends (see apply).
-			s.canaryBlocked = phase == "canary"
+			_, s.canaryBlocked = phase["canary"]
 			s.obs.BlockedWithdrawable = s.canaryBlocked
 			break
 		}
@@ -371,14 +375,9 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	return s, nil
 }
 
-// revisionOf is the release revision of a Canary's target: its pod
-// template and the data of the ConfigMaps and Secrets it references.
-func (r *CanaryReconciler) revisionOf(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) (string, error) {
-	rev, _, err := r.revisionAndConfig(ctx, c, target)
-	return rev, err
-}
-
-// revisionAndConfig is revisionOf, and the data hashes it counted.
+// revisionAndConfig is the release revision of a Canary's target (its pod
+// template and the data of the ConfigMaps and Secrets it references), and
+// the data hashes it counted.
 func (r *CanaryReconciler) revisionAndConfig(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) (string, map[string]string, error) {
 	hashes, err := r.configHashes(ctx, c.Namespace, &target.Spec.Template)
 	if err != nil {

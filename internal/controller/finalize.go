@@ -49,7 +49,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		rev, err := r.revisionOf(ctx, c, target)
+		rev, _, err := r.revisionAndConfig(ctx, c, target)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -86,11 +86,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 			return ctrl.Result{}, err
 		}
 		if e := h.Event; e.Reason != "" {
-			typ := corev1.EventTypeNormal
-			if e.Warning {
-				typ = corev1.EventTypeWarning
-			}
-			r.Recorder.Eventf(c, nil, typ, e.Reason, "Finalize", "%s", e.Message)
+			r.Recorder.Eventf(c, nil, eventType(e), e.Reason, "Finalize", "%s", e.Message)
 		}
 	}
 	r.Checks.Forget(client.ObjectKeyFromObject(c))

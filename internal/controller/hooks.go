@@ -115,11 +115,7 @@ func (r *CheckRunner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.E
 	}
 	r.init()
 	c = c.DeepCopy()
-	typ := corev1.EventTypeNormal
-	if e.Warning {
-		typ = corev1.EventTypeWarning
-	}
-	ev := &webhook.Event{Type: typ, Reason: e.Reason, Message: e.Message}
+	ev := &webhook.Event{Type: eventType(e), Reason: e.Reason, Message: e.Message}
 	queued := r.enqueue(func(ctx context.Context) {
 		for _, h := range c.Spec.Analysis.Webhooks {
 			if engine.HookType(h) != v1alpha1.WebhookEvent {
@@ -138,9 +134,9 @@ func (r *CheckRunner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.E
 			continue
 		}
 		log.FromContext(ctx).Error(errQueueFull, "Event not posted to its webhook", "canary", client.ObjectKeyFromObject(c),
-			"webhook", h.Name, "type", typ, "reason", e.Reason)
+			"webhook", h.Name, "type", ev.Type, "reason", e.Reason)
 		if r.Metrics != nil {
-			r.Metrics.WebhookEventsDropped.WithLabelValues(typ).Inc()
+			r.Metrics.WebhookEventsDropped.WithLabelValues(ev.Type).Inc()
 		}
 	}
 }

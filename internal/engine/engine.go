@@ -644,14 +644,8 @@ func (d *decider) promote(req request) {
 				d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
 			}
 			if waitingFor != "" {
-				if d.stalled == "" {
-					if d.deadlinePassed() {
-						d.stall("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
-							d.deadline(), waitingFor, d.obs.Primary.Revision))
-					} else {
-						d.requeue(d.deadlineLeft())
-					}
-				}
+				d.stallPastDeadline("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
+					d.deadline(), waitingFor, d.obs.Primary.Revision))
 				return
 			}
 		}
@@ -698,11 +692,7 @@ func (d *decider) finalise() {
 			where = "all traffic on the canary, which runs the same revision"
 		}
 		d.note("Finalising", fmt.Sprintf("waiting for the primary: %s; %s", why, where))
-		if d.deadlinePassed() {
-			d.stall("PrimaryNotReady", fmt.Sprintf("the promoted primary has not been Ready for %s: %s; %s", d.deadline(), why, where))
-		} else {
-			d.requeue(d.deadlineLeft())
-		}
+		d.stallPastDeadline("PrimaryNotReady", fmt.Sprintf("the promoted primary has not been Ready for %s: %s; %s", d.deadline(), why, where))
 		d.requeue(d.verifyInterval())
 		return
 	}
@@ -940,11 +930,27 @@ func (d *decider) checkDeadline(waitingFor string) {
 	d.requeue(d.deadlineLeft())
 }
 
-func (d *decider) deadline() time.Duration {
-	if pd := d.c.Spec.ProgressDeadline; pd != nil && pd.Duration > 0 {
+func (d *decider) deadline() time.Duration { return ProgressDeadline(d.c) }
+
+// ProgressDeadline is spec.progressDeadline, or its default.
+func ProgressDeadline(c *v1alpha1.Canary) time.Duration {
+	if pd := c.Spec.ProgressDeadline; pd != nil && pd.Duration > 0 {
 		return pd.Duration
 	}
 	return DefaultProgressDeadline
+}
+
+// stallPastDeadline stalls the Canary (unless it is stalled already) once
+// the progress deadline has passed, and otherwise looks again when it
+// will: for what waits without a rollback to fall back on.
+func (d *decider) stallPastDeadline(reason, msg string) {
+	if !d.deadlinePassed() {
+		d.requeue(d.deadlineLeft())
+		return
+	}
+	if d.stalled == "" {
+		d.stall(reason, msg)
+	}
 }
 
 func (d *decider) deadlinePassed() bool { return d.deadlineLeft() <= 0 }

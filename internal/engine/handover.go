@@ -79,10 +79,7 @@ func DecideHandover(in HandoverInput) Handover {
 		return Handover{Action: HandoverWait, ScaleTarget: ptr(want), Replicas: want, RequeueAfter: HandoverPoll}
 	}
 	available := t.Current && t.UpdatedReplicas >= t.Replicas && t.StatusReplicas <= t.UpdatedReplicas && t.AvailableReplicas >= t.Replicas
-	deadline := DefaultProgressDeadline
-	if pd := c.Spec.ProgressDeadline; pd != nil && pd.Duration > 0 {
-		deadline = pd.Duration
-	}
+	deadline := ProgressDeadline(c)
 	var deleted time.Time
 	if c.DeletionTimestamp != nil {
 		deleted = c.DeletionTimestamp.Time
