@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// analysing says whether the release has check rounds: metrics, rollout
+// or rollback webhooks.
+func (d *decider) analysing() bool {
+	return d.c.Spec.Analysis != nil && (len(d.c.Spec.Analysis.Metrics) > 0 ||
+		d.hasHooks(v1alpha1.WebhookRollout) || d.hasHooks(v1alpha1.WebhookRollback))
+}
+
+func (d *decider) checkInterval() time.Duration { return CheckInterval(d.c.Spec.Analysis) }
+
+// CheckInterval is the time between check rounds: spec.analysis.interval,
+// or DefaultCheckInterval.
+func CheckInterval(a *v1alpha1.Analysis) time.Duration {
+	if a != nil && a.Interval != nil && a.Interval.Duration > 0 {
+		return a.Interval.Duration
+	}
+	return DefaultCheckInterval
+}
+
+func (d *decider) checkThreshold() int32 {
+	if a := d.c.Spec.Analysis; a != nil && a.Threshold != nil && *a.Threshold > 0 {
+		return *a.Threshold
+	}
+	return DefaultCheckThreshold
+}
+
+// countChecks counts the result of the round in flight once it is there:
+// a failed round adds to failedChecks (an Event names each failed metric
+// and why), and reaching the threshold rolls the release back. It reports
+// whether it rolled back.
+func (d *decider) countChecks() bool {
+	r := d.obs.Checks
+	if !d.analysing() || r == nil || r.Round != d.st.CheckRound || d.st.CheckedRound >= r.Round {
+		return false
+	}
+	d.st.CheckedRound = r.Round
+	d.st.LastCheckTime = d.stamp()
+	d.st.Metrics = r.Metrics
+	if r.Rollback != "" {
+		d.rollback("RollbackWebhook", r.Rollback)
+		return true
+	}
+	var failed []string
+	for _, m := range r.Metrics {
+		if !m.Passed {
+			failed = append(failed, m.Name+": "+m.Message)
+		}
+	}
+	if len(failed) == 0 {
+		return false
+	}
+	d.st.FailedChecks++
+	why := strings.Join(failed, "; ")
+	d.event(true, "CheckFailed", fmt.Sprintf("check round %d failed (%d/%d): %s", r.Round, d.st.FailedChecks, d.checkThreshold(), why))
+	if d.st.FailedChecks >= d.checkThreshold() {
+		d.rollback("AnalysisFailed", fmt.Sprintf("%d check rounds failed (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), why))
+		return true
+	}
+	return false
+}
+
+// requestChecks asks for a round when one is due: none has finished in
+// this step yet, or the interval passed since the last. Rounds run only
+// while the router carries canary traffic: without it there is nothing to
+// measure.
+func (d *decider) requestChecks() {
+	if !d.analysing() {
+		return
+	}
+	if d.st.CheckRound > d.st.CheckedRound {
+		d.out.Desired.CheckRound = d.st.CheckRound // still running (or lost: run again)
+		return
+	}
+	interval := d.checkInterval()
+	due := d.st.CheckedRound <= d.st.StepCheckRound || d.st.LastCheckTime == nil ||
+		!d.exact.Before(d.st.LastCheckTime.Add(interval))
+	if !due {
+		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.exact))
+		return
+	}
+	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.routeSettled() {
+		// Nothing to judge yet: the canary gets no traffic, the router
+		// does not carry the weight last set, or the proxy may not have
+		// loaded it yet.
+		return
+	}
+	d.st.CheckRound++
+	d.out.Desired.CheckRound = d.st.CheckRound
+}
+
+// checksPassed says whether the current step may be left: with metric
+// checks, a round that started in this step must have passed.
+func (d *decider) checksPassed() bool {
+	if !d.analysing() || WeightAt(d.steps, int(d.st.CurrentStep)) == 0 {
+		return true
+	}
+	if d.st.CheckedRound > d.st.StepCheckRound && metricsPassed(d.st.Metrics) {
+		return true
+	}
+	d.note("WaitingForChecks", fmt.Sprintf("step %d: waiting for a passing check round (failed %d/%d)",
+		d.st.CurrentStep, d.st.FailedChecks, d.checkThreshold()))
+	return false
+}
+
+// metricsPassed says whether every check of a round passed (a round of
+// rollback webhooks alone has none).
+func metricsPassed(ms []v1alpha1.MetricStatus) bool {
+	for _, m := range ms {
+		if !m.Passed {
+			return false
+		}
+	}
+	return true
+}
