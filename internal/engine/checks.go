@@ -87,7 +87,7 @@ func (d *decider) requestChecks() {
 		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.exact))
 		return
 	}
-	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.routeSettled() {
+	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.settleElapsed() {
 		// Nothing to judge yet: the canary gets no traffic, the router
 		// does not carry the weight last set, or the proxy may not have
 		// loaded it yet.

@@ -10,31 +10,8 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// Decide returns what the Canary should do next. The transition table, by
-// phase:
-//
-//	(none), Initializing  -> Initialized     primary copy Ready at the target's revision, route 100% primary, target scaled to 0
-//	Initialized, Succeeded, Failed (idle)
-//	                      -> Progressing     target revision differs from status.canaryRevision, or a retry request after Failed
-//	Progressing, Paused, WaitingPromotion
-//	                      -> Progressing     a step applied (setWeight read back, timed pause over, promote request)
-//	                      -> Paused          spec.paused
-//	                      -> WaitingPromotion a pause step without duration
-//	                      -> Promoting       every step done, a promote-full request, or the primary already
-//	                                         at the canary's revision (a promotion whose status write was lost)
-//	                      -> Failed          abort request, progress deadline, target deleted
-//	Promoting             -> Finalising      all traffic on the canary (read back), then the primary
-//	                                         updated and verified at the canary's revision
-//	                      -> Failed          abort before the primary is updated; verification failed
-//	                      (Stalled)          the route not carrying 100% canary past the deadline
-//	Finalising            -> Succeeded       route 100% primary; canary scaled to 0
-//	                      (Stalled)          the primary not Ready past the deadline (traffic on the canary)
-//
-// A configuration a router or a backend check refuses (Observations.Blocked)
-// is reported Stalled in every phase.
-//
-// Traffic only ever moves toward a copy that is Ready at its threshold: a
-// desired weight above 0 needs the canary Ready, below 100 the primary.
+// Decide returns what the Canary should do next (the package comment has
+// the transition table).
 func Decide(in Input) Output {
 	d := &decider{
 		in:    in,
@@ -63,7 +40,7 @@ func Decide(in Input) Output {
 			d.promote(req)
 		case v1alpha1.PhaseFinalising:
 			d.rejectRequest(req)
-			d.finalise()
+			d.finishPromotion()
 		default:
 			d.st.Phase = ""
 			d.initialize()

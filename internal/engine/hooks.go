@@ -160,5 +160,5 @@ func (d *decider) begin(reason, msg string) {
 		d.startRelease("RolloutConfirmed", fmt.Sprintf("the confirm-rollout webhooks approved revision %s; releasing it", rev))
 		return
 	}
-	d.settle()
+	d.steady()
 }

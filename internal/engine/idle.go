@@ -48,7 +48,7 @@ func (d *decider) idle(req request) {
 		// after a failed promotion: a new release could only move it onto
 		// pods nobody has checked. It starts once the primary is back.
 		d.rejectRequest(req)
-		d.settle()
+		d.steady()
 		d.note("WaitingForPrimaryRestore", fmt.Sprintf("revision %s waits until the primary is restored to %s", t.Revision, d.st.StableRevision))
 		return
 	}
@@ -83,12 +83,12 @@ func (d *decider) idle(req request) {
 	case req.action != "":
 		d.rejectRequest(req)
 	}
-	d.settle()
+	d.steady()
 }
 
-// settle brings an idle Canary to its steady state: route 100% primary once
+// steady brings an idle Canary to its steady state: route 100% primary once
 // the primary is Ready, then the target scaled to zero.
-func (d *decider) settle() {
+func (d *decider) steady() {
 	d.out.Desired.Services = d.obs.Primary.Exists
 	d.restore()
 	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {

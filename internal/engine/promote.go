@@ -73,18 +73,18 @@ func (d *decider) promote(req request) {
 	d.st.LastProgressTime = &d.now
 	d.setPhase(v1alpha1.PhaseFinalising, "Finalising", fmt.Sprintf("primary runs revision %s; moving all traffic to it", rev))
 	d.event(false, "Finalising", d.st.Message)
-	d.finalise()
+	d.finishPromotion()
 }
 
-// finalise moves all traffic to the promoted primary and scales the canary
-// down. The primary was verified when the promotion ended; if it stops
+// finishPromotion (phase Finalising) moves all traffic to the promoted
+// primary and scales the canary down. The primary was verified when the promotion ended; if it stops
 // being Ready now, the canary (the same revision, still at full size)
 // carries the traffic until it recovers: the release can no longer be
 // rolled back, the primary already runs the promoted revision. Past the
 // progress deadline (from the start of Finalising) the Canary is Stalled
 // with the primary's numbers, and completes by itself once the primary is
 // Ready.
-func (d *decider) finalise() {
+func (d *decider) finishPromotion() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
@@ -119,5 +119,5 @@ func (d *decider) rollback(reason, msg string) {
 	d.setPhase(v1alpha1.PhaseFailed, reason, msg)
 	d.event(true, reason, msg+"; rolling back")
 	d.postRollout()
-	d.settle()
+	d.steady()
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
+// startRelease starts walking the steps for the target's revision.
 func (d *decider) startRelease(reason, msg string) {
 	d.st.CanaryRevision = d.obs.Target.Revision
 	d.resetRelease()
@@ -14,42 +15,94 @@ func (d *decider) startRelease(reason, msg string) {
 	d.progress(request{})
 }
 
-// progress walks the steps of a release.
+// progress decides for a release that walks its steps (Progressing,
+// Paused, WaitingPromotion). First the guards, which may end or restart
+// the release; then, with both copies running, the holds, which keep it
+// where it is; then the steps from the current one, each by the handler of
+// its kind; once every step is done, the promotion. A guard or a hold
+// returns true when it has decided: the walk stops there.
 func (d *decider) progress(req request) {
-	if p := d.obs.Primary; p.Exists && d.st.StableRevision != "" &&
-		p.Revision == d.st.CanaryRevision && p.Revision != d.st.StableRevision {
-		// The primary already runs the release's revision: a promotion was
-		// applied but its status was not written (the controller died in
-		// between). Only the promotion can go on from here.
-		d.st.CurrentStep = int32(len(d.steps))
-		d.st.LastProgressTime = &d.now
-		d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
-		d.event(false, "Promoting", d.st.Message)
-		d.rejectRequest(req)
-		d.promote(request{})
-		return
-	}
-	t := d.obs.Target
-	if !t.Exists {
-		d.rollback("TargetNotFound", d.targetMissing())
-		return
-	}
-	if t.Revision != d.st.CanaryRevision {
-		msg := fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision)
-		if d.hasHooks(v1alpha1.WebhookConfirmRollout) {
-			// The new revision needs its own approval; meanwhile traffic
-			// returns to the primary.
-			d.begin("RevisionChanged", msg)
+	for _, guard := range []func(request) bool{
+		d.promotedUnrecorded,
+		d.targetGone,
+		d.revisionReplaced,
+		d.requested,
+	} {
+		if guard(req) {
 			return
 		}
-		d.event(false, "RevisionChanged", msg)
-		d.st.CanaryRevision = t.Revision
-		d.resetRelease()
 	}
+	d.out.Desired.Services = true
+	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = nil
+	for _, hold := range []func() bool{
+		d.blockedHold,
+		d.pausedHold,
+		d.canaryNotReadyHold,
+		d.preRolloutHold,
+		d.checkRoundHold,
+	} {
+		if hold() {
+			return
+		}
+	}
+	if d.walkSteps() {
+		d.startPromotion()
+	}
+}
+
+// promotedUnrecorded: the primary already runs the release's revision, so
+// a promotion was applied but its status was not written (the controller
+// died in between). Only the promotion can go on from here.
+func (d *decider) promotedUnrecorded(req request) bool {
+	p := d.obs.Primary
+	if !p.Exists || d.st.StableRevision == "" || p.Revision != d.st.CanaryRevision || p.Revision == d.st.StableRevision {
+		return false
+	}
+	d.st.CurrentStep = int32(len(d.steps))
+	d.st.LastProgressTime = &d.now
+	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
+	d.event(false, "Promoting", d.st.Message)
+	d.rejectRequest(req)
+	d.promote(request{})
+	return true
+}
+
+// targetGone rolls the release back when its target was deleted.
+func (d *decider) targetGone(request) bool {
+	if d.obs.Target.Exists {
+		return false
+	}
+	d.rollback("TargetNotFound", d.targetMissing())
+	return true
+}
+
+// revisionReplaced restarts the release when the target moved to another
+// revision mid-release. A revision that needs its own approval (a
+// confirm-rollout hook) waits for it with traffic back on the primary.
+func (d *decider) revisionReplaced(request) bool {
+	t := d.obs.Target
+	if t.Revision == d.st.CanaryRevision {
+		return false
+	}
+	msg := fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision)
+	if d.hasHooks(v1alpha1.WebhookConfirmRollout) {
+		d.begin("RevisionChanged", msg)
+		return true
+	}
+	d.event(false, "RevisionChanged", msg)
+	d.st.CanaryRevision = t.Revision
+	d.resetRelease()
+	return false
+}
+
+// requested carries out a request: abort rolls back (and decides);
+// promote leaves the current step, promote-full skips the rest.
+func (d *decider) requested(req request) bool {
 	switch req.action {
 	case v1alpha1.RequestAbort:
 		d.rollback("Aborted", fmt.Sprintf("release of revision %s aborted by request", d.st.CanaryRevision))
-		return
+		return true
 	case v1alpha1.RequestRetry:
 		d.rejectRequest(req)
 	case v1alpha1.RequestPromoteFull:
@@ -61,138 +114,179 @@ func (d *decider) progress(req request) {
 			d.advance()
 		}
 	}
+	return false
+}
 
-	d.out.Desired.Services = true
-	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
-	d.out.Desired.PrimaryReplicas = nil
-
-	if d.obs.Blocked != "" {
-		d.startWaiting(d.obs.BlockedReason)
-		d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
-		d.stall(d.obs.BlockedReason, d.obs.Blocked)
-		d.requeue(BlockedRecheckInterval) // what it names may not be watched
-		if !d.c.Spec.Paused {
-			d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
-		}
-		return
+// blockedHold: a configuration the router or a backend check refuses
+// keeps traffic where it is; the progress deadline runs unless paused.
+func (d *decider) blockedHold() bool {
+	if d.obs.Blocked == "" {
+		return false
 	}
+	d.startWaiting(d.obs.BlockedReason)
+	d.note(d.obs.BlockedReason, d.obs.Blocked+"; traffic stays where it is")
+	d.stall(d.obs.BlockedReason, d.obs.Blocked)
+	d.requeue(BlockedRecheckInterval) // what it names may not be watched
+	if !d.c.Spec.Paused {
+		d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
+	}
+	return true
+}
+
+// pausedHold keeps the weight in force while spec.paused is set. On
+// resume, time spent paused counts neither toward the deadline nor toward
+// a pause step: both restart.
+func (d *decider) pausedHold() bool {
 	if d.c.Spec.Paused {
 		if d.st.Phase != v1alpha1.PhasePaused {
 			d.setPhase(v1alpha1.PhasePaused, "Paused", fmt.Sprintf("release paused at step %d by spec.paused", d.st.CurrentStep))
 			d.event(false, "Paused", d.st.Message)
 		}
 		d.holdWeight()
-		return
+		return true
 	}
 	if d.st.Phase == v1alpha1.PhasePaused {
-		// Time spent paused counts neither toward the deadline nor toward a
-		// pause step: both restart on resume.
 		d.st.StepStartedAt = d.stamp()
 		d.st.LastProgressTime = &d.now
 		d.setPhase(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("release resumed at step %d", d.st.CurrentStep))
 		d.event(false, "Resumed", d.st.Message)
 	}
+	return false
+}
 
-	if ok, why := d.ready("canary", t, d.st.CanaryRevision, d.canaryThreshold()); !ok {
-		d.startWaiting("WaitingForCanary")
-		d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
-		if d.st.CanaryWeight > 0 || d.routeReachesCanary() {
-			// The canary stopped being Ready: its share (and any header
-			// route or mirror) goes back to the primary until it recovers.
-			d.routeTo(0)
-			d.note("WaitingForCanary", why)
-		}
-		d.checkDeadline(why)
-		return
+// canaryNotReadyHold waits, within the progress deadline, for a canary
+// that is not Ready; its share (and any header route or mirror) goes back
+// to the primary until it recovers.
+func (d *decider) canaryNotReadyHold() bool {
+	ok, why := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold())
+	if ok {
+		return false
 	}
+	d.startWaiting("WaitingForCanary")
+	d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
+	if d.st.CanaryWeight > 0 || d.routeReachesCanary() {
+		d.routeTo(0)
+		d.note("WaitingForCanary", why)
+	}
+	d.checkDeadline(why)
+	return true
+}
 
-	if !d.preRollout() {
-		return
-	}
+// preRolloutHold waits for the pre-rollout hooks (see preRollout).
+func (d *decider) preRolloutHold() bool { return !d.preRollout() }
+
+// checkRoundHold counts the round that finished (rolling back at the
+// threshold) and asks for the next one when it is due.
+func (d *decider) checkRoundHold() bool {
 	if d.countChecks() {
-		return
+		return true
 	}
 	d.requestChecks()
+	return false
+}
 
+// walkSteps runs the steps from the current one and reports whether all
+// are done.
+func (d *decider) walkSteps() bool {
 	for int(d.st.CurrentStep) < len(d.steps) {
-		step := d.steps[d.st.CurrentStep]
-		if step.SetWeight != nil {
-			w := *step.SetWeight
-			if w > WeightAt(d.steps, int(d.st.CurrentStep)-1) {
-				if open, _ := d.gate(v1alpha1.WebhookConfirmTrafficIncrease, fmt.Sprintf("step %d", d.st.CurrentStep)); !open {
-					d.holdWeight()
-					return
-				}
-			}
-			d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", d.st.CurrentStep, w))
-			if !d.routeTo(w) {
-				d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == "SettingWeight"
-				d.checkDeadline(d.st.Message)
-				return
-			}
-			if !d.checksPassed() {
-				return
-			}
-			d.event(false, "WeightSet", fmt.Sprintf("step %d: canary weight %d%%", d.st.CurrentStep, w))
-			d.advance()
-			continue
-		}
-		if hr := step.SetHeaderRoute; hr != nil {
-			// An A/B step: requests matching the headers go to the canary,
-			// on top of the weight held, until the release ends.
-			d.setPhase(v1alpha1.PhaseProgressing, "SettingHeaderRoute",
-				fmt.Sprintf("step %d: sending requests with %s to the canary", d.st.CurrentStep, HeaderRouteKey(hr)))
-			if !d.routeTo(WeightAt(d.steps, int(d.st.CurrentStep)-1)) {
-				d.checkDeadline(d.st.Message)
-				return
-			}
-			d.event(false, "HeaderRouteSet", fmt.Sprintf("step %d: requests with %s go to the canary", d.st.CurrentStep, HeaderRouteKey(hr)))
-			d.advance()
-			continue
-		}
-		if m := step.SetMirror; m != nil {
-			// A mirror step: a share of requests is copied to the canary,
-			// whose answers are discarded, until the release ends.
-			d.setPhase(v1alpha1.PhaseProgressing, "SettingMirror",
-				fmt.Sprintf("step %d: copying %d%% of requests to the canary", d.st.CurrentStep, m.Percent))
-			if !d.routeTo(WeightAt(d.steps, int(d.st.CurrentStep)-1)) {
-				d.checkDeadline(d.st.Message)
-				return
-			}
-			d.event(false, "MirrorSet", fmt.Sprintf("step %d: %d%% of requests copied to the canary", d.st.CurrentStep, m.Percent))
-			d.advance()
-			continue
-		}
-		dur, isPause := PauseDuration(step)
-		if !isPause {
-			// A step without an action (the CRD refuses them) is skipped.
-			d.advance()
-			continue
-		}
-		d.holdWeight()
-		if step.Pause.Duration == nil {
-			if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
-				d.setPhase(v1alpha1.PhaseWaitingPromotion, "WaitingForPromotion",
-					fmt.Sprintf("step %d: paused at %d%% until promoted (kubectl sluice promote)", d.st.CurrentStep, d.st.CanaryWeight))
-				d.event(false, "WaitingForPromotion", d.st.Message)
-			}
-			return
-		}
-		if d.st.StepStartedAt == nil {
-			d.st.StepStartedAt = d.stamp()
-		}
-		end := d.st.StepStartedAt.Add(dur)
-		if d.exact.Before(end) {
-			d.setPhase(v1alpha1.PhaseProgressing, "PauseStep",
-				fmt.Sprintf("step %d: holding %d%% for %s", d.st.CurrentStep, d.st.CanaryWeight, dur))
-			d.requeue(end.Sub(d.exact))
-			return
-		}
-		if !d.checksPassed() {
-			return
+		if !d.runStep(d.steps[d.st.CurrentStep]) {
+			return false
 		}
 		d.advance()
 	}
+	return true
+}
+
+// runStep applies the current step by the handler of its kind and reports
+// whether it is done.
+func (d *decider) runStep(s v1alpha1.Step) bool {
+	switch {
+	case s.SetWeight != nil:
+		return d.setWeightStep(*s.SetWeight)
+	case s.SetHeaderRoute != nil:
+		// An A/B step: requests matching the headers go to the canary, on
+		// top of the weight held, until the release ends.
+		hr := HeaderRouteKey(s.SetHeaderRoute)
+		return d.routingStep("SettingHeaderRoute", "sending requests with "+hr+" to the canary",
+			"HeaderRouteSet", "requests with "+hr+" go to the canary")
+	case s.SetMirror != nil:
+		// A share of requests is copied to the canary, whose answers are
+		// discarded, until the release ends.
+		p := s.SetMirror.Percent
+		return d.routingStep("SettingMirror", fmt.Sprintf("copying %d%% of requests to the canary", p),
+			"MirrorSet", fmt.Sprintf("%d%% of requests copied to the canary", p))
+	case s.Pause != nil:
+		return d.pauseStep(s.Pause)
+	}
+	return true // a step without an action (the CRD refuses them)
+}
+
+// setWeightStep moves the canary weight to w (after the
+// confirm-traffic-increase gate when it grows); the step is done once the
+// router carries it and, with checks, a round in this step passed.
+func (d *decider) setWeightStep(w int32) bool {
+	i := d.st.CurrentStep
+	if w > WeightAt(d.steps, int(i)-1) {
+		if open, _ := d.gate(v1alpha1.WebhookConfirmTrafficIncrease, fmt.Sprintf("step %d", i)); !open {
+			d.holdWeight()
+			return false
+		}
+	}
+	d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", i, w))
+	if !d.routeTo(w) {
+		d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == "SettingWeight"
+		d.checkDeadline(d.st.Message)
+		return false
+	}
+	if !d.checksPassed() {
+		return false
+	}
+	d.event(false, "WeightSet", fmt.Sprintf("step %d: canary weight %d%%", i, w))
+	return true
+}
+
+// routingStep applies a step that changes the route but not the weight (a
+// header route, a mirror): done once the router carries it.
+func (d *decider) routingStep(reason, doing, doneReason, done string) bool {
+	i := d.st.CurrentStep
+	d.setPhase(v1alpha1.PhaseProgressing, reason, fmt.Sprintf("step %d: %s", i, doing))
+	if !d.routeTo(WeightAt(d.steps, int(i)-1)) {
+		d.checkDeadline(d.st.Message)
+		return false
+	}
+	d.event(false, doneReason, fmt.Sprintf("step %d: %s", i, done))
+	return true
+}
+
+// pauseStep holds the weight in force: for its duration (and, with
+// checks, until a round in this step passed), or without one until
+// promoted.
+func (d *decider) pauseStep(p *v1alpha1.PauseStep) bool {
+	d.holdWeight()
+	i := d.st.CurrentStep
+	if p.Duration == nil {
+		if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
+			d.setPhase(v1alpha1.PhaseWaitingPromotion, "WaitingForPromotion",
+				fmt.Sprintf("step %d: paused at %d%% until promoted (kubectl sluice promote)", i, d.st.CanaryWeight))
+			d.event(false, "WaitingForPromotion", d.st.Message)
+		}
+		return false
+	}
+	if d.st.StepStartedAt == nil {
+		d.st.StepStartedAt = d.stamp()
+	}
+	if end := d.st.StepStartedAt.Add(p.Duration.Duration); d.exact.Before(end) {
+		d.setPhase(v1alpha1.PhaseProgressing, "PauseStep",
+			fmt.Sprintf("step %d: holding %d%% for %s", i, d.st.CanaryWeight, p.Duration.Duration))
+		d.requeue(end.Sub(d.exact))
+		return false
+	}
+	return d.checksPassed()
+}
+
+// startPromotion promotes once every step is done, after the
+// confirm-promotion gate.
+func (d *decider) startPromotion() {
 	if open, _ := d.gate(v1alpha1.WebhookConfirmPromotion, "promotion"); !open {
 		d.holdWeight()
 		d.setPhase(v1alpha1.PhaseWaitingPromotion, d.st.Reason, d.st.Message)

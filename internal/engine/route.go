@@ -61,7 +61,7 @@ func (d *decider) routeTo(w int32) bool {
 		d.requeue(RoutePollInterval)
 		return false
 	}
-	return d.settled(routeKey(w, mirror, HeaderRouteKey(hr)))
+	return d.awaitSettle(routeKey(w, mirror, HeaderRouteKey(hr)))
 }
 
 // routeKey is a route in one string, "weight|mirror|header route" (the
@@ -93,9 +93,9 @@ func describeRoute(key string) string {
 	return out
 }
 
-// routeSettled says whether the route read back has been carried for the
+// settleElapsed says whether the route read back has been carried for the
 // router's settle time (always, without one).
-func (d *decider) routeSettled() bool {
+func (d *decider) settleElapsed() bool {
 	r := d.obs.Route
 	if r.Settle <= 0 {
 		return true
@@ -105,10 +105,10 @@ func (d *decider) routeSettled() bool {
 		!d.exact.Before(rs.Since.Add(r.Settle))
 }
 
-// settled gives a router whose proxy reports nothing back its settle time
+// awaitSettle gives a router whose proxy reports nothing back its settle time
 // after a route is first read back, so that a step counts as applied (and
 // a copy is scaled down) only once the proxy can have loaded it.
-func (d *decider) settled(route string) bool {
+func (d *decider) awaitSettle(route string) bool {
 	settle := d.obs.Route.Settle
 	if settle <= 0 {
 		d.st.RouteSettling = nil

@@ -1,11 +1,3 @@
-// Package engine decides what a Canary should do next.
-//
-// It is pure: Decide maps (canary spec and status, observations of the
-// cluster, the current time) to the next status, the desired state of the
-// workload and route, Events, and when to look again. It has no client, no
-// clock and no I/O, so every transition is a table row in its tests, and a
-// controller killed at any instant converges to the same end state: status
-// records what was decided, observations re-derive the rest.
 package engine
 
 import (
