@@ -7,13 +7,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -29,6 +30,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/router/consul"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
+	"github.com/sluice-dev/sluice/internal/statusbatch"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -66,15 +68,10 @@ type CanaryReconciler struct {
 	// for it again (DefaultTargetPoll when zero).
 	TargetPoll time.Duration
 
-	// written remembers, per Canary, the resourceVersion a status write
-	// replaced. A cached Canary still at that version predates our own
-	// write (the informer has not caught up), so acting on it would redo
-	// decisions already made; the write's own watch event brings it back.
-	written staleGuard
-	// held keeps statuses the engine let wait (engine.Output.Hold): a
-	// weight step writes its route at once and its status once the step
-	// is done, one status write per step instead of three.
-	held heldStatuses
+	// status decides when a status is written: the statuses of a weight
+	// step waiting for its route are held in memory, and a cached Canary
+	// older than our own last write is recognised (statusbatch).
+	status statusbatch.Batcher
 }
 
 // DefaultRouteSettle is --route-settle's default. A router reads back what
@@ -86,38 +83,6 @@ type CanaryReconciler struct {
 // the 0% route, and the next 1.3 s of requests (264 of them) failed with
 // 503.
 const DefaultRouteSettle = 3 * time.Second
-
-// staleGuard is a small concurrent map of Canary -> superseded version.
-type staleGuard struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]string
-}
-
-func (g *staleGuard) isStale(key types.NamespacedName, rv string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	old, ok := g.m[key]
-	if ok && old != rv {
-		delete(g.m, key) // the cache has moved past our write
-		return false
-	}
-	return ok
-}
-
-func (g *staleGuard) forget(key types.NamespacedName) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.m, key)
-}
-
-func (g *staleGuard) superseded(key types.NamespacedName, rv string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil {
-		g.m = map[types.NamespacedName]string{}
-	}
-	g.m[key] = rv
-}
 
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
@@ -156,15 +121,13 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{}, fmt.Errorf("add finalizer to canary %s/%s: %w", c.Namespace, c.Name, err)
 		}
 	}
-	if r.written.isStale(req.NamespacedName, c.ResourceVersion) {
+	if r.status.Stale(req.NamespacedName, c.ResourceVersion) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	// written is the status on the apiserver; the decision starts from a
-	// status held back, if any (see heldStatuses).
+	// status held back, if any.
 	written := c.Status.DeepCopy()
-	if held, ok := r.held.get(req.NamespacedName, c.ResourceVersion); ok {
-		c.Status = held
-	}
+	c.Status = r.status.Start(req.NamespacedName, c.ResourceVersion, *written)
 	s, err := r.observe(ctx, &c)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -190,19 +153,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)
 	}
 	c.Status = *written
-	requeue := out.RequeueAfter
-	if left, ok := r.holdStatus(req.NamespacedName, &c, out, now); applyErr == nil && ok {
-		if requeue <= 0 || requeue > left {
-			requeue = left
-		}
-	} else {
-		r.held.forget(req.NamespacedName)
-		if err := r.writeStatus(ctx, &c, out.Status); err != nil {
-			return ctrl.Result{}, err
-		}
-		// Counted once the status that records it is written (a
-		// conflict repeats the decision).
-		r.observeVerification(&c, *written, out.Status)
+	requeue, err := r.recordStatus(ctx, &c, out, applyErr, now)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
@@ -226,16 +179,6 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // DefaultTargetPoll is how often a Canary whose Deployment does not exist
 // looks for it (one read each time).
 const DefaultTargetPoll = 30 * time.Second
-
-// holdStatus keeps the decided status unwritten when the engine allows it
-// (a weight step in flight) and the hold has not lasted past the route
-// settle plus holdSlack; it returns how much longer it may wait.
-func (r *CanaryReconciler) holdStatus(key types.NamespacedName, c *v1alpha1.Canary, out engine.Output, now time.Time) (time.Duration, bool) {
-	if !out.Hold || equality.Semantic.DeepEqual(c.Status, out.Status) {
-		return 0, false
-	}
-	return r.held.keep(key, c.ResourceVersion, out.Status, now, r.RouteSettle+holdSlack)
-}
 
 func (r *CanaryReconciler) now() time.Time {
 	if r.Now != nil {
@@ -673,6 +616,44 @@ func servicePortsMatch(have, want []corev1.ServicePort) bool {
 	return true
 }
 
+// recordStatus writes the status decided, or holds it back (statusbatch),
+// and returns when to look again. An apply that failed (other than on a
+// conflict, which only means the cache was behind) is reported as
+// Ready=False with reason ApplyFailed and the error, and observedGeneration
+// is left where it was: the spec is not in force yet.
+func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary, out engine.Output, applyErr error, now time.Time) (time.Duration, error) {
+	key := client.ObjectKeyFromObject(c)
+	if left, ok := r.status.Hold(key, c.ResourceVersion, c.Status, out.Status, out, applyErr == nil, now); ok {
+		if out.RequeueAfter > 0 && out.RequeueAfter < left {
+			return out.RequeueAfter, nil
+		}
+		return left, nil
+	}
+	st := out.Status
+	if applyErr != nil {
+		st = *st.DeepCopy()
+		st.ObservedGeneration = c.Status.ObservedGeneration
+		if !apierrors.IsConflict(applyErr) {
+			meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+				Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonApplyFailed,
+				Message: applyErr.Error(), ObservedGeneration: c.Generation, LastTransitionTime: metav1.NewTime(now),
+			})
+		}
+	}
+	written := c.Status
+	if err := r.writeStatus(ctx, c, st); err != nil {
+		return 0, err
+	}
+	// Counted once the status that records it is written (a conflict
+	// repeats the decision).
+	r.observeVerification(c, written, st)
+	return out.RequeueAfter, nil
+}
+
+// ReasonApplyFailed is the Ready condition's reason when the controller
+// could not apply what it decided (the message has the error).
+const ReasonApplyFailed = "ApplyFailed"
+
 // writeStatus patches the status when it changed; never otherwise.
 func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) error {
 	if equality.Semantic.DeepEqual(c.Status, st) {
@@ -684,9 +665,7 @@ func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, 
 	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	if c.ResourceVersion != read {
-		r.written.superseded(client.ObjectKeyFromObject(c), read)
-	}
+	r.status.Wrote(client.ObjectKeyFromObject(c), read, c.ResourceVersion)
 	log.FromContext(ctx).V(1).Info("Status written", "phase", st.Phase, "reason", st.Reason, "step", st.CurrentStep, "weight", st.CanaryWeight)
 	return nil
 }

@@ -90,8 +90,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		}
 	}
 	r.Checks.Forget(client.ObjectKeyFromObject(c))
-	r.written.forget(client.ObjectKeyFromObject(c))
-	r.held.forget(client.ObjectKeyFromObject(c))
+	r.status.Forget(client.ObjectKeyFromObject(c))
 	r.forgetMetrics(c)
 	patch := client.MergeFrom(c.DeepCopy())
 	controllerutil.RemoveFinalizer(c, Finalizer)

@@ -36,6 +36,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/statusbatch"
 	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
@@ -341,6 +342,7 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil || r.Checks == nil {
 		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder, Backends and Checks are required")
 	}
+	r.status.Limit = r.RouteSettle + statusbatch.Slack
 	if err := mgr.Add(r.Checks); err != nil {
 		return fmt.Errorf("check runner: %w", err)
 	}

@@ -60,12 +60,7 @@ func Decide(in Input) Output {
 	d.blockedStall()
 	d.setConditions()
 	d.out.Status = d.st
-	prev := in.Canary.Status
-	d.out.Hold = d.routeInFlight && !d.routeCarried && len(d.out.Events) == 0 &&
-		prev.Phase == v1alpha1.PhaseProgressing && d.st.Phase == v1alpha1.PhaseProgressing &&
-		d.st.CanaryRevision == prev.CanaryRevision && d.st.StableRevision == prev.StableRevision &&
-		d.st.CheckRound == prev.CheckRound && d.st.FailedChecks == prev.FailedChecks &&
-		d.st.LastHandledRequest == prev.LastHandledRequest
+	d.out.RouteInFlight = d.routeInFlight && !d.routeCarried
 	return d.out
 }
 
@@ -87,7 +82,7 @@ type decider struct {
 	stalled    string
 	stalledMsg string
 	// routeInFlight is set when a setWeight step waits only for its route
-	// to be read back or to settle (see Output.Hold).
+	// to be read back or to settle (see Output.RouteInFlight).
 	routeInFlight bool
 	// routeCarried is set when this decision is the first to read a new
 	// route back (its settle starts): the status must say so now, so it

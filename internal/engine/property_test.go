@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/statusbatch"
 )
 
 // isReady is the test's own statement of readiness: the copy exists, runs
@@ -673,8 +674,8 @@ type sim struct {
 	failed bool
 	// released: when the current release's revision was pushed
 	pushedAt int
-	// hold makes the sim keep statuses the engine lets wait
-	// (Output.Hold) in memory, as the controller does; a crash loses
+	// hold makes the sim keep statuses the controller's batcher would
+	// (statusbatch.Holdable) in memory, as the controller does; a crash loses
 	// them. held is the status kept; writes counts persisted writes.
 	hold   bool
 	held   *v1alpha1.CanaryStatus
@@ -742,7 +743,7 @@ func (s *sim) run(maxTicks int, script func(s *sim, quiet bool) bool) {
 		statusChanged := !equality.Semantic.DeepEqual(out.Status, in.Canary.Status)
 		unwritten := !equality.Semantic.DeepEqual(out.Status, s.c.Status)
 		switch {
-		case s.hold && out.Hold && mode == noCrash && unwritten:
+		case s.hold && statusbatch.Holdable(s.c.Status, out.Status, out) && mode == noCrash && unwritten:
 			s.held = out.Status.DeepCopy()
 		case write && unwritten:
 			s.held = nil

@@ -185,15 +185,13 @@ type Output struct {
 	// RequeueAfter, when above zero, is when to look again even if nothing
 	// changes (a pause ending, a progress deadline).
 	RequeueAfter time.Duration
-	// Hold says the status need not be written yet: it records a weight
-	// step whose route is written but not yet read back, and nothing else
-	// (no event, no phase change, no check round). The decision that
-	// first reads the route back is never held, so the status says what
-	// the router carries from then on (while the route settles). The
-	// controller may keep it in memory and decide from it until the step
-	// completes, then write once; lost (a restart), the step is decided
-	// again from the last written status, which only repeats the wait.
-	Hold bool
+	// RouteInFlight says the decision only waits for the router to carry
+	// a weight it asked for: the route is written but not read back yet.
+	// The decision that first reads it back (and starts its settle time)
+	// is not in flight, so the status says what the router carries from
+	// then on. The controller may keep such a status in memory instead of
+	// writing it (internal/statusbatch).
+	RouteInFlight bool
 }
 
 // Defaults used when the spec leaves a field empty.
