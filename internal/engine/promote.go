@@ -30,27 +30,8 @@ func (d *decider) promote(req request) {
 	canaryOK, canaryWhy := d.ready("canary", t, rev, d.canaryThreshold())
 	switch {
 	case t.Exists && t.Revision == rev:
-		if untouched {
-			// Before the primary is touched, all traffic moves to the
-			// canary (Ready, at full size): whatever the primary's rollout
-			// strategy, its pods never serve while they are replaced. A
-			// canary that is not Ready gives its traffic back to the
-			// primary, which waits.
-			waitingFor := ""
-			switch {
-			case !canaryOK:
-				d.routeTo(0)
-				waitingFor = "waiting for the canary to be Ready to carry all traffic while the primary is updated: " + canaryWhy
-				d.note("Promoting", waitingFor)
-			case !d.routeTo(100):
-				waitingFor = d.st.Message
-				d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
-			}
-			if waitingFor != "" {
-				d.stallPastDeadline("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
-					d.deadline(), waitingFor, d.obs.Primary.Revision))
-				return
-			}
+		if untouched && !d.allTrafficOnCanary(canaryOK, canaryWhy) {
+			return
 		}
 		d.out.Desired.PrimaryFromTarget = true
 	case untouched:
@@ -76,14 +57,38 @@ func (d *decider) promote(req request) {
 	d.finishPromotion()
 }
 
+// allTrafficOnCanary moves all traffic to the canary (Ready, at full size)
+// before the primary is touched, so that whatever the primary's rollout
+// strategy its pods never serve while they are replaced, and reports
+// whether the router carries it. A canary that is not Ready gives its
+// traffic back to the primary, which waits; past the progress deadline
+// the promotion is Stalled.
+func (d *decider) allTrafficOnCanary(canaryOK bool, canaryWhy string) bool {
+	waitingFor := ""
+	switch {
+	case !canaryOK:
+		d.routeTo(0)
+		waitingFor = "waiting for the canary to be Ready to carry all traffic while the primary is updated: " + canaryWhy
+		d.note("Promoting", waitingFor)
+	case !d.routeTo(100):
+		waitingFor = d.st.Message
+		d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
+	default:
+		return true
+	}
+	d.stallPastDeadline("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
+		d.deadline(), waitingFor, d.obs.Primary.Revision))
+	return false
+}
+
 // finishPromotion (phase Finalising) moves all traffic to the promoted
-// primary and scales the canary down. The primary was verified when the promotion ended; if it stops
-// being Ready now, the canary (the same revision, still at full size)
-// carries the traffic until it recovers: the release can no longer be
-// rolled back, the primary already runs the promoted revision. Past the
-// progress deadline (from the start of Finalising) the Canary is Stalled
-// with the primary's numbers, and completes by itself once the primary is
-// Ready.
+// primary and scales the canary down. The primary was verified when the
+// promotion ended; if it stops being Ready now, the canary (the same
+// revision, still at full size) carries the traffic until it recovers: the
+// release can no longer be rolled back, the primary already runs the
+// promoted revision. Past the progress deadline (from the start of
+// Finalising) the Canary is Stalled with the primary's numbers, and
+// completes by itself once the primary is Ready.
 func (d *decider) finishPromotion() {
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)

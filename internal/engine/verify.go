@@ -68,21 +68,9 @@ func (d *decider) verify(rev string) bool {
 	case p.Problem != "":
 		hard, field = p.Problem, "rollout"
 	}
-	if hard != "" && (v.LastMismatchTime == nil || !d.now.Time.Before(v.LastMismatchTime.Add(d.verifyInterval()))) {
-		v.Mismatches++
-		v.LastMismatch, v.LastMismatchField, v.LastMismatchTime = hard, field, &d.now
-		d.event(true, "VerificationMismatch", fmt.Sprintf("primary at revision %s, mismatch %d (tolerated %d): %s", rev, v.Mismatches, d.verifyRetries(), hard))
-	}
+	d.countMismatch(v, rev, hard, field)
 	elapsed := d.now.Sub(v.StartedAt.Time)
-	// The state in numbers a person checks first, then the cause.
-	state := fmt.Sprintf("primary %d/%d available, %d/%d updated", p.AvailableReplicas, p.Replicas, p.UpdatedReplicas, p.Replicas)
-	if p.StatusReplicas > p.UpdatedReplicas {
-		state = fmt.Sprintf("primary %d/%d updated, %d old replicas still running", p.UpdatedReplicas, p.Replicas, p.StatusReplicas-p.UpdatedReplicas)
-	}
-	cause := hard
-	if cause == "" && (!p.Exists || !p.Current || p.Revision != rev) {
-		cause = why
-	}
+	state, cause := verifyState(p, rev, hard, why)
 	detail := state
 	if cause != "" {
 		detail += ": " + cause
@@ -109,6 +97,32 @@ func (d *decider) verify(rev string) bool {
 	}
 	d.requeue(next)
 	return false
+}
+
+// countMismatch counts a mismatch that will not heal by waiting (hard,
+// in field), at most once per verification interval.
+func (d *decider) countMismatch(v *v1alpha1.VerificationStatus, rev, hard, field string) {
+	if hard == "" || (v.LastMismatchTime != nil && d.now.Time.Before(v.LastMismatchTime.Add(d.verifyInterval()))) {
+		return
+	}
+	v.Mismatches++
+	v.LastMismatch, v.LastMismatchField, v.LastMismatchTime = hard, field, &d.now
+	d.event(true, "VerificationMismatch", fmt.Sprintf("primary at revision %s, mismatch %d (tolerated %d): %s", rev, v.Mismatches, d.verifyRetries(), hard))
+}
+
+// verifyState is the primary's state in the numbers a person checks
+// first, and its cause: the hard mismatch, else why it is not Ready when
+// it is not even at the revision (or not observed).
+func verifyState(p Workload, rev, hard, why string) (state, cause string) {
+	state = fmt.Sprintf("primary %d/%d available, %d/%d updated", p.AvailableReplicas, p.Replicas, p.UpdatedReplicas, p.Replicas)
+	if p.StatusReplicas > p.UpdatedReplicas {
+		state = fmt.Sprintf("primary %d/%d updated, %d old replicas still running", p.UpdatedReplicas, p.Replicas, p.StatusReplicas-p.UpdatedReplicas)
+	}
+	cause = hard
+	if cause == "" && (!p.Exists || !p.Current || p.Revision != rev) {
+		cause = why
+	}
+	return state, cause
 }
 
 // restore asks for the primary to be rebuilt from the stable revision's
