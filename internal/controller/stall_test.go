@@ -80,8 +80,11 @@ func waitStalled(t *testing.T, cl client.Client, ns, name string, phase v1alpha1
 		if err != nil {
 			return err
 		}
-		if got.Status.ObservedGeneration < gen {
-			return fmt.Errorf("observedGeneration %d", got.Status.ObservedGeneration)
+		// The Stalled condition records the generation decided on; the
+		// status's observedGeneration moves only once an apply succeeds,
+		// which a refused configuration may prevent (Consul's splitter).
+		if st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled); st == nil || st.ObservedGeneration < gen || st.Reason != reason {
+			return fmt.Errorf("Stalled %+v, Ready %+v", st, meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady))
 		}
 		return nil
 	})
