@@ -24,53 +24,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// Builtin metrics, by source (the controller's --builtin-metrics), asked
-// of --metrics-server.
-//
-//   - app: the conventional HTTP metrics of the app itself,
-//     http_requests_total{code} and http_request_duration_seconds_bucket,
-//     scraped with namespace and pod labels; only the target's (canary's)
-//     pods are selected.
-//   - envoy: the upstream-cluster statistics of an Envoy-based Gateway API
-//     implementation for the canary Service: envoy_cluster_upstream_rq
-//     {envoy_response_code} and envoy_cluster_upstream_rq_time_bucket (ms),
-//     with the cluster named as Contour names it (<ns>/<service>/<port>/<hash>)
-//     or as Istio does (outbound|<port>||<service>.<ns>.svc.cluster.local).
-var builtinQueries = map[string]map[string]string{
-	BuiltinApp: {
-		"request-success-rate": `100 * sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}])) / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`,
-		"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) by (le))`,
-	},
-	BuiltinTraefik: {
-		"request-success-rate": `100 * sum(rate(traefik_service_requests_total{service=~"` + traefikCanaryService + `",code!~"5.."}[{{ interval }}])) / sum(rate(traefik_service_requests_total{service=~"` + traefikCanaryService + `"}[{{ interval }}]))`,
-		"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"` + traefikCanaryService + `"}[{{ interval }}])) by (le))`,
-	},
-	BuiltinEnvoy: {
-		"request-success-rate": `100 * sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `",envoy_response_code!~"5.."}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}]))`,
-		"request-duration":     `histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}])) by (le))`,
-	},
-}
-
-// envoyCanaryCluster matches the Envoy clusters of the canary Service.
-const envoyCanaryCluster = `{{ namespace }}/{{ service }}-canary/[0-9]+/.+|outbound\\|[0-9]+\\|\\|{{ service }}-canary\\.{{ namespace }}\\.svc\\.cluster\\.local`
-
-// traefikCanaryService matches the canary Service as Traefik's Kubernetes
-// providers name it in traefik_service_* series: <ns>-<service>-<port>
-// for the CRD provider (IngressRoute, TraefikService) and
-// <ns>-<service>-http-<port> for the Gateway API provider, then the
-// provider's suffix.
-const traefikCanaryService = `{{ namespace }}-{{ service }}-canary-(http-)?[0-9a-zA-Z]+@kubernetes(crd|gateway)`
-
-// Builtin metric sources (--builtin-metrics).
-const (
-	// BuiltinAuto: the router's own series where it has them (Traefik),
-	// else the app's.
-	BuiltinAuto    = "auto"
-	BuiltinApp     = "app"
-	BuiltinEnvoy   = "envoy"
-	BuiltinTraefik = "traefik"
-)
-
 // CheckRunner runs check rounds and webhook calls off the reconcile
 // workers. Each round (metrics, rollout and rollback webhooks, all at once)
 // and each webhook call runs in its own goroutine, bounded by its deadlines,
@@ -89,8 +42,8 @@ type CheckRunner struct {
 	SecretTTL    time.Duration
 	// MetricsServer is the Prometheus of the builtin metrics.
 	MetricsServer string
-	// BuiltinMetrics is the builtin metrics' source: BuiltinAuto (the
-	// default), BuiltinApp, BuiltinEnvoy or BuiltinTraefik.
+	// BuiltinMetrics is the builtin metrics' source: analysis.BuiltinAuto
+	// (the default), BuiltinApp, BuiltinEnvoy or BuiltinTraefik.
 	BuiltinMetrics string
 	Querier        *analysis.Querier
 	Judge          *analysis.Judge
@@ -401,13 +354,13 @@ func (r *CheckRunner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.
 func (r *CheckRunner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) (analysis.Provider, string, error) {
 	if m.TemplateRef == nil {
 		source := r.BuiltinMetrics
-		if source == "" || source == BuiltinAuto {
-			source = BuiltinApp
+		if source == "" || source == analysis.BuiltinAuto {
+			source = analysis.BuiltinApp
 			if c.Spec.Router.Traefik != nil {
-				source = BuiltinTraefik
+				source = analysis.BuiltinTraefik
 			}
 		}
-		q, ok := builtinQueries[source][m.Name]
+		q, ok := analysis.BuiltinQuery(source, m.Name)
 		if !ok {
 			return analysis.Provider{}, "", fmt.Errorf("%q is not a builtin metric; set templateRef", m.Name)
 		}
