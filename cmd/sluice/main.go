@@ -142,7 +142,7 @@ func run(c config) error {
 	if err := m.Register(nil); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	checks.Metrics = m
+	checks.Metrics = m.Checks
 	r := &controller.CanaryReconciler{
 		Metrics:   m,
 		Client:    mgr.GetClient(),

@@ -35,6 +35,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
@@ -280,9 +281,10 @@ func (b *backendReader) review(ctx context.Context, verb string, gvr schema.Grou
 	return r.Status.Allowed, nil
 }
 
-// NewCheckRunner makes the runner of check rounds and webhook calls.
-func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *CheckRunner {
-	return &CheckRunner{
+// NewCheckRunner makes the runner of check rounds and webhook calls, reading
+// through mgr's cache and API reader and recording Events as "sluice".
+func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *checks.Runner {
+	return &checks.Runner{
 		Reader:        mgr.GetClient(),
 		SecretReader:  mgr.GetAPIReader(),
 		MetricsServer: metricsServer,
