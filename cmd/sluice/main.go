@@ -17,6 +17,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/kubeapi"
 	"github.com/sluice-dev/sluice/internal/memlimit"
@@ -32,7 +33,7 @@ func main() {
 	flag.Float64Var(&cfg.qps, "kube-api-qps", 300, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&cfg.burst, "kube-api-burst", 600, "client-side burst to the apiserver")
 	flag.StringVar(&cfg.metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
-	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", controller.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
+	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", analysis.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
 	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
 	flag.DurationVar(&cfg.routeSettle, "route-settle", controller.DefaultRouteSettle, "how long a proxy is given to load a route after it is read back (and accepted), before a step counts as applied or a copy is scaled down; 0 disables it")
 	flag.StringVar(&cfg.pprofAddr, "pprof-bind-address", "0", "address of the pprof endpoints (/debug/pprof/...; 0 disables them)")
@@ -56,7 +57,7 @@ func main() {
 	log.Info("Go memory limit", "bytes", soft, "from", why)
 
 	switch cfg.builtinMetrics {
-	case controller.BuiltinAuto, controller.BuiltinApp, controller.BuiltinEnvoy, controller.BuiltinTraefik:
+	case analysis.BuiltinAuto, analysis.BuiltinApp, analysis.BuiltinEnvoy, analysis.BuiltinTraefik:
 	default:
 		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use auto, app, envoy or traefik\n", cfg.builtinMetrics)
 		os.Exit(2)
@@ -141,7 +142,7 @@ func run(c config) error {
 	if err := m.Register(nil); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	checks.Metrics = m
+	checks.Metrics = m.Checks
 	r := &controller.CanaryReconciler{
 		Metrics:   m,
 		Client:    mgr.GetClient(),

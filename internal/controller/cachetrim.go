@@ -10,8 +10,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// The transforms below trim objects before they enter the informer cache,
-// to what the controller reads from it. Every write the controller makes
+// The transforms below trim objects before they enter the informer cache
+// (CacheOptions), to what the controller reads from it. Every write the controller makes
 // from a cached object is a merge patch computed against a copy of that
 // same trimmed object, so a dropped field never appears in a patch and is
 // never lost on the server; objects the controller builds whole (the
@@ -104,4 +104,53 @@ func StripService(obj any) (any, error) {
 	s.Spec = corev1.ServiceSpec{Type: s.Spec.Type, Selector: s.Spec.Selector, Ports: ports}
 	s.Status = corev1.ServiceStatus{}
 	return s, nil
+}
+
+// StripRecordTemplate drops a CanaryRevision's pod template before the
+// record enters the cache: up to ten records per Canary each carry a whole
+// template, and the controller needs one only to restore a primary, which
+// reads that record past the cache (restoredPrimary). Records are only
+// ever changed by merge patches, which never touch the template.
+func StripRecordTemplate(obj any) (any, error) {
+	if rec, ok := obj.(*v1alpha1.CanaryRevision); ok {
+		rec.Spec.Template.Raw, rec.Spec.Template.Object = nil, nil
+		rec.ManagedFields = nil
+	}
+	return obj, nil
+}
+
+// StripConfigData replaces a ConfigMap's or Secret's data by its hash (in
+// the sluice.dev/data-hash annotation) before the object enters the cache:
+// a release only needs to know that the data changed.
+//
+// It is idempotent: informers may hand it an object it already stripped
+// (seen on the local control plane: ConfigMaps cached with the hash of no
+// data), and hashing that again would record an empty hash, so a change of
+// the data would be missed. An object without data that already carries
+// the annotation is left as it is.
+func StripConfigData(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		if o.Data == nil && o.BinaryData == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+			return obj, nil
+		}
+		setHash(&o.ObjectMeta.Annotations, workload.ConfigMapHash(o))
+		o.Data, o.BinaryData = nil, nil
+		o.ManagedFields = nil
+	case *corev1.Secret:
+		if o.Data == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+			return obj, nil
+		}
+		setHash(&o.ObjectMeta.Annotations, workload.SecretHash(o))
+		o.Data, o.StringData = nil, nil
+		o.ManagedFields = nil
+	}
+	return obj, nil
+}
+
+func setHash(ann *map[string]string, h string) {
+	if *ann == nil {
+		*ann = map[string]string{}
+	}
+	(*ann)[workload.DataHashAnnotation] = h
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
@@ -53,7 +54,7 @@ type CanaryReconciler struct {
 	// nil means Client.
 	APIReader client.Reader
 	// Checks runs metric check rounds off the reconcile workers.
-	Checks *CheckRunner
+	Checks *checks.Runner
 	// Recorder records Events on Canaries.
 	Recorder events.EventRecorder
 	// Metrics, when set, are updated from each status change.

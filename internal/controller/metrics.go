@@ -5,6 +5,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/checks"
 )
 
 // Metrics are the controller's own Prometheus metrics, registered on
@@ -15,10 +16,10 @@ type Metrics struct {
 	VerificationMismatches *prometheus.CounterVec
 	VerificationDuration   *prometheus.HistogramVec
 	VerificationState      *prometheus.GaugeVec
-	// WebhookEventsDropped counts Events not posted to an event webhook
-	// because the check runner's queue was full, one per webhook, by the
-	// Event's type (Normal, Warning).
-	WebhookEventsDropped *prometheus.CounterVec
+	// Checks are the check runner's (sluice_webhook_events_dropped_total),
+	// registered with these; the runner is given them (checks.Runner's
+	// Metrics).
+	Checks *checks.Metrics
 }
 
 // NewMetrics makes the metrics; Register adds them to a registry.
@@ -41,10 +42,7 @@ func NewMetrics() *Metrics {
 			Name: "sluice_canary_verification",
 			Help: "1 for each Canary's current verification state (Verifying, Verified, Failed, Drifted); one series per Canary.",
 		}, []string{"namespace", "name", "state"}),
-		WebhookEventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_webhook_events_dropped_total",
-			Help: "Events not posted to an event webhook because the check runner's queue was full, one per webhook, by the Event's type (Normal, Warning).",
-		}, []string{"type"}),
+		Checks: checks.NewMetrics(),
 	}
 }
 
@@ -53,12 +51,12 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	if reg == nil {
 		reg = metrics.Registry
 	}
-	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState, m.WebhookEventsDropped} {
+	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
-	return nil
+	return m.Checks.Register(reg)
 }
 
 var verificationStates = []string{v1alpha1.VerificationVerifying, v1alpha1.VerificationVerified, v1alpha1.VerificationFailed, "Drifted"}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/statusbatch"
 	"github.com/sluice-dev/sluice/internal/webhook"
@@ -55,7 +56,8 @@ const InstanceLabel = "sluice.dev/instance"
 // and the targets, which Sluice labels when it first reads them);
 // ConfigMaps and Secrets kept as a hash of their data, never the data
 // itself; managed fields dropped everywhere; Canaries, Deployments and
-// Services trimmed to what reconciles read (cachetrim.go).
+// Services trimmed to what reconciles read. The transforms are in
+// cachetrim.go.
 func CacheOptions(instanceID string) (cache.Options, error) {
 	return CacheOptionsFiltered(instanceID, true)
 }
@@ -98,55 +100,6 @@ func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error)
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         byObject,
 	}, nil
-}
-
-// StripRecordTemplate drops a CanaryRevision's pod template before the
-// record enters the cache: up to ten records per Canary each carry a whole
-// template, and the controller needs one only to restore a primary, which
-// reads that record past the cache (restoredPrimary). Records are only
-// ever changed by merge patches, which never touch the template.
-func StripRecordTemplate(obj any) (any, error) {
-	if rec, ok := obj.(*v1alpha1.CanaryRevision); ok {
-		rec.Spec.Template.Raw, rec.Spec.Template.Object = nil, nil
-		rec.ManagedFields = nil
-	}
-	return obj, nil
-}
-
-// StripConfigData replaces a ConfigMap's or Secret's data by its hash (in
-// the sluice.dev/data-hash annotation) before the object enters the cache:
-// a release only needs to know that the data changed.
-//
-// It is idempotent: informers may hand it an object it already stripped
-// (seen on the local control plane: ConfigMaps cached with the hash of no
-// data), and hashing that again would record an empty hash, so a change of
-// the data would be missed. An object without data that already carries
-// the annotation is left as it is.
-func StripConfigData(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		if o.Data == nil && o.BinaryData == nil && o.Annotations[workload.DataHashAnnotation] != "" {
-			return obj, nil
-		}
-		setHash(&o.ObjectMeta.Annotations, workload.ConfigMapHash(o))
-		o.Data, o.BinaryData = nil, nil
-		o.ManagedFields = nil
-	case *corev1.Secret:
-		if o.Data == nil && o.Annotations[workload.DataHashAnnotation] != "" {
-			return obj, nil
-		}
-		setHash(&o.ObjectMeta.Annotations, workload.SecretHash(o))
-		o.Data, o.StringData = nil, nil
-		o.ManagedFields = nil
-	}
-	return obj, nil
-}
-
-func setHash(ann *map[string]string, h string) {
-	if *ann == nil {
-		*ann = map[string]string{}
-	}
-	(*ann)[workload.DataHashAnnotation] = h
 }
 
 // NewBackendCache makes the reader that answers "does this backend
@@ -281,9 +234,10 @@ func (b *backendReader) review(ctx context.Context, verb string, gvr schema.Grou
 	return r.Status.Allowed, nil
 }
 
-// NewCheckRunner makes the runner of check rounds and webhook calls.
-func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *CheckRunner {
-	return &CheckRunner{
+// NewCheckRunner makes the runner of check rounds and webhook calls, reading
+// through mgr's cache and API reader and recording Events as "sluice".
+func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *checks.Runner {
+	return &checks.Runner{
 		Reader:        mgr.GetClient(),
 		SecretReader:  mgr.GetAPIReader(),
 		MetricsServer: metricsServer,

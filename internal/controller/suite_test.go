@@ -97,7 +97,7 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 			return
 		}
 		checks := controller.NewCheckRunner(mgr, "", 8)
-		checks.Metrics = testMetrics
+		checks.Metrics = testMetrics.Checks
 		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
 			Checks: checks, TargetPoll: 2 * time.Second}

@@ -32,6 +32,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/dataplane"
 	"github.com/sluice-dev/sluice/internal/testenv"
@@ -112,7 +113,7 @@ func start(t *testing.T, gateway bool) *world {
 		t.Fatal(err)
 	}
 	checks := controller.NewCheckRunner(mgr, prom.URL, 8)
-	checks.BuiltinMetrics = controller.BuiltinAuto
+	checks.BuiltinMetrics = analysis.BuiltinAuto
 	r := &controller.CanaryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("sluice"), Backends: backends, Checks: checks, RouteSettle: controller.DefaultRouteSettle}
 	if err := r.SetupWithManager(mgr, controller.Options{Workers: 4}); err != nil {

@@ -1,4 +1,4 @@
-package controller
+package checks
 
 import (
 	"context"
@@ -18,21 +18,24 @@ import (
 	"github.com/sluice-dev/sluice/internal/webhook"
 )
 
-// HookResults returns the last answers of a Canary's gate webhooks.
-func (r *CheckRunner) HookResults(c *v1alpha1.Canary) map[v1alpha1.WebhookType]engine.HookResult {
+// HookResults returns the last answers of a Canary's webhook calls, by
+// type.
+func (r *Runner) HookResults(c *v1alpha1.Canary) map[v1alpha1.WebhookType]engine.HookResult {
 	r.init()
-	key := client.ObjectKeyFromObject(c)
+	canary := client.ObjectKeyFromObject(c)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out map[v1alpha1.WebhookType]engine.HookResult
-	for k, got := range r.hookResults {
-		if k.canary != key || got.uid != c.UID {
+	for k := range r.jobs {
+		if k.canary != canary || k.hook == "" {
 			continue
 		}
-		if out == nil {
-			out = map[v1alpha1.WebhookType]engine.HookResult{}
+		if j := r.owned(k, c.UID); j != nil && j.answered != nil {
+			if out == nil {
+				out = map[v1alpha1.WebhookType]engine.HookResult{}
+			}
+			out[k.hook] = j.hook
 		}
-		out[k.typ] = got.res
 	}
 	return out
 }
@@ -41,30 +44,23 @@ func (r *CheckRunner) HookResults(c *v1alpha1.Canary) map[v1alpha1.WebhookType]e
 // is the one just decided: the payload's phase, weight and step). A call
 // already running or answered with the same key and time is not made
 // again. It never blocks.
-func (r *CheckRunner) SubmitHook(c *v1alpha1.Canary, call engine.HookCall) {
+func (r *Runner) SubmitHook(c *v1alpha1.Canary, call engine.HookCall) {
 	r.init()
-	k := hookKey{canary: client.ObjectKeyFromObject(c), typ: call.Type}
-	same := func(key string, since time.Time) bool { return key == call.Key && since.Equal(call.Since) }
-	r.mu.Lock()
-	if run, ok := r.hookRunning[k]; ok && run.uid == c.UID && same(run.call.Key, run.call.Since) {
-		r.mu.Unlock()
+	key, want := jobKey{canary: client.ObjectKeyFromObject(c), hook: call.Type}, run{call: call}
+	if !r.begin(key, c.UID, want) {
 		return
 	}
-	if got, ok := r.hookResults[k]; ok && got.uid == c.UID && same(got.res.Key, got.res.Since) {
-		r.mu.Unlock()
-		return
-	}
-	r.hookRunning[k] = hookRun{uid: c.UID, call: call}
-	r.mu.Unlock()
 	c = c.DeepCopy()
-	if !r.enqueue(func(ctx context.Context) { r.runHooks(ctx, k, c, call) }) {
-		r.mu.Lock()
-		delete(r.hookRunning, k)
-		r.mu.Unlock()
+	if !r.enqueue(func(ctx context.Context) { r.runHooks(ctx, key, c, want) }) {
+		r.end(key, c.UID, want, nil)
 	}
 }
 
-func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canary, call engine.HookCall) {
+// runHooks calls the Canary's webhooks of one type at once and keeps the
+// answer; a failed post-rollout call is only recorded as an Event, since
+// nothing waits for it.
+func (r *Runner) runHooks(ctx context.Context, key jobKey, c *v1alpha1.Canary, want run) {
+	call := want.call
 	var failures []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -82,16 +78,9 @@ func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canar
 	}
 	wg.Wait()
 	res := engine.HookResult{Key: call.Key, Since: call.Since, Done: time.Now(), Passed: len(failures) == 0, Message: strings.Join(failures, "; ")}
-	r.mu.Lock()
 	// Only the call still asked for answers: not one a newer call of the
 	// same type replaced, nor one of a Canary deleted meanwhile.
-	current := r.hookRunning[k] == hookRun{uid: c.UID, call: call}
-	if current {
-		r.hookResults[k] = hookResult{uid: c.UID, res: res}
-		delete(r.hookRunning, k)
-	}
-	r.mu.Unlock()
-	if !current {
+	if !r.end(key, c.UID, want, func(j *job) { j.hook = res }) {
 		return
 	}
 	if call.Type == v1alpha1.WebhookPostRollout {
@@ -109,7 +98,7 @@ func (r *CheckRunner) runHooks(ctx context.Context, k hookKey, c *v1alpha1.Canar
 // be posted to the same hooks. When the runner's queue is full the Event
 // is dropped (nothing asks for it again): each webhook that misses it is
 // logged and counted in sluice_webhook_events_dropped_total.
-func (r *CheckRunner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event) {
+func (r *Runner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event) {
 	if !engine.HasHooks(c, v1alpha1.WebhookEvent) {
 		return
 	}
@@ -136,9 +125,18 @@ func (r *CheckRunner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.E
 		log.FromContext(ctx).Error(errQueueFull, "Event not posted to its webhook", "canary", client.ObjectKeyFromObject(c),
 			"webhook", h.Name, "type", ev.Type, "reason", e.Reason)
 		if r.Metrics != nil {
-			r.Metrics.WebhookEventsDropped.WithLabelValues(ev.Type).Inc()
+			r.Metrics.EventsDropped.WithLabelValues(ev.Type).Inc()
 		}
 	}
+}
+
+// eventType is the Kubernetes Event type of an engine Event, as event
+// webhooks are told it.
+func eventType(e engine.Event) string {
+	if e.Warning {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
 }
 
 // errQueueFull is why an event webhook's Event was dropped.
@@ -146,7 +144,7 @@ var errQueueFull = errors.New("the check runner's queue is full")
 
 // call posts the Canary's payload to one webhook, signed when the hook
 // names a key.
-func (r *CheckRunner) call(ctx context.Context, c *v1alpha1.Canary, h v1alpha1.Webhook, ev *webhook.Event) error {
+func (r *Runner) call(ctx context.Context, c *v1alpha1.Canary, h v1alpha1.Webhook, ev *webhook.Event) error {
 	hook := webhook.Hook{Name: h.Name, URL: h.URL, Retries: webhook.DefaultRetries}
 	if h.Timeout != nil {
 		hook.Timeout = h.Timeout.Duration

@@ -1,4 +1,4 @@
-package controller
+package checks
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func TestDroppedEventWebhooksAreCountedAndLogged(t *testing.T) {
 		lines = append(lines, args)
 	}, funcr.Options{}))
 	// Not started, so nothing drains the queue: fill it.
-	r := &CheckRunner{Metrics: m}
+	r := &Runner{Metrics: m}
 	r.init()
 	for r.enqueue(func(context.Context) {}) {
 	}
@@ -47,7 +47,7 @@ func TestDroppedEventWebhooksAreCountedAndLogged(t *testing.T) {
 	r.Notify(ctx, c, engine.Event{Reason: "WeightSet", Message: "canary weight 20%"})
 
 	for typ, want := range map[string]float64{"Warning": 2, "Normal": 2} {
-		if got := testutil.ToFloat64(m.WebhookEventsDropped.WithLabelValues(typ)); got != want {
+		if got := testutil.ToFloat64(m.EventsDropped.WithLabelValues(typ)); got != want {
 			t.Errorf("sluice_webhook_events_dropped_total{type=%q} = %v, want %v (one per event webhook)", typ, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package controller
+package analysis_test
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func TestBuiltinQueriesSelectTheCanaryPods(t *testing.T) {
 		"web-primary-6f7c8d9b5c-a1b2c": {100, 0}, // primary: healthy
 		"web-api-7b8c9d6f5e-k3l4m":     {50, 50}, // another app
 	}}
-	expectBuiltins(t, BuiltinApp, app)
+	expectBuiltins(t, analysis.BuiltinApp, app)
 }
 
 // proxySeries serves a proxy's per-upstream statistics: a request
@@ -112,7 +112,7 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 		source string
 		series *proxySeries
 	}{
-		{BuiltinEnvoy, &proxySeries{counter: "envoy_cluster_upstream_rq", histogram: "envoy_cluster_upstream_rq_time",
+		{analysis.BuiltinEnvoy, &proxySeries{counter: "envoy_cluster_upstream_rq", histogram: "envoy_cluster_upstream_rq_time",
 			upstream: "envoy_cluster_name", codeKey: "envoy_response_code", le: [2]string{"100", "400"},
 			rates: map[string][3]float64{
 				"shop/web-canary/80/da39a3ee5e":                   {45, 5, 1}, // canary (Contour): 10% errors, slow
@@ -121,7 +121,7 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 				"shop/web-canary-old/80/da39a3ee5e":               {0, 50, 0},
 				"outbound|80||web-canary.other.svc.cluster.local": {0, 50, 0},
 			}}},
-		{BuiltinTraefik, &proxySeries{counter: "traefik_service_requests_total", histogram: "traefik_service_request_duration_seconds",
+		{analysis.BuiltinTraefik, &proxySeries{counter: "traefik_service_requests_total", histogram: "traefik_service_request_duration_seconds",
 			upstream: "service", codeKey: "code", le: [2]string{"0.1", "0.4"},
 			rates: map[string][3]float64{
 				"shop-web-canary-80@kubernetescrd":          {45, 5, 1}, // canary (IngressRoute, TraefikService)
@@ -160,7 +160,11 @@ func expectBuiltins(t *testing.T, source string, h http.Handler) {
 		"request-duration":     {390, 400},   // p99 of its 100-400ms requests, in ms
 	}
 	for name, bounds := range want {
-		query, err := analysis.Render(builtinQueries[source][name], vars)
+		tmpl, ok := analysis.BuiltinQuery(source, name)
+		if !ok {
+			t.Fatalf("%s has no builtin %s", source, name)
+		}
+		query, err := analysis.Render(tmpl, vars)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

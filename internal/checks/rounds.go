@@ -1,0 +1,191 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// Submit queues a round unless it is running or done. It never blocks: when
+// the queue is full the round is asked for again at the next reconcile.
+func (r *Runner) Submit(c *v1alpha1.Canary, round int64) {
+	r.init()
+	key, want := jobKey{canary: client.ObjectKeyFromObject(c)}, run{round: round}
+	if !r.begin(key, c.UID, want) {
+		return
+	}
+	c = c.DeepCopy()
+	if !r.enqueue(func(ctx context.Context) { r.run(ctx, key, c, want) }) {
+		r.end(key, c.UID, want, nil)
+	}
+}
+
+// Result returns the finished round of a Canary, if any.
+func (r *Runner) Result(c *v1alpha1.Canary) (engine.CheckResult, bool) {
+	r.init()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j := r.owned(jobKey{canary: client.ObjectKeyFromObject(c)}, c.UID)
+	if j == nil || j.answered == nil {
+		return engine.CheckResult{}, false
+	}
+	return j.round, true
+}
+
+// run runs one round: every metric and every rollout and rollback webhook
+// at once.
+func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want run) {
+	res := engine.CheckResult{Round: want.round}
+	var rollout, rollback []v1alpha1.Webhook
+	for _, h := range c.Spec.Analysis.Webhooks {
+		switch engine.HookType(h) {
+		case v1alpha1.WebhookRollout:
+			rollout = append(rollout, h)
+		case v1alpha1.WebhookRollback:
+			rollback = append(rollback, h)
+		}
+	}
+	checks := make([]v1alpha1.MetricStatus, len(c.Spec.Analysis.Metrics)+len(rollout))
+	rollbacks := make([]string, len(rollback))
+	var wg sync.WaitGroup
+	for i, m := range c.Spec.Analysis.Metrics {
+		wg.Go(func() { checks[i] = r.check(ctx, c, m) })
+	}
+	for i, h := range rollout {
+		wg.Go(func() {
+			st := v1alpha1.MetricStatus{Name: h.Name, Webhook: true, Passed: true}
+			if err := r.call(ctx, c, h, nil); err != nil {
+				st.Passed, st.Message = false, err.Error()
+			}
+			checks[len(c.Spec.Analysis.Metrics)+i] = st
+		})
+	}
+	for i, h := range rollback {
+		wg.Go(func() {
+			// Only a 2xx answer asks for a rollback; anything else,
+			// including no answer, does not.
+			if r.call(ctx, c, h, nil) == nil {
+				rollbacks[i] = fmt.Sprintf("rollback webhook %s (%s) answered 2xx", h.Name, h.URL)
+			}
+		})
+	}
+	wg.Wait()
+	res.Metrics = checks
+	for _, msg := range rollbacks {
+		if msg != "" {
+			res.Rollback = msg
+			break
+		}
+	}
+	// Only the round still asked for answers (not one of a Canary
+	// deleted, or forgotten, meanwhile).
+	if r.end(key, c.UID, want, func(j *job) { j.round = res }) {
+		r.announce(ctx, c)
+	}
+}
+
+// check runs one metric; every failure to get a value is a failed check
+// whose message says which and why.
+func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) v1alpha1.MetricStatus {
+	st := v1alpha1.MetricStatus{Name: m.Name}
+	p, query, err := r.resolve(ctx, c, m)
+	if err != nil {
+		st.Message = err.Error()
+		return st
+	}
+	interval := engine.CheckInterval(c.Spec.Analysis)
+	window := interval
+	if m.Interval != nil {
+		window = m.Interval.Duration
+	}
+	rendered, err := analysis.Render(query, analysis.Vars{
+		Namespace: c.Namespace, Name: c.Name, Target: c.Spec.TargetRef.Name,
+		Service: workload.ServiceName(c), Interval: window, Variables: m.TemplateVariables,
+	})
+	if err != nil {
+		st.Message = err.Error()
+		return st
+	}
+	// A result is shared for the interval: canaries asking the same query
+	// in that time cost one request.
+	value, err := r.Querier.Query(ctx, p, rendered, interval)
+	if err != nil {
+		if errors.Is(err, analysis.ErrNoValues) {
+			st.Message = "no values: is the canary receiving traffic? (" + rendered + ")"
+		} else {
+			st.Message = err.Error()
+		}
+		return st
+	}
+	st.Value = strconv.FormatFloat(value, 'g', 6, 64)
+	check := analysis.Check{SuccessCondition: m.SuccessCondition, FailureCondition: m.FailureCondition}
+	if tr := m.ThresholdRange; tr != nil {
+		check.Min, check.Max = tr.Min, tr.Max
+	}
+	pass, why, err := r.Judge.Pass(check, value)
+	switch {
+	case err != nil:
+		st.Message = err.Error()
+	case !pass:
+		st.Message = why
+	default:
+		st.Passed = true
+	}
+	return st
+}
+
+// resolve finds a metric's provider and query template.
+func (r *Runner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) (analysis.Provider, string, error) {
+	if m.TemplateRef == nil {
+		source := r.BuiltinMetrics
+		if source == "" || source == analysis.BuiltinAuto {
+			source = analysis.BuiltinApp
+			if c.Spec.Router.Traefik != nil {
+				source = analysis.BuiltinTraefik
+			}
+		}
+		q, ok := analysis.BuiltinQuery(source, m.Name)
+		if !ok {
+			return analysis.Provider{}, "", fmt.Errorf("%q is not a builtin metric; set templateRef", m.Name)
+		}
+		if r.MetricsServer == "" {
+			return analysis.Provider{}, "", fmt.Errorf("builtin metric %s needs the controller's --metrics-server", m.Name)
+		}
+		return analysis.Provider{Address: r.MetricsServer}, q, nil
+	}
+	ns := m.TemplateRef.Namespace
+	if ns == "" {
+		ns = c.Namespace
+	}
+	var t v1alpha1.MetricTemplate
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, &t); err != nil {
+		return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	pv := t.Spec.Provider
+	p := analysis.Provider{Address: pv.Address, Headers: pv.Headers, InsecureSkipVerify: pv.InsecureSkipVerify}
+	if pv.Timeout != nil {
+		p.Timeout = pv.Timeout.Duration
+	}
+	if pv.SecretRef != nil {
+		data, err := r.secret(ctx, types.NamespacedName{Namespace: ns, Name: pv.SecretRef.Name})
+		if err != nil {
+			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s: %w", ns, t.Name, pv.SecretRef.Name, err)
+		}
+		p.BearerToken = string(data["token"])
+		p.Username, p.Password = string(data["username"]), string(data["password"])
+		if p.BearerToken == "" && p.Username == "" {
+			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s has neither a token key nor username/password keys", ns, t.Name, pv.SecretRef.Name)
+		}
+	}
+	return p, t.Spec.Query, nil
+}
