@@ -104,7 +104,7 @@ func (r *Runner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event)
 	}
 	r.init()
 	c = c.DeepCopy()
-	ev := &webhook.Event{Type: eventType(e), Reason: e.Reason, Message: e.Message}
+	ev := &webhook.Event{Type: e.Type(), Reason: e.Reason, Message: e.Message}
 	queued := r.enqueue(func(ctx context.Context) {
 		for _, h := range c.Spec.Analysis.Webhooks {
 			if engine.HookType(h) != v1alpha1.WebhookEvent {
@@ -128,15 +128,6 @@ func (r *Runner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event)
 			r.Metrics.EventsDropped.WithLabelValues(ev.Type).Inc()
 		}
 	}
-}
-
-// eventType is the Kubernetes Event type of an engine Event, as event
-// webhooks are told it.
-func eventType(e engine.Event) string {
-	if e.Warning {
-		return corev1.EventTypeWarning
-	}
-	return corev1.EventTypeNormal
 }
 
 // errQueueFull is why an event webhook's Event was dropped.

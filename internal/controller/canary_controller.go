@@ -147,7 +147,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	applyErr := r.apply(ctx, &c, s, out)
 	for _, e := range out.Events {
-		r.Recorder.Eventf(&c, nil, eventType(e), e.Reason, "Reconcile", "%s", e.Message)
+		r.Recorder.Eventf(&c, nil, e.Type(), e.Reason, "Reconcile", "%s", e.Message)
 		r.Checks.Notify(ctx, next, e)
 	}
 	if applyErr == nil {
@@ -213,14 +213,6 @@ type scope struct {
 	// routeChanged: this reconcile asked the router for a route other
 	// than the one it read back.
 	routeChanged bool
-}
-
-// eventType is the Kubernetes Event type of an engine Event.
-func eventType(e engine.Event) string {
-	if e.Warning {
-		return corev1.EventTypeWarning
-	}
-	return corev1.EventTypeNormal
 }
 
 // RouteReadBack is how soon a Canary looks again after asking its router

@@ -86,7 +86,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 			return ctrl.Result{}, err
 		}
 		if e := h.Event; e.Reason != "" {
-			r.Recorder.Eventf(c, nil, eventType(e), e.Reason, "Finalize", "%s", e.Message)
+			r.Recorder.Eventf(c, nil, e.Type(), e.Reason, "Finalize", "%s", e.Message)
 		}
 	}
 	r.Checks.Forget(client.ObjectKeyFromObject(c))

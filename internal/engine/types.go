@@ -166,6 +166,15 @@ type Event struct {
 	Message string
 }
 
+// Type is the Kubernetes Event type of e: "Warning" or "Normal" (the
+// values of corev1.EventTypeWarning and corev1.EventTypeNormal).
+func (e Event) Type() string {
+	if e.Warning {
+		return "Warning"
+	}
+	return "Normal"
+}
+
 // Input is everything Decide needs.
 type Input struct {
 	Canary *v1alpha1.Canary
