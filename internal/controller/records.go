@@ -178,7 +178,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 		if rec.Spec.Number != number-1 { // not the newest already
 			patch := client.MergeFrom(rec.DeepCopy())
 			rec.Spec.Number = number
-			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 				return fmt.Errorf("renumber canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 			}
 		}
@@ -197,7 +197,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	if !equality.Semantic.DeepEqual(*want, rec.Status) {
 		patch := client.MergeFrom(rec.DeepCopy())
 		rec.Status = *want
-		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 		}
 	}
@@ -239,7 +239,7 @@ func (r *CanaryReconciler) supersede(ctx context.Context, c *v1alpha1.Canary, pr
 	patch := client.MergeFrom(rec.DeepCopy())
 	rec.Status.Outcome, rec.Status.Reason = v1alpha1.OutcomeSuperseded, "Superseded"
 	rec.Status.Message, rec.Status.EndTime = fmt.Sprintf("revision %s replaced it before it ended", by), now
-	if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
 	return nil
@@ -270,7 +270,7 @@ func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary,
 	if err := controllerutil.SetControllerReference(c, rec, r.Scheme); err != nil {
 		return nil, fmt.Errorf("canaryrevision %s: owner: %w", rec.Name, err)
 	}
-	if err := r.Client.Create(ctx, rec, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Create(ctx, rec, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		// AlreadyExists too: the cache has not seen it yet; a retry will.
 		return nil, fmt.Errorf("create canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 	}

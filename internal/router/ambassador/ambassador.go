@@ -17,12 +17,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/router"
 )
 
-// FieldOwner is Sluice's field manager.
-const FieldOwner = router.FieldOwner
-
-// Annotations on a canary Mapping.
+// Annotations on a canary Mapping (besides router.SpecHashAnnotation).
 const (
-	SpecHashAnnotation = router.SpecHashAnnotation
 	// ZeroedAtAnnotation is when its weight went to 0: it is deleted once
 	// the proxy had DefaultDrain to stop sending to it.
 	ZeroedAtAnnotation = "sluice.dev/zeroed-at"
@@ -364,9 +360,9 @@ func (r *Router) retire(ctx context.Context, have *unstructured.Unstructured) er
 			ann = map[string]string{}
 		}
 		ann[ZeroedAtAnnotation] = r.now().UTC().Format(time.RFC3339)
-		delete(ann, SpecHashAnnotation)
+		delete(ann, router.SpecHashAnnotation)
 		have.SetAnnotations(ann)
-		if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("zero mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 		}
 	case !r.now().Before(at.Add(r.drain())):

@@ -318,7 +318,7 @@ func (r *Router) update(ctx context.Context, u *unstructured.Unstructured, mutat
 		if !mutate(u) {
 			return nil
 		}
-		err := r.Client.Update(ctx, u, client.FieldOwner(router.FieldOwner))
+		err := r.Client.Update(ctx, u, client.FieldOwner(v1alpha1.FieldOwner))
 		switch {
 		case err == nil:
 			return nil
@@ -469,7 +469,7 @@ func (r *Router) unsynced(ctx context.Context, cached *unstructured.Unstructured
 	name := strings.ToLower(u.GetKind()) + " " + u.GetNamespace() + "/" + u.GetName()
 	var written time.Time
 	for _, m := range u.GetManagedFields() {
-		if m.Manager == router.FieldOwner && m.Subresource == "" && m.Time != nil && m.Time.After(written) {
+		if m.Manager == v1alpha1.FieldOwner && m.Subresource == "" && m.Time != nil && m.Time.After(written) {
 			written = m.Time.Time
 		}
 	}
