@@ -299,7 +299,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		}
 		s.obs.Target = workload.Observe(s.target, s.revision)
 		if _, err := workload.PrimarySelector(s.target); err != nil {
-			s.obs.Blocked, s.obs.BlockedReason = err.Error(), "UnsupportedSelector"
+			s.obs.Blocked, s.obs.BlockedReason = err.Error(), v1alpha1.ReasonUnsupportedSelector
 		}
 	}
 	s.obs.Primary = workload.Observe(s.primary, workload.PrimaryRevision(s.primary))
