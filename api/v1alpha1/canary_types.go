@@ -127,10 +127,12 @@ type VerificationStatus struct {
 	// Mismatches counted so far.
 	// +optional
 	Mismatches int32 `json:"mismatches,omitempty"`
-	// LastMismatch says what differed, and LastMismatchField which field
-	// (image, resources, replicas, template, rollout).
+	// LastMismatch says what differed the last time a mismatch was
+	// counted.
 	// +optional
 	LastMismatch string `json:"lastMismatch,omitempty"`
+	// LastMismatchField is what differed: image, resources, replicas,
+	// template or rollout (the primary's Deployment reported a failure).
 	// +optional
 	LastMismatchField string `json:"lastMismatchField,omitempty"`
 	// LastMismatchTime is when the last mismatch was counted.
@@ -141,10 +143,13 @@ type VerificationStatus struct {
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
 }
 
-// RouteSettling is a route read back from a router that cannot say when
-// its proxy has loaded it.
+// RouteSettling is a route the router was seen to carry, and since when.
 type RouteSettling struct {
-	Route string    `json:"route"`
+	// Route identifies the route: the canary's weight, the mirror percent
+	// and the header route, in an encoding of Sluice's own that is only
+	// compared with itself.
+	Route string `json:"route"`
+	// Since is when the router was first seen to carry the route.
 	Since Timestamp `json:"since"`
 }
 
@@ -233,7 +238,7 @@ type PhaseBackendRefs struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.port) || (has(self.kind) && self.kind != 'Service') || (has(self.group) && size(self.group) > 0 && self.group != 'core')",message="backendRefs[].port is required when the backend is a Service (group \"\" and kind Service)"
 type BackendRef struct {
-	// Group of the referent; "" (the default) is the core group.
+	// Group of the referent; "" (the default) or "core" is the core group.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
@@ -314,12 +319,14 @@ type ConsulRouter struct {
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +optional
 	MetaKey string `json:"metaKey,omitempty"`
-	// StableSubset and CanarySubset name the resolver's subsets. Default
-	// stable and canary.
+	// StableSubset names the resolver's subset of the primary's pods.
+	// Default stable.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
 	StableSubset string `json:"stableSubset,omitempty"`
+	// CanarySubset names the resolver's subset of the canary's pods.
+	// Default canary.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
@@ -385,6 +392,7 @@ type TraefikRouter struct {
 
 // TraefikMiddlewareRef names a Traefik Middleware.
 type TraefikMiddlewareRef struct {
+	// Name of the Middleware.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
@@ -397,6 +405,7 @@ type TraefikMiddlewareRef struct {
 // TraefikIngressRouteRef names an IngressRoute in the Canary's namespace
 // and one of its routes.
 type TraefikIngressRouteRef struct {
+	// Name of the IngressRoute.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
@@ -662,6 +671,7 @@ type Webhook struct {
 
 // SecretKeyRef names a key of a Secret in the Canary's namespace.
 type SecretKeyRef struct {
+	// Name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 	// Key in the Secret's data. Default "key".
@@ -708,6 +718,7 @@ type MetricCheck struct {
 
 // TemplateRef names a MetricTemplate.
 type TemplateRef struct {
+	// Name of the MetricTemplate.
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 	// Namespace of the template; default the Canary's.
@@ -720,14 +731,17 @@ type TemplateRef struct {
 // +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="thresholdRange: give min, max or both"
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="thresholdRange: min must not exceed max"
 type ThresholdRange struct {
+	// Min is the lowest passing value.
 	// +optional
 	Min *float64 `json:"min,omitempty"`
+	// Max is the highest passing value.
 	// +optional
 	Max *float64 `json:"max,omitempty"`
 }
 
 // MetricStatus is a metric's result in the last round.
 type MetricStatus struct {
+	// Name of the metric or rollout webhook.
 	Name string `json:"name"`
 	// Value is the last value, when the query answered.
 	// +optional
@@ -805,9 +819,10 @@ const (
 )
 
 // Request annotation: a one-shot action on a release, written by
-// `kubectl sluice` (or by hand) as "<action>" or "<action>/<id>". The
-// controller acts on a given value once and records it in
-// status.lastHandledRequest.
+// `kubectl sluice` (or by hand) as "<action>" or "<action>/<id>". Sluice
+// acts on a given value once and records it in status.lastHandledRequest;
+// a request the phase does not allow is recorded with a RequestIgnored
+// Warning Event.
 const (
 	RequestAnnotation  = "sluice.dev/request"
 	RequestPromote     = "promote"      // leave the current step now
@@ -861,26 +876,39 @@ type CanaryStatus struct {
 	// ObservedCanaryWeight is the canary's share read back from the router.
 	// +optional
 	ObservedCanaryWeight *int32 `json:"observedCanaryWeight,omitempty"`
-	// RouteSettling is set while a proxy is given time to load the route
-	// its router was last seen to carry (--route-settle): Route is the route ("weight|mirror|header route") and Since
-	// when it was first read back.
+	// RouteSettling is set while Sluice gives the proxy time to load a
+	// route the router has just been seen to carry, with routers that
+	// cannot report when their proxies have loaded it: a step counts as
+	// applied, and a copy is scaled down, only once that time has passed.
+	// Sluice's own bookkeeping, nothing to set or act on: it is in the
+	// status because Sluice keeps no state between reconciles, so a
+	// restarted controller resumes the wait rather than starting over.
 	// +optional
 	RouteSettling *RouteSettling `json:"routeSettling,omitempty"`
 
-	// FailedChecks counts failed check rounds of the current release.
+	// FailedChecks counts the failed check rounds of the current release;
+	// spec.analysis.threshold of them roll it back.
 	// +optional
 	FailedChecks int32 `json:"failedChecks,omitempty"`
-	// CheckRound is the number of the last check round requested;
-	// CheckedRound of the last one whose result was counted.
+	// CheckRound is the number of the last check round started, counted
+	// over the Canary's life; Events name rounds by it. Sluice's own
+	// bookkeeping, like checkedRound and stepCheckRound, nothing to set or
+	// act on: it is in the status because Sluice keeps no state between
+	// reconciles, so a restarted controller neither repeats nor skips a
+	// round.
 	// +optional
 	CheckRound int64 `json:"checkRound,omitempty"`
+	// CheckedRound is the number of the last check round whose result was
+	// counted (in failedChecks and metrics). Bookkeeping, like checkRound.
 	// +optional
 	CheckedRound int64 `json:"checkedRound,omitempty"`
-	// StepCheckRound is CheckRound when the current step started: a step
-	// is left only after a later round passed.
+	// StepCheckRound is what checkRound was when the current step started:
+	// a step is left only after a round started in it passed.
+	// Bookkeeping, like checkRound.
 	// +optional
 	StepCheckRound int64 `json:"stepCheckRound,omitempty"`
-	// LastCheckTime is when the last round's result was counted.
+	// LastCheckTime is when the last round's result was counted; the next
+	// round starts spec.analysis.interval later.
 	// +optional
 	LastCheckTime *Timestamp `json:"lastCheckTime,omitempty"`
 	// Metrics are the last round's results.
@@ -898,7 +926,7 @@ type CanaryStatus struct {
 	Verification *VerificationStatus `json:"verification,omitempty"`
 
 	// PreRolloutPassed is true once the release's pre-rollout webhooks
-	// answered 2xx.
+	// answered 2xx; they are not called again in this release.
 	// +optional
 	PreRolloutPassed bool `json:"preRolloutPassed,omitempty"`
 
@@ -906,7 +934,7 @@ type CanaryStatus struct {
 	// +optional
 	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
 
-	// Conditions: Ready, Progressing, Reconciling, Stalled.
+	// Conditions: Ready, Progressing, Reconciling, Stalled and Drifted.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

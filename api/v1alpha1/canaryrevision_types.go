@@ -45,8 +45,11 @@ type CanaryRevisionSpec struct {
 
 // ContainerRecord is one container's expected state.
 type ContainerRecord struct {
-	Name  string `json:"name"`
+	// Name of the container.
+	Name string `json:"name"`
+	// Image the container runs.
 	Image string `json:"image"`
+	// Resources the container requests and is limited to.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
@@ -77,9 +80,12 @@ type CanaryRevisionStatus struct {
 	// Outcome: Progressing, Succeeded, Failed or Superseded.
 	// +optional
 	Outcome string `json:"outcome,omitempty"`
-	// Reason and Message of the release's end (the Canary's at the time).
+	// Reason of the release's end: the Canary's status.reason at the
+	// time, or Superseded.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// Message of the release's end: the Canary's status.message at the
+	// time.
 	// +optional
 	Message string `json:"message,omitempty"`
 	// StartTime is when the revision's release started (or the primary was
@@ -89,9 +95,10 @@ type CanaryRevisionStatus struct {
 	// EndTime is when it was promoted or rolled back.
 	// +optional
 	EndTime *metav1.Time `json:"endTime,omitempty"`
-	// FailedChecks and CheckRounds summarise its analysis.
+	// FailedChecks is the number of failed check rounds of its release.
 	// +optional
 	FailedChecks int32 `json:"failedChecks,omitempty"`
+	// CheckRounds is not recorded yet (always 0).
 	// +optional
 	CheckRounds int64 `json:"checkRounds,omitempty"`
 	// Metrics are the last round's results.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // Check is how one metric's value is judged: an optional range, and
@@ -56,9 +58,9 @@ func (e *ConditionError) Unwrap() error { return e.Err }
 // InvalidSuccessCondition or InvalidFailureCondition.
 func (e *ConditionError) Reason() string {
 	if e.Field == "failureCondition" {
-		return "InvalidFailureCondition"
+		return v1alpha1.ReasonInvalidFailureCondition
 	}
-	return "InvalidSuccessCondition"
+	return v1alpha1.ReasonInvalidSuccessCondition
 }
 
 // Validate compiles a check's expressions, so that a bad one is reported

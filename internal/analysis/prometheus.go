@@ -17,10 +17,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// DefaultTimeout bounds one query when the provider sets no timeout.
-const DefaultTimeout = 10 * time.Second
+// DefaultTimeout bounds one query when the provider sets no timeout: the
+// API's.
+const DefaultTimeout = v1alpha1.DefaultQueryTimeout
 
 // Provider is a resolved metrics provider: its address, credentials and
 // limits. Two equal Providers share one HTTP client.

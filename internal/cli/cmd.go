@@ -348,7 +348,7 @@ func act(ctx context.Context, cl client.Client, ns, name string, a Action, strea
 		}
 		c.Annotations[v1alpha1.RequestAnnotation] = fmt.Sprintf("%s/%d", a, time.Now().UnixNano())
 	}
-	if err := cl.Patch(ctx, c, patch, client.FieldOwner("kubectl-sluice")); err != nil {
+	if err := cl.Patch(ctx, c, patch, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 		return fmt.Errorf("%s canary %s/%s: %w", a, ns, name, err)
 	}
 	fmt.Fprintln(streams.Out, what)

@@ -128,7 +128,7 @@ func undo(ctx context.Context, cl client.Client, ns, name string, n int64, strea
 	}
 	patch := client.MergeFrom(d.DeepCopy())
 	d.Spec.Template = tmpl
-	if err := cl.Patch(ctx, &d, patch, client.FieldOwner("kubectl-sluice")); err != nil {
+	if err := cl.Patch(ctx, &d, patch, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 		return fmt.Errorf("undo deployment %s/%s: %w", ns, d.Name, err)
 	}
 	next := "Sluice releases it as a new revision"

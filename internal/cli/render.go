@@ -63,11 +63,7 @@ func Render(w io.Writer, v View, now time.Time) {
 		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, describe(s))
 	}
 	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(c, v1alpha1.WebhookRollout)) {
-		threshold := int32(engine.DefaultCheckThreshold)
-		if a.Threshold != nil {
-			threshold = *a.Threshold
-		}
-		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, threshold, since(timeOf(st.LastCheckTime), now))
+		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, a.GetThreshold(), since(timeOf(st.LastCheckTime), now))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		results := map[string]v1alpha1.MetricStatus{}
 		for _, m := range st.Metrics {
@@ -88,7 +84,7 @@ func Render(w io.Writer, v View, now time.Time) {
 			row(m.Name, bound(m))
 		}
 		for _, h := range a.Webhooks {
-			if engine.HookType(h) == v1alpha1.WebhookRollout {
+			if h.GetType() == v1alpha1.WebhookRollout {
 				row(h.Name, "webhook 2xx")
 			}
 		}

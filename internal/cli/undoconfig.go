@@ -77,13 +77,13 @@ func restoreConfigMap(ctx context.Context, cl client.Client, ns, name, copyName,
 		have = corev1.ConfigMap{}
 		have.Name, have.Namespace = name, ns
 		have.Data, have.BinaryData = maps.Clone(cp.Data), maps.Clone(cp.BinaryData)
-		if err := cl.Create(ctx, &have, client.FieldOwner("kubectl-sluice")); err != nil {
+		if err := cl.Create(ctx, &have, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 			return configUnchanged, fmt.Errorf("undo configmap %s/%s: %w", ns, name, err)
 		}
 		return configRestored, nil
 	}
 	have.Data, have.BinaryData = maps.Clone(cp.Data), maps.Clone(cp.BinaryData)
-	if err := cl.Update(ctx, &have, client.FieldOwner("kubectl-sluice")); err != nil {
+	if err := cl.Update(ctx, &have, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 		return configUnchanged, fmt.Errorf("undo configmap %s/%s: %w", ns, name, err)
 	}
 	return configRestored, nil
@@ -110,13 +110,13 @@ func restoreSecret(ctx context.Context, cl client.Client, ns, name, copyName, ha
 		have = corev1.Secret{Type: cp.Type}
 		have.Name, have.Namespace = name, ns
 		have.Data = maps.Clone(cp.Data)
-		if err := cl.Create(ctx, &have, client.FieldOwner("kubectl-sluice")); err != nil {
+		if err := cl.Create(ctx, &have, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 			return configUnchanged, fmt.Errorf("undo secret %s/%s: %w", ns, name, err)
 		}
 		return configRestored, nil
 	}
 	have.Data, have.StringData = maps.Clone(cp.Data), nil
-	if err := cl.Update(ctx, &have, client.FieldOwner("kubectl-sluice")); err != nil {
+	if err := cl.Update(ctx, &have, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
 		return configUnchanged, fmt.Errorf("undo secret %s/%s: %w", ns, name, err)
 	}
 	return configRestored, nil

@@ -131,26 +131,19 @@ func StripRecordTemplate(obj any) (any, error) {
 func StripConfigData(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		if o.Data == nil && o.BinaryData == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+		if o.Data == nil && o.BinaryData == nil && workload.DataHashOf(o) != "" {
 			return obj, nil
 		}
-		setHash(&o.ObjectMeta.Annotations, workload.ConfigMapHash(o))
+		workload.SetDataHash(o, workload.ConfigMapHash(o))
 		o.Data, o.BinaryData = nil, nil
 		o.ManagedFields = nil
 	case *corev1.Secret:
-		if o.Data == nil && o.Annotations[workload.DataHashAnnotation] != "" {
+		if o.Data == nil && workload.DataHashOf(o) != "" {
 			return obj, nil
 		}
-		setHash(&o.ObjectMeta.Annotations, workload.SecretHash(o))
+		workload.SetDataHash(o, workload.SecretHash(o))
 		o.Data, o.StringData = nil, nil
 		o.ManagedFields = nil
 	}
 	return obj, nil
-}
-
-func setHash(ann *map[string]string, h string) {
-	if *ann == nil {
-		*ann = map[string]string{}
-	}
-	(*ann)[workload.DataHashAnnotation] = h
 }

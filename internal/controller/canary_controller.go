@@ -35,9 +35,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// FieldOwner is Sluice's field manager for everything it writes.
-const FieldOwner = "sluice"
-
 // Finalizer holds a deleted Canary until its traffic is handed back.
 const Finalizer = "sluice.dev/finalizer"
 
@@ -118,7 +115,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// traffic back, not leave the Deployment at zero replicas.
 		patch := client.MergeFrom(c.DeepCopy())
 		controllerutil.AddFinalizer(&c, Finalizer)
-		if err := r.Client.Patch(ctx, &c, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, &c, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer to canary %s/%s: %w", c.Namespace, c.Name, err)
 		}
 	}
@@ -238,7 +235,7 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		}
 		s.obs.Target = workload.Observe(s.target, s.revision)
 		if _, err := workload.PrimarySelector(s.target); err != nil {
-			s.obs.Blocked, s.obs.BlockedReason = err.Error(), "UnsupportedSelector"
+			s.obs.Blocked, s.obs.BlockedReason = err.Error(), v1alpha1.ReasonUnsupportedSelector
 		}
 	}
 	s.obs.Primary = workload.Observe(s.primary, workload.PrimaryRevision(s.primary))
@@ -375,7 +372,7 @@ func (r *CanaryReconciler) getTarget(ctx context.Context, c *v1alpha1.Canary, la
 		labelled.Labels = map[string]string{}
 	}
 	labelled.Labels[workload.CanaryLabel] = c.Name
-	if err := r.Client.Patch(ctx, labelled, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, labelled, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		log.FromContext(ctx).Error(err, "Cannot label the target; it is read past the cache until it can be",
 			"deployment", key.String(), "label", workload.CanaryLabel)
 		return d, true, nil
@@ -429,7 +426,7 @@ func (r *CanaryReconciler) configHashes(ctx context.Context, ns string, t *corev
 		case err != nil:
 			return nil, fmt.Errorf("read %s %s/%s: %w", kind, ns, name, err)
 		}
-		out[ref] = obj.GetAnnotations()[workload.DataHashAnnotation]
+		out[ref] = workload.DataHashOf(obj)
 	}
 	return out, nil
 }
@@ -472,7 +469,7 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 			}
 			s.target.Spec.Template.Annotations[meta] = s.revision
 		}
-		if err := r.Client.Patch(ctx, s.target, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, s.target, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("patch deployment %s/%s (replicas, service meta): %w", s.target.Namespace, s.target.Name, err)
 		}
 	}
@@ -533,7 +530,7 @@ func (r *CanaryReconciler) applyPrimary(ctx context.Context, c *v1alpha1.Canary,
 			s.primary.Annotations = map[string]string{}
 		}
 		s.primary.Annotations[ReplicasAnnotation] = set
-		if err := r.Client.Patch(ctx, s.primary, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, s.primary, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("scale deployment %s/%s to %d: %w", s.primary.Namespace, s.primary.Name, replicas, err)
 		}
 		return nil
@@ -561,7 +558,7 @@ func (r *CanaryReconciler) applyPrimaryObject(ctx context.Context, c *v1alpha1.C
 	if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
 		return fmt.Errorf("deployment %s/%s: owner: %w", want.Namespace, want.Name, err)
 	}
-	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply deployment %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
@@ -590,7 +587,7 @@ func (r *CanaryReconciler) applyServices(ctx context.Context, c *v1alpha1.Canary
 		if err := controllerutil.SetControllerReference(c, want, r.Scheme); err != nil {
 			return fmt.Errorf("service %s/%s: owner: %w", want.Namespace, want.Name, err)
 		}
-		if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply service %s/%s: %w", want.Namespace, want.Name, err)
 		}
 	}
@@ -655,7 +652,7 @@ func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, 
 	patch := client.MergeFrom(c.DeepCopy())
 	read := c.ResourceVersion
 	c.Status = st
-	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Status().Patch(ctx, c, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	r.status.Wrote(client.ObjectKeyFromObject(c), read, c.ResourceVersion)

@@ -72,7 +72,7 @@ func (r *CanaryReconciler) ensureCopy(ctx context.Context, c *v1alpha1.Canary, r
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, have)
 	switch {
 	case err == nil:
-		if have.GetLabels()[workload.CanaryLabel] != c.Name || have.GetAnnotations()[workload.DataHashAnnotation] != hash {
+		if have.GetLabels()[workload.CanaryLabel] != c.Name || workload.DataHashOf(have) != hash {
 			return false, fmt.Errorf("%s %s/%s is in the way of the primary's copy of %s: it is not Sluice's copy for canary %s", kind, c.Namespace, name, orig, c.Name)
 		}
 		return true, nil
@@ -110,7 +110,7 @@ func (r *CanaryReconciler) ensureCopy(ctx context.Context, c *v1alpha1.Canary, r
 	if err := controllerutil.SetControllerReference(c, cp, r.Scheme); err != nil {
 		return false, fmt.Errorf("%s %s/%s: owner: %w", kind, c.Namespace, name, err)
 	}
-	if err := r.Client.Create(ctx, cp, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.Client.Create(ctx, cp, client.FieldOwner(v1alpha1.FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return false, fmt.Errorf("create %s %s/%s (the primary's copy of %s): %w", kind, c.Namespace, name, orig, err)
 	}
 	log.FromContext(ctx).V(1).Info("Config copied for the primary", kind, orig, "copy", name)
@@ -210,7 +210,7 @@ func (r *CanaryReconciler) orphanCopies(ctx context.Context, c *v1alpha1.Canary,
 		labels := o.GetLabels()
 		delete(labels, workload.CanaryLabel)
 		o.SetLabels(labels)
-		if err := r.Client.Patch(ctx, o, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, o, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("keep %s %s/%s for the kept primary: %w", kind, c.Namespace, name, err)
 		}
 	}

@@ -58,7 +58,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 		if h.ScaleTarget != nil {
 			patch := client.MergeFrom(target.DeepCopy())
 			target.Spec.Replicas = h.ScaleTarget
-			if err := r.Client.Patch(ctx, target, patch, client.FieldOwner(FieldOwner)); err != nil {
+			if err := r.Client.Patch(ctx, target, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 				return ctrl.Result{}, fmt.Errorf("scale deployment %s/%s back to %d: %w", target.Namespace, target.Name, *h.ScaleTarget, err)
 			}
 		}
@@ -94,7 +94,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 	r.forgetMetrics(c)
 	patch := client.MergeFrom(c.DeepCopy())
 	controllerutil.RemoveFinalizer(c, Finalizer)
-	if err := r.Client.Patch(ctx, c, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, c, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer of canary %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	return ctrl.Result{}, nil
@@ -108,7 +108,7 @@ func (r *CanaryReconciler) unlabel(ctx context.Context, c *v1alpha1.Canary, d *a
 	}
 	patch := client.MergeFromWithOptions(d.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	delete(d.Labels, workload.CanaryLabel)
-	if err := r.Client.Patch(ctx, d, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, d, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("remove label %s from deployment %s/%s: %w", workload.CanaryLabel, d.Namespace, d.Name, err)
 	}
 	return nil
@@ -120,7 +120,7 @@ func (r *CanaryReconciler) orphan(ctx context.Context, c *v1alpha1.Canary, d *ap
 	patch := client.MergeFromWithOptions(d.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	d.OwnerReferences = withoutOwner(d.OwnerReferences, c.UID)
 	delete(d.Labels, workload.CanaryLabel)
-	if err := r.Client.Patch(ctx, d, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, d, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("keep deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	return nil
@@ -138,7 +138,7 @@ func (r *CanaryReconciler) releaseApex(ctx context.Context, c *v1alpha1.Canary, 
 	svc.Spec.Selector = maps.Clone(selector)
 	svc.OwnerReferences = withoutOwner(svc.OwnerReferences, c.UID)
 	delete(svc.Labels, workload.CanaryLabel)
-	if err := r.Client.Patch(ctx, &svc, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, &svc, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return nil

@@ -59,7 +59,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	return m.Checks.Register(reg)
 }
 
-var verificationStates = []string{v1alpha1.VerificationVerifying, v1alpha1.VerificationVerified, v1alpha1.VerificationFailed, "Drifted"}
+var verificationStates = []string{v1alpha1.VerificationVerifying, v1alpha1.VerificationVerified, v1alpha1.VerificationFailed, v1alpha1.ConditionDrifted}
 
 // observeVerification updates the metrics from a status change: a
 // comparison made, a mismatch counted, a verification finished, and the
@@ -94,7 +94,7 @@ func (r *CanaryReconciler) observeVerification(c *v1alpha1.Canary, prev, next v1
 	}
 	for _, cond := range next.Conditions {
 		if cond.Type == v1alpha1.ConditionDrifted && cond.Status == "True" {
-			state = "Drifted"
+			state = v1alpha1.ConditionDrifted
 		}
 	}
 	for _, s := range verificationStates {

@@ -22,9 +22,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
-// DefaultRevisionHistoryLimit is how many CanaryRevisions are kept.
-const DefaultRevisionHistoryLimit = 10
-
 // RecordName is the name of a Canary's record of a revision.
 func RecordName(canary, revision string) string { return canary + "-" + revision }
 
@@ -178,7 +175,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 		if rec.Spec.Number != number-1 { // not the newest already
 			patch := client.MergeFrom(rec.DeepCopy())
 			rec.Spec.Number = number
-			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 				return fmt.Errorf("renumber canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 			}
 		}
@@ -197,7 +194,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	if !equality.Semantic.DeepEqual(*want, rec.Status) {
 		patch := client.MergeFrom(rec.DeepCopy())
 		rec.Status = *want
-		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 		}
 	}
@@ -237,9 +234,9 @@ func (r *CanaryReconciler) supersede(ctx context.Context, c *v1alpha1.Canary, pr
 		return err
 	}
 	patch := client.MergeFrom(rec.DeepCopy())
-	rec.Status.Outcome, rec.Status.Reason = v1alpha1.OutcomeSuperseded, "Superseded"
+	rec.Status.Outcome, rec.Status.Reason = v1alpha1.OutcomeSuperseded, v1alpha1.ReasonSuperseded
 	rec.Status.Message, rec.Status.EndTime = fmt.Sprintf("revision %s replaced it before it ended", by), now
-	if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
 	return nil
@@ -270,7 +267,7 @@ func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary,
 	if err := controllerutil.SetControllerReference(c, rec, r.Scheme); err != nil {
 		return nil, fmt.Errorf("canaryrevision %s: owner: %w", rec.Name, err)
 	}
-	if err := r.Client.Create(ctx, rec, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Create(ctx, rec, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		// AlreadyExists too: the cache has not seen it yet; a retry will.
 		return nil, fmt.Errorf("create canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 	}
@@ -281,10 +278,7 @@ func (r *CanaryReconciler) createRecord(ctx context.Context, c *v1alpha1.Canary,
 // pruneRecords deletes the oldest records beyond the history limit (never
 // the stable or the current one) and returns the records kept.
 func (r *CanaryReconciler) pruneRecords(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) ([]v1alpha1.CanaryRevision, error) {
-	limit := DefaultRevisionHistoryLimit
-	if c.Spec.RevisionHistoryLimit != nil {
-		limit = int(*c.Spec.RevisionHistoryLimit)
-	}
+	limit := int(c.Spec.GetRevisionHistoryLimit())
 	items, err := r.records(ctx, c)
 	if err != nil || len(items) <= limit {
 		return items, err

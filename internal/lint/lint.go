@@ -230,12 +230,9 @@ func canaryRules(name string, obj map[string]any) []Finding {
 	if top == 0 {
 		warn("spec.strategy: no step sends traffic to the canary, so nothing is measured before promotion; add a setWeight step")
 	}
-	deadline := engine.DefaultProgressDeadline
-	if c.Spec.ProgressDeadline != nil {
-		deadline = c.Spec.ProgressDeadline.Duration
-	}
+	deadline := c.Spec.GetProgressDeadline()
 	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(&c, v1alpha1.WebhookRollout) || engine.HasHooks(&c, v1alpha1.WebhookRollback)) {
-		if iv := engine.CheckInterval(a); iv >= deadline {
+		if iv := a.GetInterval(); iv >= deadline {
 			warn(fmt.Sprintf("spec.progressDeadline (%s) is not longer than spec.analysis.interval (%s): a step waiting for its check round would time out; raise progressDeadline", deadline, iv))
 		}
 	}

@@ -37,20 +37,8 @@ func Backends(c *v1alpha1.Canary, serviceName string) (primary, canary []Backend
 func resolve(c *v1alpha1.Canary, refs []v1alpha1.BackendRef) []Backend {
 	out := make([]Backend, 0, len(refs))
 	for _, r := range refs {
-		b := Backend{Kind: "Service", Name: r.Name, Namespace: c.Namespace, Port: r.Port, Weight: 1, Filters: r.Filters}
-		if r.Group != nil && *r.Group != "core" {
-			b.Group = *r.Group
-		}
-		if r.Kind != nil {
-			b.Kind = *r.Kind
-		}
-		if r.Namespace != nil {
-			b.Namespace = *r.Namespace
-		}
-		if r.Weight != nil {
-			b.Weight = *r.Weight
-		}
-		out = append(out, b)
+		out = append(out, Backend{Group: r.GetGroup(), Kind: r.GetKind(), Name: r.Name, Namespace: r.GetNamespace(c.Namespace),
+			Port: r.Port, Weight: r.GetWeight(), Filters: r.Filters})
 	}
 	return out
 }
@@ -83,7 +71,7 @@ func CheckBackends(ctx context.Context, objects, grants client.Reader, mapper me
 			field := fmt.Sprintf("spec.service.backendRefs.%s[%d]", phase, i)
 			gvk, err := backendGVK(mapper, b)
 			if err != nil {
-				return "BackendKindUnknown", fmt.Sprintf("%s: the cluster serves no kind %s in group %q; install its CRD or fix group/kind", field, b.Kind, b.Group), nil
+				return v1alpha1.ReasonBackendKindUnknown, fmt.Sprintf("%s: the cluster serves no kind %s in group %q; install its CRD or fix group/kind", field, b.Kind, b.Group), nil
 			}
 			obj := &metav1.PartialObjectMetadata{}
 			obj.SetGroupVersionKind(gvk)
@@ -91,10 +79,10 @@ func CheckBackends(ctx context.Context, objects, grants client.Reader, mapper me
 			var forbidden *KindForbiddenError
 			switch {
 			case errors.As(err, &forbidden):
-				return "BackendKindForbidden", fmt.Sprintf("%s: %v; grant the controller's ClusterRole %s on %s",
+				return v1alpha1.ReasonBackendKindForbidden, fmt.Sprintf("%s: %v; grant the controller's ClusterRole %s on %s",
 					field, forbidden, strings.Join(forbidden.Verbs, " and "), forbidden.Resource), nil
 			case apierrors.IsNotFound(err):
-				return "BackendNotFound", fmt.Sprintf("%s: %s %s/%s not found; create it or fix the reference", field, b.Kind, b.Namespace, b.Name), nil
+				return v1alpha1.ReasonBackendNotFound, fmt.Sprintf("%s: %s %s/%s not found; create it or fix the reference", field, b.Kind, b.Namespace, b.Name), nil
 			case err != nil:
 				return "", "", fmt.Errorf("canary %s/%s: check backend %s %s/%s: %w", c.Namespace, c.Name, b.Kind, b.Namespace, b.Name, err)
 			}
@@ -106,7 +94,7 @@ func CheckBackends(ctx context.Context, objects, grants client.Reader, mapper me
 				return "", "", fmt.Errorf("canary %s/%s: read ReferenceGrants in %s: %w", c.Namespace, c.Name, b.Namespace, err)
 			}
 			if !ok {
-				return "ReferenceNotPermitted", fmt.Sprintf("%s: %s %s/%s is in another namespace and no ReferenceGrant in %s allows %s from namespace %s to reference it",
+				return v1alpha1.ReasonReferenceNotPermitted, fmt.Sprintf("%s: %s %s/%s is in another namespace and no ReferenceGrant in %s allows %s from namespace %s to reference it",
 					field, b.Kind, b.Namespace, b.Name, b.Namespace, routeKind, c.Namespace), nil
 			}
 		}

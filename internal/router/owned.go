@@ -17,12 +17,20 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// FieldOwner is Sluice's field manager.
-const FieldOwner = "sluice"
-
 // SpecHashAnnotation records the hash of what Sluice last applied to an
-// object it owns, so an unchanged one is never written again.
+// object it owns (SpecHash), so an unchanged one is never written again.
 const SpecHashAnnotation = "sluice.dev/route-spec-hash"
+
+// SpecHash is the value of SpecHashAnnotation for what is applied: 16 hex
+// digits of the SHA-256 of v as JSON.
+func SpecHash(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("hash spec: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
 
 // Owned is an object of a router's kind that a Canary owns, handled as
 // unstructured: its spec, labels and annotations (besides the hash).
@@ -39,12 +47,10 @@ type Owned struct {
 // carries it: the hash of its spec and annotations is kept in
 // SpecHashAnnotation.
 func ApplyOwned(ctx context.Context, cl client.Client, scheme *runtime.Scheme, c *v1alpha1.Canary, have *unstructured.Unstructured, o Owned) error {
-	b, err := json.Marshal([]any{o.Spec, o.Annotations})
+	hash, err := SpecHash([]any{o.Spec, o.Annotations})
 	if err != nil {
 		return fmt.Errorf("%s %s/%s: %w", o.GVK.Kind, c.Namespace, o.Name, err)
 	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:8])
 	if have != nil && have.GetAnnotations()[SpecHashAnnotation] == hash {
 		return nil
 	}
@@ -59,7 +65,7 @@ func ApplyOwned(ctx context.Context, cl client.Client, scheme *runtime.Scheme, c
 	if err := controllerutil.SetControllerReference(c, want, scheme); err != nil {
 		return fmt.Errorf("%s %s/%s: owner: %w", o.GVK.Kind, c.Namespace, o.Name, err)
 	}
-	if err := cl.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := cl.Patch(ctx, want, client.Apply, client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply %s %s/%s: %w", o.GVK.Kind, c.Namespace, o.Name, err)
 	}
 	return nil

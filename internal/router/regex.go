@@ -261,14 +261,10 @@ func inClass(ranges []rune, r rune) bool {
 	return false
 }
 
-// ReasonInvalidHeaderRegex is the Blocked reason of a header regex the
-// router's proxy would refuse.
-const ReasonInvalidHeaderRegex = "InvalidHeaderRegex"
-
 // HeaderRegexProblem runs check on each header regex of a Canary's
-// steps, in order, and returns ReasonInvalidHeaderRegex and a message
-// naming the first one it refuses (the field, then check's words), or two
-// empty strings.
+// steps, in order, and returns v1alpha1.ReasonInvalidHeaderRegex and a
+// message naming the first one it refuses (the field, then check's
+// words), or two empty strings.
 func HeaderRegexProblem(c *v1alpha1.Canary, check func(re string) error) (reason, message string) {
 	for i, s := range c.Spec.Strategy.Steps {
 		if s.SetHeaderRoute == nil {
@@ -279,7 +275,7 @@ func HeaderRegexProblem(c *v1alpha1.Canary, check func(re string) error) (reason
 				continue
 			}
 			if err := check(*m.Regex); err != nil {
-				return ReasonInvalidHeaderRegex, fmt.Sprintf("spec.strategy.steps[%d].setHeaderRoute.match[%d].regex: %v", i, j, err)
+				return v1alpha1.ReasonInvalidHeaderRegex, fmt.Sprintf("spec.strategy.steps[%d].setHeaderRoute.match[%d].regex: %v", i, j, err)
 			}
 		}
 	}

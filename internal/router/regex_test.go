@@ -75,13 +75,13 @@ func TestHeaderRegexProblem(t *testing.T) {
 	}
 	reason, msg := router.HeaderRegexProblem(headerCanary(`beta`, `[a-z0-9]{64}`), check)
 	for _, want := range []string{"spec.strategy.steps[2].setHeaderRoute.match[1].regex:", "at least 129", "above 100", "raise the limit"} {
-		if reason != router.ReasonInvalidHeaderRegex || !strings.Contains(msg, want) {
+		if reason != v1alpha1.ReasonInvalidHeaderRegex || !strings.Contains(msg, want) {
 			t.Errorf("%s %s: want %q", reason, msg, want)
 		}
 	}
 	// Canaries stored before the CRD checked the syntax.
 	reason, msg = router.HeaderRegexProblem(headerCanary(`(?!beta)`), router.SyntaxOK)
-	if reason != router.ReasonInvalidHeaderRegex || !strings.Contains(msg, "spec.strategy.steps[1].setHeaderRoute.match[1].regex: error parsing regexp: invalid or unsupported Perl syntax") {
+	if reason != v1alpha1.ReasonInvalidHeaderRegex || !strings.Contains(msg, "spec.strategy.steps[1].setHeaderRoute.match[1].regex: error parsing regexp: invalid or unsupported Perl syntax") {
 		t.Errorf("%s %s", reason, msg)
 	}
 }

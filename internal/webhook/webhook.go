@@ -16,15 +16,17 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // SignatureHeader carries "sha256=" + hex(HMAC-SHA256(key, body)).
 const SignatureHeader = "X-Sluice-Signature"
 
-// Defaults for a hook that leaves them unset.
+// Defaults for a hook that leaves them unset: the API's.
 const (
-	DefaultTimeout = 10 * time.Second
-	DefaultRetries = 2
+	DefaultTimeout = v1alpha1.DefaultWebhookTimeout
+	DefaultRetries = v1alpha1.DefaultWebhookRetries
 )
 
 // Payload is the JSON body of every call.

@@ -69,6 +69,20 @@ func ConfigMapHash(cm *corev1.ConfigMap) string {
 // SecretHash is the hash of a Secret's data.
 func SecretHash(s *corev1.Secret) string { return DataHash(s.Data) }
 
+// DataHashOf is the data hash o carries in DataHashAnnotation, "" when
+// none: every ConfigMap and Secret in the controller's cache has one.
+func DataHashOf(o metav1.Object) string { return o.GetAnnotations()[DataHashAnnotation] }
+
+// SetDataHash records hash in o's DataHashAnnotation.
+func SetDataHash(o metav1.Object, hash string) {
+	ann := o.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[DataHashAnnotation] = hash
+	o.SetAnnotations(ann)
+}
+
 // CopyableSecret says whether a Secret can be copied: a service account
 // token is issued for its own object and stays a reference to it.
 func CopyableSecret(s *corev1.Secret) bool {

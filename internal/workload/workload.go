@@ -18,7 +18,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/engine"
@@ -45,13 +44,9 @@ const (
 // PrimaryName is the name of the primary Deployment for a target.
 func PrimaryName(target string) string { return target + PrimarySuffix }
 
-// ServiceName is the apex Service name of a Canary.
-func ServiceName(c *v1alpha1.Canary) string {
-	if c.Spec.Service.Name != "" {
-		return c.Spec.Service.Name
-	}
-	return c.Spec.TargetRef.Name
-}
+// ServiceName is the apex Service name of a Canary (see
+// CanarySpec.GetServiceName).
+func ServiceName(c *v1alpha1.Canary) string { return c.Spec.GetServiceName() }
 
 // ConfigRefs lists the ConfigMaps and Secrets a pod template references
 // (volumes, projected volumes, envFrom and env valueFrom), sorted, as
@@ -169,9 +164,6 @@ func primaryValue(v string) string {
 // service meta.
 const ConsulMetaPrefix = "consul.hashicorp.com/service-meta-"
 
-// DefaultConsulMetaKey is spec.router.consul.metaKey's default.
-const DefaultConsulMetaKey = "version"
-
 // MetaAnnotation is the pod-template annotation Sluice sets to a copy's
 // revision so Consul can tell the subsets apart; "" without the consul
 // router.
@@ -180,11 +172,7 @@ func MetaAnnotation(c *v1alpha1.Canary) string {
 	if cr == nil {
 		return ""
 	}
-	key := cr.MetaKey
-	if key == "" {
-		key = DefaultConsulMetaKey
-	}
-	return ConsulMetaPrefix + key
+	return ConsulMetaPrefix + cr.GetMetaKey()
 }
 
 // Primary builds the desired primary Deployment: the target's spec with the
@@ -236,16 +224,10 @@ func Services(c *v1alpha1.Canary, target *appsv1.Deployment) ([]*corev1.Service,
 	}
 	name := ServiceName(c)
 	port := corev1.ServicePort{
-		Name:       c.Spec.Service.PortName,
+		Name:       c.Spec.Service.GetPortName(),
 		Port:       c.Spec.Service.Port,
-		TargetPort: intstr.FromInt32(c.Spec.Service.Port),
+		TargetPort: c.Spec.Service.GetTargetPort(),
 		Protocol:   corev1.ProtocolTCP,
-	}
-	if port.Name == "" {
-		port.Name = "http"
-	}
-	if tp := c.Spec.Service.TargetPort; tp != "" {
-		port.TargetPort = intstr.Parse(tp)
 	}
 	svc := func(n string, sel map[string]string) *corev1.Service {
 		return &corev1.Service{

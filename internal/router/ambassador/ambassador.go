@@ -17,12 +17,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/router"
 )
 
-// FieldOwner is Sluice's field manager.
-const FieldOwner = router.FieldOwner
-
-// Annotations on a canary Mapping.
+// Annotations on a canary Mapping (besides router.SpecHashAnnotation).
 const (
-	SpecHashAnnotation = router.SpecHashAnnotation
 	// ZeroedAtAnnotation is when its weight went to 0: it is deleted once
 	// the proxy had DefaultDrain to stop sending to it.
 	ZeroedAtAnnotation = "sluice.dev/zeroed-at"
@@ -58,18 +54,10 @@ var (
 	_ router.Checker = (*Router)(nil)
 )
 
-// DefaultRegexMaxProgramSize is the largest RE2 program Emissary lets
-// Envoy accept for a regex unless its Module says otherwise
-// (regex_max_size).
-const DefaultRegexMaxProgramSize = 200
-
 // HeaderRegexProblem reports a header regex Emissary's Envoy would refuse
 // (Emissary then keeps its last good configuration for every Mapping).
 func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
-	limit := DefaultRegexMaxProgramSize
-	if ar := c.Spec.Router.Ambassador; ar != nil && ar.RegexMaxProgramSize != nil {
-		limit = int(*ar.RegexMaxProgramSize)
-	}
+	limit := int(c.Spec.Router.Ambassador.GetRegexMaxProgramSize())
 	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(limit, "spec.router.ambassador.regexMaxProgramSize (with the Module's regex_max_size)"))
 }
 
@@ -240,10 +228,10 @@ func (r *Router) withdraw(ctx context.Context, ns, name string) error {
 // empty strings.
 func (r *Router) usable(stable *unstructured.Unstructured, c *v1alpha1.Canary, i int, name string) (reason, why string) {
 	if stable == nil {
-		return "MappingNotFound", fmt.Sprintf("mapping %s/%s not found (spec.router.ambassador.mappings[%d]): create it or fix the name", c.Namespace, name, i)
+		return v1alpha1.ReasonMappingNotFound, fmt.Sprintf("mapping %s/%s not found (spec.router.ambassador.mappings[%d]): create it or fix the name", c.Namespace, name, i)
 	}
 	if _, err := r.canarySpec(stable, i, 0); err != nil {
-		return "MappingNotUsable", err.Error()
+		return v1alpha1.ReasonMappingNotUsable, err.Error()
 	}
 	return "", ""
 }
@@ -364,9 +352,9 @@ func (r *Router) retire(ctx context.Context, have *unstructured.Unstructured) er
 			ann = map[string]string{}
 		}
 		ann[ZeroedAtAnnotation] = r.now().UTC().Format(time.RFC3339)
-		delete(ann, SpecHashAnnotation)
+		delete(ann, router.SpecHashAnnotation)
 		have.SetAnnotations(ann)
-		if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("zero mapping %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 		}
 	case !r.now().Before(at.Add(r.drain())):

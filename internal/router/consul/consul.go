@@ -51,13 +51,6 @@ const (
 	Routes   = "ServiceRouter"
 )
 
-// Defaults of spec.router.consul.
-const (
-	DefaultStableSubset = "stable"
-	DefaultCanarySubset = "canary"
-	DefaultMetaKey      = "version"
-)
-
 const maxConflictRetries = 5
 
 // GVK of a consul-k8s kind.
@@ -91,21 +84,8 @@ func (r *Router) settings(c *v1alpha1.Canary) (settings, error) {
 	if cr == nil {
 		return settings{}, fmt.Errorf("canary %s/%s: spec.router.consul is not set", c.Namespace, c.Name)
 	}
-	s := settings{service: cr.ServiceName, key: cr.MetaKey, stable: cr.StableSubset, canary: cr.CanarySubset,
-		wait: cr.WaitForSync == nil || *cr.WaitForSync}
-	if s.service == "" {
-		s.service = r.Apex
-	}
-	if s.key == "" {
-		s.key = DefaultMetaKey
-	}
-	if s.stable == "" {
-		s.stable = DefaultStableSubset
-	}
-	if s.canary == "" {
-		s.canary = DefaultCanarySubset
-	}
-	return s, nil
+	return settings{service: cr.GetServiceName(r.Apex), key: cr.GetMetaKey(), stable: cr.GetStableSubset(),
+		canary: cr.GetCanarySubset(), wait: cr.GetWaitForSync()}, nil
 }
 
 // Filter is a subset's filter: the service meta key equal to revision.
@@ -143,19 +123,11 @@ func filters(st settings, s router.Split) (stable, canary string) {
 	return Filter(st.key, s.PrimaryRevision), Filter(st.key, canaryRev)
 }
 
-// DefaultRegexMaxProgramSize is the largest RE2 program Envoy accepts
-// for a regex unless its runtime says otherwise
-// (re2.max_program_size.error_level).
-const DefaultRegexMaxProgramSize = 100
-
 // HeaderRegexProblem reports a header regex the Envoy proxies would
 // refuse: Consul accepts the ServiceRouter (consul-k8s marks it Synced)
 // and each proxy then rejects the route configuration.
 func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
-	limit := DefaultRegexMaxProgramSize
-	if cr := c.Spec.Router.Consul; cr != nil && cr.RegexMaxProgramSize != nil {
-		limit = int(*cr.RegexMaxProgramSize)
-	}
+	limit := int(c.Spec.Router.Consul.GetRegexMaxProgramSize())
 	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(limit, "spec.router.consul.regexMaxProgramSize (with the proxies' re2.max_program_size.error_level)"))
 }
 
@@ -177,7 +149,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	}
 	if sp != nil && !ownedBy(sp, c) {
 		if other := foreignSplits(sp, st); other != "" {
-			return "SplitterNotOwned", fmt.Sprintf("servicesplitter %s/%s is not Sluice's and splits to %s besides subsets %s and %s: Sluice does not overwrite it; delete it (Sluice then owns one) or leave it only those two subsets",
+			return v1alpha1.ReasonSplitterNotOwned, fmt.Sprintf("servicesplitter %s/%s is not Sluice's and splits to %s besides subsets %s and %s: Sluice does not overwrite it; delete it (Sluice then owns one) or leave it only those two subsets",
 				c.Namespace, st.service, other, st.stable, st.canary), nil
 		}
 	}
@@ -191,7 +163,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 			return "", "", err
 		}
 		if rt != nil && !ownedBy(rt, c) {
-			return "RouterNotOwned", fmt.Sprintf("servicerouter %s/%s is not Sluice's: header steps need a ServiceRouter Sluice owns; delete it or remove the setHeaderRoute steps", c.Namespace, st.service), nil
+			return v1alpha1.ReasonRouterNotOwned, fmt.Sprintf("servicerouter %s/%s is not Sluice's: header steps need a ServiceRouter Sluice owns; delete it or remove the setHeaderRoute steps", c.Namespace, st.service), nil
 		}
 	}
 	return r.connectService(ctx, c, st)
@@ -241,7 +213,7 @@ func (r *Router) connectService(ctx context.Context, c *v1alpha1.Canary, st sett
 		msg = fmt.Sprintf("%s is %q, so the pods register as Consul service %q, outside %s; set it to %q, or spec.router.consul.serviceName to %q",
 			field, got, got, want, st.service, got)
 	}
-	return "ConnectServiceMismatch", msg, nil
+	return v1alpha1.ReasonConnectServiceMismatch, msg, nil
 }
 
 // foreignSplits names a splitter's splits that are not one of Sluice's two
@@ -318,7 +290,7 @@ func (r *Router) update(ctx context.Context, u *unstructured.Unstructured, mutat
 		if !mutate(u) {
 			return nil
 		}
-		err := r.Client.Update(ctx, u, client.FieldOwner(router.FieldOwner))
+		err := r.Client.Update(ctx, u, client.FieldOwner(v1alpha1.FieldOwner))
 		switch {
 		case err == nil:
 			return nil
@@ -469,7 +441,7 @@ func (r *Router) unsynced(ctx context.Context, cached *unstructured.Unstructured
 	name := strings.ToLower(u.GetKind()) + " " + u.GetNamespace() + "/" + u.GetName()
 	var written time.Time
 	for _, m := range u.GetManagedFields() {
-		if m.Manager == router.FieldOwner && m.Subresource == "" && m.Time != nil && m.Time.After(written) {
+		if m.Manager == v1alpha1.FieldOwner && m.Subresource == "" && m.Time != nil && m.Time.After(written) {
 			written = m.Time.Time
 		}
 	}

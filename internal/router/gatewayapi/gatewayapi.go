@@ -6,9 +6,6 @@ package gatewayapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,13 +20,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 )
-
-// FieldOwner is Sluice's server-side-apply field manager.
-const FieldOwner = "sluice"
-
-// SpecHashAnnotation records the hash of the spec Sluice last applied, so
-// an unchanged route is not written again.
-const SpecHashAnnotation = "sluice.dev/route-spec-hash"
 
 // Router is the Gateway API router.
 type Router struct {
@@ -123,12 +113,11 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 			Rules:           rules,
 		},
 	}
-	b, err := json.Marshal(route.Spec)
+	hash, err := router.SpecHash(route.Spec)
 	if err != nil {
-		return nil, fmt.Errorf("httproute %s/%s: hash spec: %w", c.Namespace, route.Name, err)
+		return nil, fmt.Errorf("httproute %s/%s: %w", c.Namespace, route.Name, err)
 	}
-	sum := sha256.Sum256(b)
-	route.Annotations = map[string]string{SpecHashAnnotation: hex.EncodeToString(sum[:])[:16]}
+	route.Annotations = map[string]string{router.SpecHashAnnotation: hash}
 	if err := controllerutil.SetControllerReference(c, route, r.Scheme); err != nil {
 		return nil, fmt.Errorf("httproute %s/%s: owner: %w", c.Namespace, route.Name, err)
 	}
@@ -146,14 +135,14 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have)
 	switch {
 	case err == nil:
-		if have.Annotations[SpecHashAnnotation] == want.Annotations[SpecHashAnnotation] &&
+		if have.Annotations[router.SpecHashAnnotation] == want.Annotations[router.SpecHashAnnotation] &&
 			canaryPercent(&have, s) == s.CanaryWeight {
 			return nil
 		}
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("read httproute %s/%s: %w", want.Namespace, want.Name, err)
 	}
-	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	if err := r.Client.Patch(ctx, want, client.Apply, client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply httproute %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
@@ -404,8 +393,8 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	for k := range r.Labels {
 		delete(have.Labels, k)
 	}
-	delete(have.Annotations, SpecHashAnnotation)
-	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(FieldOwner)); err != nil {
+	delete(have.Annotations, router.SpecHashAnnotation)
+	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release httproute %s: %w", key, err)
 	}
 	return nil

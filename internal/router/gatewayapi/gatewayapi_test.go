@@ -89,8 +89,8 @@ func TestDesiredBuildsRoute(t *testing.T) {
 	if !reflect.DeepEqual(route.OwnerReferences, wantOwner) {
 		t.Errorf("ownerReferences = %+v, want %+v", route.OwnerReferences, wantOwner)
 	}
-	if len(route.Annotations) != 1 || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(route.Annotations[gatewayapi.SpecHashAnnotation]) {
-		t.Errorf("annotations = %v, want only %s with 16 hex digits", route.Annotations, gatewayapi.SpecHashAnnotation)
+	if len(route.Annotations) != 1 || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(route.Annotations[router.SpecHashAnnotation]) {
+		t.Errorf("annotations = %v, want only %s with 16 hex digits", route.Annotations, router.SpecHashAnnotation)
 	}
 
 	gw := c.Spec.Router.GatewayAPI
@@ -211,9 +211,9 @@ func TestDesiredSpecHash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := route.Annotations[gatewayapi.SpecHashAnnotation]
+		h := route.Annotations[router.SpecHashAnnotation]
 		if h == "" {
-			t.Fatalf("no %s annotation", gatewayapi.SpecHashAnnotation)
+			t.Fatalf("no %s annotation", router.SpecHashAnnotation)
 		}
 		return h
 	}

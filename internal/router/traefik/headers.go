@@ -293,20 +293,17 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 		return reason, msg, nil
 	}
 	for i, m := range t.CanaryMiddlewares {
-		ns := m.Namespace
-		if ns == "" {
-			ns = c.Namespace
-		}
+		ns := m.GetNamespace(c.Namespace)
 		mw, err := r.get(ctx, r.Client, "Middleware", ns, m.Name)
 		if err != nil {
 			return "", "", err
 		}
 		if mw == nil {
-			return "MiddlewareNotFound", fmt.Sprintf("spec.router.traefik.canaryMiddlewares[%d]: Middleware %s/%s not found; Sluice references canary middlewares and never creates them: create it or remove it from the list", i, ns, m.Name), nil
+			return v1alpha1.ReasonMiddlewareNotFound, fmt.Sprintf("spec.router.traefik.canaryMiddlewares[%d]: Middleware %s/%s not found; Sluice references canary middlewares and never creates them: create it or remove it from the list", i, ns, m.Name), nil
 		}
 	}
 	if _, msg, err := r.baseRoutes(ctx, c); err != nil || msg != "" {
-		return "HeaderRouteBaseNotFound", msg, err
+		return v1alpha1.ReasonHeaderRouteBaseNotFound, msg, err
 	}
 	return "", "", nil
 }

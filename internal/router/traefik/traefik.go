@@ -38,13 +38,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/router"
 )
 
-// FieldOwner is Sluice's field manager.
-const FieldOwner = router.FieldOwner
-
-// SpecHashAnnotation records the hash of the TraefikService spec Sluice
-// last applied, so an unchanged one is not written again.
-const SpecHashAnnotation = router.SpecHashAnnotation
-
 // DefaultGroups are the groups Traefik's CRDs are served in, preferred
 // first.
 var DefaultGroups = []string{"traefik.io", "traefik.containo.us"}
@@ -528,7 +521,7 @@ func (r *Router) applyIngressRoute(ctx context.Context, c *v1alpha1.Canary, ref 
 		}
 		// An update carries the resourceVersion read: a concurrent change
 		// makes it fail with a conflict instead of being overwritten.
-		err = r.Client.Update(ctx, ir, client.FieldOwner(FieldOwner))
+		err = r.Client.Update(ctx, ir, client.FieldOwner(v1alpha1.FieldOwner))
 		switch {
 		case err == nil:
 			return nil
@@ -626,9 +619,9 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	}
 	have.SetLabels(labels)
 	ann := have.GetAnnotations()
-	delete(ann, SpecHashAnnotation)
+	delete(ann, router.SpecHashAnnotation)
 	have.SetAnnotations(ann)
-	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release traefikservice %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 	}
 	return nil
