@@ -191,6 +191,13 @@ const (
 	ReasonConnectServiceMismatch = "ConnectServiceMismatch"
 )
 
+// ReasonApplyFailed is the Ready condition's reason (False) when the
+// controller could not apply what it decided: an admission plugin refused
+// an object, or a router refused to overwrite one it does not own. The
+// message has the error; status.observedGeneration stays at the last
+// generation applied until an apply succeeds.
+const ReasonApplyFailed = "ApplyFailed"
+
 // Reasons of the Drifted condition.
 const (
 	// ReasonAsRecorded: the primary matches its revision's record

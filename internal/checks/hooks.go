@@ -65,7 +65,7 @@ func (r *Runner) runHooks(ctx context.Context, key jobKey, c *v1alpha1.Canary, w
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, h := range c.Spec.Analysis.Webhooks {
-		if engine.HookType(h) != call.Type {
+		if h.GetType() != call.Type {
 			continue
 		}
 		wg.Go(func() {
@@ -86,7 +86,7 @@ func (r *Runner) runHooks(ctx context.Context, key jobKey, c *v1alpha1.Canary, w
 	if call.Type == v1alpha1.WebhookPostRollout {
 		// Nothing waits for it: a failure is only reported.
 		if !res.Passed && r.Recorder != nil {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "PostRolloutFailed", "Webhook", "%s", res.Message)
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, v1alpha1.ReasonPostRolloutFailed, "Webhook", "%s", res.Message)
 		}
 		return
 	}
@@ -107,7 +107,7 @@ func (r *Runner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event)
 	ev := &webhook.Event{Type: e.Type(), Reason: e.Reason, Message: e.Message}
 	queued := r.enqueue(func(ctx context.Context) {
 		for _, h := range c.Spec.Analysis.Webhooks {
-			if engine.HookType(h) != v1alpha1.WebhookEvent {
+			if h.GetType() != v1alpha1.WebhookEvent {
 				continue
 			}
 			if err := r.call(ctx, c, h, ev); err != nil {
@@ -119,7 +119,7 @@ func (r *Runner) Notify(ctx context.Context, c *v1alpha1.Canary, e engine.Event)
 		return
 	}
 	for _, h := range c.Spec.Analysis.Webhooks {
-		if engine.HookType(h) != v1alpha1.WebhookEvent {
+		if h.GetType() != v1alpha1.WebhookEvent {
 			continue
 		}
 		log.FromContext(ctx).Error(errQueueFull, "Event not posted to its webhook", "canary", client.ObjectKeyFromObject(c),
@@ -136,28 +136,19 @@ var errQueueFull = errors.New("the check runner's queue is full")
 // call posts the Canary's payload to one webhook, signed when the hook
 // names a key.
 func (r *Runner) call(ctx context.Context, c *v1alpha1.Canary, h v1alpha1.Webhook, ev *webhook.Event) error {
-	hook := webhook.Hook{Name: h.Name, URL: h.URL, Retries: webhook.DefaultRetries}
-	if h.Timeout != nil {
-		hook.Timeout = h.Timeout.Duration
-	}
-	if h.Retries != nil {
-		hook.Retries = int(*h.Retries)
-	}
+	hook := webhook.Hook{Name: h.Name, URL: h.URL, Timeout: h.GetTimeout(), Retries: int(h.GetRetries())}
 	if ref := h.SecretRef; ref != nil {
 		data, err := r.secret(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name})
 		if err != nil {
 			return fmt.Errorf("webhook %s: signing secret %s: %w", h.Name, ref.Name, err)
 		}
-		name := ref.Key
-		if name == "" {
-			name = "key"
-		}
+		name := ref.GetKey()
 		if hook.Key = data[name]; len(hook.Key) == 0 {
 			return fmt.Errorf("webhook %s: signing secret %s has no key %q (spec.analysis.webhooks[].secretRef.key)", h.Name, ref.Name, name)
 		}
 	}
 	return r.Hooks.Call(ctx, hook, webhook.Payload{
-		Type: string(engine.HookType(h)), Name: c.Name, Namespace: c.Namespace,
+		Type: string(h.GetType()), Name: c.Name, Namespace: c.Namespace,
 		Revision: c.Status.CanaryRevision, Phase: string(c.Status.Phase),
 		Weight: c.Status.CanaryWeight, Step: c.Status.CurrentStep,
 		Metadata: h.Metadata, Event: ev,

@@ -48,7 +48,7 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 	res := engine.CheckResult{Round: want.round}
 	var rollout, rollback []v1alpha1.Webhook
 	for _, h := range c.Spec.Analysis.Webhooks {
-		switch engine.HookType(h) {
+		switch h.GetType() {
 		case v1alpha1.WebhookRollout:
 			rollout = append(rollout, h)
 		case v1alpha1.WebhookRollback:
@@ -103,7 +103,7 @@ func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Metri
 		st.Message = err.Error()
 		return st
 	}
-	interval := engine.CheckInterval(c.Spec.Analysis)
+	interval := c.Spec.Analysis.GetInterval()
 	window := interval
 	if m.Interval != nil {
 		window = m.Interval.Duration
@@ -163,19 +163,13 @@ func (r *Runner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Met
 		}
 		return analysis.Provider{Address: r.MetricsServer}, q, nil
 	}
-	ns := m.TemplateRef.Namespace
-	if ns == "" {
-		ns = c.Namespace
-	}
+	ns := m.TemplateRef.GetNamespace(c.Namespace)
 	var t v1alpha1.MetricTemplate
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, &t); err != nil {
 		return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}
 	pv := t.Spec.Provider
-	p := analysis.Provider{Address: pv.Address, Headers: pv.Headers, InsecureSkipVerify: pv.InsecureSkipVerify}
-	if pv.Timeout != nil {
-		p.Timeout = pv.Timeout.Duration
-	}
+	p := analysis.Provider{Address: pv.Address, Headers: pv.Headers, InsecureSkipVerify: pv.InsecureSkipVerify, Timeout: pv.GetTimeout()}
 	if pv.SecretRef != nil {
 		data, err := r.secret(ctx, types.NamespacedName{Namespace: ns, Name: pv.SecretRef.Name})
 		if err != nil {

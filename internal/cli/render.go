@@ -117,7 +117,7 @@ func Render(w io.Writer, v View, now time.Time) {
 			if h.SecretRef != nil {
 				signed = "signed"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, engine.HookType(h), h.URL, signed)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, h.GetType(), h.URL, signed)
 		}
 		tw.Flush()
 	}

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -43,7 +42,7 @@ func TestApplyErrorReachesReadyAndKeepsObservedGeneration(t *testing.T) {
 
 	readyFailed := func(c *v1alpha1.Canary) (*metav1.Condition, error) {
 		r := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
-		if r == nil || r.Status != metav1.ConditionFalse || r.Reason != controller.ReasonApplyFailed {
+		if r == nil || r.Status != metav1.ConditionFalse || r.Reason != v1alpha1.ReasonApplyFailed {
 			return nil, fmt.Errorf("phase %s (%s), Ready %+v", c.Status.Phase, c.Status.Reason, r)
 		}
 		if !strings.Contains(r.Message, "exceeded quota") {

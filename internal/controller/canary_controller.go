@@ -625,7 +625,7 @@ func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary,
 		st.ObservedGeneration = c.Status.ObservedGeneration
 		if !apierrors.IsConflict(applyErr) {
 			meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-				Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonApplyFailed,
+				Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonApplyFailed,
 				Message: applyErr.Error(), ObservedGeneration: c.Generation, LastTransitionTime: metav1.NewTime(now),
 			})
 		}
@@ -639,10 +639,6 @@ func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary,
 	r.observeVerification(c, written, st)
 	return out.RequeueAfter, nil
 }
-
-// ReasonApplyFailed is the Ready condition's reason when the controller
-// could not apply what it decided (the message has the error).
-const ReasonApplyFailed = "ApplyFailed"
 
 // writeStatus patches the status when it changed; never otherwise.
 func (r *CanaryReconciler) writeStatus(ctx context.Context, c *v1alpha1.Canary, st v1alpha1.CanaryStatus) error {

@@ -15,23 +15,11 @@ func (d *decider) analysing() bool {
 		d.hasHooks(v1alpha1.WebhookRollout) || d.hasHooks(v1alpha1.WebhookRollback))
 }
 
-func (d *decider) checkInterval() time.Duration { return CheckInterval(d.c.Spec.Analysis) }
+// checkInterval is the time between check rounds.
+func (d *decider) checkInterval() time.Duration { return d.c.Spec.Analysis.GetInterval() }
 
-// CheckInterval is the time between check rounds: spec.analysis.interval,
-// or DefaultCheckInterval.
-func CheckInterval(a *v1alpha1.Analysis) time.Duration {
-	if a != nil && a.Interval != nil && a.Interval.Duration > 0 {
-		return a.Interval.Duration
-	}
-	return DefaultCheckInterval
-}
-
-func (d *decider) checkThreshold() int32 {
-	if a := d.c.Spec.Analysis; a != nil && a.Threshold != nil && *a.Threshold > 0 {
-		return *a.Threshold
-	}
-	return DefaultCheckThreshold
-}
+// checkThreshold is the failed rounds that roll the release back.
+func (d *decider) checkThreshold() int32 { return d.c.Spec.Analysis.GetThreshold() }
 
 // countChecks counts the result of the round in flight once it is there:
 // a failed round adds to failedChecks (an Event names each failed metric
@@ -46,7 +34,7 @@ func (d *decider) countChecks() bool {
 	d.st.LastCheckTime = d.stamp()
 	d.st.Metrics = r.Metrics
 	if r.Rollback != "" {
-		d.rollback("RollbackWebhook", r.Rollback)
+		d.rollback(v1alpha1.ReasonRollbackWebhook, r.Rollback)
 		return true
 	}
 	var failed []string
@@ -60,9 +48,9 @@ func (d *decider) countChecks() bool {
 	}
 	d.st.FailedChecks++
 	why := strings.Join(failed, "; ")
-	d.event(true, "CheckFailed", fmt.Sprintf("check round %d failed (%d/%d): %s", r.Round, d.st.FailedChecks, d.checkThreshold(), why))
+	d.event(true, v1alpha1.ReasonCheckFailed, fmt.Sprintf("check round %d failed (%d/%d): %s", r.Round, d.st.FailedChecks, d.checkThreshold(), why))
 	if d.st.FailedChecks >= d.checkThreshold() {
-		d.rollback("AnalysisFailed", fmt.Sprintf("%d check rounds failed (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), why))
+		d.rollback(v1alpha1.ReasonAnalysisFailed, fmt.Sprintf("%d check rounds failed (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), why))
 		return true
 	}
 	return false
@@ -106,7 +94,7 @@ func (d *decider) checksPassed() bool {
 	if d.st.CheckedRound > d.st.StepCheckRound && metricsPassed(d.st.Metrics) {
 		return true
 	}
-	d.note("WaitingForChecks", fmt.Sprintf("step %d: waiting for a passing check round (failed %d/%d)",
+	d.note(v1alpha1.ReasonWaitingForChecks, fmt.Sprintf("step %d: waiting for a passing check round (failed %d/%d)",
 		d.st.CurrentStep, d.st.FailedChecks, d.checkThreshold()))
 	return false
 }

@@ -26,7 +26,7 @@ func Decide(in Input) Output {
 	d.st.Steps = int32(len(d.steps))
 
 	if d.c.Spec.Suspend {
-		d.note("Suspended", "spec.suspend is set: Sluice leaves routes and workloads as they are")
+		d.note(v1alpha1.ReasonSuspended, "spec.suspend is set: Sluice leaves routes and workloads as they are")
 	} else {
 		req := d.takeRequest()
 		switch d.st.Phase {
@@ -108,7 +108,7 @@ func (d *decider) takeRequest() request {
 	case v1alpha1.RequestPromote, v1alpha1.RequestPromoteFull, v1alpha1.RequestAbort, v1alpha1.RequestRetry:
 		return request{action: action, raw: raw}
 	}
-	d.event(true, "RequestIgnored", fmt.Sprintf("%s %q: unknown action; use promote, promote-full, abort or retry", v1alpha1.RequestAnnotation, raw))
+	d.event(true, v1alpha1.ReasonRequestIgnored, fmt.Sprintf("%s %q: unknown action; use promote, promote-full, abort or retry", v1alpha1.RequestAnnotation, raw))
 	return request{}
 }
 
@@ -116,5 +116,5 @@ func (d *decider) rejectRequest(r request) {
 	if r.action == "" {
 		return
 	}
-	d.event(true, "RequestIgnored", fmt.Sprintf("%s: not possible in phase %s", r.action, d.st.Phase))
+	d.event(true, v1alpha1.ReasonRequestIgnored, fmt.Sprintf("%s: not possible in phase %s", r.action, d.st.Phase))
 }

@@ -649,7 +649,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    steady(tgt(scaledDown("r9"))),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
-					events: []string{"Normal NewRevision"}, requeue: engine.DefaultProgressDeadline,
+					events: []string{"Normal NewRevision"}, requeue: v1alpha1.DefaultProgressDeadline,
 					stable: rev, canary: "r9", conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -777,7 +777,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, request("retry/2")),
 				obs:    steady(),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
-					events: []string{"Normal Retry"}, requeue: engine.DefaultProgressDeadline,
+					events: []string{"Normal Retry"}, requeue: v1alpha1.DefaultProgressDeadline,
 					stable: "r1", canary: "r2", handled: "retry/2", conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -799,7 +799,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    steady(tgt(scaledDown("r3"))),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
-					events: []string{"Normal NewRevision"}, requeue: engine.DefaultProgressDeadline,
+					events: []string{"Normal NewRevision"}, requeue: v1alpha1.DefaultProgressDeadline,
 					stable: "r1", canary: "r3", conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -807,7 +807,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, request("retry")),
 				obs:    steady(tgt(scaledDown("r3"))),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
-					events: []string{"Warning RequestIgnored", "Normal NewRevision"}, requeue: engine.DefaultProgressDeadline,
+					events: []string{"Warning RequestIgnored", "Normal NewRevision"}, requeue: v1alpha1.DefaultProgressDeadline,
 					stable: "r1", canary: "r3", handled: "retry", conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -833,7 +833,7 @@ func TestDecideTransitions(t *testing.T) {
 		obs := func(weight int32, opts ...obsOpt) engine.Observations {
 			return newObs(append([]obsOpt{tgt(ready("r2")), pri(ready("r1")), route(weight)}, opts...)...)
 		}
-		left := engine.DefaultProgressDeadline - 10*time.Second
+		left := v1alpha1.DefaultProgressDeadline - 10*time.Second
 		runRows(t, []row{
 			{
 				name:   "setWeight: route not yet at the weight",
@@ -875,7 +875,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "setWeight never read back within the deadline: rolled back",
-				canary: newCanary(releasing(0, 0), lastProgress(engine.DefaultProgressDeadline), waitingOn("WaitingForCanary")),
+				canary: newCanary(releasing(0, 0), lastProgress(v1alpha1.DefaultProgressDeadline), waitingOn("WaitingForCanary")),
 				obs:    obs(0),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded",
 					desired: "services target=0 weight=0", events: []string{"Warning ProgressDeadlineExceeded"},
@@ -960,14 +960,14 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "canary not ready, 1s before the deadline",
-				canary: newCanary(releasing(0, 0), lastProgress(engine.DefaultProgressDeadline-time.Second), waitingOn("WaitingForCanary")),
+				canary: newCanary(releasing(0, 0), lastProgress(v1alpha1.DefaultProgressDeadline-time.Second), waitingOn("WaitingForCanary")),
 				obs:    obs(0, tgt(notReady("r2"))),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
 					requeue: time.Second, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "canary not ready at the deadline: rolled back",
-				canary: newCanary(releasing(0, 0), lastProgress(engine.DefaultProgressDeadline), waitingOn("WaitingForCanary")),
+				canary: newCanary(releasing(0, 0), lastProgress(v1alpha1.DefaultProgressDeadline), waitingOn("WaitingForCanary")),
 				obs:    obs(0, tgt(notReady("r2"))),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded", msgHas: "canary 1/3 available",
 					desired: "services target=0 weight=0", events: []string{"Warning ProgressDeadlineExceeded"},
@@ -1031,7 +1031,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name: "blocked past the deadline: rolled back, route still not written",
-				canary: newCanary(releasing(1, 20), lastProgress(engine.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted"),
+				canary: newCanary(releasing(1, 20), lastProgress(v1alpha1.DefaultProgressDeadline+time.Second), waitingOn("RefNotPermitted"),
 					stalledOn("RefNotPermitted", "no ReferenceGrant in other-ns")),
 				obs: obs(20, blocked("RefNotPermitted", "no ReferenceGrant in other-ns")),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded", msgHas: "ReferenceGrant",
@@ -1125,7 +1125,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "setWeight 100 never read back, primary not ready: rolled back and the 100% withdrawn",
-				canary: newCanary(releasing(1, 20), withSteps(sw(20), sw(100)), lastProgress(engine.DefaultProgressDeadline)),
+				canary: newCanary(releasing(1, 20), withSteps(sw(20), sw(100)), lastProgress(v1alpha1.DefaultProgressDeadline)),
 				obs:    obs(20, pri(notReady("r1"))),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "ProgressDeadlineExceeded",
 					desired: "services target=3", events: []string{"Warning ProgressDeadlineExceeded"},
@@ -1146,7 +1146,7 @@ func TestDecideTransitions(t *testing.T) {
 				obs:    obs(80, pri(notReady("r2"))),
 				want: want{phase: v1alpha1.PhasePromoting, reason: "Promoting",
 					desired: "fromTarget services primary=3 target=3", events: []string{"Normal Promoting"},
-					requeue: engine.DefaultVerifyInterval, step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
+					requeue: v1alpha1.DefaultVerificationInterval, step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "promotion status lost, then the target moved on: the promotion completes first",
@@ -1201,7 +1201,7 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, atStep(1, 0)),
 				obs:    obs(0, tgt(notReady("r2"))),
 				want: want{phase: P, reason: "WaitingForCanary", desired: "services target=3",
-					events: []string{"Normal Resumed"}, requeue: engine.DefaultProgressDeadline,
+					events: []string{"Normal Resumed"}, requeue: v1alpha1.DefaultProgressDeadline,
 					step: 1, stable: "r1", canary: "r2", conds: cRunning, stepStartedNow: true},
 			},
 			{
@@ -1344,20 +1344,20 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(route(100)),
 				want: want{phase: PR, reason: "Promoting", msgHas: "primary runs revision r1, want r2",
-					desired: "fromTarget services primary=3 target=3 weight=100", requeue: engine.DefaultVerifyInterval,
+					desired: "fromTarget services primary=3 target=3 weight=100", requeue: v1alpha1.DefaultVerificationInterval,
 					step: 5, weight: 100, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name:   "primary rolling out",
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2"))),
-				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: engine.DefaultVerifyInterval,
+				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3", requeue: v1alpha1.DefaultVerificationInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", conds: cRunning},
 			},
 			{
 				name: "primary not verified within the verification timeout: failed safe, the primary restored from the stable record",
 				canary: newCanary(base, func(c *v1alpha1.Canary) {
-					c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationVerifying, StartedAt: ago(engine.DefaultVerifyTimeout)}
+					c.Status.Verification = &v1alpha1.VerificationStatus{Revision: "r2", State: v1alpha1.VerificationVerifying, StartedAt: ago(v1alpha1.DefaultVerificationTimeout)}
 				}),
 				obs: obs(pri(notReady("r2")), func(o *engine.Observations) { o.StableRecord = true }),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "VerificationFailed", msgHas: "primary 1/3 available, 3/3 updated after 5m0s",
@@ -1395,14 +1395,14 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base, request("abort")),
 				obs:    obs(pri(notReady("r2"))),
 				want: want{phase: PR, reason: "Promoting", desired: "fromTarget services primary=3 target=3",
-					events: []string{"Warning RequestIgnored"}, requeue: engine.DefaultVerifyInterval,
+					events: []string{"Warning RequestIgnored"}, requeue: v1alpha1.DefaultVerificationInterval,
 					step: 5, weight: 80, stable: "r1", canary: "r2", handled: "abort", conds: cRunning},
 			},
 			{
 				// Issue 21 item 1: a router that never carries 100% to the
 				// canary used to keep the promotion waiting forever.
 				name:   "route never carries 100% to the canary past the deadline: stalled, primary untouched",
-				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Second)),
+				canary: newCanary(base, lastProgress(v1alpha1.DefaultProgressDeadline+time.Second)),
 				obs:    obs(routePending(80, "parent public does not accept the route")),
 				want: want{phase: PR, reason: "Promoting", msgHas: "parent public does not accept the route",
 					desired: "services primary=3 target=3 weight=100", requeue: engine.RoutePollInterval,
@@ -1410,7 +1410,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "route not carried yet within the deadline: waits, deadline requeued",
-				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline-2*time.Second)),
+				canary: newCanary(base, lastProgress(v1alpha1.DefaultProgressDeadline-2*time.Second)),
 				obs:    obs(routePending(80, "parent public does not accept the route")),
 				want: want{phase: PR, reason: "Promoting", msgHas: "moving all traffic to the canary",
 					desired: "services primary=3 target=3 weight=100", requeue: 2 * time.Second,
@@ -1430,7 +1430,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "canary not Ready past the deadline: stalled, the primary untouched",
-				canary: newCanary(base, atStep(5, 0), lastProgress(engine.DefaultProgressDeadline+time.Second)),
+				canary: newCanary(base, atStep(5, 0), lastProgress(v1alpha1.DefaultProgressDeadline+time.Second)),
 				obs:    obs(tgt(notReady("r2")), route(0)),
 				want: want{phase: PR, reason: "Promoting", msgHas: "waiting for the canary to be Ready",
 					desired: "services primary=3 target=3 weight=0",
@@ -1438,7 +1438,7 @@ func TestDecideTransitions(t *testing.T) {
 			},
 			{
 				name:   "stalled promotion aborted: rolled back to the untouched primary",
-				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Hour), request("abort")),
+				canary: newCanary(base, lastProgress(v1alpha1.DefaultProgressDeadline+time.Hour), request("abort")),
 				obs:    obs(routePending(80, "parent public does not accept the route")),
 				want: want{phase: v1alpha1.PhaseFailed, reason: "Aborted",
 					desired: "services weight=0", events: []string{"Warning Aborted"}, requeue: engine.RoutePollInterval,
@@ -1510,15 +1510,15 @@ func TestDecideTransitions(t *testing.T) {
 				canary: newCanary(base),
 				obs:    obs(pri(notReady("r2")), tgt(notReady("r2"))),
 				want: want{phase: F, reason: "Finalising", msgHas: "the canary is not Ready either",
-					desired: "services target=3", requeue: engine.DefaultVerifyInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
+					desired: "services target=3", requeue: v1alpha1.DefaultVerificationInterval, step: 5, stable: "r2", canary: "r2", conds: cRunning},
 			},
 			{
 				// Issue 21 item 2: it used to wait with Stalled=False forever.
 				name:   "primary not ready past the deadline: stalled with the numbers, traffic on the canary",
-				canary: newCanary(base, lastProgress(engine.DefaultProgressDeadline+time.Second), atStep(5, 100)),
+				canary: newCanary(base, lastProgress(v1alpha1.DefaultProgressDeadline+time.Second), atStep(5, 100)),
 				obs:    obs(pri(notReady("r2")), route(100)),
 				want: want{phase: F, reason: "Finalising", msgHas: "primary 1/3 available",
-					desired: "services target=3 weight=100", requeue: engine.DefaultVerifyInterval, step: 5, weight: 100,
+					desired: "services target=3 weight=100", requeue: v1alpha1.DefaultVerificationInterval, step: 5, weight: 100,
 					stable: "r2", canary: "r2", conds: cRunStalled, stalled: "PrimaryNotReady"},
 			},
 			{

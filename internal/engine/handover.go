@@ -71,7 +71,7 @@ func DecideHandover(in HandoverInput) Handover {
 	primary := fmt.Sprintf("%s/%s", c.Namespace, c.Spec.TargetRef.Name+"-primary")
 	stable := c.Status.StableRevision
 	if p.Exists && stable != "" && t.Revision != stable && c.Spec.HandBackOnDeletion != v1alpha1.HandBackTarget {
-		return Handover{Action: HandoverKeepPrimary, Replicas: p.Replicas, Event: Event{Warning: true, Reason: "PrimaryKept",
+		return Handover{Action: HandoverKeepPrimary, Replicas: p.Replicas, Event: Event{Warning: true, Reason: v1alpha1.ReasonPrimaryKept,
 			Message: fmt.Sprintf("%s runs revision %s, not the last good revision %s (the last release %s); %s keeps serving %s and is no longer managed by Sluice (spec.handBackOnDeletion: Target hands the traffic to your Deployment instead)",
 				target, t.Revision, stable, outcome(c), primary, stable)}}
 	}
@@ -79,23 +79,23 @@ func DecideHandover(in HandoverInput) Handover {
 		return Handover{Action: HandoverWait, ScaleTarget: ptr(want), Replicas: want, RequeueAfter: HandoverPoll}
 	}
 	available := t.Current && t.UpdatedReplicas >= t.Replicas && t.StatusReplicas <= t.UpdatedReplicas && t.AvailableReplicas >= t.Replicas
-	deadline := ProgressDeadline(c)
+	deadline := c.Spec.GetProgressDeadline()
 	var deleted time.Time
 	if c.DeletionTimestamp != nil {
 		deleted = c.DeletionTimestamp.Time
 	}
 	if available {
-		return Handover{Action: HandoverToTarget, Replicas: t.Replicas, Event: Event{Reason: "HandedBack",
+		return Handover{Action: HandoverToTarget, Replicas: t.Replicas, Event: Event{Reason: v1alpha1.ReasonHandedBack,
 			Message: fmt.Sprintf("traffic handed back to %s (%d replicas, revision %s)", target, t.Replicas, t.Revision)}}
 	}
 	if left := deleted.Add(deadline).Sub(in.Now); left > 0 {
 		return Handover{Action: HandoverWait, Replicas: t.Replicas, RequeueAfter: min(left, HandoverPoll)}
 	}
 	if !p.Exists {
-		return Handover{Action: HandoverToTarget, Replicas: t.Replicas, Event: Event{Warning: true, Reason: "HandoverUnready",
+		return Handover{Action: HandoverToTarget, Replicas: t.Replicas, Event: Event{Warning: true, Reason: v1alpha1.ReasonHandoverUnready,
 			Message: fmt.Sprintf("%s not available %s after deletion and there is no primary to keep; traffic handed back to it anyway", target, deadline)}}
 	}
-	return Handover{Action: HandoverKeepPrimary, Replicas: p.Replicas, Event: Event{Warning: true, Reason: "PrimaryKept",
+	return Handover{Action: HandoverKeepPrimary, Replicas: p.Replicas, Event: Event{Warning: true, Reason: v1alpha1.ReasonPrimaryKept,
 		Message: fmt.Sprintf("%s not available %s after deletion; %s keeps serving and is no longer managed by Sluice", target, deadline, primary)}}
 }
 

@@ -51,12 +51,12 @@ func TestDecideHandover(t *testing.T) {
 		},
 		{
 			name:   "target at the stable revision, not available by the deadline: the primary is kept",
-			canary: newCanary(initialized(), deleted(engine.DefaultProgressDeadline)), target: notReady("r1"), primary: ready("r1"),
+			canary: newCanary(initialized(), deleted(v1alpha1.DefaultProgressDeadline)), target: notReady("r1"), primary: ready("r1"),
 			action: engine.HandoverKeepPrimary, event: "Warning PrimaryKept", eventHas: "not available 10m0s after deletion", replicas: 3,
 		},
 		{
 			name:   "target not available by the deadline and no primary: handed back anyway",
-			canary: newCanary(initialized(), deleted(engine.DefaultProgressDeadline)), target: notReady("r1"), primary: engine.Workload{},
+			canary: newCanary(initialized(), deleted(v1alpha1.DefaultProgressDeadline)), target: notReady("r1"), primary: engine.Workload{},
 			action: engine.HandoverToTarget, event: "Warning HandoverUnready", eventHas: "no primary to keep", replicas: 3,
 		},
 		{

@@ -9,21 +9,13 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// HookType is a webhook's type, rollout when unset.
-func HookType(h v1alpha1.Webhook) v1alpha1.WebhookType {
-	if h.Type == "" {
-		return v1alpha1.WebhookRollout
-	}
-	return h.Type
-}
-
 // HasHooks says whether the Canary has webhooks of type t.
 func HasHooks(c *v1alpha1.Canary, t v1alpha1.WebhookType) bool {
 	if c.Spec.Analysis == nil {
 		return false
 	}
 	for _, h := range c.Spec.Analysis.Webhooks {
-		if HookType(h) == t {
+		if h.GetType() == t {
 			return true
 		}
 	}
@@ -66,7 +58,7 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 		if !same {
 			d.st.Gate = &v1alpha1.GateStatus{Type: t, Point: point}
 		}
-		d.note("WaitingForGate", fmt.Sprintf("%s: asking the %s webhooks", point, t))
+		d.note(v1alpha1.ReasonWaitingForGate, fmt.Sprintf("%s: asking the %s webhooks", point, t))
 		return false, false
 	}
 	answered := metav1.NewTime(r.Done).Rfc3339Copy()
@@ -74,7 +66,7 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 		d.st.Gate = &v1alpha1.GateStatus{Type: t, Point: point, Open: true, LastAnswer: &answered}
 		// Time spent at a gate never counts toward the progress deadline.
 		d.st.LastProgressTime = &d.now
-		d.event(false, "GateOpened", fmt.Sprintf("%s: the %s webhooks answered 2xx", point, t))
+		d.event(false, v1alpha1.ReasonGateOpened, fmt.Sprintf("%s: the %s webhooks answered 2xx", point, t))
 		return true, false
 	}
 	failed = !same || g.LastAnswer == nil || g.LastAnswer.Before(&answered)
@@ -86,9 +78,9 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 		d.ask(t, key, next)
 	}
 	if failed {
-		d.event(false, "GateClosed", fmt.Sprintf("%s: %s", point, r.Message))
+		d.event(false, v1alpha1.ReasonGateClosed, fmt.Sprintf("%s: %s", point, r.Message))
 	}
-	d.note("WaitingForGate", fmt.Sprintf("%s: %s gate closed, asking again every %s: %s", point, t, d.checkInterval(), r.Message))
+	d.note(v1alpha1.ReasonWaitingForGate, fmt.Sprintf("%s: %s gate closed, asking again every %s: %s", point, t, d.checkInterval(), r.Message))
 	return false, failed
 }
 
@@ -108,9 +100,9 @@ func (d *decider) preRollout() (ok bool) {
 	if failed {
 		d.st.FailedChecks++
 		msg := d.st.Gate.Message
-		d.event(true, "CheckFailed", fmt.Sprintf("pre-rollout webhooks failed (%d/%d): %s", d.st.FailedChecks, d.checkThreshold(), msg))
+		d.event(true, v1alpha1.ReasonCheckFailed, fmt.Sprintf("pre-rollout webhooks failed (%d/%d): %s", d.st.FailedChecks, d.checkThreshold(), msg))
 		if d.st.FailedChecks >= d.checkThreshold() {
-			d.rollback("PreRolloutFailed", fmt.Sprintf("pre-rollout webhooks failed %d times (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), msg))
+			d.rollback(v1alpha1.ReasonPreRolloutFailed, fmt.Sprintf("pre-rollout webhooks failed %d times (threshold %d); last: %s", d.st.FailedChecks, d.checkThreshold(), msg))
 		}
 	}
 	return false
@@ -157,7 +149,7 @@ func (d *decider) begin(reason, msg string) {
 		d.event(false, reason, d.st.Message)
 	}
 	if open, _ := d.gate(v1alpha1.WebhookConfirmRollout, "rollout"); open {
-		d.startRelease("RolloutConfirmed", fmt.Sprintf("the confirm-rollout webhooks approved revision %s; releasing it", rev))
+		d.startRelease(v1alpha1.ReasonRolloutConfirmed, fmt.Sprintf("the confirm-rollout webhooks approved revision %s; releasing it", rev))
 		return
 	}
 	d.steady()

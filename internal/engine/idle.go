@@ -11,16 +11,16 @@ import (
 func (d *decider) initialize() {
 	t := d.obs.Target
 	if !t.Exists {
-		d.setPhase(v1alpha1.PhaseInitializing, "TargetNotFound", d.targetMissing())
-		d.stall("TargetNotFound", d.targetMissing())
+		d.setPhase(v1alpha1.PhaseInitializing, v1alpha1.ReasonTargetNotFound, d.targetMissing())
+		d.stall(v1alpha1.ReasonTargetNotFound, d.targetMissing())
 		return
 	}
-	d.setPhase(v1alpha1.PhaseInitializing, "Initializing", "creating the primary copy of the target")
+	d.setPhase(v1alpha1.PhaseInitializing, v1alpha1.ReasonInitializing, "creating the primary copy of the target")
 	d.st.CanaryRevision = t.Revision
 	d.out.Desired.PrimaryFromTarget = true
 	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
 	if ok, why := d.ready("primary", d.obs.Primary, t.Revision, d.primaryThreshold()); !ok {
-		d.note("WaitingForPrimary", why)
+		d.note(v1alpha1.ReasonWaitingForPrimary, why)
 		return
 	}
 	d.out.Desired.Services = true
@@ -29,8 +29,8 @@ func (d *decider) initialize() {
 	}
 	d.out.Desired.TargetReplicas = ptr(int32(0))
 	d.st.StableRevision = t.Revision
-	d.setPhase(v1alpha1.PhaseInitialized, "Initialized", fmt.Sprintf("primary runs revision %s and serves all traffic", t.Revision))
-	d.event(false, "Initialized", d.st.Message)
+	d.setPhase(v1alpha1.PhaseInitialized, v1alpha1.ReasonInitialized, fmt.Sprintf("primary runs revision %s and serves all traffic", t.Revision))
+	d.event(false, v1alpha1.ReasonInitialized, d.st.Message)
 }
 
 // idle keeps all traffic on the primary and the canary scaled down, and
@@ -38,7 +38,7 @@ func (d *decider) initialize() {
 func (d *decider) idle(req request) {
 	t := d.obs.Target
 	if !t.Exists {
-		d.stall("TargetNotFound", d.targetMissing())
+		d.stall(v1alpha1.ReasonTargetNotFound, d.targetMissing())
 		d.rejectRequest(req)
 		return
 	}
@@ -49,7 +49,7 @@ func (d *decider) idle(req request) {
 		// pods nobody has checked. It starts once the primary is back.
 		d.rejectRequest(req)
 		d.steady()
-		d.note("WaitingForPrimaryRestore", fmt.Sprintf("revision %s waits until the primary is restored to %s", t.Revision, d.st.StableRevision))
+		d.note(v1alpha1.ReasonWaitingForPrimaryRestore, fmt.Sprintf("revision %s waits until the primary is restored to %s", t.Revision, d.st.StableRevision))
 		return
 	}
 	switch {
@@ -61,24 +61,24 @@ func (d *decider) idle(req request) {
 		msg := fmt.Sprintf("target is back at the stable revision %s; nothing to release", t.Revision)
 		if d.st.Phase == v1alpha1.PhaseWaiting || d.st.Phase == v1alpha1.PhaseFailed {
 			// Healthy again: the primary runs what the target asks for.
-			d.setPhase(v1alpha1.PhaseSucceeded, "RevertedToStable", msg)
+			d.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonRevertedToStable, msg)
 		} else {
-			d.note("RevertedToStable", msg)
+			d.note(v1alpha1.ReasonRevertedToStable, msg)
 		}
-		d.event(false, "RevertedToStable", msg)
+		d.event(false, v1alpha1.ReasonRevertedToStable, msg)
 	case t.Revision != d.st.CanaryRevision:
 		d.rejectRequest(req)
-		d.begin("NewRevision", fmt.Sprintf("new revision %s detected; releasing it", t.Revision))
+		d.begin(v1alpha1.ReasonNewRevision, fmt.Sprintf("new revision %s detected; releasing it", t.Revision))
 		return
 	case waiting && req.action == v1alpha1.RequestAbort:
-		d.rollback("Aborted", fmt.Sprintf("release of revision %s aborted by request before it started", t.Revision))
+		d.rollback(v1alpha1.ReasonAborted, fmt.Sprintf("release of revision %s aborted by request before it started", t.Revision))
 		return
 	case waiting:
 		d.rejectRequest(req)
-		d.begin("NewRevision", fmt.Sprintf("releasing revision %s", t.Revision))
+		d.begin(v1alpha1.ReasonNewRevision, fmt.Sprintf("releasing revision %s", t.Revision))
 		return
 	case req.action == v1alpha1.RequestRetry && d.st.Phase == v1alpha1.PhaseFailed:
-		d.begin("Retry", fmt.Sprintf("retrying revision %s", t.Revision))
+		d.begin(v1alpha1.ReasonRetry, fmt.Sprintf("retrying revision %s", t.Revision))
 		return
 	case req.action != "":
 		d.rejectRequest(req)
@@ -101,10 +101,10 @@ func (d *decider) steady() {
 		if canaryOK && d.failSafe() {
 			d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
 			d.routeTo(100)
-			d.stall("PrimaryNotReady", "all traffic on the canary until the primary is Ready again: "+why)
+			d.stall(v1alpha1.ReasonPrimaryNotReady, "all traffic on the canary until the primary is Ready again: "+why)
 			return
 		}
-		d.stall("PrimaryNotReady", "holding traffic where it is: "+why)
+		d.stall(v1alpha1.ReasonPrimaryNotReady, "holding traffic where it is: "+why)
 		return
 	}
 	if !d.routeTo(0) {

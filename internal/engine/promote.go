@@ -18,11 +18,11 @@ func (d *decider) promote(req request) {
 	t := d.obs.Target
 	untouched := d.obs.Primary.Revision != rev
 	if req.action == v1alpha1.RequestAbort && untouched {
-		d.rollback("Aborted", fmt.Sprintf("promotion of revision %s aborted by request before the primary was updated", rev))
+		d.rollback(v1alpha1.ReasonAborted, fmt.Sprintf("promotion of revision %s aborted by request before the primary was updated", rev))
 		return
 	}
 	if req.action != "" {
-		d.event(true, "RequestIgnored", fmt.Sprintf("%s: not possible in phase %s once the primary runs revision %s (it is verified, and rolled back if verification fails)", req.action, d.st.Phase, rev))
+		d.event(true, v1alpha1.ReasonRequestIgnored, fmt.Sprintf("%s: not possible in phase %s once the primary runs revision %s (it is verified, and rolled back if verification fails)", req.action, d.st.Phase, rev))
 	}
 	d.out.Desired.Services = true
 	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
@@ -37,7 +37,7 @@ func (d *decider) promote(req request) {
 	case untouched:
 		// The target moved on before the primary took the promoted
 		// template: release the new revision instead.
-		d.startRelease("RevisionChanged", fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
+		d.startRelease(v1alpha1.ReasonRevisionChanged, fmt.Sprintf("revision %s replaced %s before promotion; releasing it", t.Revision, rev))
 		return
 	}
 	if !canaryOK && (d.st.CanaryWeight > 0 || d.routeReachesCanary()) {
@@ -52,8 +52,8 @@ func (d *decider) promote(req request) {
 	}
 	d.st.StableRevision = rev
 	d.st.LastProgressTime = &d.now
-	d.setPhase(v1alpha1.PhaseFinalising, "Finalising", fmt.Sprintf("primary runs revision %s; moving all traffic to it", rev))
-	d.event(false, "Finalising", d.st.Message)
+	d.setPhase(v1alpha1.PhaseFinalising, v1alpha1.ReasonFinalising, fmt.Sprintf("primary runs revision %s; moving all traffic to it", rev))
+	d.event(false, v1alpha1.ReasonFinalising, d.st.Message)
 	d.finishPromotion()
 }
 
@@ -69,14 +69,14 @@ func (d *decider) allTrafficOnCanary(canaryOK bool, canaryWhy string) bool {
 	case !canaryOK:
 		d.routeTo(0)
 		waitingFor = "waiting for the canary to be Ready to carry all traffic while the primary is updated: " + canaryWhy
-		d.note("Promoting", waitingFor)
+		d.note(v1alpha1.ReasonPromoting, waitingFor)
 	case !d.routeTo(100):
 		waitingFor = d.st.Message
-		d.note("Promoting", "moving all traffic to the canary before updating the primary: "+waitingFor)
+		d.note(v1alpha1.ReasonPromoting, "moving all traffic to the canary before updating the primary: "+waitingFor)
 	default:
 		return true
 	}
-	d.stallPastDeadline("PromotionStalled", fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
+	d.stallPastDeadline(v1alpha1.ReasonPromotionStalled, fmt.Sprintf("no progress for %s since the promotion started, %s; the primary still runs revision %s: fix it or abort (kubectl sluice abort)",
 		d.deadline(), waitingFor, d.obs.Primary.Revision))
 	return false
 }
@@ -99,8 +99,8 @@ func (d *decider) finishPromotion() {
 			d.routeTo(100)
 			where = "all traffic on the canary, which runs the same revision"
 		}
-		d.note("Finalising", fmt.Sprintf("waiting for the primary: %s; %s", why, where))
-		d.stallPastDeadline("PrimaryNotReady", fmt.Sprintf("the promoted primary has not been Ready for %s: %s; %s", d.deadline(), why, where))
+		d.note(v1alpha1.ReasonFinalising, fmt.Sprintf("waiting for the primary: %s; %s", why, where))
+		d.stallPastDeadline(v1alpha1.ReasonPrimaryNotReady, fmt.Sprintf("the promoted primary has not been Ready for %s: %s; %s", d.deadline(), why, where))
 		d.requeue(d.verifyInterval())
 		return
 	}
@@ -108,8 +108,8 @@ func (d *decider) finishPromotion() {
 		return
 	}
 	d.out.Desired.TargetReplicas = ptr(int32(0))
-	d.setPhase(v1alpha1.PhaseSucceeded, "Promoted", fmt.Sprintf("revision %s promoted", d.st.StableRevision))
-	d.event(false, "Promoted", d.st.Message)
+	d.setPhase(v1alpha1.PhaseSucceeded, v1alpha1.ReasonPromoted, fmt.Sprintf("revision %s promoted", d.st.StableRevision))
+	d.event(false, v1alpha1.ReasonPromoted, d.st.Message)
 	d.postRollout()
 }
 

@@ -40,19 +40,9 @@ func (d *decider) ready(name string, w Workload, rev string, threshold int32) (b
 	return true, ""
 }
 
-func (d *decider) primaryThreshold() int32 {
-	if p := d.c.Spec.PrimaryReadyThreshold; p != nil {
-		return *p
-	}
-	return DefaultReadyThreshold
-}
+func (d *decider) primaryThreshold() int32 { return d.c.Spec.GetPrimaryReadyThreshold() }
 
-func (d *decider) canaryThreshold() int32 {
-	if p := d.c.Spec.CanaryReadyThreshold; p != nil {
-		return *p
-	}
-	return DefaultReadyThreshold
-}
+func (d *decider) canaryThreshold() int32 { return d.c.Spec.GetCanaryReadyThreshold() }
 
 func (d *decider) targetMissing() string {
 	return fmt.Sprintf("target Deployment %s/%s not found (spec.targetRef.name)", d.c.Namespace, d.c.Spec.TargetRef.Name)
@@ -69,21 +59,13 @@ func (d *decider) startWaiting(reason string) {
 
 func (d *decider) checkDeadline(waitingFor string) {
 	if d.deadlinePassed() {
-		d.rollback("ProgressDeadlineExceeded", fmt.Sprintf("no progress for %s while waiting for %s", d.deadline(), waitingFor))
+		d.rollback(v1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf("no progress for %s while waiting for %s", d.deadline(), waitingFor))
 		return
 	}
 	d.requeue(d.deadlineLeft())
 }
 
-func (d *decider) deadline() time.Duration { return ProgressDeadline(d.c) }
-
-// ProgressDeadline is spec.progressDeadline, or its default.
-func ProgressDeadline(c *v1alpha1.Canary) time.Duration {
-	if pd := c.Spec.ProgressDeadline; pd != nil && pd.Duration > 0 {
-		return pd.Duration
-	}
-	return DefaultProgressDeadline
-}
+func (d *decider) deadline() time.Duration { return d.c.Spec.GetProgressDeadline() }
 
 // stallPastDeadline stalls the Canary (unless it is stalled already) once
 // the progress deadline has passed, and otherwise looks again when it

@@ -61,8 +61,8 @@ func (d *decider) promotedUnrecorded(req request) bool {
 	}
 	d.st.CurrentStep = int32(len(d.steps))
 	d.st.LastProgressTime = &d.now
-	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
-	d.event(false, "Promoting", d.st.Message)
+	d.setPhase(v1alpha1.PhasePromoting, v1alpha1.ReasonPromoting, fmt.Sprintf("primary already runs revision %s; promoting it", d.st.CanaryRevision))
+	d.event(false, v1alpha1.ReasonPromoting, d.st.Message)
 	d.rejectRequest(req)
 	d.promote(request{})
 	return true
@@ -73,7 +73,7 @@ func (d *decider) targetGone(request) bool {
 	if d.obs.Target.Exists {
 		return false
 	}
-	d.rollback("TargetNotFound", d.targetMissing())
+	d.rollback(v1alpha1.ReasonTargetNotFound, d.targetMissing())
 	return true
 }
 
@@ -87,10 +87,10 @@ func (d *decider) revisionReplaced(request) bool {
 	}
 	msg := fmt.Sprintf("revision %s replaced %s mid-release; restarting the release", t.Revision, d.st.CanaryRevision)
 	if d.hasHooks(v1alpha1.WebhookConfirmRollout) {
-		d.begin("RevisionChanged", msg)
+		d.begin(v1alpha1.ReasonRevisionChanged, msg)
 		return true
 	}
-	d.event(false, "RevisionChanged", msg)
+	d.event(false, v1alpha1.ReasonRevisionChanged, msg)
 	d.st.CanaryRevision = t.Revision
 	d.resetRelease()
 	return false
@@ -101,16 +101,16 @@ func (d *decider) revisionReplaced(request) bool {
 func (d *decider) requested(req request) bool {
 	switch req.action {
 	case v1alpha1.RequestAbort:
-		d.rollback("Aborted", fmt.Sprintf("release of revision %s aborted by request", d.st.CanaryRevision))
+		d.rollback(v1alpha1.ReasonAborted, fmt.Sprintf("release of revision %s aborted by request", d.st.CanaryRevision))
 		return true
 	case v1alpha1.RequestRetry:
 		d.rejectRequest(req)
 	case v1alpha1.RequestPromoteFull:
-		d.event(false, "PromoteRequested", fmt.Sprintf("promote-full: skipping steps %d..%d", d.st.CurrentStep, len(d.steps)-1))
+		d.event(false, v1alpha1.ReasonPromoteRequested, fmt.Sprintf("promote-full: skipping steps %d..%d", d.st.CurrentStep, len(d.steps)-1))
 		d.st.CurrentStep = int32(len(d.steps))
 	case v1alpha1.RequestPromote:
 		if int(d.st.CurrentStep) < len(d.steps) {
-			d.event(false, "PromoteRequested", fmt.Sprintf("promote: leaving step %d", d.st.CurrentStep))
+			d.event(false, v1alpha1.ReasonPromoteRequested, fmt.Sprintf("promote: leaving step %d", d.st.CurrentStep))
 			d.advance()
 		}
 	}
@@ -139,8 +139,8 @@ func (d *decider) blockedHold() bool {
 func (d *decider) pausedHold() bool {
 	if d.c.Spec.Paused {
 		if d.st.Phase != v1alpha1.PhasePaused {
-			d.setPhase(v1alpha1.PhasePaused, "Paused", fmt.Sprintf("release paused at step %d by spec.paused", d.st.CurrentStep))
-			d.event(false, "Paused", d.st.Message)
+			d.setPhase(v1alpha1.PhasePaused, v1alpha1.ReasonPaused, fmt.Sprintf("release paused at step %d by spec.paused", d.st.CurrentStep))
+			d.event(false, v1alpha1.ReasonPaused, d.st.Message)
 		}
 		d.holdWeight()
 		return true
@@ -148,8 +148,8 @@ func (d *decider) pausedHold() bool {
 	if d.st.Phase == v1alpha1.PhasePaused {
 		d.st.StepStartedAt = d.stamp()
 		d.st.LastProgressTime = &d.now
-		d.setPhase(v1alpha1.PhaseProgressing, "Resumed", fmt.Sprintf("release resumed at step %d", d.st.CurrentStep))
-		d.event(false, "Resumed", d.st.Message)
+		d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonResumed, fmt.Sprintf("release resumed at step %d", d.st.CurrentStep))
+		d.event(false, v1alpha1.ReasonResumed, d.st.Message)
 	}
 	return false
 }
@@ -162,11 +162,11 @@ func (d *decider) canaryNotReadyHold() bool {
 	if ok {
 		return false
 	}
-	d.startWaiting("WaitingForCanary")
-	d.setPhase(v1alpha1.PhaseProgressing, "WaitingForCanary", why)
+	d.startWaiting(v1alpha1.ReasonWaitingForCanary)
+	d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonWaitingForCanary, why)
 	if d.st.CanaryWeight > 0 || d.routeReachesCanary() {
 		d.routeTo(0)
-		d.note("WaitingForCanary", why)
+		d.note(v1alpha1.ReasonWaitingForCanary, why)
 	}
 	d.checkDeadline(why)
 	return true
@@ -207,14 +207,14 @@ func (d *decider) runStep(s v1alpha1.Step) bool {
 		// An A/B step: requests matching the headers go to the canary, on
 		// top of the weight held, until the release ends.
 		hr := HeaderRouteKey(s.SetHeaderRoute)
-		return d.routingStep("SettingHeaderRoute", "sending requests with "+hr+" to the canary",
-			"HeaderRouteSet", "requests with "+hr+" go to the canary")
+		return d.routingStep(v1alpha1.ReasonSettingHeaderRoute, "sending requests with "+hr+" to the canary",
+			v1alpha1.ReasonHeaderRouteSet, "requests with "+hr+" go to the canary")
 	case s.SetMirror != nil:
 		// A share of requests is copied to the canary, whose answers are
 		// discarded, until the release ends.
 		p := s.SetMirror.Percent
-		return d.routingStep("SettingMirror", fmt.Sprintf("copying %d%% of requests to the canary", p),
-			"MirrorSet", fmt.Sprintf("%d%% of requests copied to the canary", p))
+		return d.routingStep(v1alpha1.ReasonSettingMirror, fmt.Sprintf("copying %d%% of requests to the canary", p),
+			v1alpha1.ReasonMirrorSet, fmt.Sprintf("%d%% of requests copied to the canary", p))
 	case s.Pause != nil:
 		return d.pauseStep(s.Pause)
 	}
@@ -232,16 +232,16 @@ func (d *decider) setWeightStep(w int32) bool {
 			return false
 		}
 	}
-	d.setPhase(v1alpha1.PhaseProgressing, "SettingWeight", fmt.Sprintf("step %d: setting canary weight %d%%", i, w))
+	d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonSettingWeight, fmt.Sprintf("step %d: setting canary weight %d%%", i, w))
 	if !d.routeTo(w) {
-		d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == "SettingWeight"
+		d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == v1alpha1.ReasonSettingWeight
 		d.checkDeadline(d.st.Message)
 		return false
 	}
 	if !d.checksPassed() {
 		return false
 	}
-	d.event(false, "WeightSet", fmt.Sprintf("step %d: canary weight %d%%", i, w))
+	d.event(false, v1alpha1.ReasonWeightSet, fmt.Sprintf("step %d: canary weight %d%%", i, w))
 	return true
 }
 
@@ -266,9 +266,9 @@ func (d *decider) pauseStep(p *v1alpha1.PauseStep) bool {
 	i := d.st.CurrentStep
 	if p.Duration == nil {
 		if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
-			d.setPhase(v1alpha1.PhaseWaitingPromotion, "WaitingForPromotion",
+			d.setPhase(v1alpha1.PhaseWaitingPromotion, v1alpha1.ReasonWaitingForPromotion,
 				fmt.Sprintf("step %d: paused at %d%% until promoted (kubectl sluice promote)", i, d.st.CanaryWeight))
-			d.event(false, "WaitingForPromotion", d.st.Message)
+			d.event(false, v1alpha1.ReasonWaitingForPromotion, d.st.Message)
 		}
 		return false
 	}
@@ -276,7 +276,7 @@ func (d *decider) pauseStep(p *v1alpha1.PauseStep) bool {
 		d.st.StepStartedAt = d.stamp()
 	}
 	if end := d.st.StepStartedAt.Add(p.Duration.Duration); d.exact.Before(end) {
-		d.setPhase(v1alpha1.PhaseProgressing, "PauseStep",
+		d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonPauseStep,
 			fmt.Sprintf("step %d: holding %d%% for %s", i, d.st.CanaryWeight, p.Duration.Duration))
 		d.requeue(end.Sub(d.exact))
 		return false
@@ -293,8 +293,8 @@ func (d *decider) startPromotion() {
 		return
 	}
 	d.st.LastProgressTime = &d.now
-	d.setPhase(v1alpha1.PhasePromoting, "Promoting", fmt.Sprintf("all steps done; promoting revision %s to the primary", d.st.CanaryRevision))
-	d.event(false, "Promoting", d.st.Message)
+	d.setPhase(v1alpha1.PhasePromoting, v1alpha1.ReasonPromoting, fmt.Sprintf("all steps done; promoting revision %s to the primary", d.st.CanaryRevision))
+	d.event(false, v1alpha1.ReasonPromoting, d.st.Message)
 	d.promote(request{})
 }
 

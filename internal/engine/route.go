@@ -23,7 +23,7 @@ func (d *decider) routeTo(w int32) bool {
 	}
 	if w > 0 {
 		if ok, why := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
-			d.waiting("WaitingForCanary", why)
+			d.waiting(v1alpha1.ReasonWaitingForCanary, why)
 			return false
 		}
 	}
@@ -33,7 +33,7 @@ func (d *decider) routeTo(w int32) bool {
 			stable = d.obs.Target.Revision
 		}
 		if ok, why := d.ready("primary", d.obs.Primary, stable, d.primaryThreshold()); !ok {
-			d.waiting("WaitingForPrimary", why)
+			d.waiting(v1alpha1.ReasonWaitingForPrimary, why)
 			return false
 		}
 	}

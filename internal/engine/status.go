@@ -90,7 +90,7 @@ func (d *decider) setConditions() {
 	}
 	reason, msg := d.st.Reason, d.st.Message
 	if reason == "" {
-		reason = "Unknown"
+		reason = v1alpha1.ReasonUnknown
 	}
 	running := false
 	switch d.st.Phase {
@@ -124,7 +124,7 @@ func (d *decider) setConditions() {
 	if d.stalled != "" {
 		cond(v1alpha1.ConditionStalled, metav1.ConditionTrue, d.stalled, d.stalledMsg)
 	} else {
-		cond(v1alpha1.ConditionStalled, metav1.ConditionFalse, "NotStalled", "")
+		cond(v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonNotStalled, "")
 	}
 	d.driftCondition(cond)
 }
@@ -138,12 +138,12 @@ func (d *decider) driftCondition(cond func(typ string, status metav1.ConditionSt
 	settled := d.st.Phase == v1alpha1.PhaseInitialized || d.st.Phase == v1alpha1.PhaseSucceeded
 	p := d.obs.Primary
 	if !settled || d.c.Spec.Suspend || !p.Exists || p.Revision != d.st.StableRevision || d.obs.Drift == "" {
-		cond(v1alpha1.ConditionDrifted, metav1.ConditionFalse, "AsRecorded", "")
+		cond(v1alpha1.ConditionDrifted, metav1.ConditionFalse, v1alpha1.ReasonAsRecorded, "")
 		return
 	}
 	msg := fmt.Sprintf("primary differs from the record of revision %s: %s", d.st.StableRevision, d.obs.Drift)
 	if old := meta.FindStatusCondition(d.c.Status.Conditions, v1alpha1.ConditionDrifted); old == nil || old.Status != metav1.ConditionTrue || old.Message != msg {
-		d.event(true, "PrimaryDrifted", msg)
+		d.event(true, v1alpha1.ReasonPrimaryDrifted, msg)
 	}
-	cond(v1alpha1.ConditionDrifted, metav1.ConditionTrue, "PrimaryDrifted", msg)
+	cond(v1alpha1.ConditionDrifted, metav1.ConditionTrue, v1alpha1.ReasonPrimaryDrifted, msg)
 }

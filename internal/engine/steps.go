@@ -26,11 +26,7 @@ func Steps(s v1alpha1.Strategy) []v1alpha1.Step {
 			weights = append(weights, w)
 		}
 	case s.StepWeight != nil && *s.StepWeight > 0:
-		maxW := int32(DefaultMaxWeight)
-		if s.MaxWeight != nil {
-			maxW = *s.MaxWeight
-		}
-		for w := *s.StepWeight; w <= maxW; w += *s.StepWeight {
+		for w := *s.StepWeight; w <= s.GetMaxWeight(); w += *s.StepWeight {
 			weights = append(weights, w)
 		}
 	}

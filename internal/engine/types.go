@@ -203,16 +203,8 @@ type Output struct {
 	RouteInFlight bool
 }
 
-// Defaults used when the spec leaves a field empty.
+// Intervals of the engine's own (the spec's defaults are in api/v1alpha1).
 const (
-	DefaultProgressDeadline = 10 * time.Minute
-	DefaultReadyThreshold   = 100
-	DefaultMaxWeight        = 50
-	DefaultCheckInterval    = time.Minute
-	DefaultCheckThreshold   = 5
-	DefaultVerifyTimeout    = 5 * time.Minute
-	DefaultVerifyRetries    = 3
-	DefaultVerifyInterval   = 10 * time.Second
 	// RoutePollInterval is how soon to look again while a router has not
 	// reported a write as taken (routers whose status is not watched).
 	RoutePollInterval = 5 * time.Second

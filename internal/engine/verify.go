@@ -7,26 +7,11 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-func (d *decider) verifyTimeout() time.Duration {
-	if v := d.c.Spec.Verification; v != nil && v.Timeout != nil && v.Timeout.Duration > 0 {
-		return v.Timeout.Duration
-	}
-	return DefaultVerifyTimeout
-}
+func (d *decider) verifyTimeout() time.Duration { return d.c.Spec.Verification.GetTimeout() }
 
-func (d *decider) verifyRetries() int32 {
-	if v := d.c.Spec.Verification; v != nil && v.Retries != nil {
-		return *v.Retries
-	}
-	return DefaultVerifyRetries
-}
+func (d *decider) verifyRetries() int32 { return d.c.Spec.Verification.GetRetries() }
 
-func (d *decider) verifyInterval() time.Duration {
-	if v := d.c.Spec.Verification; v != nil && v.Interval != nil && v.Interval.Duration > 0 {
-		return v.Interval.Duration
-	}
-	return DefaultVerifyInterval
-}
+func (d *decider) verifyInterval() time.Duration { return d.c.Spec.Verification.GetInterval() }
 
 // verify checks the primary promoted to rev against the revision's record:
 // generation observed, every pod updated (no old pod counted as
@@ -52,7 +37,7 @@ func (d *decider) verify(rev string) bool {
 	if ok && matches {
 		if v.State != v1alpha1.VerificationVerified {
 			v.State, v.FinishedAt = v1alpha1.VerificationVerified, &d.now
-			d.event(false, "Verified", fmt.Sprintf("primary runs revision %s as recorded: %d/%d available", rev, p.AvailableReplicas, p.Replicas))
+			d.event(false, v1alpha1.ReasonVerified, fmt.Sprintf("primary runs revision %s as recorded: %d/%d available", rev, p.AvailableReplicas, p.Replicas))
 		}
 		return true
 	}
@@ -87,7 +72,7 @@ func (d *decider) verify(rev string) bool {
 	}
 	if failure != "" {
 		v.State, v.FinishedAt = v1alpha1.VerificationFailed, &d.now
-		d.rollback("VerificationFailed", failure)
+		d.rollback(v1alpha1.ReasonVerificationFailed, failure)
 		return false
 	}
 	d.note(d.st.Reason, "verifying the primary at revision "+rev+": "+detail)
@@ -107,7 +92,7 @@ func (d *decider) countMismatch(v *v1alpha1.VerificationStatus, rev, hard, field
 	}
 	v.Mismatches++
 	v.LastMismatch, v.LastMismatchField, v.LastMismatchTime = hard, field, &d.now
-	d.event(true, "VerificationMismatch", fmt.Sprintf("primary at revision %s, mismatch %d (tolerated %d): %s", rev, v.Mismatches, d.verifyRetries(), hard))
+	d.event(true, v1alpha1.ReasonVerificationMismatch, fmt.Sprintf("primary at revision %s, mismatch %d (tolerated %d): %s", rev, v.Mismatches, d.verifyRetries(), hard))
 }
 
 // verifyState is the primary's state in the numbers a person checks
@@ -133,7 +118,7 @@ func (d *decider) restore() {
 		return
 	}
 	if !d.obs.StableRecord {
-		d.stall("NoStableRecord", fmt.Sprintf("the primary runs revision %s and there is no CanaryRevision record of the stable revision %s to restore it from", p.Revision, d.st.StableRevision))
+		d.stall(v1alpha1.ReasonNoStableRecord, fmt.Sprintf("the primary runs revision %s and there is no CanaryRevision record of the stable revision %s to restore it from", p.Revision, d.st.StableRevision))
 		return
 	}
 	d.out.Desired.RestorePrimary = true
