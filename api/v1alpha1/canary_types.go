@@ -145,12 +145,25 @@ type VerificationStatus struct {
 
 // RouteSettling is a route the router was seen to carry, and since when.
 type RouteSettling struct {
-	// Route identifies the route: the canary's weight, the mirror percent
-	// and the header route, in an encoding of Sluice's own that is only
-	// compared with itself.
-	Route string `json:"route"`
+	// CanaryWeight is the canary's share of the route, in percent.
+	CanaryWeight int32 `json:"canaryWeight"`
+	// MirrorPercent is the share of requests copied to the canary, in
+	// percent.
+	// +optional
+	MirrorPercent int32 `json:"mirrorPercent,omitempty"`
+	// HeaderRoute is the header route sending requests to the canary:
+	// "name=value" for an exact match, "name~regex" for a regular
+	// expression, joined by ";".
+	// +optional
+	HeaderRoute string `json:"headerRoute,omitempty"`
 	// Since is when the router was first seen to carry the route.
 	Since Timestamp `json:"since"`
+}
+
+// Is says whether rs is the route of the given weight, mirror and header
+// route (false for nil).
+func (rs *RouteSettling) Is(canaryWeight, mirrorPercent int32, headerRoute string) bool {
+	return rs != nil && rs.CanaryWeight == canaryWeight && rs.MirrorPercent == mirrorPercent && rs.HeaderRoute == headerRoute
 }
 
 // Verification states.

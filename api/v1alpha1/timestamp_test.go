@@ -12,7 +12,7 @@ import (
 
 func TestTimestampKeepsMicroseconds(t *testing.T) {
 	at := time.Date(2026, 11, 24, 12, 30, 5, 734_912_345, time.UTC)
-	st := CanaryStatus{StepStartedAt: NewTimestamp(at), RouteSettling: &RouteSettling{Route: "10|0|", Since: *NewTimestamp(at)}}
+	st := CanaryStatus{StepStartedAt: NewTimestamp(at), RouteSettling: &RouteSettling{CanaryWeight: 10, Since: *NewTimestamp(at)}}
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)

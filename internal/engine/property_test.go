@@ -122,7 +122,7 @@ func invariants(in engine.Input, out engine.Output) []string {
 			fail("(d) target scaled to 0 before the route was read back at 0%% (route %+v)", obs.Route)
 		}
 		if obs.Route.Settle > 0 {
-			if rs := st.RouteSettling; rs == nil || !strings.HasPrefix(rs.Route, "0|") || in.Now.Before(rs.Since.Add(obs.Route.Settle)) {
+			if rs := st.RouteSettling; rs == nil || rs.CanaryWeight != 0 || in.Now.Before(rs.Since.Add(obs.Route.Settle)) {
 				fail("(d) target scaled to 0 before the 0%% route settled for %s (settling %+v)", obs.Route.Settle, st.RouteSettling)
 			}
 		}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
@@ -61,13 +60,7 @@ func (d *decider) routeTo(w int32) bool {
 		d.requeue(RoutePollInterval)
 		return false
 	}
-	return d.awaitSettle(routeKey(w, mirror, HeaderRouteKey(hr)))
-}
-
-// routeKey is a route in one string, "weight|mirror|header route" (the
-// header route last: it may contain any character).
-func routeKey(weight, mirror int32, headerRoute string) string {
-	return fmt.Sprintf("%d|%d|%s", weight, mirror, headerRoute)
+	return d.awaitSettle(w, mirror, HeaderRouteKey(hr))
 }
 
 // routeReachesCanary says whether the route read back sends or copies any
@@ -77,18 +70,14 @@ func (d *decider) routeReachesCanary() bool {
 	return r.Exists && (r.CanaryWeight > 0 || r.HeaderRoute != "" || r.MirrorPercent > 0)
 }
 
-// describeRoute turns a route key into words.
-func describeRoute(key string) string {
-	parts := strings.SplitN(key, "|", 3)
-	if len(parts) != 3 {
-		return key
+// describeRoute puts a route in words.
+func describeRoute(rs *v1alpha1.RouteSettling) string {
+	out := fmt.Sprintf("canary weight %d%%", rs.CanaryWeight)
+	if rs.MirrorPercent != 0 {
+		out += fmt.Sprintf(", mirror %d%%", rs.MirrorPercent)
 	}
-	out := "canary weight " + parts[0] + "%"
-	if parts[1] != "0" {
-		out += ", mirror " + parts[1] + "%"
-	}
-	if parts[2] != "" {
-		out += ", header route " + parts[2]
+	if rs.HeaderRoute != "" {
+		out += ", header route " + rs.HeaderRoute
 	}
 	return out
 }
@@ -101,28 +90,27 @@ func (d *decider) settleElapsed() bool {
 		return true
 	}
 	rs := d.st.RouteSettling
-	return rs != nil && rs.Route == routeKey(r.CanaryWeight, r.MirrorPercent, r.HeaderRoute) &&
-		!d.exact.Before(rs.Since.Add(r.Settle))
+	return rs.Is(r.CanaryWeight, r.MirrorPercent, r.HeaderRoute) && !d.exact.Before(rs.Since.Add(r.Settle))
 }
 
 // awaitSettle gives a router whose proxy reports nothing back its settle time
 // after a route is first read back, so that a step counts as applied (and
 // a copy is scaled down) only once the proxy can have loaded it.
-func (d *decider) awaitSettle(route string) bool {
+func (d *decider) awaitSettle(weight, mirror int32, headerRoute string) bool {
 	settle := d.obs.Route.Settle
 	if settle <= 0 {
 		d.st.RouteSettling = nil
 		return true
 	}
-	if s := d.st.RouteSettling; s == nil || s.Route != route {
-		d.st.RouteSettling = &v1alpha1.RouteSettling{Route: route, Since: *d.stamp()}
+	if !d.st.RouteSettling.Is(weight, mirror, headerRoute) {
+		d.st.RouteSettling = &v1alpha1.RouteSettling{CanaryWeight: weight, MirrorPercent: mirror, HeaderRoute: headerRoute, Since: *d.stamp()}
 		d.routeCarried = true
 	}
 	left := d.st.RouteSettling.Since.Add(settle).Sub(d.exact)
 	if left <= 0 {
 		return true
 	}
-	d.waiting(d.st.Reason, fmt.Sprintf("router carries the route (%s); giving the proxy %s to load it", describeRoute(route), settle))
+	d.waiting(d.st.Reason, fmt.Sprintf("router carries the route (%s); giving the proxy %s to load it", describeRoute(d.st.RouteSettling), settle))
 	d.requeue(left)
 	return false
 }
