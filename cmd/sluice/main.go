@@ -7,16 +7,12 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/kubeapi"
@@ -92,12 +88,6 @@ type config struct {
 func run(c config) error {
 	metricsAddr, probeAddr, leaderElect, leaderElectNS := c.metricsAddr, c.probeAddr, c.leaderElect, c.leaderElectNS
 	workers, qps, burst, instanceID := c.workers, c.qps, c.burst, c.instanceID
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
-		if err := add(scheme); err != nil {
-			return fmt.Errorf("build scheme: %w", err)
-		}
-	}
 	rest, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -108,54 +98,38 @@ func run(c config) error {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	rest.Wrap(requests.Wrap)
-	cacheOpts, err := controller.CacheOptionsFiltered(instanceID, c.filterCaches)
-	if err != nil {
-		return err
-	}
 	leaderID := "sluice-controller.sluice.dev"
 	if instanceID != "" {
 		leaderID = instanceID + "." + leaderID
 	}
-	mgr, err := ctrl.NewManager(rest, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		PprofBindAddress:        c.pprofAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        leaderID,
-		LeaderElectionNamespace: leaderElectNS,
-		// A stopping leader gives the Lease up at once, so a standby takes
-		// over in seconds instead of waiting for the Lease to expire.
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
-	}
-	backends, err := controller.NewBackendCache(mgr)
-	if err != nil {
-		return err
-	}
-	checks := controller.NewCheckRunner(mgr, c.metricsServer, c.maxQueries)
-	checks.BuiltinMetrics = c.builtinMetrics
 	m := controller.NewMetrics()
 	if err := m.Register(nil); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	checks.Metrics = m.Checks
-	r := &controller.CanaryReconciler{
-		Metrics:   m,
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("sluice"),
-		Backends:  backends,
-		Checks:    checks,
-
-		RouteSettle: c.routeSettle,
-	}
-	if err := r.SetupWithManager(mgr, controller.Options{Workers: workers,
-		RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst}); err != nil {
+	mgr, _, err := controller.NewManager(rest, controller.ManagerConfig{
+		Manager: ctrl.Options{
+			Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+			HealthProbeBindAddress:  probeAddr,
+			PprofBindAddress:        c.pprofAddr,
+			LeaderElection:          leaderElect,
+			LeaderElectionID:        leaderID,
+			LeaderElectionNamespace: leaderElectNS,
+			// A stopping leader gives the Lease up at once, so a standby
+			// takes over in seconds instead of waiting for the Lease to
+			// expire.
+			LeaderElectionReleaseOnCancel: true,
+		},
+		InstanceID:       instanceID,
+		UnfilteredCaches: !c.filterCaches,
+		MetricsServer:    c.metricsServer,
+		BuiltinMetrics:   c.builtinMetrics,
+		MaxQueries:       c.maxQueries,
+		Metrics:          m,
+		RouteSettle:      c.routeSettle,
+		Options: controller.Options{Workers: workers,
+			RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst},
+	})
+	if err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

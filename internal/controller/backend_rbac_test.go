@@ -63,28 +63,21 @@ func limitedController(t *testing.T, c *testenv.Cluster, cl client.Client, ns st
 	cfg := rest.CopyConfig(c.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	instance := "limited-" + ns
-	cacheOpts, err := controller.CacheOptions(instance)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme, Cache: cacheOpts,
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		GracefulShutdownTimeout: ptr.To(10 * time.Second),
-		// The shared test controller has the name "canary" already.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	mgr, _, err := controller.NewManager(cfg, controller.ManagerConfig{
+		Manager: ctrl.Options{
+			Scheme:  scheme,
+			Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+			GracefulShutdownTimeout: ptr.To(10 * time.Second),
+			// The shared test controller has the name "canary" already.
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		},
+		InstanceID:   instance,
+		MaxQueries:   8,
+		RecorderName: "sluice-limited",
+		TargetPoll:   2 * time.Second,
+		Options:      controller.Options{Workers: 1},
 	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	backends, err := controller.NewBackendCache(mgr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &controller.CanaryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("sluice-limited"), Backends: backends,
-		Checks: controller.NewCheckRunner(mgr, "", 8), TargetPoll: 2 * time.Second}
-	if err := r.SetupWithManager(mgr, controller.Options{Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -99,24 +99,16 @@ func start(t *testing.T, gateway bool) *world {
 	prom := testenv.StartPrometheus(t, time.Second, fmt.Sprintf("  - job_name: traefik\n    static_configs:\n      - targets: [%s]\n", testenv.YAMLQuote(metricsHost)))
 
 	ctrl.SetLogger(logr.Discard())
-	cacheOpts, err := controller.CacheOptions(instanceID)
+	mgr, _, err := controller.NewManager(env.Config, controller.ManagerConfig{
+		Manager:        ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"},
+		InstanceID:     instanceID,
+		MetricsServer:  prom.URL,
+		BuiltinMetrics: analysis.BuiltinAuto,
+		MaxQueries:     8,
+		RouteSettle:    controller.DefaultRouteSettle,
+		Options:        controller.Options{Workers: 4},
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Cache: cacheOpts,
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends, err := controller.NewBackendCache(mgr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks := controller.NewCheckRunner(mgr, prom.URL, 8)
-	checks.BuiltinMetrics = analysis.BuiltinAuto
-	r := &controller.CanaryReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("sluice"), Backends: backends, Checks: checks, RouteSettle: controller.DefaultRouteSettle}
-	if err := r.SetupWithManager(mgr, controller.Options{Workers: 4}); err != nil {
 		t.Fatal(err)
 	}
 	mgrDone := make(chan struct{})
