@@ -222,73 +222,15 @@ const RouteReadBack = 250 * time.Millisecond
 // observe reads everything the engine needs from the caches.
 func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
 	s := &scope{route: r.router(c)}
-	var err error
-	if s.target, s.targetUncached, err = r.getTarget(ctx, c, true); err != nil {
+	if err := r.observeWorkloads(ctx, c, s); err != nil {
 		return nil, err
 	}
-	if s.primary, err = r.getDeployment(ctx, c.Namespace, workload.PrimaryName(c.Spec.TargetRef.Name)); err != nil {
-		return nil, err
-	}
-	if s.target != nil {
-		if s.revision, s.configHashes, err = r.revisionAndConfig(ctx, c, s.target); err != nil {
-			return nil, err
-		}
-		s.obs.Target = workload.Observe(s.target, s.revision)
-		if _, err := workload.PrimarySelector(s.target); err != nil {
-			s.obs.Blocked, s.obs.BlockedReason = err.Error(), v1alpha1.ReasonUnsupportedSelector
-		}
-	}
-	s.obs.Primary = workload.Observe(s.primary, workload.PrimaryRevision(s.primary))
-	s.obs.ReleaseReplicas = 1
-	switch {
-	case s.target != nil && s.target.Spec.Replicas != nil && *s.target.Spec.Replicas > 0:
-		s.obs.ReleaseReplicas = *s.target.Spec.Replicas
-	case s.target != nil && s.target.Spec.Replicas == nil:
-		s.obs.ReleaseReplicas = 1
-	case s.primary != nil && s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas > 0:
-		s.obs.ReleaseReplicas = *s.primary.Spec.Replicas
-	}
-
 	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
 	s.split.PrimaryRevision, s.split.CanaryRevision = s.obs.Primary.Revision, s.revision
-	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
-		// One phase at a time, so that a problem is known to be the
-		// primary's or the canary's.
-		for _, phase := range []map[string][]router.Backend{{"primary": s.split.Primary}, {"canary": s.split.Canary}} {
-			reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute", phase)
-			if err != nil {
-				return nil, err
-			}
-			if msg == "" {
-				continue
-			}
-			s.obs.Blocked, s.obs.BlockedReason = msg, reason
-			// A problem on the canary's side never stops traffic from
-			// returning to the primary: such a route is written without
-			// the canary's backends (see apply).
-			_, s.canaryBlocked = phase["canary"]
-			s.obs.BlockedWithdrawable = s.canaryBlocked
-			break
-		}
+	if err := r.observeBlocked(ctx, c, s); err != nil {
+		return nil, err
 	}
-	if ch, ok := s.route.(router.Checker); ok && s.obs.Blocked == "" {
-		reason, msg, err := ch.Check(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		s.obs.Blocked, s.obs.BlockedReason = msg, reason
-		// A router's own references (middlewares, entries it shares with
-		// the user) never stop it from sending everything to the primary.
-		s.obs.BlockedWithdrawable = msg != ""
-	}
-	if s.obs.Blocked == "" {
-		// Checked last: a condition that cannot be judged stops the
-		// release before the canary gets traffic, but never a route that
-		// sends everything to the primary (nothing else is wrong with it).
-		if reason, msg := r.Checks.InvalidCondition(c); msg != "" {
-			s.obs.Blocked, s.obs.BlockedReason, s.obs.BlockedWithdrawable = msg, reason, true
-		}
-	}
+	var err error
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
@@ -306,6 +248,82 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 		return nil, err
 	}
 	return s, nil
+}
+
+// observeWorkloads reads the target (its revision and config) and the
+// primary, and the replicas a release runs with.
+func (r *CanaryReconciler) observeWorkloads(ctx context.Context, c *v1alpha1.Canary, s *scope) error {
+	var err error
+	if s.target, s.targetUncached, err = r.getTarget(ctx, c, true); err != nil {
+		return err
+	}
+	if s.primary, err = r.getDeployment(ctx, c.Namespace, workload.PrimaryName(c.Spec.TargetRef.Name)); err != nil {
+		return err
+	}
+	if s.target != nil {
+		if s.revision, s.configHashes, err = r.revisionAndConfig(ctx, c, s.target); err != nil {
+			return err
+		}
+		s.obs.Target = workload.Observe(s.target, s.revision)
+		if _, err := workload.PrimarySelector(s.target); err != nil {
+			s.obs.Blocked, s.obs.BlockedReason = err.Error(), v1alpha1.ReasonUnsupportedSelector
+		}
+	}
+	s.obs.Primary = workload.Observe(s.primary, workload.PrimaryRevision(s.primary))
+	s.obs.ReleaseReplicas = 1
+	switch {
+	case s.target != nil && s.target.Spec.Replicas != nil && *s.target.Spec.Replicas > 0:
+		s.obs.ReleaseReplicas = *s.target.Spec.Replicas
+	case s.target != nil && s.target.Spec.Replicas == nil:
+		s.obs.ReleaseReplicas = 1
+	case s.primary != nil && s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas > 0:
+		s.obs.ReleaseReplicas = *s.primary.Spec.Replicas
+	}
+	return nil
+}
+
+// observeBlocked looks for a configuration that must not be routed, first
+// found first: the target's selector, the backends (one phase at a time,
+// so that a problem is known to be the primary's or the canary's), the
+// router's own references, a check condition that does not compile.
+func (r *CanaryReconciler) observeBlocked(ctx context.Context, c *v1alpha1.Canary, s *scope) error {
+	if s.obs.Blocked == "" && c.Spec.Service.BackendRefs != nil {
+		for _, phase := range []map[string][]router.Backend{{"primary": s.split.Primary}, {"canary": s.split.Canary}} {
+			reason, msg, err := router.CheckBackends(ctx, r.Backends, r.Client, r.Client.RESTMapper(), c, "HTTPRoute", phase)
+			if err != nil {
+				return err
+			}
+			if msg == "" {
+				continue
+			}
+			s.obs.Blocked, s.obs.BlockedReason = msg, reason
+			// A problem on the canary's side never stops traffic from
+			// returning to the primary: such a route is written without
+			// the canary's backends (see apply).
+			_, s.canaryBlocked = phase["canary"]
+			s.obs.BlockedWithdrawable = s.canaryBlocked
+			break
+		}
+	}
+	if ch, ok := s.route.(router.Checker); ok && s.obs.Blocked == "" {
+		reason, msg, err := ch.Check(ctx, c)
+		if err != nil {
+			return err
+		}
+		s.obs.Blocked, s.obs.BlockedReason = msg, reason
+		// A router's own references (middlewares, entries it shares with
+		// the user) never stop it from sending everything to the primary.
+		s.obs.BlockedWithdrawable = msg != ""
+	}
+	if s.obs.Blocked == "" {
+		// Checked last: a condition that cannot be judged stops the
+		// release before the canary gets traffic, but never a route that
+		// sends everything to the primary (nothing else is wrong with it).
+		if reason, msg := r.Checks.InvalidCondition(c); msg != "" {
+			s.obs.Blocked, s.obs.BlockedReason, s.obs.BlockedWithdrawable = msg, reason, true
+		}
+	}
+	return nil
 }
 
 // revisionAndConfig is the release revision of a Canary's target (its pod
