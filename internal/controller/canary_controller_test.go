@@ -187,10 +187,7 @@ func assertEvents(t *testing.T, cl client.Client, ns, name string, reasons ...st
 func TestAbortThenRetryThenPromote(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "shop", "example.com/shop:1", 2), canary(ns, "shop", weightStep(30), untilPromoted()))
-	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseInitialized, 60*time.Second)
-
-	setImage(t, cl, ns, "shop", "example.com/shop:2")
-	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "shop")
 	expectShare(t, cl, ns, "shop", 30)
 
 	request(t, cl, ns, "shop", v1alpha1.RequestAbort)
@@ -255,10 +252,7 @@ func TestPauseHoldsUntilResumed(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "api", "example.com/api:1", 1),
 		canary(ns, "api", weightStep(10), untilPromoted(), weightStep(40), pauseStep(time.Second)))
-	waitPhase(t, cl, ns, "api", v1alpha1.PhaseInitialized, 60*time.Second)
-
-	setImage(t, cl, ns, "api", "example.com/api:2")
-	waitPhase(t, cl, ns, "api", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "api")
 	// The apiserver keeps the step's start to the microsecond (a whole
 	// second would let a pause end up to a second early).
 	raw := &unstructured.Unstructured{}

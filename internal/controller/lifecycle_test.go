@@ -377,9 +377,7 @@ func TestDeletingKeepsTheLastGoodRevisionServing(t *testing.T) {
 			cv := canary(ns, tc.name, weightStep(50), untilPromoted())
 			cv.Spec.HandBackOnDeletion = tc.handBack
 			create(t, cl, app(ns, tc.name, "example.com/"+tc.name+":1", 2), cv)
-			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseInitialized, 60*time.Second)
-			setImage(t, cl, ns, tc.name, "example.com/"+tc.name+":2")
-			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+			releaseToPausedStep(t, cl, ns, tc.name)
 			if tc.abort {
 				request(t, cl, ns, tc.name, v1alpha1.RequestAbort)
 				waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseFailed, 30*time.Second)

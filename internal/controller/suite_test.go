@@ -323,3 +323,14 @@ func countWhile(t *testing.T, cond func(ctx context.Context) bool) func() int {
 		return int(n.Load())
 	}
 }
+
+// releaseToPausedStep takes a Canary just created, whose steps lead to a
+// pause until promoted, through its first release: it waits for the
+// Canary to be Initialized, releases example.com/<name>:2 and returns the
+// Canary once the release waits for promotion.
+func releaseToPausedStep(t *testing.T, cl client.Client, ns, name string) *v1alpha1.Canary {
+	t.Helper()
+	waitPhase(t, cl, ns, name, v1alpha1.PhaseInitialized, 60*time.Second)
+	setImage(t, cl, ns, name, "example.com/"+name+":2")
+	return waitPhase(t, cl, ns, name, v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+}
