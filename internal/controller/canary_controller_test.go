@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -41,9 +42,12 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 	sample := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		// The primary first: its template changes as soon as the route
+		// is read back at 100%, so a route read before it could be from
+		// before that, a route read after it cannot.
+		p, perr := deployment(ctx, cl, ns, name+"-primary")
 		split, err := routeSplit(ctx, cl, ns, name)
 		d, derr := deployment(ctx, cl, ns, name)
-		p, perr := deployment(ctx, cl, ns, name+"-primary")
 		if err != nil || derr != nil || perr != nil {
 			return
 		}
@@ -76,6 +80,20 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 	}()
 	t.Cleanup(m.halt)
 	return m
+}
+
+// waitFirstSample waits until the monitor has recorded a share, so that
+// the share before a change is among those it saw.
+func (m *trafficMonitor) waitFirstSample(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, "the monitor's first sample", func(context.Context) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if len(m.shares) == 0 {
+			return errors.New("no sample yet")
+		}
+		return nil
+	})
 }
 
 func (m *trafficMonitor) halt() {
@@ -133,7 +151,7 @@ func TestReleaseWalksStepsToSucceeded(t *testing.T) {
 	}
 
 	m := monitor(t, cl, ns, "web")
-	time.Sleep(200 * time.Millisecond) // let the monitor record the starting split
+	m.waitFirstSample(t)
 	setImage(t, cl, ns, "web", "example.com/web:2")
 	c = waitPhase(t, cl, ns, "web", v1alpha1.PhaseSucceeded, 90*time.Second)
 	shares, violations := m.result()
