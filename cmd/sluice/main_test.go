@@ -3,10 +3,13 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,20 +32,23 @@ func TestLeaderElectionWithALease(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	start := func(name string) (*exec.Cmd, *bytes.Buffer) {
-		var out bytes.Buffer
+	start := func(name string) (*exec.Cmd, *syncBuffer) {
+		out := &syncBuffer{}
 		cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--leader-elect", "--leader-election-namespace", ns,
 			"--instance-id", "lease-"+ns, "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Stdout, cmd.Stderr = out, out
 		cmd.Env = append(os.Environ(), "POD_NAME="+name)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd, &out
+		return cmd, out
+	}
+	lease := func(ctx context.Context) (*coordinationv1.Lease, error) {
+		return c.Client.CoordinationV1().Leases(ns).Get(ctx, "lease-"+ns+".sluice-controller.sluice.dev", metav1.GetOptions{})
 	}
 	holder := func(ctx context.Context) (string, error) {
-		l, err := c.Client.CoordinationV1().Leases(ns).Get(ctx, "lease-"+ns+".sluice-controller.sluice.dev", metav1.GetOptions{})
+		l, err := lease(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -58,11 +64,40 @@ func TestLeaderElectionWithALease(t *testing.T) {
 		leader = h
 		return nil
 	})
-	second, _ := start("b")
-	time.Sleep(3 * time.Second) // the standby must not take the Lease while the leader renews it
-	if h, err := holder(t.Context()); err != nil || h != leader {
-		t.Fatalf("Lease moved to %q while the leader %q was running (%v)", h, leader, err)
-	}
+	second, standby := start("b")
+	// The standby must not take the Lease while the leader renews it:
+	// sampled from the standby's first try (logged just before it) until
+	// the leader has renewed the Lease twice since, whatever that takes.
+	testenv.Eventually(t, 60*time.Second, "the standby tries to take the Lease", func(context.Context) error {
+		if !strings.Contains(standby.String(), standbyTries) {
+			return fmt.Errorf("no %q in its output yet", standbyTries)
+		}
+		return nil
+	})
+	var since *metav1.MicroTime
+	renewals := 0
+	testenv.Eventually(t, 60*time.Second, "the leader renews the Lease twice", func(ctx context.Context) error {
+		l, err := lease(ctx)
+		if err != nil {
+			return err
+		}
+		if h := leaseHolder(l); h != leader {
+			t.Fatalf("Lease moved to %q while the leader %q was running", h, leader)
+		}
+		switch at := l.Spec.RenewTime; {
+		case at == nil:
+			return errors.New("no renewTime")
+		case since == nil:
+			since = at
+		case !at.Equal(since):
+			since = at
+			renewals++
+		}
+		if renewals < 2 {
+			return fmt.Errorf("%d renewals since the standby's first try", renewals)
+		}
+		return nil
+	})
 	_ = first.Process.Signal(syscall.SIGTERM)
 	_ = first.Wait()
 	testenv.Eventually(t, 30*time.Second, "the standby takes over", func(ctx context.Context) error {
@@ -73,6 +108,28 @@ func TestLeaderElectionWithALease(t *testing.T) {
 		return nil
 	})
 	_ = second
+}
+
+// standbyTries is what a manager logs just before its first try to take
+// the Lease (client-go's leader election).
+const standbyTries = "Attempting to acquire leader lease"
+
+// syncBuffer is a bytes.Buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func leaseHolder(l *coordinationv1.Lease) string {

@@ -178,9 +178,7 @@ func TestAmbassadorHeaderRouteStep(t *testing.T) {
 		ambassadorCanary(ns, "abm", []string{"abm"},
 			v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "x-canary", Exact: &v}}}},
 			untilPromoted()))
-	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseInitialized, 60*time.Second)
-	setImage(t, cl, ns, "abm", "example.com/abm:2")
-	waitPhase(t, cl, ns, "abm", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "abm")
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(mappingGVK)
 	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "abm-canary-headers"}, u); err != nil {

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -41,9 +42,12 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 	sample := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		// The primary first: its template changes as soon as the route
+		// is read back at 100%, so a route read before it could be from
+		// before that, a route read after it cannot.
+		p, perr := deployment(ctx, cl, ns, name+"-primary")
 		split, err := routeSplit(ctx, cl, ns, name)
 		d, derr := deployment(ctx, cl, ns, name)
-		p, perr := deployment(ctx, cl, ns, name+"-primary")
 		if err != nil || derr != nil || perr != nil {
 			return
 		}
@@ -76,6 +80,20 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 	}()
 	t.Cleanup(m.halt)
 	return m
+}
+
+// waitFirstSample waits until the monitor has recorded a share, so that
+// the share before a change is among those it saw.
+func (m *trafficMonitor) waitFirstSample(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, "the monitor's first sample", func(context.Context) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if len(m.shares) == 0 {
+			return errors.New("no sample yet")
+		}
+		return nil
+	})
 }
 
 func (m *trafficMonitor) halt() {
@@ -133,7 +151,7 @@ func TestReleaseWalksStepsToSucceeded(t *testing.T) {
 	}
 
 	m := monitor(t, cl, ns, "web")
-	time.Sleep(200 * time.Millisecond) // let the monitor record the starting split
+	m.waitFirstSample(t)
 	setImage(t, cl, ns, "web", "example.com/web:2")
 	c = waitPhase(t, cl, ns, "web", v1alpha1.PhaseSucceeded, 90*time.Second)
 	shares, violations := m.result()
@@ -187,10 +205,7 @@ func assertEvents(t *testing.T, cl client.Client, ns, name string, reasons ...st
 func TestAbortThenRetryThenPromote(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "shop", "example.com/shop:1", 2), canary(ns, "shop", weightStep(30), untilPromoted()))
-	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseInitialized, 60*time.Second)
-
-	setImage(t, cl, ns, "shop", "example.com/shop:2")
-	waitPhase(t, cl, ns, "shop", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "shop")
 	expectShare(t, cl, ns, "shop", 30)
 
 	request(t, cl, ns, "shop", v1alpha1.RequestAbort)
@@ -255,10 +270,7 @@ func TestPauseHoldsUntilResumed(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "api", "example.com/api:1", 1),
 		canary(ns, "api", weightStep(10), untilPromoted(), weightStep(40), pauseStep(time.Second)))
-	waitPhase(t, cl, ns, "api", v1alpha1.PhaseInitialized, 60*time.Second)
-
-	setImage(t, cl, ns, "api", "example.com/api:2")
-	waitPhase(t, cl, ns, "api", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "api")
 	// The apiserver keeps the step's start to the microsecond (a whole
 	// second would let a pause end up to a second early).
 	raw := &unstructured.Unstructured{}
@@ -286,14 +298,16 @@ func TestPauseHoldsUntilResumed(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * time.Second) // a paused release must not move, however long
-	c, err := getCanary(t.Context(), cl, ns, "api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Status.Phase != v1alpha1.PhasePaused || c.Status.CurrentStep != 2 {
-		t.Fatalf("paused release moved: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
-	}
+	// A paused release must not move, however often it is reconciled.
+	holdsStill(t, cl, ns, "api", 3, func(ctx context.Context, c *v1alpha1.Canary) error {
+		if c.Status.Phase != v1alpha1.PhasePaused || c.Status.CurrentStep != 2 {
+			return fmt.Errorf("paused release moved: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
+		}
+		if split, err := routeSplit(ctx, cl, ns, "api"); err == nil && canaryShare(split, "api") != 10 {
+			return fmt.Errorf("paused release moved: route %v, want a 10%% canary share", split)
+		}
+		return nil
+	})
 	expectShare(t, cl, ns, "api", 10)
 
 	setPaused(t, cl, ns, "api", false)

@@ -150,11 +150,13 @@ func TestConsulWaitsForSync(t *testing.T) {
 		}
 		return nil
 	})
-	// Still held a moment later: nothing else moves it on.
-	<-time.After(3 * time.Second)
-	if got, _ := getCanary(t.Context(), cl, ns, "syn"); got.Status.Phase != v1alpha1.PhaseInitializing {
-		t.Fatalf("moved on without Synced: %s %s", got.Status.Phase, got.Status.Message)
-	}
+	// Still held however often it is reconciled: nothing else moves it on.
+	holdsStill(t, cl, ns, "syn", 3, func(_ context.Context, got *v1alpha1.Canary) error {
+		if got.Status.Phase != v1alpha1.PhaseInitializing {
+			return fmt.Errorf("moved on without Synced: %s %s", got.Status.Phase, got.Status.Message)
+		}
+		return nil
+	})
 	for _, kind := range []string{consul.Resolver, consul.Splitter} {
 		u, err := consulEntry(t.Context(), cl, kind, ns, "syn")
 		if err != nil || u == nil {

@@ -67,10 +67,12 @@ func TestGatewayMustAcceptTheRouteBeforeAStepCounts(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second)
-	if c, _ := getCanary(t.Context(), cl, ns, "gw"); c.Status.CurrentStep != 0 || c.Status.Phase != v1alpha1.PhaseProgressing {
-		t.Fatalf("release moved past a refused route: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
-	}
+	holdsStill(t, cl, ns, "gw", 3, func(_ context.Context, c *v1alpha1.Canary) error {
+		if c.Status.CurrentStep != 0 || c.Status.Phase != v1alpha1.PhaseProgressing {
+			return fmt.Errorf("release moved past a refused route: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
+		}
+		return nil
+	})
 
 	accept.Store(true)
 	waitPhase(t, cl, ns, "gw", v1alpha1.PhaseSucceeded, 60*time.Second)

@@ -333,14 +333,21 @@ func TestDeletingAfterAFailedReleaseKeepsThePrimary(t *testing.T) {
 	if err := cl.Delete(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "canary gone", func(ctx context.Context) error {
+	// The -primary and -canary Services are owned by the Canary: once they
+	// are gone, the garbage collector has acted on the Canary's dependents.
+	// A primary still there then with no owner is out of its reach.
+	testenv.Eventually(t, 60*time.Second, "canary gone, its owned Services collected", func(ctx context.Context) error {
 		if _, err := getCanary(ctx, cl, ns, "keep"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
+			return fmt.Errorf("canary still there (%v)", err)
+		}
+		for _, name := range []string{"keep-primary", "keep-canary"} {
+			var svc corev1.Service
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("service %s still there (%v)", name, err)
+			}
 		}
 		return nil
 	})
-	// Give the garbage collector time to act on anything still owned.
-	time.Sleep(2 * time.Second)
 	primary, err := deployment(t.Context(), cl, ns, "keep-primary")
 	if err != nil || len(primary.OwnerReferences) != 0 || primary.Status.AvailableReplicas != 2 {
 		t.Fatalf("primary not kept serving: %v", err)
@@ -377,9 +384,7 @@ func TestDeletingKeepsTheLastGoodRevisionServing(t *testing.T) {
 			cv := canary(ns, tc.name, weightStep(50), untilPromoted())
 			cv.Spec.HandBackOnDeletion = tc.handBack
 			create(t, cl, app(ns, tc.name, "example.com/"+tc.name+":1", 2), cv)
-			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseInitialized, 60*time.Second)
-			setImage(t, cl, ns, tc.name, "example.com/"+tc.name+":2")
-			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+			releaseToPausedStep(t, cl, ns, tc.name)
 			if tc.abort {
 				request(t, cl, ns, tc.name, v1alpha1.RequestAbort)
 				waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseFailed, 30*time.Second)

@@ -165,9 +165,7 @@ func TestAbortTakesTrafficOffAMissingCanaryBackend(t *testing.T) {
 	cv := canary(ns, "pay", weightStep(50), untilPromoted())
 	cv.Spec.Service.BackendRefs = &v1alpha1.PhaseBackendRefs{Canary: []v1alpha1.BackendRef{{Name: "canary-b", Port: ptr.To(int32(80))}}}
 	create(t, cl, app(ns, "pay", "example.com/pay:1", 1), cv)
-	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseInitialized, 60*time.Second)
-	setImage(t, cl, ns, "pay", "example.com/pay:2")
-	waitPhase(t, cl, ns, "pay", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "pay")
 	expectSplit(t, cl, ns, "pay", map[string]int32{"pay-primary": 5000, "canary-b": 5000})
 
 	if err := cl.Delete(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "canary-b", Namespace: ns}}); err != nil {
@@ -197,9 +195,7 @@ func TestAbortTakesTrafficOffAMissingCanaryBackend(t *testing.T) {
 func TestDeletedTargetMidReleaseTakesTrafficBack(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "gone", "example.com/gone:1", 1), canary(ns, "gone", weightStep(50), untilPromoted()))
-	waitPhase(t, cl, ns, "gone", v1alpha1.PhaseInitialized, 60*time.Second)
-	setImage(t, cl, ns, "gone", "example.com/gone:2")
-	waitPhase(t, cl, ns, "gone", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	releaseToPausedStep(t, cl, ns, "gone")
 	expectShare(t, cl, ns, "gone", 50)
 	if err := cl.Delete(t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "gone", Namespace: ns}}); err != nil {
 		t.Fatal(err)

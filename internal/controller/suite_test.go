@@ -323,3 +323,52 @@ func countWhile(t *testing.T, cond func(ctx context.Context) bool) func() int {
 		return int(n.Load())
 	}
 }
+
+// releaseToPausedStep takes a Canary just created, whose steps lead to a
+// pause until promoted, through its first release: it waits for the
+// Canary to be Initialized, releases example.com/<name>:2 and returns the
+// Canary once the release waits for promotion.
+func releaseToPausedStep(t *testing.T, cl client.Client, ns, name string) *v1alpha1.Canary {
+	t.Helper()
+	waitPhase(t, cl, ns, name, v1alpha1.PhaseInitialized, 60*time.Second)
+	setImage(t, cl, ns, name, "example.com/"+name+":2")
+	return waitPhase(t, cl, ns, name, v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+}
+
+// probeAction is a sluice.dev/request action the engine does not know: in
+// any phase, it records the request in status.lastHandledRequest and
+// otherwise ignores it (a RequestIgnored Warning Event). A probe recorded
+// is a whole reconcile of the Canary as it stands.
+const probeAction = "probe"
+
+// holdsStill checks that a Canary does not move while its controller
+// keeps deciding on it, with no sleep that a slow machine could make too
+// short, nor a window in which nothing reconciled it: it writes rounds
+// probe requests one after the other and, until each is recorded (within
+// 30 s), samples the Canary every 100 ms. still says how a sample moved,
+// nil when it did not; the first sample that moved fails the test. The
+// sample that shows a probe recorded is checked too, so each round checks
+// what a whole reconcile left.
+func holdsStill(t *testing.T, cl client.Client, ns, name string, rounds int, still func(ctx context.Context, c *v1alpha1.Canary) error) {
+	t.Helper()
+	for i := 1; i <= rounds; i++ {
+		request(t, cl, ns, name, probeAction)
+		var moved error
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("probe %d of %d recorded by %s/%s", i, rounds, ns, name), func(ctx context.Context) error {
+			c, err := getCanary(ctx, cl, ns, name)
+			if err != nil {
+				return err
+			}
+			if moved = still(ctx, c); moved != nil {
+				return nil // the sampling ends here
+			}
+			if got, want := c.Status.LastHandledRequest, c.Annotations[v1alpha1.RequestAnnotation]; got != want {
+				return fmt.Errorf("last handled request %q, want %q", got, want)
+			}
+			return nil
+		})
+		if moved != nil {
+			t.Fatalf("%s/%s moved (probe %d of %d): %v", ns, name, i, rounds, moved)
+		}
+	}
+}

@@ -338,9 +338,7 @@ func TestRecordsAndDrift(t *testing.T) {
 func TestSupersededRecord(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "busy", "example.com/busy:1", 1), canary(ns, "busy", weightStep(20), untilPromoted()))
-	waitPhase(t, cl, ns, "busy", v1alpha1.PhaseInitialized, 60*time.Second)
-	setImage(t, cl, ns, "busy", "example.com/busy:2")
-	second := waitPhase(t, cl, ns, "busy", v1alpha1.PhaseWaitingPromotion, 60*time.Second)
+	second := releaseToPausedStep(t, cl, ns, "busy")
 	setImage(t, cl, ns, "busy", "example.com/busy:3")
 	testenv.Eventually(t, 30*time.Second, "release of busy:3", func(ctx context.Context) error {
 		c, err := getCanary(ctx, cl, ns, "busy")
