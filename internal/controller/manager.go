@@ -11,6 +11,9 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/checks"
+	"github.com/sluice-dev/sluice/internal/webhook"
 )
 
 // NewScheme is the scheme of every kind the controller reads or writes
@@ -92,12 +95,22 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if recorder == "" {
 		recorder = "sluice"
 	}
-	checks := NewCheckRunner(mgr, mc.MetricsServer, maxQueries)
+	// The check runner reads MetricTemplates from the cache and provider
+	// credentials past it (the cache keeps Secrets without their data).
+	runner := &checks.Runner{
+		Reader:        mgr.GetClient(),
+		SecretReader:  mgr.GetAPIReader(),
+		MetricsServer: mc.MetricsServer,
+		Querier:       analysis.NewQuerier(maxQueries, nil),
+		Judge:         analysis.NewJudge(),
+		Hooks:         webhook.NewCaller(),
+		Recorder:      mgr.GetEventRecorder(recorder),
+	}
 	if mc.BuiltinMetrics != "" {
-		checks.BuiltinMetrics = mc.BuiltinMetrics
+		runner.BuiltinMetrics = mc.BuiltinMetrics
 	}
 	if mc.Metrics != nil {
-		checks.Metrics = mc.Metrics.Checks
+		runner.Metrics = mc.Metrics.Checks
 	}
 	r := &CanaryReconciler{
 		Metrics:     mc.Metrics,
@@ -106,7 +119,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder(recorder),
 		Backends:    backends,
-		Checks:      checks,
+		Checks:      runner,
 		RouteSettle: mc.RouteSettle,
 		TargetPoll:  mc.TargetPoll,
 	}

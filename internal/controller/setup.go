@@ -34,11 +34,8 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/internal/analysis"
-	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/statusbatch"
-	"github.com/sluice-dev/sluice/internal/webhook"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
 
@@ -232,20 +229,6 @@ func (b *backendReader) review(ctx context.Context, verb string, gvr schema.Grou
 		return false, fmt.Errorf("review access to %s %s: %w", verb, gvr.GroupResource(), err)
 	}
 	return r.Status.Allowed, nil
-}
-
-// NewCheckRunner makes the runner of check rounds and webhook calls, reading
-// through mgr's cache and API reader and recording Events as "sluice".
-func NewCheckRunner(mgr ctrl.Manager, metricsServer string, maxConcurrentQueries int) *checks.Runner {
-	return &checks.Runner{
-		Reader:        mgr.GetClient(),
-		SecretReader:  mgr.GetAPIReader(),
-		MetricsServer: metricsServer,
-		Querier:       analysis.NewQuerier(maxConcurrentQueries, nil),
-		Judge:         analysis.NewJudge(),
-		Hooks:         webhook.NewCaller(),
-		Recorder:      mgr.GetEventRecorder("sluice"),
-	}
 }
 
 // Defaults of the retry queue (the flags --retry-*), chosen with the

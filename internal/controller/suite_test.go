@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -44,11 +43,9 @@ var (
 )
 
 func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
+	s, err := controller.NewScheme()
+	if err != nil {
+		panic(err)
 	}
 	return s
 }
@@ -72,39 +69,23 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 		if mgrErr != nil {
 			return
 		}
-		cacheOpts, err := controller.CacheOptions(instanceID)
-		if err != nil {
-			mgrErr = err
-			return
-		}
-		var mgr ctrl.Manager
-		mgr, mgrErr = ctrl.NewManager(c.Config, ctrl.Options{
-			Scheme:                 scheme,
-			Cache:                  cacheOpts,
-			Metrics:                metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress: "0",
-		})
-		if mgrErr != nil {
-			return
-		}
-		backends, err := controller.NewBackendCache(mgr)
-		if err != nil {
-			mgrErr = err
-			return
-		}
 		testMetrics = controller.NewMetrics()
 		if mgrErr = testMetrics.Register(nil); mgrErr != nil {
 			return
 		}
-		checks := controller.NewCheckRunner(mgr, "", 8)
-		checks.Metrics = testMetrics.Checks
-		r := &controller.CanaryReconciler{Metrics: testMetrics, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-			Recorder: mgr.GetEventRecorder("sluice"), Backends: backends,
-			Checks: checks, TargetPoll: 2 * time.Second}
-		mgrCache = mgr.GetCache()
-		if mgrErr = r.SetupWithManager(mgr, controller.Options{Workers: 4}); mgrErr != nil {
+		var mgr ctrl.Manager
+		mgr, _, mgrErr = controller.NewManager(c.Config, controller.ManagerConfig{
+			Manager:    ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"},
+			InstanceID: instanceID,
+			MaxQueries: 8,
+			Metrics:    testMetrics,
+			TargetPoll: 2 * time.Second,
+			Options:    controller.Options{Workers: 4},
+		})
+		if mgrErr != nil {
 			return
 		}
+		mgrCache = mgr.GetCache()
 		go func() {
 			if err := mgr.Start(context.Background()); err != nil {
 				panic(fmt.Sprintf("manager stopped: %v", err))
