@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,21 +22,7 @@ import (
 // ResourceQuota admission refuses the Services here.
 func TestApplyErrorReachesReadyAndKeepsObservedGeneration(t *testing.T) {
 	_, ns, cl := setup(t)
-	quota := &corev1.ResourceQuota{
-		ObjectMeta: metav1.ObjectMeta{Name: "no-services", Namespace: ns},
-		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceServices: resource.MustParse("0")}},
-	}
-	create(t, cl, quota)
-	testenv.Eventually(t, 30*time.Second, "quota counted by the controller-manager", func(ctx context.Context) error {
-		var q corev1.ResourceQuota
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(quota), &q); err != nil {
-			return err
-		}
-		if _, ok := q.Status.Hard[corev1.ResourceServices]; !ok {
-			return fmt.Errorf("status.hard not set yet")
-		}
-		return nil
-	})
+	quota := limitQuota(t, cl, ns, "no-services", corev1.ResourceServices, "0")
 	create(t, cl, app(ns, "quota", "example.com/quota:1", 1), canary(ns, "quota", weightStep(50)))
 
 	readyFailed := func(c *v1alpha1.Canary) (*metav1.Condition, error) {

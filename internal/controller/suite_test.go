@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -352,4 +353,27 @@ func holdsStill(t *testing.T, cl client.Client, ns, name string, rounds int, sti
 			t.Fatalf("%s/%s moved (probe %d of %d): %v", ns, name, i, rounds, moved)
 		}
 	}
+}
+
+// limitQuota creates a ResourceQuota allowing n of res in ns and waits
+// until the controller-manager has counted its usage: the apiserver's
+// quota admission refuses objects against it only from then on.
+func limitQuota(t *testing.T, cl client.Client, ns, name string, res corev1.ResourceName, n string) *corev1.ResourceQuota {
+	t.Helper()
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{res: resource.MustParse(n)}},
+	}
+	create(t, cl, quota)
+	testenv.Eventually(t, 30*time.Second, "quota usage computed", func(ctx context.Context) error {
+		var q corev1.ResourceQuota
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(quota), &q); err != nil {
+			return err
+		}
+		if _, ok := q.Status.Used[res]; !ok {
+			return fmt.Errorf("no usage of %s yet", res)
+		}
+		return nil
+	})
+	return quota
 }

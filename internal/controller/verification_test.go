@@ -14,7 +14,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -152,21 +151,7 @@ func waitPrimaryRestored(t *testing.T, cl client.Client, ns, name, image string,
 // Canary ends Failed naming the quota.
 func TestPromotionBlockedByQuotaFailsSafe(t *testing.T) {
 	_, ns, cl := setup(t)
-	quota := &corev1.ResourceQuota{
-		ObjectMeta: metav1.ObjectMeta{Name: "four-pods", Namespace: ns},
-		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("4")}},
-	}
-	create(t, cl, quota)
-	testenv.Eventually(t, 30*time.Second, "quota usage computed", func(ctx context.Context) error {
-		var q corev1.ResourceQuota
-		if err := cl.Get(ctx, client.ObjectKeyFromObject(quota), &q); err != nil {
-			return err
-		}
-		if _, ok := q.Status.Used[corev1.ResourcePods]; !ok {
-			return fmt.Errorf("no usage yet")
-		}
-		return nil
-	})
+	limitQuota(t, cl, ns, "four-pods", corev1.ResourcePods, "4")
 	c := verified(canary(ns, "quota", weightStep(50)), v1alpha1.Verification{
 		Retries: ptr.To(int32(1)), Interval: &metav1.Duration{Duration: time.Second}, Timeout: &metav1.Duration{Duration: 2 * time.Minute}})
 	// Two primary pods and, during the release, two canary pods fill the
