@@ -64,7 +64,7 @@ verify: $(CONTROLLER_GEN) ## gofmt, go vet, and generated files up to date
 generate: $(CONTROLLER_GEN) ## regenerate deepcopy and CRD YAML from api/ (controller-gen)
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=sluice-manager paths=./internal/controller/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=sluice-manager paths="{./internal/controller/...,./internal/router/...}" output:rbac:artifacts:config=config/rbac
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)

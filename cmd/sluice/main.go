@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +19,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/kubeapi"
 	"github.com/sluice-dev/sluice/internal/memlimit"
+	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/routers"
 )
 
 func main() {
@@ -52,16 +56,26 @@ func main() {
 	}
 	log.Info("Go memory limit", "bytes", soft, "from", why)
 
-	switch cfg.builtinMetrics {
-	case analysis.BuiltinAuto, analysis.BuiltinApp, analysis.BuiltinEnvoy, analysis.BuiltinTraefik:
-	default:
-		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use auto, app, envoy or traefik\n", cfg.builtinMetrics)
+	if sources := builtinSources(routers.All()); !slices.Contains(sources, cfg.builtinMetrics) {
+		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use one of %s\n", cfg.builtinMetrics, strings.Join(sources, ", "))
 		os.Exit(2)
 	}
 	if err := run(cfg); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
+}
+
+// builtinSources are the values --builtin-metrics takes: auto, the
+// catalog's sources, and the routers with builtin queries of their own.
+func builtinSources(rs router.Registry) []string {
+	out := []string{analysis.BuiltinAuto, analysis.BuiltinApp, analysis.BuiltinEnvoy}
+	for _, r := range rs {
+		if r.BuiltinQueries != nil {
+			out = append(out, r.Name)
+		}
+	}
+	return out
 }
 
 // config is the command line.
@@ -125,6 +139,7 @@ func run(c config) error {
 		BuiltinMetrics:   c.builtinMetrics,
 		MaxQueries:       c.maxQueries,
 		Metrics:          m,
+		Routers:          routers.All(),
 		RouteSettle:      c.routeSettle,
 		Options: controller.Options{Workers: workers,
 			RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst},

@@ -2,18 +2,20 @@ package analysis
 
 // Builtin metric sources (the controller's --builtin-metrics): which
 // series the builtin metrics are asked of.
+//
+// A router may have builtin queries of its own (router.Registration's
+// BuiltinQueries: Traefik's); its name is then a source too.
 const (
-	// BuiltinAuto: the router's own series where it has them (Traefik),
-	// else the app's. It names no queries of its own: the caller picks
-	// one of the sources below per Canary.
-	BuiltinAuto    = "auto"
-	BuiltinApp     = "app"
-	BuiltinEnvoy   = "envoy"
-	BuiltinTraefik = "traefik"
+	// BuiltinAuto: the router's own series where it has them, else the
+	// app's. It names no queries of its own: the caller picks a source
+	// per Canary.
+	BuiltinAuto  = "auto"
+	BuiltinApp   = "app"
+	BuiltinEnvoy = "envoy"
 )
 
 // BuiltinQuery returns the query template of the builtin metric named
-// metric in source (BuiltinApp, BuiltinEnvoy or BuiltinTraefik), and
+// metric in source (BuiltinApp or BuiltinEnvoy), and
 // false when source has no such metric.
 func BuiltinQuery(source, metric string) (string, bool) {
 	q, ok := builtinQueries[source][metric]
@@ -27,9 +29,6 @@ func BuiltinQuery(source, metric string) (string, bool) {
 //     http_requests_total{code} and http_request_duration_seconds_bucket,
 //     scraped with namespace and pod labels; only the target's (canary's)
 //     pods are selected.
-//   - traefik: traefik_service_requests_total{code} and
-//     traefik_service_request_duration_seconds_bucket of the canary
-//     Service (traefikCanaryService).
 //   - envoy: the upstream-cluster statistics of an Envoy-based Gateway API
 //     implementation for the canary Service: envoy_cluster_upstream_rq
 //     {envoy_response_code} and envoy_cluster_upstream_rq_time_bucket (ms),
@@ -40,10 +39,6 @@ var builtinQueries = map[string]map[string]string{
 		"request-success-rate": `100 * sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}])) / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`,
 		"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ target }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) by (le))`,
 	},
-	BuiltinTraefik: {
-		"request-success-rate": `100 * sum(rate(traefik_service_requests_total{service=~"` + traefikCanaryService + `",code!~"5.."}[{{ interval }}])) / sum(rate(traefik_service_requests_total{service=~"` + traefikCanaryService + `"}[{{ interval }}]))`,
-		"request-duration":     `1000 * histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{service=~"` + traefikCanaryService + `"}[{{ interval }}])) by (le))`,
-	},
 	BuiltinEnvoy: {
 		"request-success-rate": `100 * sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `",envoy_response_code!~"5.."}[{{ interval }}])) / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}]))`,
 		"request-duration":     `histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"` + envoyCanaryCluster + `"}[{{ interval }}])) by (le))`,
@@ -52,10 +47,3 @@ var builtinQueries = map[string]map[string]string{
 
 // envoyCanaryCluster matches the Envoy clusters of the canary Service.
 const envoyCanaryCluster = `{{ namespace }}/{{ service }}-canary/[0-9]+/.+|outbound\\|[0-9]+\\|\\|{{ service }}-canary\\.{{ namespace }}\\.svc\\.cluster\\.local`
-
-// traefikCanaryService matches the canary Service as Traefik's Kubernetes
-// providers name it in traefik_service_* series: <ns>-<service>-<port>
-// for the CRD provider (IngressRoute, TraefikService) and
-// <ns>-<service>-http-<port> for the Gateway API provider, then the
-// provider's suffix.
-const traefikCanaryService = `{{ namespace }}-{{ service }}-canary-(http-)?[0-9a-zA-Z]+@kubernetes(crd|gateway)`

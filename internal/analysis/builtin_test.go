@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -60,7 +61,7 @@ func TestBuiltinQueriesSelectTheCanaryPods(t *testing.T) {
 		"web-primary-6f7c8d9b5c-a1b2c": {100, 0}, // primary: healthy
 		"web-api-7b8c9d6f5e-k3l4m":     {50, 50}, // another app
 	}}
-	expectBuiltins(t, analysis.BuiltinApp, app)
+	expectBuiltins(t, analysis.BuiltinApp, builtin(analysis.BuiltinApp), app)
 }
 
 // proxySeries serves a proxy's per-upstream statistics: a request
@@ -108,11 +109,13 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Prometheus")
 	}
+	traefikQueries := traefik.Registration().BuiltinQueries
 	for _, tc := range []struct {
 		source string
+		lookup func(string) (string, bool)
 		series *proxySeries
 	}{
-		{analysis.BuiltinEnvoy, &proxySeries{counter: "envoy_cluster_upstream_rq", histogram: "envoy_cluster_upstream_rq_time",
+		{analysis.BuiltinEnvoy, builtin(analysis.BuiltinEnvoy), &proxySeries{counter: "envoy_cluster_upstream_rq", histogram: "envoy_cluster_upstream_rq_time",
 			upstream: "envoy_cluster_name", codeKey: "envoy_response_code", le: [2]string{"100", "400"},
 			rates: map[string][3]float64{
 				"shop/web-canary/80/da39a3ee5e":                   {45, 5, 1}, // canary (Contour): 10% errors, slow
@@ -121,7 +124,7 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 				"shop/web-canary-old/80/da39a3ee5e":               {0, 50, 0},
 				"outbound|80||web-canary.other.svc.cluster.local": {0, 50, 0},
 			}}},
-		{analysis.BuiltinTraefik, &proxySeries{counter: "traefik_service_requests_total", histogram: "traefik_service_request_duration_seconds",
+		{"traefik", func(n string) (string, bool) { q, ok := traefikQueries[n]; return q, ok }, &proxySeries{counter: "traefik_service_requests_total", histogram: "traefik_service_request_duration_seconds",
 			upstream: "service", codeKey: "code", le: [2]string{"0.1", "0.4"},
 			rates: map[string][3]float64{
 				"shop-web-canary-80@kubernetescrd":          {45, 5, 1}, // canary (IngressRoute, TraefikService)
@@ -134,15 +137,20 @@ func TestRouterBuiltinQueriesSelectTheCanaryService(t *testing.T) {
 	} {
 		t.Run(tc.source, func(t *testing.T) {
 			tc.series.start = time.Now()
-			expectBuiltins(t, tc.source, tc.series)
+			expectBuiltins(t, tc.source, tc.lookup, tc.series)
 		})
 	}
+}
+
+// builtin looks a metric up in the analysis catalog's source.
+func builtin(source string) func(string) (string, bool) {
+	return func(metric string) (string, bool) { return analysis.BuiltinQuery(source, metric) }
 }
 
 // expectBuiltins serves h to a real Prometheus and checks that each builtin
 // query of source, rendered for the canary "web" in "shop", answers within
 // the bounds: only the canary's series may count.
-func expectBuiltins(t *testing.T, source string, h http.Handler) {
+func expectBuiltins(t *testing.T, source string, lookup func(metric string) (string, bool), h http.Handler) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +168,7 @@ func expectBuiltins(t *testing.T, source string, h http.Handler) {
 		"request-duration":     {390, 400},   // p99 of its 100-400ms requests, in ms
 	}
 	for name, bounds := range want {
-		tmpl, ok := analysis.BuiltinQuery(source, name)
+		tmpl, ok := lookup(name)
 		if !ok {
 			t.Fatalf("%s has no builtin %s", source, name)
 		}

@@ -144,17 +144,31 @@ func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Metri
 	return st
 }
 
+// builtinQuery returns the query template of a builtin metric from the
+// source --builtin-metrics names: auto takes the Canary's router's own
+// queries when it has them, else the app's; a router's name takes that
+// router's.
+func (r *Runner) builtinQuery(c *v1alpha1.Canary, metric string) (string, bool) {
+	source := r.BuiltinMetrics
+	if source == "" || source == analysis.BuiltinAuto {
+		source = analysis.BuiltinApp
+		if len(r.Routers) > 0 {
+			if reg := r.Routers.For(c); reg.BuiltinQueries != nil {
+				source = reg.Name
+			}
+		}
+	}
+	if reg, ok := r.Routers.Named(source); ok {
+		q, ok := reg.BuiltinQueries[metric]
+		return q, ok
+	}
+	return analysis.BuiltinQuery(source, metric)
+}
+
 // resolve finds a metric's provider and query template.
 func (r *Runner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) (analysis.Provider, string, error) {
 	if m.TemplateRef == nil {
-		source := r.BuiltinMetrics
-		if source == "" || source == analysis.BuiltinAuto {
-			source = analysis.BuiltinApp
-			if c.Spec.Router.Traefik != nil {
-				source = analysis.BuiltinTraefik
-			}
-		}
-		q, ok := analysis.BuiltinQuery(source, m.Name)
+		q, ok := r.builtinQuery(c, m.Name)
 		if !ok {
 			return analysis.Provider{}, "", fmt.Errorf("%q is not a builtin metric; set templateRef", m.Name)
 		}

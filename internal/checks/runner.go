@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 )
 
@@ -45,10 +46,14 @@ type Runner struct {
 	// MetricsServer is the Prometheus of the builtin metrics.
 	MetricsServer string
 	// BuiltinMetrics is the builtin metrics' source: analysis.BuiltinAuto
-	// (the default), BuiltinApp, BuiltinEnvoy or BuiltinTraefik.
+	// (the default), BuiltinApp, BuiltinEnvoy, or the name of a router
+	// with builtin queries of its own.
 	BuiltinMetrics string
-	Querier        *analysis.Querier
-	Judge          *analysis.Judge
+	// Routers are the routers the controller knows (for their builtin
+	// queries).
+	Routers router.Registry
+	Querier *analysis.Querier
+	Judge   *analysis.Judge
 	// Hooks posts webhook payloads.
 	Hooks *webhook.Caller
 	// Recorder reports failed post-rollout hooks.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -76,6 +77,7 @@ func limitedController(t *testing.T, c *testenv.Cluster, cl client.Client, ns st
 		RecorderName: "sluice-limited",
 		TargetPoll:   2 * time.Second,
 		Options:      controller.Options{Workers: 1},
+		Routers:      routers.All(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,10 +27,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
-	"github.com/sluice-dev/sluice/internal/router/ambassador"
-	"github.com/sluice-dev/sluice/internal/router/consul"
-	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
-	"github.com/sluice-dev/sluice/internal/router/traefik"
 	"github.com/sluice-dev/sluice/internal/statusbatch"
 	"github.com/sluice-dev/sluice/internal/workload"
 )
@@ -52,6 +48,9 @@ type CanaryReconciler struct {
 	APIReader client.Reader
 	// Checks runs metric check rounds off the reconcile workers.
 	Checks *checks.Runner
+	// Routers are the routers the reconciler can drive; a Canary's
+	// spec.router selects one (internal/routers lists them).
+	Routers router.Registry
 	// Recorder records Events on Canaries.
 	Recorder events.EventRecorder
 	// Metrics, when set, are updated from each status change.
@@ -92,12 +91,6 @@ const DefaultRouteSettle = 3 * time.Second
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=middlewares,verbs=get;list;watch
-// +kubebuilder:rbac:groups=consul.hashicorp.com,resources=serviceresolvers;servicesplitters;servicerouters,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=getambassador.io,resources=mappings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=selfsubjectaccessreviews,verbs=create
 
@@ -335,7 +328,7 @@ func (r *CanaryReconciler) revisionAndConfig(ctx context.Context, c *v1alpha1.Ca
 		return "", nil, err
 	}
 	var ignore []string
-	if meta := workload.MetaAnnotation(c); meta != "" {
+	if meta := r.revisionAnnotation(c); meta != "" {
 		ignore = append(ignore, meta)
 	}
 	return workload.Revision(&target.Spec.Template, hashes, ignore...), hashes, nil
@@ -343,27 +336,21 @@ func (r *CanaryReconciler) revisionAndConfig(ctx context.Context, c *v1alpha1.Ca
 
 // router returns the Canary's router. The CRD admits exactly one.
 func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
-	labels := map[string]string{workload.CanaryLabel: c.Name}
-	if c.Spec.Router.Ambassador != nil {
-		return &ambassador.Router{Client: r.Client, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
-			Labels: labels, Apex: workload.ServiceName(c), Now: r.Now}
+	var rd client.Reader = r.Client
+	if r.APIReader != nil {
+		rd = r.APIReader
 	}
-	if c.Spec.Router.Consul != nil {
-		var rd client.Reader = r.Client
-		if r.APIReader != nil {
-			rd = r.APIReader
-		}
-		return &consul.Router{Client: r.Client, Reader: rd, Scheme: r.Scheme, Labels: labels, Apex: workload.ServiceName(c)}
+	return r.Routers.For(c).New(router.Deps{Client: r.Client, Reader: rd, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
+		Labels: map[string]string{workload.CanaryLabel: c.Name}, Apex: workload.ServiceName(c), Now: r.Now})
+}
+
+// revisionAnnotation is the pod-template annotation the Canary's router
+// needs set to each copy's revision, "" for none.
+func (r *CanaryReconciler) revisionAnnotation(c *v1alpha1.Canary) string {
+	if f := r.Routers.For(c).RevisionAnnotation; f != nil {
+		return f(c)
 	}
-	if c.Spec.Router.Traefik != nil {
-		var rd client.Reader = r.Client
-		if r.APIReader != nil {
-			rd = r.APIReader
-		}
-		return &traefik.Router{Client: r.Client, Reader: rd, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
-			Labels: labels, Apex: workload.ServiceName(c)}
-	}
-	return &gatewayapi.Router{Client: r.Client, Scheme: r.Scheme, Labels: labels}
+	return ""
 }
 
 // getTarget reads the Canary's Deployment. The cache holds only the
@@ -472,9 +459,10 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 		return err
 	}
 	scale := d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas)
-	// With the consul router the canary's pods carry their revision as
-	// service meta, set with (and so before) any scale-up.
-	meta := workload.MetaAnnotation(c)
+	// With a router that tells the copies apart by a pod annotation
+	// (Consul's service meta), the canary's pods carry their revision,
+	// set with (and so before) any scale-up.
+	meta := r.revisionAnnotation(c)
 	tag := meta != "" && s.target.Spec.Template.Annotations[meta] != s.revision
 	if scale || tag {
 		patch := client.MergeFrom(s.target.DeepCopy())
@@ -559,7 +547,7 @@ func (r *CanaryReconciler) applyPrimary(ctx context.Context, c *v1alpha1.Canary,
 		s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas == replicas && s.primary.Annotations[ReplicasAnnotation] == set {
 		return nil
 	}
-	want, err := workload.Primary(c, s.target, s.revision, replicas)
+	want, err := workload.Primary(c, s.target, s.revision, replicas, r.revisionAnnotation(c))
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router/consul"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/internal/workload"
 )
 
 // consulEntry reads a consul-k8s entry (nil when absent).
@@ -77,7 +76,7 @@ func TestConsulRelease(t *testing.T) {
 	c.Spec.Router = v1alpha1.RouterSpec{Consul: &v1alpha1.ConsulRouter{WaitForSync: ptr.To(false)}}
 	create(t, cl, consulApp(ns, "cns", "example.com/cns:1", 1, "cns"), c)
 	first := waitPhase(t, cl, ns, "cns", v1alpha1.PhaseInitialized, 60*time.Second)
-	meta := workload.ConsulMetaPrefix + "version"
+	meta := consul.MetaPrefix + "version"
 	primary, err := deployment(t.Context(), cl, ns, "cns-primary")
 	if err != nil || primary.Spec.Template.Annotations[meta] != first.Status.StableRevision {
 		t.Fatalf("primary's service meta %q, want the stable revision %q (%v)", primary.Spec.Template.Annotations[meta], first.Status.StableRevision, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/checks"
+	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 )
 
@@ -56,6 +57,8 @@ type ManagerConfig struct {
 	// RouteSettle and TargetPoll: see CanaryReconciler.
 	RouteSettle time.Duration
 	TargetPoll  time.Duration
+	// Routers are the routers the controller drives (routers.All()).
+	Routers router.Registry
 	// Options are the reconciler's (workers, retries).
 	Options Options
 }
@@ -64,6 +67,9 @@ type ManagerConfig struct {
 // reconciler set up in it: its backend cache, its check runner, its
 // watches. The caller adds probes if it wants them and starts the manager.
 func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconciler, error) {
+	if len(mc.Routers) == 0 {
+		return nil, nil, fmt.Errorf("controller: no routers (ManagerConfig.Routers)")
+	}
 	opts := mc.Manager
 	if opts.Scheme == nil {
 		s, err := NewScheme()
@@ -105,6 +111,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		Judge:         analysis.NewJudge(),
 		Hooks:         webhook.NewCaller(),
 		Recorder:      mgr.GetEventRecorder(recorder),
+		Routers:       mc.Routers,
 	}
 	if mc.BuiltinMetrics != "" {
 		runner.BuiltinMetrics = mc.BuiltinMetrics
@@ -120,6 +127,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		Recorder:    mgr.GetEventRecorder(recorder),
 		Backends:    backends,
 		Checks:      runner,
+		Routers:     mc.Routers,
 		RouteSettle: mc.RouteSettle,
 		TargetPoll:  mc.TargetPoll,
 	}

@@ -319,7 +319,7 @@ func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Cana
 	}
 	from := s.target.DeepCopy()
 	from.Spec.Template = tmpl
-	want, err := workload.Primary(c, from, rev, replicas)
+	want, err := workload.Primary(c, from, rev, replicas, r.revisionAnnotation(c))
 	if err != nil {
 		return nil, err
 	}

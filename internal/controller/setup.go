@@ -276,8 +276,8 @@ func (o Options) rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 
 // SetupWithManager registers the reconciler, its index and its watches.
 func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil || r.Checks == nil {
-		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder, Backends and Checks are required")
+	if r.Client == nil || r.Scheme == nil || r.Recorder == nil || r.Backends == nil || r.Checks == nil || len(r.Routers) == 0 {
+		return fmt.Errorf("canary reconciler: Client, Scheme, Recorder, Backends, Checks and Routers are required")
 	}
 	r.status.Limit = r.RouteSettle + statusbatch.Slack
 	if err := mgr.Add(r.Checks); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -82,6 +83,7 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 			Metrics:    testMetrics,
 			TargetPoll: 2 * time.Second,
 			Options:    controller.Options{Workers: 4},
+			Routers:    routers.All(),
 		})
 		if mgrErr != nil {
 			return

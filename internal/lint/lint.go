@@ -36,9 +36,7 @@ import (
 	crds "github.com/sluice-dev/sluice/config/crd/bases"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/engine"
-	"github.com/sluice-dev/sluice/internal/router/ambassador"
-	"github.com/sluice-dev/sluice/internal/router/consul"
-	"github.com/sluice-dev/sluice/internal/router/traefik"
+	"github.com/sluice-dev/sluice/internal/routers"
 )
 
 // Finding is one problem in one object.
@@ -247,21 +245,16 @@ func canaryRules(name string, obj map[string]any) []Finding {
 	return out
 }
 
-// headerRegexProblem is what the Canary's router would say of its header
-// regexes before writing anything (the Stalled reason InvalidHeaderRegex):
-// one above the RE2 program size its Envoy accepts, or one Traefik would
-// refuse.
+// headerRegexProblem is what the Canary's router would say of the Canary
+// before writing anything (router.Registration's Validate: the Stalled
+// reason InvalidHeaderRegex): a header regex above the RE2 program size
+// its Envoy accepts, or one Traefik would refuse.
 func headerRegexProblem(c *v1alpha1.Canary) string {
-	var msg string
-	switch {
-	case c.Spec.Router.Consul != nil:
-		_, msg = consul.HeaderRegexProblem(c)
-	case c.Spec.Router.Ambassador != nil:
-		_, msg = ambassador.HeaderRegexProblem(c)
-	case c.Spec.Router.Traefik != nil:
-		_, msg = traefik.HeaderRegexProblem(c)
+	if validate := routers.All().For(c).Validate; validate != nil {
+		_, msg := validate(c)
+		return msg
 	}
-	return msg
+	return ""
 }
 
 func webhooksOf(c *v1alpha1.Canary) []v1alpha1.Webhook {

@@ -160,25 +160,11 @@ func primaryValue(v string) string {
 	return v[:63-len(PrimarySuffix)-9] + "-" + hex.EncodeToString(sum[:])[:8] + PrimarySuffix
 }
 
-// ConsulMetaPrefix prefixes the pod annotations consul-k8s turns into
-// service meta.
-const ConsulMetaPrefix = "consul.hashicorp.com/service-meta-"
-
-// MetaAnnotation is the pod-template annotation Sluice sets to a copy's
-// revision so Consul can tell the subsets apart; "" without the consul
-// router.
-func MetaAnnotation(c *v1alpha1.Canary) string {
-	cr := c.Spec.Router.Consul
-	if cr == nil {
-		return ""
-	}
-	return ConsulMetaPrefix + cr.GetMetaKey()
-}
-
 // Primary builds the desired primary Deployment: the target's spec with the
 // selector and pod labels rewritten, the revision recorded on the pod
-// template, the given replicas, owned by the Canary.
-func Primary(c *v1alpha1.Canary, target *appsv1.Deployment, revision string, replicas int32) (*appsv1.Deployment, error) {
+// template (also in revisionAnnotation, when the router needs one: see
+// router.Registration), the given replicas, owned by the Canary.
+func Primary(c *v1alpha1.Canary, target *appsv1.Deployment, revision string, replicas int32, revisionAnnotation string) (*appsv1.Deployment, error) {
 	sel, err := PrimarySelector(target)
 	if err != nil {
 		return nil, err
@@ -194,8 +180,8 @@ func Primary(c *v1alpha1.Canary, target *appsv1.Deployment, revision string, rep
 		tmpl.Annotations = map[string]string{}
 	}
 	tmpl.Annotations[RevisionAnnotation] = revision
-	if meta := MetaAnnotation(c); meta != "" {
-		tmpl.Annotations[meta] = revision
+	if revisionAnnotation != "" {
+		tmpl.Annotations[revisionAnnotation] = revision
 	}
 	spec := *target.Spec.DeepCopy()
 	spec.Selector = &metav1.LabelSelector{MatchLabels: sel}

@@ -445,7 +445,7 @@ func target() *appsv1.Deployment {
 func TestPrimary(t *testing.T) {
 	c, tgt := newCanary(), target()
 	before := tgt.DeepCopy()
-	got, err := workload.Primary(c, tgt, "rev-abc", 5)
+	got, err := workload.Primary(c, tgt, "rev-abc", 5, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +516,7 @@ func TestPrimaryNilTemplateMaps(t *testing.T) {
 	tgt := target()
 	tgt.Spec.Template.Labels = nil
 	tgt.Spec.Template.Annotations = nil
-	got, err := workload.Primary(newCanary(), tgt, "r1", 0)
+	got, err := workload.Primary(newCanary(), tgt, "r1", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +534,7 @@ func TestPrimaryNilTemplateMaps(t *testing.T) {
 func TestPrimaryRefusesMatchExpressions(t *testing.T) {
 	tgt := target()
 	tgt.Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpExists}}
-	if got, err := workload.Primary(newCanary(), tgt, "r", 1); err == nil || !strings.Contains(err.Error(), "shop/web") {
+	if got, err := workload.Primary(newCanary(), tgt, "r", 1, ""); err == nil || !strings.Contains(err.Error(), "shop/web") {
 		t.Fatalf("Primary = %v, %v; want an error naming shop/web", got, err)
 	}
 }

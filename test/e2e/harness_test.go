@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/dataplane"
+	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -107,6 +108,7 @@ func start(t *testing.T, gateway bool) *world {
 		MaxQueries:     8,
 		RouteSettle:    controller.DefaultRouteSettle,
 		Options:        controller.Options{Workers: 4},
+		Routers:        routers.All(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,21 @@
+// Package routers lists the routers Sluice is built with. Adding a router
+// is one line here (and its package under internal/router).
+package routers
+
+import (
+	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/router/ambassador"
+	"github.com/sluice-dev/sluice/internal/router/consul"
+	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
+	"github.com/sluice-dev/sluice/internal/router/traefik"
+)
+
+// All returns every router, the default (Gateway API) last.
+func All() router.Registry {
+	return router.Registry{
+		traefik.Registration(),
+		ambassador.Registration(),
+		consul.Registration(),
+		gatewayapi.Registration(),
+	}
+}
