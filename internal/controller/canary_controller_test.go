@@ -1,16 +1,19 @@
 package controller_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,96 +26,203 @@ import (
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
-// trafficMonitor samples the generated route and the canary Deployment
-// every 50 ms, recording each distinct canary share it sees and any moment
-// the route gave the canary traffic while it had no available replica.
+// trafficMonitor watches the generated route, the primary and the canary
+// Deployment, and afterwards replays every version of them in the order
+// the apiserver wrote them (by resourceVersion: one etcd, one revision
+// counter), so that its verdicts do not depend on how often a loaded
+// machine let it look. It records each distinct canary share and any
+// moment the route gave the canary traffic while it had no available
+// replica, or the primary's template changed while the route did not send
+// all traffic to the canary.
 type trafficMonitor struct {
-	mu         sync.Mutex
-	shares     []int32
-	violations []string
-	stop       chan struct{}
-	done       chan struct{}
-	// primaryImage is the primary's image at the last sample.
-	primaryImage string
-	final        func()
+	mu     sync.Mutex
+	events []monitorEvent
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	final  func()
+}
+
+// monitorEvent is one version of a watched object.
+type monitorEvent struct {
+	rv        int64
+	route     bool
+	share     int32  // route: the canary's share
+	primary   bool   // a version of the primary
+	image     string // primary: its first container's image
+	available int32  // canary Deployment: its available replicas
 }
 
 func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
-	m := &trafficMonitor{stop: make(chan struct{}), done: make(chan struct{})}
-	sample := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// The primary first: its template changes as soon as the route
-		// is read back at 100%, so a route read before it could be from
-		// before that, a route read after it cannot.
-		p, perr := deployment(ctx, cl, ns, name+"-primary")
-		split, err := routeSplit(ctx, cl, ns, name)
-		d, derr := deployment(ctx, cl, ns, name)
-		if err != nil || derr != nil || perr != nil {
+	t.Helper()
+	wcl, err := client.NewWithWatch(testenv.Get(t).Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &trafficMonitor{cancel: cancel}
+	record := func(obj client.Object) {
+		rv, err := strconv.ParseInt(obj.GetResourceVersion(), 10, 64)
+		if err != nil {
 			return
 		}
-		share := canaryShare(split, name)
-		image := p.Spec.Template.Spec.Containers[0].Image
+		e := monitorEvent{rv: rv}
+		switch o := obj.(type) {
+		case *gwv1.HTTPRoute:
+			if len(o.Spec.Rules) == 0 {
+				return
+			}
+			e.route, e.share = true, canaryShare(splitOf(o), name)
+		case *appsv1.Deployment:
+			if o.Name == name+"-primary" {
+				e.primary, e.image = true, o.Spec.Template.Spec.Containers[0].Image
+			} else {
+				e.available = o.Status.AvailableReplicas
+			}
+		}
 		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.primaryImage != "" && image != m.primaryImage && share < 100 {
-			m.violations = append(m.violations, fmt.Sprintf("primary template changed to %s while it carried %d%%", image, 100-share))
-		}
-		m.primaryImage = image
-		if len(m.shares) == 0 || m.shares[len(m.shares)-1] != share {
-			m.shares = append(m.shares, share)
-		}
-		if share > 0 && d.Status.AvailableReplicas == 0 {
-			m.violations = append(m.violations, fmt.Sprintf("canary share %d%% with 0 available canary replicas", share))
+		m.events = append(m.events, e)
+		m.mu.Unlock()
+	}
+	watch := func(list client.ObjectList, objName string) {
+		defer m.done.Done()
+		// A watch may end (a timeout, a restarted apiserver): start again
+		// from the current state; replaying orders everything anyway.
+		for ctx.Err() == nil {
+			w, err := wcl.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": objName})
+			if err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			for ev := range w.ResultChan() {
+				if o, ok := ev.Object.(client.Object); ok {
+					record(o)
+				}
+			}
+			w.Stop()
 		}
 	}
-	m.final = sample
-	go func() {
-		defer close(m.done)
-		for {
-			select {
-			case <-m.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			sample()
+	m.done.Add(3)
+	go watch(&gwv1.HTTPRouteList{}, name)
+	go watch(&appsv1.DeploymentList{}, name+"-primary")
+	go watch(&appsv1.DeploymentList{}, name)
+	// The end state, read once the watches stop: however late a watch
+	// event would have come, these reads are at least as new.
+	m.final = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var r gwv1.HTTPRoute
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err == nil {
+			record(&r)
 		}
-	}()
+		for _, n := range []string{name + "-primary", name} {
+			var d appsv1.Deployment
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, &d); err == nil {
+				record(&d)
+			}
+		}
+	}
 	t.Cleanup(m.halt)
 	return m
 }
 
-// waitFirstSample waits until the monitor has recorded a share, so that
-// the share before a change is among those it saw.
+// waitFirstSample waits until the monitor has seen the route, so that the
+// share before a change is among those it saw.
 func (m *trafficMonitor) waitFirstSample(t *testing.T) {
 	t.Helper()
 	testenv.Eventually(t, 20*time.Second, "the monitor's first sample", func(context.Context) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if len(m.shares) == 0 {
-			return errors.New("no sample yet")
+		for _, e := range m.events {
+			if e.route {
+				return nil
+			}
 		}
-		return nil
+		return errors.New("no route seen yet")
 	})
 }
 
 func (m *trafficMonitor) halt() {
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
-	<-m.done
+	m.cancel()
+	m.done.Wait()
 }
 
-// result stops the sampling and takes one last sample, so the end state is
-// recorded however the last poll fell against the final route write.
+// result stops the watches, reads the end state, and replays every
+// version seen in the order it was written.
 func (m *trafficMonitor) result() ([]int32, []string) {
 	m.halt()
 	m.final()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.shares), slices.Clone(m.violations)
+	events := slices.Clone(m.events)
+	m.mu.Unlock()
+	return replay(events)
+}
+
+// replay orders the versions seen by resourceVersion and walks them: the
+// distinct canary shares, and the violations.
+func replay(events []monitorEvent) ([]int32, []string) {
+	slices.SortStableFunc(events, func(a, b monitorEvent) int { return cmp.Compare(a.rv, b.rv) })
+	var shares []int32
+	var violations []string
+	share, image, available, seenRoute, seenCanary := int32(0), "", int32(0), false, false
+	for _, e := range events {
+		switch {
+		case e.route:
+			share, seenRoute = e.share, true
+			if len(shares) == 0 || shares[len(shares)-1] != share {
+				shares = append(shares, share)
+			}
+		case e.primary:
+			if image != "" && e.image != image && seenRoute && share < 100 {
+				violations = append(violations, fmt.Sprintf("primary template changed to %s while it carried %d%%", e.image, 100-share))
+			}
+			image = e.image
+		default:
+			available, seenCanary = e.available, true
+		}
+		if share > 0 && seenCanary && available == 0 {
+			violations = append(violations, fmt.Sprintf("canary share %d%% with 0 available canary replicas (resourceVersion %d)", share, e.rv))
+		}
+	}
+	return shares, violations
+}
+
+// The replay judges by the order of writes, not by when they were seen:
+// the same versions in any arrival order give the same verdict, and each
+// kind of violation is found.
+func TestMonitorReplay(t *testing.T) {
+	route := func(rv int64, share int32) monitorEvent { return monitorEvent{rv: rv, route: true, share: share} }
+	primary := func(rv int64, image string) monitorEvent { return monitorEvent{rv: rv, primary: true, image: image} }
+	canary := func(rv int64, available int32) monitorEvent { return monitorEvent{rv: rv, available: available} }
+	good := []monitorEvent{primary(1, "v1"), route(2, 0), canary(3, 1), route(4, 20), route(5, 100), primary(6, "v2"), route(7, 0), canary(8, 0)}
+	for _, tc := range []struct {
+		name   string
+		events []monitorEvent
+		shares []int32
+		bad    string
+	}{
+		{"a release in order", good, []int32{0, 20, 100, 0}, ""},
+		{"the same, seen out of order", []monitorEvent{good[7], good[2], good[6], good[0], good[5], good[3], good[1], good[4]}, []int32{0, 20, 100, 0}, ""},
+		{"primary replaced before the route carried 100%", []monitorEvent{primary(1, "v1"), route(2, 0), canary(3, 1), route(4, 20), primary(5, "v2"), route(6, 100)}, []int32{0, 20, 100},
+			"primary template changed to v2 while it carried 80%"},
+		{"traffic on a canary without available replicas", []monitorEvent{primary(1, "v1"), canary(2, 0), route(3, 20)}, []int32{20},
+			"canary share 20% with 0 available canary replicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shares, violations := replay(slices.Clone(tc.events))
+			if !slices.Equal(shares, tc.shares) {
+				t.Errorf("shares %v, want %v", shares, tc.shares)
+			}
+			switch {
+			case tc.bad == "" && len(violations) > 0:
+				t.Errorf("violations %v, want none", violations)
+			case tc.bad != "" && (len(violations) == 0 || !strings.Contains(violations[0], tc.bad)):
+				t.Errorf("violations %v, want one saying %q", violations, tc.bad)
+			}
+		})
+	}
 }
 
 func TestReleaseWalksStepsToSucceeded(t *testing.T) {

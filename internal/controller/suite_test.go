@@ -201,6 +201,11 @@ func routeSplit(ctx context.Context, cl client.Client, ns, name string) (map[str
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
 		return nil, err
 	}
+	return splitOf(&r), nil
+}
+
+// splitOf is the weight of each backend of the route's first rule.
+func splitOf(r *gwv1.HTTPRoute) map[string]int32 {
 	out := map[string]int32{}
 	for _, ref := range r.Spec.Rules[0].BackendRefs {
 		key := string(ref.Name)
@@ -209,7 +214,7 @@ func routeSplit(ctx context.Context, cl client.Client, ns, name string) (map[str
 		}
 		out[key] = ptr.Deref(ref.Weight, 1)
 	}
-	return out, nil
+	return out
 }
 
 // canaryShare is the canary Service's percent of a default two-backend route.

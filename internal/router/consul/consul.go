@@ -1,7 +1,7 @@
 // Package consul routes a Canary's traffic with consul-k8s config entries
 // (consul.hashicorp.com/v1alpha1): the primary's and the canary's pods
 // register under one Consul service, told apart by the service meta
-// <metaKey> = their pod template's revision (see workload.MetaAnnotation);
+// <metaKey> = their pod template's revision (see RevisionAnnotation);
 // a ServiceResolver's stable and canary subsets select them by that value,
 // a ServiceSplitter splits between the two subsets, and, for A/B steps, a
 // ServiceRouter sends requests with given headers to the canary subset.
