@@ -1,0 +1,5 @@
+package convert
+
+func argoRollout(t *tracker, in input) []Output { return nil }
+
+func argoAnalysisTemplate(t *tracker) {}
