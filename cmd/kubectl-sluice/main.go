@@ -1,6 +1,6 @@
 // Command kubectl-sluice is the kubectl plugin for Sluice: `kubectl sluice
-// list|get|promote|abort|retry|pause|resume`. Exit codes: 0 ok, 1 error,
-// 2 usage.
+// list|get|promote|abort|retry|pause|resume|lint|convert`. Exit codes: 0
+// ok, 1 error, 2 usage, 3 converted with source fields not carried.
 package main
 
 import (
@@ -23,6 +23,11 @@ func main() {
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		var usage cli.UsageError
+		var incomplete cli.IncompleteError
+		if errors.As(err, &incomplete) {
+			stop()
+			os.Exit(3)
+		}
 		if errors.As(err, &usage) {
 			stop()
 			os.Exit(2)

@@ -166,7 +166,7 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			return nil
 		}
 	}
-	root.AddCommand(list, get, lint, history, undoCmd)
+	root.AddCommand(list, get, lint, history, undoCmd, newConvert(streams))
 
 	var full bool
 	for _, a := range []struct {

@@ -1,0 +1,557 @@
+package convert
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Argo Rollouts plugin names Sluice has a router for.
+const (
+	argoGatewayPlugin = "argoproj-labs/gatewayAPI"
+	argoConsulPlugin  = "argoproj-labs/consul"
+)
+
+func argoRollout(t *tracker, in input) []Output {
+	spec := t.at("spec")
+	name, ns := nameOf(t.root)
+	if bg := spec.get("strategy").get("blueGreen"); bg.ok {
+		bg.drop("Sluice has no blue/green strategy; the nearest is a Canary whose steps are one pause without a duration (promote by hand), through a router")
+	}
+	c := &v1alpha1.Canary{ObjectMeta: objectMeta(t, name)}
+	c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Canary"
+	s := &c.Spec
+	s.TargetRef = v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name}
+	var outs []Output
+
+	// The workload: a Deployment of the inline template, or the one named.
+	var tmpl *corev1.PodTemplateSpec
+	if wr := spec.get("workloadRef"); wr.ok {
+		if wr.get("kind").str() != "Deployment" {
+			wr.dropf("Sluice releases Deployments only, not a %s", wr.get("kind").str())
+		} else {
+			wr.get("apiVersion").carry("Canary spec.targetRef.apiVersion")
+			wr.get("kind").carry("Canary spec.targetRef.kind")
+			s.TargetRef.Name = wr.get("name").carry("Canary spec.targetRef.name").str()
+		}
+		wr.get("scaleDown").drop("Sluice runs the release in the Deployment named and keeps the stable copy in <name>-primary; it never scales the Deployment to zero for you")
+	}
+	if tp := spec.get("template"); tp.ok {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: objectMeta(t, name).Labels}}
+		d.APIVersion, d.Kind = "apps/v1", "Deployment"
+		if err := fromJSON(tp.v, &d.Spec.Template); err != nil {
+			tp.dropf("not a pod template: %v", err)
+		} else {
+			tp.carry("Deployment spec.template")
+			tmpl = &d.Spec.Template
+		}
+		if err := fromJSON(spec.get("selector").v, &d.Spec.Selector); err == nil {
+			spec.get("selector").carry("Deployment spec.selector")
+		}
+		if r, ok := spec.get("replicas").carry("Deployment spec.replicas").int(); ok {
+			d.Spec.Replicas = ptr(int32(r))
+		}
+		if r, ok := spec.get("minReadySeconds").carry("Deployment spec.minReadySeconds").int(); ok {
+			d.Spec.MinReadySeconds = int32(r)
+		}
+		if r, ok := spec.get("revisionHistoryLimit").carry("Deployment spec.revisionHistoryLimit").int(); ok {
+			d.Spec.RevisionHistoryLimit = ptr(int32(r))
+		}
+		cs := spec.get("strategy").get("canary")
+		for _, k := range []string{"maxSurge", "maxUnavailable"} {
+			v := cs.get(k)
+			if !v.ok {
+				continue
+			}
+			if d.Spec.Strategy.RollingUpdate == nil {
+				d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{}}
+			}
+			val := intstr.Parse(v.str())
+			if k == "maxSurge" {
+				d.Spec.Strategy.RollingUpdate.MaxSurge = &val
+			} else {
+				d.Spec.Strategy.RollingUpdate.MaxUnavailable = &val
+			}
+			v.translate("Deployment spec.strategy.rollingUpdate."+k, "how the canary Deployment rolls its own pods")
+		}
+		outs = append(outs, Output{Object: d})
+	} else {
+		for _, k := range []string{"replicas", "selector", "minReadySeconds", "revisionHistoryLimit"} {
+			spec.get(k).dropf("with workloadRef, the Deployment's own %s applies", k)
+		}
+		for _, k := range []string{"maxSurge", "maxUnavailable"} {
+			spec.get("strategy").get("canary").get(k).drop("with workloadRef, set it on the Deployment's rolling update")
+		}
+	}
+
+	s.Paused = spec.get("paused").carry("Canary spec.paused").bool()
+	if d := seconds(spec.get("progressDeadlineSeconds")); d != nil {
+		s.ProgressDeadline = d
+		spec.get("progressDeadlineSeconds").translate("Canary spec.progressDeadline", "seconds written as a duration; Sluice does not count pauses toward it")
+	}
+	spec.get("progressDeadlineAbort").translate("Canary spec.progressDeadline", "Sluice always rolls back a release past its progress deadline")
+	spec.get("restartAt").drop("Sluice does not restart pods; use kubectl rollout restart on the Deployment")
+	spec.get("rollbackWindow").drop("Sluice releases every revision through the steps; a rollback is a new release (kubectl sluice undo)")
+	spec.get("analysis").drop("Sluice keeps no AnalysisRuns; check results are in the Canary's status and Events")
+
+	cs := spec.get("strategy").get("canary")
+	if !cs.ok {
+		return nil
+	}
+	argoServices(cs, s, in, ns, tmpl)
+	routed := argoRouter(cs.get("trafficRouting"), s, in, ns)
+	an := &v1alpha1.Analysis{}
+	argoSteps(cs.get("steps"), s, an, in, ns)
+	if bg := cs.get("analysis"); bg.ok {
+		argoAnalysisRef(bg, an, in, ns, "Canary spec.analysis")
+		bg.get("startingStep").drop("Sluice checks from the first step")
+	}
+	if len(an.Metrics) > 0 || len(an.Webhooks) > 0 {
+		s.Analysis = an
+	}
+	for _, k := range []string{"canaryMetadata", "stableMetadata"} {
+		cs.get(k).drop("Sluice adds no labels or annotations per copy; its own pod-template label tells the copies apart")
+	}
+	cs.get("antiAffinity").drop("Sluice sets no anti-affinity between the copies; add it to the pod template")
+	cs.get("dynamicStableScale").drop("Sluice keeps the primary at full scale during a release")
+	cs.get("scaleDownDelaySeconds").drop("Sluice scales the canary down once the route moved off it (after the router reports it, or a settle time)")
+	cs.get("abortScaleDownDelaySeconds").drop("Sluice scales the canary down after a rollback once the route moved off it")
+	cs.get("scaleDownDelayRevisionLimit").drop("Sluice keeps no old ReplicaSets running")
+	cs.get("minPodsPerReplicaSet").drop("Sluice runs the canary at the Deployment's replicas")
+	cs.get("pingPong").drop("Sluice has no ping-pong Services; it keeps <name>-primary and <name>-canary")
+	if rp := cs.get("replicaProgressThreshold"); rp.ok {
+		if v, ok := rp.get("value").int(); ok && rp.get("type").str() == "Percent" {
+			s.CanaryReadyThreshold = ptr(int32(v))
+			rp.translate("Canary spec.canaryReadyThreshold", "a percentage of the canary's replicas available before traffic moves")
+		} else {
+			rp.drop("a pod count: Sluice's ready threshold is a percentage (spec.canaryReadyThreshold)")
+		}
+	}
+	if !routed {
+		return outs
+	}
+	return append([]Output{{Object: c}}, append(outs, argoMetricTemplates(c, in, ns)...)...)
+}
+
+// argoServices sets the port Sluice's Services expose, from the stable
+// Service when it is among the inputs, else from the pod template.
+func argoServices(cs node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *corev1.PodTemplateSpec) {
+	note := "Sluice makes its own Services <name>, <name>-primary and <name>-canary; yours are left unused once you switch (delete them after)"
+	stable := cs.get("stableService").str()
+	cs.get("canaryService").translate("Canary spec.service", note)
+	cs.get("stableService").translate("Canary spec.service", note)
+	if svc := in.find("v1", "Service", ns, stable); svc != nil {
+		ports, _ := svc["spec"].(map[string]any)["ports"].([]any)
+		if len(ports) > 0 {
+			p, _ := ports[0].(map[string]any)
+			port := node{v: p["port"], ok: true}
+			if v, ok := port.int(); ok {
+				s.Service.Port = int32(v)
+			}
+			if tp, ok := p["targetPort"]; ok {
+				s.Service.TargetPort = fmt.Sprint(tp)
+			}
+			if n, ok := p["name"].(string); ok && len(n) <= 15 {
+				s.Service.PortName = n
+			}
+			return
+		}
+	}
+	if tmpl != nil {
+		for _, c := range tmpl.Spec.Containers {
+			if len(c.Ports) > 0 {
+				s.Service.Port = c.Ports[0].ContainerPort
+				return
+			}
+		}
+	}
+	s.Service.Port = 80
+	cs.t.set(cs.path+".stableService", mark{disp: NotCarried, note: "its port is not among the inputs (give the Service with -f): spec.service.port is 80, check it"})
+}
+
+// argoRouter sets the Canary's router from spec.strategy.canary
+// .trafficRouting, and says whether Sluice has one for it.
+func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns string) bool {
+	if !tr.ok {
+		tr.t.set(tr.path, mark{disp: NotCarried, note: "no trafficRouting: Argo split by replica counts; Sluice splits traffic through a router, so no Canary was written: add spec.router by hand"})
+		return false
+	}
+	tr.get("istio").drop("Sluice has no Istio router; an Envoy-based Gateway API implementation is the nearest")
+	tr.get("nginx").drop("Sluice has no NGINX router; the gatewayAPI, traefik and ambassador routers are the nearest")
+	tr.get("alb").drop("Sluice has no AWS ALB router; the AWS Gateway API controller with the gatewayAPI router is the nearest")
+	tr.get("smi").drop("Sluice has no SMI router")
+	tr.get("appMesh").drop("Sluice has no App Mesh router")
+	tr.get("apisix").drop("Sluice has no APISIX router")
+	tr.get("managedRoutes").translate("Canary spec.strategy.steps", "Sluice manages its header and mirror routes itself; no names needed")
+	if m, ok := tr.get("maxTrafficWeight").int(); ok && m != 100 {
+		tr.get("maxTrafficWeight").drop("Sluice's weights are percentages: each setWeight is carried as written, so w out of this total becomes w%; rescale the steps by hand")
+	} else {
+		tr.get("maxTrafficWeight").carry("Canary spec.strategy.steps[].setWeight")
+	}
+	found := false
+	if t := tr.get("traefik"); t.ok {
+		s.Router.Traefik = &v1alpha1.TraefikRouter{}
+		t.get("weightedTraefikServiceName").translate("Canary spec.router.traefik", "Sluice owns a weighted TraefikService named after the Canary: point your IngressRoute at it instead of this one")
+		found = true
+	}
+	if a := tr.get("ambassador"); a.ok && !found {
+		s.Router.Ambassador = &v1alpha1.AmbassadorRouter{}
+		for _, m := range a.get("mappings").items() {
+			s.Router.Ambassador.Mappings = append(s.Router.Ambassador.Mappings, m.str())
+		}
+		a.get("mappings").carry("Canary spec.router.ambassador.mappings")
+		found = true
+	}
+	for _, k := range tr.get("plugins").keys() {
+		p := tr.get("plugins").get(k)
+		switch {
+		case k == argoGatewayPlugin && !found:
+			s.Router.GatewayAPI = argoGatewayRouter(p, in, ns)
+			found = true
+		case k == argoConsulPlugin && !found:
+			s.Router.Consul = &v1alpha1.ConsulRouter{
+				ServiceName:  p.get("serviceName").str(),
+				StableSubset: p.get("stableSubsetName").str(),
+				CanarySubset: p.get("canarySubsetName").str(),
+			}
+			p.translate("Canary spec.router.consul", "serviceName, stableSubsetName and canarySubsetName as the Consul router's; Sluice writes the ServiceResolver, ServiceSplitter and ServiceRouter itself")
+			found = true
+		default:
+			p.drop("a traffic router plugin Sluice has no router for (or a second router: Sluice routes through one)")
+		}
+	}
+	if !found {
+		tr.t.set(tr.path, mark{disp: NotCarried, note: "no router Sluice has: no Canary was written"})
+	}
+	return found
+}
+
+// argoGatewayRouter converts the Gateway API plugin's config: Sluice
+// writes its own HTTPRoute, attached where the plugin's route was (read
+// from the inputs).
+func argoGatewayRouter(p node, in input, ns string) *v1alpha1.GatewayAPIRouter {
+	gw := &v1alpha1.GatewayAPIRouter{}
+	route := p.get("httpRoute").str()
+	if r := p.get("httpRoutes").items(); len(r) > 0 && route == "" {
+		route = r[0].get("name").str()
+	}
+	if n := p.get("namespace").str(); n != "" {
+		ns = n
+	}
+	if hr := in.find("gateway.networking.k8s.io/", "HTTPRoute", ns, route); hr != nil {
+		spec, _ := hr["spec"].(map[string]any)
+		_ = fromJSON(spec["parentRefs"], &gw.ParentRefs)
+		_ = fromJSON(spec["hostnames"], &gw.Hostnames)
+		if rules, _ := spec["rules"].([]any); len(rules) > 0 {
+			r0, _ := rules[0].(map[string]any)
+			_ = fromJSON(r0["matches"], &gw.Matches)
+		}
+		p.translate("Canary spec.router.gatewayAPI", fmt.Sprintf("Sluice writes its own HTTPRoute named after the Canary, with the parentRefs, hostnames and first rule's matches of HTTPRoute %s; delete yours once Sluice's carries the traffic", route))
+	} else {
+		gw.ParentRefs = []gwv1.ParentReference{{Name: "replace-me"}}
+		p.translate("Canary spec.router.gatewayAPI", fmt.Sprintf("Sluice writes its own HTTPRoute; HTTPRoute %s is not among the inputs, so parentRefs name a Gateway replace-me: copy them from it", route))
+	}
+	return gw
+}
+
+var resultIndex = regexp.MustCompile(`result\[0\]`)
+
+// argoSteps converts the canary steps.
+func argoSteps(steps node, s *v1alpha1.CanarySpec, an *v1alpha1.Analysis, in input, ns string) {
+	const to = "Canary spec.strategy.steps[]"
+	last := int32(-1)
+	for _, st := range steps.items() {
+		switch {
+		case st.get("setWeight").ok:
+			w, _ := st.get("setWeight").int()
+			if int32(w) < last {
+				st.get("setWeight").drop("a lower weight than the step before: Sluice's weights only increase")
+				continue
+			}
+			last = int32(w)
+			s.Strategy.Steps = append(s.Strategy.Steps, v1alpha1.Step{SetWeight: ptr(int32(w))})
+			st.get("setWeight").carry(to + ".setWeight")
+		case st.get("pause").ok:
+			p := &v1alpha1.PauseStep{}
+			if d := st.get("pause").get("duration"); d.ok {
+				p.Duration, _ = duration(d)
+				d.translate(to+".pause.duration", "a number of seconds or a duration, written as a duration")
+			} else {
+				st.get("pause").carry(to + ".pause")
+			}
+			s.Strategy.Steps = append(s.Strategy.Steps, v1alpha1.Step{Pause: p})
+		case st.get("setHeaderRoute").ok:
+			h := st.get("setHeaderRoute")
+			h.get("name").translate(to+".setHeaderRoute", "Sluice's header route needs no name")
+			hr := &v1alpha1.HeaderRoute{}
+			for _, m := range h.get("match").items() {
+				hm := v1alpha1.HeaderMatch{Name: m.get("headerName").carry(to + ".setHeaderRoute.match[].name").str()}
+				v := m.get("headerValue")
+				switch {
+				case v.get("exact").ok:
+					hm.Exact = ptr(v.get("exact").carry(to + ".setHeaderRoute.match[].exact").str())
+				case v.get("regex").ok:
+					hm.Regex = ptr(v.get("regex").carry(to + ".setHeaderRoute.match[].regex").str())
+				case v.get("prefix").ok:
+					hm.Regex = ptr(regexp.QuoteMeta(v.get("prefix").str()) + ".*")
+					v.get("prefix").translate(to+".setHeaderRoute.match[].regex", "a prefix written as a regular expression")
+				}
+				hr.Match = append(hr.Match, hm)
+			}
+			if len(hr.Match) == 0 {
+				h.drop("a setHeaderRoute without matches removes the route: Sluice keeps a header route until the release ends")
+				continue
+			}
+			s.Strategy.Steps = append(s.Strategy.Steps, v1alpha1.Step{SetHeaderRoute: hr})
+		case st.get("setMirrorRoute").ok:
+			m := st.get("setMirrorRoute")
+			m.get("name").translate(to+".setMirror", "Sluice's mirror needs no name")
+			pct := int32(100)
+			if p, ok := m.get("percentage").int(); ok {
+				pct = int32(p)
+				m.get("percentage").carry(to + ".setMirror.percent")
+			}
+			if !m.get("match").ok {
+				pct = 0
+				m.translate(to+".setMirror", "a setMirrorRoute without matches removes the mirror: setMirror percent 0")
+			}
+			m.get("match").translate(to+".setMirror", "Sluice mirrors a share of every request the route carries; the method, path and header matches that narrowed Argo's mirror are not carried")
+			s.Strategy.Steps = append(s.Strategy.Steps, v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: pct}})
+		case st.get("analysis").ok:
+			argoAnalysisRef(st.get("analysis"), an, in, ns, "Canary spec.analysis")
+			st.get("analysis").get("templates").translate("Canary spec.analysis.metrics", "an inline analysis step: its checks join the Canary's, which run in every round of every step (a step is left only after a round started in it passed)")
+		case st.get("setCanaryScale").ok:
+			st.get("setCanaryScale").drop("Sluice runs the canary at the Deployment's replicas; scale the Deployment instead")
+		case st.get("experiment").ok:
+			st.get("experiment").drop("Sluice has no experiments")
+		case st.get("plugin").ok:
+			st.get("plugin").drop("Sluice has no step plugins")
+		}
+	}
+	steps.carry("Canary spec.strategy.steps")
+	if len(s.Strategy.Steps) == 0 {
+		s.Strategy.Steps = []v1alpha1.Step{{Pause: &v1alpha1.PauseStep{}}}
+		steps.t.set(steps.path, mark{disp: Translated, to: "Canary spec.strategy.steps", note: "no steps Sluice can run: one pause without a duration (promote by hand)"})
+	}
+}
+
+// argoAnalysisRef adds the checks of the templates an analysis (step or
+// background) names.
+func argoAnalysisRef(a node, an *v1alpha1.Analysis, in input, ns, to string) {
+	vars := map[string]string{}
+	for _, arg := range a.get("args").items() {
+		if v := arg.get("value"); v.ok {
+			vars[arg.get("name").carry(to+".metrics[].templateVariables").str()] = v.carry(to + ".metrics[].templateVariables").str()
+		} else {
+			arg.drop("an argument from a field or the pod template hash: Sluice's template variables are values; {{ target }} and {{ namespace }} cover the common uses")
+		}
+	}
+	a.get("analysisRunMetadata").drop("Sluice keeps no AnalysisRuns")
+	a.get("dryRun").drop("Sluice has no dry-run metrics; every check counts")
+	a.get("measurementRetention").drop("Sluice keeps the last round's results in status.metrics")
+	for _, ref := range a.get("templates").items() {
+		kind := "AnalysisTemplate"
+		if ref.get("clusterScope").bool() {
+			kind = "ClusterAnalysisTemplate"
+		}
+		ref.get("clusterScope").carry(to + ".metrics[].templateRef")
+		tn := ref.get("templateName").str()
+		tmpl := in.find(argoGroup, kind, ns, tn)
+		if tmpl == nil {
+			ref.dropf("%s %s is not among the inputs: give it with -f", kind, tn)
+			continue
+		}
+		ref.get("templateName").translate(to+".metrics", "each Prometheus metric of the template a metric check against the MetricTemplate <template>-<metric>; each web metric a rollout webhook")
+		for _, m := range argoMetrics(tn, tmpl) {
+			if m.check != nil && !hasMetric(an, m.check.Name) {
+				mc := *m.check
+				if len(vars) > 0 {
+					mc.TemplateVariables = vars
+				}
+				an.Metrics = append(an.Metrics, mc)
+			}
+			if m.hook != nil && !hasMetric(an, m.hook.Name) {
+				an.Webhooks = append(an.Webhooks, *m.hook)
+			}
+			if m.threshold > 0 && (an.Threshold == nil || m.threshold < *an.Threshold) {
+				an.Threshold = ptr(m.threshold)
+			}
+			if m.interval != nil && an.Interval == nil {
+				an.Interval = m.interval
+			}
+		}
+	}
+}
+
+func hasMetric(an *v1alpha1.Analysis, name string) bool {
+	for _, m := range an.Metrics {
+		if m.Name == name {
+			return true
+		}
+	}
+	for _, w := range an.Webhooks {
+		if w.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// argoMetric is what one metric of an AnalysisTemplate becomes in a
+// Canary that uses it.
+type argoMetric struct {
+	check     *v1alpha1.MetricCheck
+	hook      *v1alpha1.Webhook
+	template  *v1alpha1.MetricTemplate
+	threshold int32
+	interval  *metav1.Duration
+}
+
+// argoMetrics converts the metrics of an AnalysisTemplate (untracked: the
+// template's own conversion reports its fields).
+func argoMetrics(templateName string, tmpl map[string]any) []argoMetric {
+	t := newTracker("", tmpl)
+	var out []argoMetric
+	for _, m := range t.at("spec").get("metrics").items() {
+		var am argoMetric
+		name := m.get("name").str()
+		if fl, ok := m.get("failureLimit").int(); ok && fl >= 0 {
+			am.threshold = int32(fl + 1)
+		}
+		am.interval, _ = duration(m.get("interval"))
+		succ := resultIndex.ReplaceAllString(m.get("successCondition").str(), "result")
+		fail := resultIndex.ReplaceAllString(m.get("failureCondition").str(), "result")
+		switch p := m.get("provider"); {
+		case p.get("prometheus").ok:
+			if succ == "" && fail == "" {
+				continue
+			}
+			mtName := templateName + "-" + name
+			am.check = &v1alpha1.MetricCheck{Name: name, TemplateRef: &v1alpha1.TemplateRef{Name: mtName}, SuccessCondition: succ, FailureCondition: fail}
+			pr := p.get("prometheus")
+			mt := &v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Name: mtName}}
+			mt.APIVersion, mt.Kind = v1alpha1.GroupVersion.String(), "MetricTemplate"
+			mt.Spec.Provider = v1alpha1.MetricProvider{Type: "prometheus", Address: pr.get("address").str(), InsecureSkipVerify: pr.get("insecure").bool()}
+			mt.Spec.Provider.Timeout = seconds(pr.get("timeout"))
+			for _, h := range pr.get("headers").items() {
+				if mt.Spec.Provider.Headers == nil {
+					mt.Spec.Provider.Headers = map[string]string{}
+				}
+				mt.Spec.Provider.Headers[h.get("key").str()] = h.get("value").str()
+			}
+			mt.Spec.Query = argoArgs.ReplaceAllStringFunc(pr.get("query").str(), func(s string) string {
+				return variableRef(argoArgs.FindStringSubmatch(s)[1])
+			})
+			am.template = mt
+		case p.get("web").ok:
+			am.hook = &v1alpha1.Webhook{Name: name, Type: v1alpha1.WebhookRollout, URL: p.get("web").get("url").str()}
+		default:
+			continue
+		}
+		out = append(out, am)
+	}
+	return out
+}
+
+var argoArgs = regexp.MustCompile(`\{\{\s*args\.([A-Za-z0-9_-]+)\s*\}\}`)
+
+// argoMetricTemplates are the MetricTemplates the Canary's checks
+// reference, made from the AnalysisTemplates among the inputs.
+func argoMetricTemplates(c *v1alpha1.Canary, in input, ns string) []Output {
+	if c.Spec.Analysis == nil {
+		return nil
+	}
+	var outs []Output
+	seen := map[string]bool{}
+	for _, o := range in.objs {
+		if av, _ := o["apiVersion"].(string); av != argoGroup || (o["kind"] != "AnalysisTemplate" && o["kind"] != "ClusterAnalysisTemplate") {
+			continue
+		}
+		tn, _ := nameOf(o)
+		for _, m := range argoMetrics(tn, o) {
+			if m.template == nil || seen[m.template.Name] {
+				continue
+			}
+			for _, mc := range c.Spec.Analysis.Metrics {
+				if mc.TemplateRef != nil && mc.TemplateRef.Name == m.template.Name {
+					m.template.Namespace = ns
+					seen[m.template.Name] = true
+					outs = append(outs, Output{Object: m.template})
+					break
+				}
+			}
+		}
+	}
+	return outs
+}
+
+// argoAnalysisTemplate reports the fields of an AnalysisTemplate or
+// ClusterAnalysisTemplate; what they become is written with the Rollouts
+// that use them.
+func argoAnalysisTemplate(t *tracker) {
+	spec := t.at("spec")
+	const to = "MetricTemplate <template>-<metric>"
+	const chk = "Canary spec.analysis.metrics[]"
+	for _, a := range spec.get("args").items() {
+		a.get("name").translate(chk+".templateVariables", "{{args.x}} in a query is written {{ .x }}; the value comes from the Rollout's args")
+		a.get("value").translate(chk+".templateVariables", "a default value: Sluice takes the Rollout's args only; give every value there")
+		a.get("valueFrom").drop("a value from a Secret or a field: Sluice's template variables are values")
+	}
+	spec.get("dryRun").drop("Sluice has no dry-run metrics; every check counts")
+	spec.get("measurementRetention").drop("Sluice keeps the last round's results in status.metrics")
+	spec.get("templates").drop("nested templates: list each template in the Rollout instead")
+	for _, m := range spec.get("metrics").items() {
+		m.get("name").carry(chk + ".name")
+		p := m.get("provider")
+		switch {
+		case p.get("prometheus").ok:
+			pr := p.get("prometheus")
+			pr.get("address").carry(to + " spec.provider.address")
+			pr.get("insecure").carry(to + " spec.provider.insecureSkipVerify")
+			pr.get("timeout").translate(to+" spec.provider.timeout", "seconds written as a duration")
+			pr.get("headers").translate(to+" spec.provider.headers", "a key/value list written as a map")
+			if strings.Contains(pr.get("query").str(), "args.") {
+				pr.get("query").translate(to+" spec.query", "{{args.x}} written as {{ .x }}")
+			} else {
+				pr.get("query").carry(to + " spec.query")
+			}
+			pr.get("authentication").drop("SigV4 and OAuth2: Sluice's Prometheus provider takes a bearer token or basic auth from spec.provider.secretRef")
+			pr.get("rangeQuery").drop("Sluice runs instant queries; write the range into the query")
+			if !m.get("successCondition").ok && !m.get("failureCondition").ok {
+				m.drop("no successCondition or failureCondition: nothing could fail the check, so it is not carried")
+				continue
+			}
+		case p.get("web").ok:
+			w := p.get("web")
+			w.get("url").translate("Canary spec.analysis.webhooks[].url", "a rollout webhook: Sluice POSTs its payload and a 2xx answer passes")
+			for _, k := range []string{"method", "headers", "body", "jsonBody", "jsonPath", "timeoutSeconds", "insecure", "authentication"} {
+				w.get(k).dropf("Sluice's webhooks POST their own payload and pass on 2xx; %s has no equivalent", k)
+			}
+			m.get("successCondition").drop("a webhook passes on a 2xx answer; make the endpoint answer that way")
+			m.get("failureCondition").drop("a webhook fails on a non-2xx answer; make the endpoint answer that way")
+		default:
+			for _, k := range p.keys() {
+				p.get(k).dropf("a %s metric: Sluice queries Prometheus only (and calls webhooks)", k)
+			}
+			m.drop("no provider Sluice has")
+			continue
+		}
+		m.get("successCondition").translate(chk+".successCondition", "result[0] written as result: Sluice's queries return one value")
+		m.get("failureCondition").translate(chk+".failureCondition", "result[0] written as result: Sluice's queries return one value")
+		m.get("interval").translate("Canary spec.analysis.interval", "the time between check rounds (the first metric's)")
+		m.get("failureLimit").translate("Canary spec.analysis.threshold", "failureLimit + 1 failed rounds roll back (the lowest of the metrics')")
+		m.get("count").drop("Sluice checks every round until the steps end, not a fixed count")
+		m.get("initialDelay").drop("Sluice checks from the start of each step; add a pause step before the weight")
+		m.get("inconclusiveLimit").drop("Sluice has no inconclusive results")
+		m.get("consecutiveErrorLimit").drop("a query error fails the round in Sluice, counted toward the threshold")
+		m.get("consecutiveSuccessLimit").drop("Sluice counts failed rounds only")
+	}
+}

@@ -1,0 +1,660 @@
+package convert
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Flagger's defaults that differ from Sluice's or that Sluice lacks.
+const (
+	flaggerMaxWeight         = 100
+	flaggerInterval          = time.Minute
+	flaggerMinInterval       = 10 * time.Second
+	flaggerAnalysisThreshold = 1
+)
+
+// flaggerRouter is how a Flagger provider maps onto a Sluice router:
+// "gatewayapi", "traefik", or "" when Sluice has none.
+func flaggerRouter(provider string) string {
+	p, _, _ := strings.Cut(provider, ":")
+	switch p {
+	case "gatewayapi":
+		return "gatewayapi"
+	case "traefik":
+		return "traefik"
+	}
+	return ""
+}
+
+// flaggerProviderHint is what to use instead of a Flagger provider Sluice
+// does not have.
+func flaggerProviderHint(provider string) string {
+	p, _, _ := strings.Cut(provider, ":")
+	switch p {
+	case "istio", "linkerd", "osm", "kuma", "smi", "appmesh":
+		return "Sluice has no " + p + " router; an Envoy-based Gateway API implementation or the Consul router are the nearest (set spec.router by hand)"
+	case "nginx", "contour", "gloo", "skipper", "apisix":
+		return "Sluice has no " + p + " router; the gatewayAPI, traefik and ambassador routers are the nearest (set spec.router by hand)"
+	case "kubernetes":
+		return "Sluice has no blue/green without a traffic router; set spec.router by hand"
+	case "":
+		return "no provider: Flagger used its -mesh-provider flag; pass --flagger-provider"
+	}
+	return "Sluice has no " + p + " router; set spec.router by hand"
+}
+
+func flaggerCanary(t *tracker, in input, opts Options) []Output {
+	spec := t.at("spec")
+	name, _ := nameOf(t.root)
+	if k := spec.get("targetRef").get("kind"); k.str() != "Deployment" {
+		spec.dropf("Sluice releases Deployments only, not a %s: this Canary was not converted", k.str())
+		return nil
+	}
+	c := &v1alpha1.Canary{ObjectMeta: objectMeta(t, name)}
+	c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Canary"
+	s := &c.Spec
+
+	tr := spec.get("targetRef")
+	tr.get("apiVersion").carry("Canary spec.targetRef.apiVersion")
+	tr.get("kind").carry("Canary spec.targetRef.kind")
+	s.TargetRef.Name = tr.get("name").carry("Canary spec.targetRef.name").str()
+	s.TargetRef.APIVersion, s.TargetRef.Kind = "apps/v1", "Deployment"
+
+	if d := seconds(spec.get("progressDeadlineSeconds")); d != nil {
+		s.ProgressDeadline = d
+		spec.get("progressDeadlineSeconds").translate("Canary spec.progressDeadline", "seconds written as a duration; Sluice does not count pauses toward it")
+	}
+	if spec.get("suspend").bool() {
+		s.Suspend = true
+	}
+	spec.get("suspend").carry("Canary spec.suspend")
+	if rod := spec.get("revertOnDeletion"); rod.bool() {
+		s.HandBackOnDeletion = v1alpha1.HandBackTarget
+		rod.translate("Canary spec.handBackOnDeletion", "true is Target: your Deployment gets the traffic back once its pods are available")
+	} else {
+		rod.translate("Canary spec.handBackOnDeletion", "false is LastGood (the default): on deletion the primary copy keeps serving unless your Deployment runs the last good revision")
+	}
+	if spec.get("skipAnalysis").bool() {
+		spec.get("skipAnalysis").drop("Sluice always walks the steps; to skip them for one release use `kubectl sluice promote --full`")
+	} else {
+		spec.get("skipAnalysis").carry("Canary spec")
+	}
+	spec.get("metricsServer").drop("Sluice reads builtin metrics from the controller's --metrics-server flag; set it there")
+	spec.get("autoscalerRef").drop("Sluice creates no autoscaler for the primary: create an HPA for <target>-primary yourself (Sluice then counts its replica changes as no drift)")
+	spec.get("ingressRef").drop("an NGINX Ingress: Sluice has no NGINX router")
+	spec.get("routeRef").drop("an APISIX route: Sluice has no APISIX router")
+	spec.get("upstreamRef").drop("a Gloo Upstream: Sluice has no Gloo router")
+
+	provider := spec.get("provider").str()
+	if !spec.get("provider").ok {
+		provider = opts.FlaggerProvider
+	}
+	router := flaggerRouter(provider)
+	switch {
+	case router == "":
+		spec.get("provider").drop(flaggerProviderHint(provider))
+		if !spec.get("provider").ok {
+			t.set("spec.provider", mark{disp: NotCarried, note: flaggerProviderHint(provider)})
+		}
+	case router == "gatewayapi":
+		s.Router.GatewayAPI = &v1alpha1.GatewayAPIRouter{}
+		spec.get("provider").translate("Canary spec.router.gatewayAPI", "Sluice owns an HTTPRoute named after the Canary, as Flagger did")
+	case router == "traefik":
+		s.Router.Traefik = &v1alpha1.TraefikRouter{}
+		spec.get("provider").translate("Canary spec.router.traefik", "Sluice owns a weighted TraefikService named after the Canary (Flagger's was named after the apex Service): point your IngressRoute at it")
+	}
+
+	flaggerService(spec.get("service"), s, router)
+	flaggerAnalysis(spec.get("analysis"), s, router, in, name)
+	if router == "" {
+		return nil
+	}
+	return []Output{{Object: c}}
+}
+
+// flaggerService converts spec.service: the ports Sluice's Services
+// expose, and with the Gateway API the route's matches, hosts, filters
+// and timeout.
+func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
+	if n := sv.get("name"); n.ok {
+		s.Service.Name = n.carry("Canary spec.service.name").str()
+	}
+	if p, ok := sv.get("port").carry("Canary spec.service.port").int(); ok {
+		s.Service.Port = int32(p)
+	}
+	if n := sv.get("portName"); n.ok {
+		s.Service.PortName = n.carry("Canary spec.service.portName").str()
+	}
+	if n := sv.get("targetPort"); n.ok {
+		s.Service.TargetPort = n.carry("Canary spec.service.targetPort").str()
+	}
+	sv.get("appProtocol").drop("Sluice's Services set no appProtocol; add it to the Services after the first release, or ask for it")
+	sv.get("portDiscovery").drop("Sluice's Services expose spec.service.port only")
+	sv.get("headless").drop("Sluice makes no headless Services")
+	sv.get("meshName").drop("App Mesh: Sluice has no App Mesh router")
+	sv.get("backends").drop("App Mesh: Sluice has no App Mesh router")
+	sv.get("gateways").drop("Istio gateways: Sluice has no Istio router; the gatewayAPI router attaches to Gateways with spec.router.gatewayAPI.parentRefs")
+	sv.get("delegation").drop("Istio delegation: Sluice has no Istio router")
+	sv.get("retries").drop("Istio retries: Sluice's routes set no retries; set them on your Gateway implementation")
+	sv.get("corsPolicy").drop("Istio CORS: Sluice's routes set no CORS policy")
+	sv.get("trafficPolicy").drop("Istio DestinationRule settings: Sluice has no Istio router")
+	for _, k := range []string{"apex", "primary", "canary"} {
+		sv.get(k).dropf("Sluice sets its own labels and annotations on the %s Service; yours are not added", k)
+	}
+	gw := s.Router.GatewayAPI
+	if gw == nil {
+		for _, k := range []string{"timeout", "hosts", "match", "rewrite", "mirror", "headers", "gatewayRefs"} {
+			sv.get(k).dropf("used with the Gateway API provider only; the %s router has no such setting", routerName(router))
+		}
+		return
+	}
+	if d, ok := duration(sv.get("timeout")); ok {
+		gw.Timeouts = &gwv1.HTTPRouteTimeouts{Request: ptr(gwv1.Duration(d.Duration.String()))}
+		sv.get("timeout").translate("Canary spec.router.gatewayAPI.timeouts.request", "the route rule's request timeout")
+	}
+	for _, h := range sv.get("hosts").items() {
+		gw.Hostnames = append(gw.Hostnames, gwv1.Hostname(h.str()))
+	}
+	sv.get("hosts").carry("Canary spec.router.gatewayAPI.hostnames")
+	for _, r := range sv.get("gatewayRefs").items() {
+		var pr gwv1.ParentReference
+		if err := fromJSON(r.v, &pr); err != nil {
+			r.dropf("not a Gateway API parentRef: %v", err)
+			continue
+		}
+		gw.ParentRefs = append(gw.ParentRefs, pr)
+		r.carry("Canary spec.router.gatewayAPI.parentRefs")
+	}
+	for _, m := range sv.get("match").items() {
+		if hm, ok := flaggerRouteMatch(m); ok {
+			gw.Matches = append(gw.Matches, hm)
+		}
+	}
+	if rw := sv.get("rewrite"); rw.ok {
+		f := map[string]any{}
+		if u := rw.get("uri"); u.ok {
+			typ := "ReplacePrefixMatch"
+			if rw.get("type").str() == "ReplaceFullPath" {
+				typ = "ReplaceFullPath"
+			}
+			key := map[string]string{"ReplacePrefixMatch": "replacePrefixMatch", "ReplaceFullPath": "replaceFullPath"}[typ]
+			f["path"] = map[string]any{"type": typ, key: u.str()}
+			u.translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path", "a URLRewrite filter")
+			rw.get("type").translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path.type", "the path modifier's type")
+		}
+		if a := rw.get("authority"); a.ok {
+			f["hostname"] = a.translate("Canary spec.router.gatewayAPI.filters[URLRewrite].hostname", "a URLRewrite filter").str()
+		}
+		var flt gwv1.HTTPRouteFilter
+		if err := fromJSON(map[string]any{"type": "URLRewrite", "urlRewrite": f}, &flt); err == nil {
+			gw.Filters = append(gw.Filters, flt)
+		}
+	}
+	for _, dir := range []string{"request", "response"} {
+		h := sv.get("headers").get(dir)
+		if !h.ok {
+			continue
+		}
+		f := map[string]any{}
+		for _, op := range []string{"add", "set"} {
+			var hs []map[string]any
+			for _, k := range h.get(op).keys() {
+				hs = append(hs, map[string]any{"name": k, "value": h.get(op).get(k).str()})
+			}
+			if len(hs) > 0 {
+				f[op] = hs
+			}
+		}
+		if rm := h.get("remove"); rm.ok {
+			var names []string
+			for _, x := range rm.items() {
+				names = append(names, x.str())
+			}
+			f["remove"] = names
+		}
+		typ, key := "RequestHeaderModifier", "requestHeaderModifier"
+		if dir == "response" {
+			typ, key = "ResponseHeaderModifier", "responseHeaderModifier"
+		}
+		var flt gwv1.HTTPRouteFilter
+		if err := fromJSON(map[string]any{"type": typ, key: f}, &flt); err == nil {
+			gw.Filters = append(gw.Filters, flt)
+			h.translate("Canary spec.router.gatewayAPI.filters["+typ+"]", "a "+typ+" filter on the route")
+		}
+	}
+	for _, m := range sv.get("mirror").items() {
+		var flt gwv1.HTTPRouteFilter
+		if err := fromJSON(map[string]any{"type": "RequestMirror", "requestMirror": map[string]any{"backendRef": m.get("backendRef").v}}, &flt); err != nil {
+			m.dropf("not a Gateway API backendRef: %v", err)
+			continue
+		}
+		gw.Filters = append(gw.Filters, flt)
+		m.translate("Canary spec.router.gatewayAPI.filters[RequestMirror]", "a RequestMirror filter on the route, as Flagger wrote it")
+	}
+	if len(gw.ParentRefs) == 0 {
+		gw.ParentRefs = []gwv1.ParentReference{{Name: "replace-me"}}
+		sv.get("gatewayRefs").drop("missing: Sluice's route needs spec.router.gatewayAPI.parentRefs; the output names a Gateway replace-me")
+		if !sv.get("gatewayRefs").ok {
+			sv.t.set(sv.path+".gatewayRefs", mark{disp: NotCarried, note: "missing: Sluice's route needs spec.router.gatewayAPI.parentRefs; the output names a Gateway replace-me"})
+		}
+	}
+}
+
+func routerName(r string) string {
+	if r == "" {
+		return "chosen"
+	}
+	return r
+}
+
+// flaggerRouteMatch converts one Istio-style match of spec.service.match
+// into a Gateway API match: uri, headers, queryParams and method.
+func flaggerRouteMatch(m node) (gwv1.HTTPRouteMatch, bool) {
+	const to = "Canary spec.router.gatewayAPI.matches"
+	out := map[string]any{}
+	if u := m.get("uri"); u.ok {
+		for _, k := range []string{"exact", "prefix", "regex"} {
+			if v := u.get(k); v.ok {
+				typ := map[string]string{"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpression"}[k]
+				out["path"] = map[string]any{"type": typ, "value": v.str()}
+				v.carry(to + "[].path")
+			}
+		}
+	}
+	for _, f := range []string{"headers", "queryParams"} {
+		var ms []map[string]any
+		for _, k := range m.get(f).keys() {
+			h := m.get(f).get(k)
+			switch {
+			case h.get("exact").ok:
+				ms = append(ms, map[string]any{"name": k, "value": h.get("exact").carry(to + "[]." + f).str()})
+			case h.get("regex").ok:
+				ms = append(ms, map[string]any{"name": k, "type": "RegularExpression", "value": h.get("regex").carry(to + "[]." + f).str()})
+			case h.get("prefix").ok:
+				ms = append(ms, map[string]any{"name": k, "type": "RegularExpression", "value": regexp.QuoteMeta(h.get("prefix").str()) + ".*"})
+				h.get("prefix").translate(to+"[]."+f, "a prefix written as a regular expression")
+			}
+		}
+		if len(ms) > 0 {
+			out[f] = ms
+		}
+	}
+	if v := m.get("method").get("exact"); v.ok {
+		out["method"] = v.carry(to + "[].method").str()
+	}
+	m.get("method").get("prefix").drop("Gateway API matches methods exactly")
+	m.get("method").get("regex").drop("Gateway API matches methods exactly")
+	for _, k := range []string{"authority", "gateways", "ignoreUriCase", "name", "port", "scheme", "sourceLabels", "sourceNamespace", "withoutHeaders"} {
+		m.get(k).dropf("an Istio match field (%s) the Gateway API has no match for", k)
+	}
+	var hm gwv1.HTTPRouteMatch
+	if len(out) == 0 || fromJSON(out, &hm) != nil {
+		return hm, false
+	}
+	return hm, true
+}
+
+// flaggerWeights is the sequence of canary weights Flagger walks: with
+// stepWeight, stepWeight more each interval while below maxWeight
+// (default 100; the last step may overshoot it, capped at 100); with
+// stepWeights, the list (maxWeight ignored).
+func flaggerWeights(stepWeight int32, stepWeights []int32, maxWeight int32) []int32 {
+	var out []int32
+	if len(stepWeights) > 0 {
+		max := min(stepWeights[len(stepWeights)-1], 100)
+		for _, w := range stepWeights {
+			out = append(out, min(w, 100))
+			if w >= max {
+				break
+			}
+		}
+		return out
+	}
+	if stepWeight <= 0 {
+		return nil
+	}
+	if maxWeight <= 0 {
+		maxWeight = flaggerMaxWeight
+	}
+	for w := int32(0); w < maxWeight; {
+		w = min(w+stepWeight, 100)
+		out = append(out, w)
+	}
+	return out
+}
+
+// sluiceWeights is the sequence Sluice's stepWeight shorthand expands to.
+func sluiceWeights(stepWeight, maxWeight int32) []int32 {
+	var out []int32
+	for w := stepWeight; w <= maxWeight; w += stepWeight {
+		out = append(out, w)
+	}
+	return out
+}
+
+// flaggerAnalysis converts spec.analysis: the strategy (weights, A/B
+// iterations, mirroring) and the checks.
+func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, name string) {
+	interval := flaggerInterval
+	if d, ok := duration(a.get("interval")); ok {
+		interval = max(d.Duration, flaggerMinInterval)
+	}
+	iv := &metav1.Duration{Duration: interval}
+	an := &v1alpha1.Analysis{Interval: iv, Threshold: ptr(int32(flaggerAnalysisThreshold))}
+	a.get("interval").translate("Canary spec.analysis.interval, spec.strategy.interval", "the time between check rounds and how long each weight is held (Flagger's floor of 10s applied)")
+	if th, ok := a.get("threshold").carry("Canary spec.analysis.threshold").int(); ok && th > 0 {
+		an.Threshold = ptr(int32(th))
+	}
+	if !a.get("threshold").ok {
+		a.t.set(a.path+".threshold", mark{disp: Translated, to: "Canary spec.analysis.threshold", note: "Flagger's default 1 written out (Sluice's is 5)"})
+	}
+	if p, ok := a.get("primaryReadyThreshold").carry("Canary spec.primaryReadyThreshold").int(); ok {
+		s.PrimaryReadyThreshold = ptr(int32(p))
+	}
+	if p, ok := a.get("canaryReadyThreshold").carry("Canary spec.canaryReadyThreshold").int(); ok {
+		s.CanaryReadyThreshold = ptr(int32(p))
+	}
+	a.get("stepWeightPromotion").drop("Sluice promotes in one step: the primary is updated, then gets all the traffic back once ready")
+	a.get("sessionAffinity").drop("Sluice has no cookie-based session affinity; a setHeaderRoute step on a cookie header is the nearest")
+	a.get("alerts").drop("Sluice sends no alerts itself; an event webhook (spec.analysis.webhooks[].type: event) gets every Event, point it at a relay for your chat tool")
+
+	flaggerStrategy(a, s, iv, router)
+
+	for _, m := range a.get("metrics").items() {
+		if mc, ok := flaggerMetric(m); ok {
+			an.Metrics = append(an.Metrics, mc)
+		}
+	}
+	for _, w := range a.get("webhooks").items() {
+		an.Webhooks = append(an.Webhooks, flaggerWebhook(w))
+	}
+	s.Analysis = an
+}
+
+func flaggerStrategy(a node, s *v1alpha1.CanarySpec, iv *metav1.Duration, router string) {
+	st := &s.Strategy
+	sw, _ := a.get("stepWeight").int()
+	var sws []int32
+	for _, w := range a.get("stepWeights").items() {
+		v, _ := w.int()
+		sws = append(sws, int32(v))
+	}
+	mw, hasMax := a.get("maxWeight").int()
+	iterations, _ := a.get("iterations").int()
+	mirror := a.get("mirror").bool()
+	mirrorPercent := int32(100)
+	if p, ok := a.get("mirrorWeight").int(); ok && p > 0 {
+		mirrorPercent = int32(p)
+	}
+	headerRoute := flaggerHeaderRoute(a.get("match"))
+
+	if iterations > 0 || (sw == 0 && len(sws) == 0) {
+		// A/B testing (match) or blue/green: the canary gets no weighted
+		// traffic; checks run `iterations` intervals, then promotion.
+		n := max(iterations, 1)
+		a.get("iterations").translate("Canary spec.strategy.steps[pause]", "one pause of iterations × interval, checked every interval; the canary gets no weighted traffic")
+		if headerRoute != nil {
+			st.Steps = append(st.Steps, v1alpha1.Step{SetHeaderRoute: headerRoute})
+		}
+		if mirror {
+			st.Steps = append(st.Steps, v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: mirrorPercent}})
+			a.get("mirror").translate("Canary spec.strategy.steps[setMirror]", "a setMirror step before the pause")
+			a.get("mirrorWeight").carry("Canary spec.strategy.steps[setMirror].percent")
+		} else {
+			a.get("mirror").carry("Canary spec.strategy.steps")
+			a.get("mirrorWeight").drop("mirror is off, so it had no effect")
+		}
+		st.Steps = append(st.Steps, v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: time.Duration(n) * iv.Duration}}})
+		for _, k := range []string{"stepWeight", "stepWeights", "maxWeight"} {
+			a.get(k).drop("Flagger ignores it with iterations")
+		}
+		return
+	}
+	a.get("iterations").carry("Canary spec.strategy")
+	if headerRoute != nil {
+		a.get("match").drop("Flagger ignores match without iterations")
+	}
+	weights := flaggerWeights(int32(sw), sws, int32(mw))
+	if mirror {
+		// One interval of mirroring at weight 0, then the weights.
+		st.Steps = append(st.Steps,
+			v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: mirrorPercent}},
+			v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: iv}},
+			v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: 0}})
+		for _, w := range weights {
+			st.Steps = append(st.Steps, v1alpha1.Step{SetWeight: ptr(w)}, v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: iv}})
+		}
+		a.get("mirror").translate("Canary spec.strategy.steps", "one interval mirrored at weight 0 (setMirror, pause, setMirror 0), then the weights as setWeight/pause steps")
+		a.get("mirrorWeight").carry("Canary spec.strategy.steps[setMirror].percent")
+		a.get("stepWeight").translate("Canary spec.strategy.steps", fmt.Sprintf("the weights Flagger walks: %v", weights))
+		a.get("stepWeights").translate("Canary spec.strategy.steps", fmt.Sprintf("the weights Flagger walks: %v", weights))
+		a.get("maxWeight").translate("Canary spec.strategy.steps", "the last weight")
+		return
+	}
+	a.get("mirror").carry("Canary spec.strategy")
+	a.get("mirrorWeight").drop("mirror is off, so it had no effect")
+	st.Interval = iv
+	switch {
+	case len(sws) > 0:
+		st.StepWeights = weights
+		a.get("stepWeights").carry("Canary spec.strategy.stepWeights")
+		a.get("maxWeight").translate("Canary spec.strategy", "Flagger ignores maxWeight when stepWeights is set; it is left out, since Sluice would cap the list at it")
+	case slices.Equal(weights, sluiceWeights(int32(sw), weightOr(int32(mw), flaggerMaxWeight))):
+		st.StepWeight = ptr(int32(sw))
+		st.MaxWeight = ptr(weightOr(int32(mw), flaggerMaxWeight))
+		a.get("stepWeight").carry("Canary spec.strategy.stepWeight")
+		if hasMax {
+			a.get("maxWeight").carry("Canary spec.strategy.maxWeight")
+		} else {
+			a.t.set(a.path+".maxWeight", mark{disp: Translated, to: "Canary spec.strategy.maxWeight", note: "Flagger's default 100 written out (Sluice's is 50)"})
+		}
+	default:
+		st.StepWeights = weights
+		note := fmt.Sprintf("Flagger adds stepWeight while below maxWeight and may pass it; the weights it walks, %v, written as stepWeights", weights)
+		a.get("stepWeight").translate("Canary spec.strategy.stepWeights", note)
+		a.get("maxWeight").translate("Canary spec.strategy.stepWeights", note)
+	}
+}
+
+func weightOr(w, def int32) int32 {
+	if w > 0 {
+		return w
+	}
+	return def
+}
+
+// flaggerHeaderRoute converts spec.analysis.match (the A/B conditions)
+// into a header route: headers only, the first match entry only.
+func flaggerHeaderRoute(match node) *v1alpha1.HeaderRoute {
+	const to = "Canary spec.strategy.steps[setHeaderRoute].match"
+	var hr *v1alpha1.HeaderRoute
+	for i, m := range match.items() {
+		if i > 0 {
+			m.drop("Sluice's header route is one set of headers that must all match; Flagger's further match entries (OR) are not carried")
+			continue
+		}
+		hr = &v1alpha1.HeaderRoute{}
+		for _, k := range m.get("headers").keys() {
+			h := m.get("headers").get(k)
+			hm := v1alpha1.HeaderMatch{Name: k}
+			switch {
+			case h.get("exact").ok:
+				hm.Exact = ptr(h.get("exact").carry(to).str())
+			case h.get("regex").ok:
+				hm.Regex = ptr(h.get("regex").carry(to).str())
+			case h.get("prefix").ok:
+				hm.Regex = ptr(regexp.QuoteMeta(h.get("prefix").str()) + ".*")
+				h.get("prefix").translate(to, "a prefix written as a regular expression")
+			case h.get("suffix").ok:
+				hm.Regex = ptr(".*" + regexp.QuoteMeta(h.get("suffix").str()))
+				h.get("suffix").translate(to, "a suffix written as a regular expression")
+			default:
+				continue
+			}
+			hr.Match = append(hr.Match, hm)
+		}
+		m.get("queryParams").drop("Sluice's header routes match headers only")
+		m.get("sourceLabels").drop("Sluice's header routes match headers only (source labels need a mesh)")
+	}
+	if hr == nil || len(hr.Match) == 0 {
+		return nil
+	}
+	return hr
+}
+
+// flaggerMetric converts one analysis metric.
+func flaggerMetric(m node) (v1alpha1.MetricCheck, bool) {
+	const to = "Canary spec.analysis.metrics[]"
+	mc := v1alpha1.MetricCheck{Name: m.get("name").carry(to + ".name").str()}
+	if d, ok := duration(m.get("interval")); ok {
+		mc.Interval = d
+		m.get("interval").carry(to + ".interval")
+	}
+	if tr := m.get("thresholdRange"); tr.ok {
+		mc.ThresholdRange = &v1alpha1.ThresholdRange{}
+		if v, ok := tr.get("min").carry(to + ".thresholdRange.min").float(); ok {
+			mc.ThresholdRange.Min = ptr(v)
+		}
+		if v, ok := tr.get("max").carry(to + ".thresholdRange.max").float(); ok {
+			mc.ThresholdRange.Max = ptr(v)
+		}
+	}
+	if th, ok := m.get("threshold").float(); ok && mc.ThresholdRange == nil {
+		// The deprecated threshold: a minimum for the success rate, a
+		// maximum otherwise.
+		if mc.Name == "request-success-rate" {
+			mc.ThresholdRange = &v1alpha1.ThresholdRange{Min: ptr(th)}
+		} else {
+			mc.ThresholdRange = &v1alpha1.ThresholdRange{Max: ptr(th)}
+		}
+		m.get("threshold").translate(to+".thresholdRange", "the deprecated threshold: a minimum for request-success-rate, a maximum otherwise")
+	} else {
+		m.get("threshold").drop("thresholdRange is set and wins")
+	}
+	if ref := m.get("templateRef"); ref.ok {
+		mc.TemplateRef = &v1alpha1.TemplateRef{
+			Name:      ref.get("name").carry(to + ".templateRef.name").str(),
+			Namespace: ref.get("namespace").carry(to + ".templateRef.namespace").str(),
+		}
+	}
+	if vars := m.get("templateVariables"); vars.ok {
+		mc.TemplateVariables = vars.stringMap()
+		vars.carry(to + ".templateVariables")
+	}
+	if q := m.get("query"); q.ok {
+		q.drop("an inline query: Sluice reads queries from MetricTemplates only; put it in a MetricTemplate and reference it")
+		return mc, false
+	}
+	if mc.TemplateRef == nil && mc.Name != "request-success-rate" && mc.Name != "request-duration" {
+		m.drop("neither a templateRef nor a builtin metric Sluice has (request-success-rate, request-duration)")
+		return mc, false
+	}
+	if mc.ThresholdRange == nil {
+		m.drop("no thresholdRange: nothing could fail the check")
+		return mc, false
+	}
+	return mc, true
+}
+
+// flaggerWebhook converts one webhook; Sluice has Flagger's types.
+func flaggerWebhook(w node) v1alpha1.Webhook {
+	const to = "Canary spec.analysis.webhooks[]"
+	h := v1alpha1.Webhook{
+		Name: w.get("name").carry(to + ".name").str(),
+		Type: v1alpha1.WebhookType(w.get("type").carry(to + ".type").str()),
+		URL:  w.get("url").carry(to + ".url").str(),
+	}
+	if h.Type == "" {
+		h.Type = v1alpha1.WebhookRollout
+	}
+	if d, ok := duration(w.get("timeout")); ok {
+		h.Timeout = d
+		w.get("timeout").carry(to + ".timeout")
+	}
+	if r, ok := w.get("retries").int(); ok {
+		h.Retries = ptr(int32(r))
+		w.get("retries").translate(to+".retries", "Sluice retries only after no answer, 429 or 5xx")
+	}
+	if md := w.get("metadata"); md.ok {
+		h.Metadata = md.stringMap()
+		md.carry(to + ".metadata")
+	}
+	w.get("muteAlert").drop("Sluice sends no alerts")
+	w.get("disableTLS").drop("Sluice always verifies TLS; use an http:// URL or a trusted certificate")
+	return h
+}
+
+// flaggerMetricTemplate converts a Prometheus MetricTemplate.
+func flaggerMetricTemplate(t *tracker) []Output {
+	spec := t.at("spec")
+	name, _ := nameOf(t.root)
+	p := spec.get("provider")
+	if typ := p.get("type").str(); typ != "prometheus" {
+		spec.dropf("a %s provider: Sluice queries Prometheus only; this template was not converted", typ)
+		return nil
+	}
+	mt := &v1alpha1.MetricTemplate{ObjectMeta: objectMeta(t, name)}
+	mt.APIVersion, mt.Kind = v1alpha1.GroupVersion.String(), "MetricTemplate"
+	mt.Spec.Provider.Type = p.get("type").carry("MetricTemplate spec.provider.type").str()
+	mt.Spec.Provider.Address = p.get("address").carry("MetricTemplate spec.provider.address").str()
+	if h := p.get("headers"); h.ok {
+		mt.Spec.Provider.Headers = h.stringMap()
+		h.carry("MetricTemplate spec.provider.headers")
+	}
+	if sr := p.get("secretRef"); sr.ok {
+		mt.Spec.Provider.SecretRef = &corev1.LocalObjectReference{Name: sr.get("name").str()}
+		sr.translate("MetricTemplate spec.provider.secretRef", "Sluice reads keys username and password (basic auth) or token (bearer); Flagger's address key is not read")
+	}
+	mt.Spec.Provider.InsecureSkipVerify = p.get("insecureSkipVerify").carry("MetricTemplate spec.provider.insecureSkipVerify").bool()
+	p.get("region").drop("a cloud region: Sluice's Prometheus provider has none")
+	q, note := flaggerQuery(spec.get("query").str())
+	mt.Spec.Query = q
+	if note != "" {
+		spec.get("query").translate("MetricTemplate spec.query", note)
+	} else {
+		spec.get("query").carry("MetricTemplate spec.query")
+	}
+	return []Output{{Object: mt}}
+}
+
+var flaggerVariable = regexp.MustCompile(`\{\{-?\s*variables\.([A-Za-z0-9_-]+)\s*-?\}\}`)
+
+// flaggerQuery rewrites Flagger's {{ variables.x }} into Sluice's
+// {{ .x }}; the other functions are the same.
+func flaggerQuery(q string) (string, string) {
+	out := flaggerVariable.ReplaceAllStringFunc(q, func(s string) string {
+		return variableRef(flaggerVariable.FindStringSubmatch(s)[1])
+	})
+	note := ""
+	if out != q {
+		note = "{{ variables.x }} written as {{ .x }}"
+	}
+	if strings.Contains(out, "{{ ingress }}") || strings.Contains(out, "{{ingress}}") {
+		note = strings.TrimPrefix(note+"; {{ ingress }} has no Sluice equivalent and fails to render", "; ")
+	}
+	return out, note
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// variableRef is how a Sluice query names a template variable.
+func variableRef(name string) string {
+	if identifier.MatchString(name) {
+		return "{{ ." + name + " }}"
+	}
+	return fmt.Sprintf("{{ index . %q }}", name)
+}
+
+// flaggerAlertProvider reports an AlertProvider: Sluice has none.
+func flaggerAlertProvider(t *tracker) {
+	t.at("spec").drop("Sluice sends no alerts itself; an event webhook on the Canary gets every Event: point it at a relay for " + t.at("spec").get("type").str())
+}
