@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -118,6 +119,7 @@ func startController(t *testing.T, c *testenv.Cluster) string {
 		RecorderName: "sluice-convert-test",
 		TargetPoll:   2 * time.Second,
 		Options:      controller.Options{Workers: 2},
+		Routers:      routers.All(),
 	})
 	if err != nil {
 		t.Fatal(err)
