@@ -13,6 +13,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.consul)",message="spec.strategy.steps[].setMirror: Consul's config entries cannot mirror traffic; remove the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.consul) || !has(self.router.consul.stableSubset) || !has(self.router.consul.canarySubset) || self.router.consul.stableSubset != self.router.consul.canarySubset",message="spec.router.consul: stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.traefik) || !has(self.router.traefik.ingressRoute)",message="spec.strategy.steps[].setMirror: with the traefik router, mirror steps need TraefikService mode (a mirroring TraefikService); remove spec.router.traefik.ingressRoute or the mirror steps"
+// +kubebuilder:validation:XValidation:rule="!has(self.router.gatewayAPI) || self.router.gatewayAPI.parentRefs.all(p, !has(p.kind) || p.kind != 'Service' || (has(p.group) && p.group != '') || (has(p.namespace) && p.namespace != '') || (p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary' && p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'))",message="spec.router.gatewayAPI.parentRefs: a Service parent (a mesh route) must not be the -primary or -canary Service: they are the route's backends; use the apex Service (spec.service.name, or the target's name)"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -431,7 +432,14 @@ type TraefikIngressRouteRef struct {
 
 // GatewayAPIRouter is the generated HTTPRoute's routing, apart from backends.
 type GatewayAPIRouter struct {
-	// ParentRefs are the Gateways the route attaches to.
+	// ParentRefs are what the route attaches to: Gateways for traffic into
+	// the cluster, or, for traffic between services in a mesh that
+	// implements the Gateway API for meshes (GAMMA: Istio, Linkerd,
+	// Cilium, ...), a Service (group "", kind Service): usually the
+	// Canary's apex Service, whose callers are then split between its
+	// -primary and -canary Services. A Service parent in the Canary's own
+	// namespace routes every caller of it; one in another namespace only
+	// the callers in the Canary's namespace (a consumer route).
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	ParentRefs []gwv1.ParentReference `json:"parentRefs"`

@@ -22,12 +22,18 @@ import (
 // for every new generation: Accepted=True when accept is set, else
 // Accepted=False.
 func fakeGateway(t *testing.T, cl client.Client, ns, name string, accept *atomic.Bool) {
+	fakeParent(t, cl, ns, name, gwv1.ParentReference{Name: "public"}, "example.com/fake-gateway", "NotAllowedByListeners", accept)
+}
+
+// fakeParent is fakeGateway for any parent: a Gateway, or the Service of a
+// mesh route, reported by controllerName, refusing with refusal.
+func fakeParent(t *testing.T, cl client.Client, ns, name string, parent gwv1.ParentReference, controllerName, refusal string, accept *atomic.Bool) {
 	inBackground(t, func(ctx context.Context) {
 		var r gwv1.HTTPRoute
 		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
 			return
 		}
-		status, reason := metav1.ConditionFalse, "NotAllowedByListeners"
+		status, reason := metav1.ConditionFalse, refusal
 		if accept.Load() {
 			status, reason = metav1.ConditionTrue, "Accepted"
 		}
@@ -37,10 +43,10 @@ func fakeGateway(t *testing.T, cl client.Client, ns, name string, accept *atomic
 			return
 		}
 		r.Status.Parents = []gwv1.RouteParentStatus{{
-			ParentRef:      gwv1.ParentReference{Name: "public"},
-			ControllerName: "example.com/fake-gateway",
+			ParentRef:      parent,
+			ControllerName: gwv1.GatewayController(controllerName),
 			Conditions: []metav1.Condition{{Type: string(gwv1.RouteConditionAccepted), Status: status,
-				Reason: reason, Message: "set by the test's fake gateway", ObservedGeneration: r.Generation,
+				Reason: reason, Message: "set by the test's fake " + controllerName, ObservedGeneration: r.Generation,
 				LastTransitionTime: metav1.Now()}},
 		}}
 		_ = cl.Status().Update(ctx, &r)

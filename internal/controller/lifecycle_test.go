@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/testenv"
@@ -154,6 +155,9 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		{"stepWeight above maxWeight", func(c *v1alpha1.Canary) {
 			c.Spec.Strategy = v1alpha1.Strategy{StepWeight: ptr.To(int32(60)), Interval: &metav1.Duration{Duration: time.Minute}}
 		}, []string{"spec.strategy.stepWeight must not exceed maxWeight"}},
+		{"a mesh route whose parent is its own backend", func(c *v1alpha1.Canary) {
+			c.Spec.Router.GatewayAPI.ParentRefs = []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: gwv1.ObjectName(c.Name + "-canary")}}
+		}, []string{"spec.router.gatewayAPI.parentRefs", "must not be the -primary or -canary Service", "apex Service"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
 		{"a header match with both exact and regex", func(c *v1alpha1.Canary) {
