@@ -3,7 +3,10 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,6 +207,17 @@ func routeSplit(ctx context.Context, cl client.Client, ns, name string) (map[str
 	return splitOf(&r), nil
 }
 
+// routeShare reads the canary share of a version of the Canary's HTTPRoute.
+func routeShare(name string) func(client.Object) (int32, bool) {
+	return func(o client.Object) (int32, bool) {
+		r, ok := o.(*gwv1.HTTPRoute)
+		if !ok || len(r.Spec.Rules) == 0 {
+			return 0, false
+		}
+		return canaryShare(splitOf(r), name), true
+	}
+}
+
 // splitOf is the weight of each backend of the route's first rule.
 func splitOf(r *gwv1.HTTPRoute) map[string]int32 {
 	out := map[string]int32{}
@@ -383,4 +397,91 @@ func limitQuota(t *testing.T, cl client.Client, ns, name string, res corev1.Reso
 		return nil
 	})
 	return quota
+}
+
+// shareRecorder records every version of one object through a watch, and
+// gives the distinct canary shares they carried in the order they were
+// written: a state held for a moment (a weight step without a pause, a
+// promotion's 100%) is never missed, however busy the machine is.
+type shareRecorder struct {
+	mu       sync.Mutex
+	versions map[int64]int32
+	cancel   context.CancelFunc
+	done     chan struct{}
+	final    func()
+}
+
+// recordShares watches the object named name of list's kind in ns; share
+// reads the canary share of a version (false when it carries none yet).
+// newItem makes an empty object of the kind, for the final read.
+func recordShares(t *testing.T, list client.ObjectList, newItem func() client.Object, ns, name string, share func(client.Object) (int32, bool)) *shareRecorder {
+	t.Helper()
+	wcl, err := client.NewWithWatch(testenv.Get(t).Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &shareRecorder{versions: map[int64]int32{}, cancel: cancel, done: make(chan struct{})}
+	record := func(o client.Object) {
+		rv, err := strconv.ParseInt(o.GetResourceVersion(), 10, 64)
+		if err != nil {
+			return
+		}
+		if s, ok := share(o); ok {
+			r.mu.Lock()
+			r.versions[rv] = s
+			r.mu.Unlock()
+		}
+	}
+	go func() {
+		defer close(r.done)
+		for ctx.Err() == nil {
+			w, err := wcl.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+			if err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			for ev := range w.ResultChan() {
+				if o, ok := ev.Object.(client.Object); ok {
+					record(o)
+				}
+			}
+			w.Stop()
+		}
+	}()
+	r.final = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		o := newItem()
+		if err := wcl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); err == nil {
+			record(o)
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *shareRecorder) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// shares stops the watch, reads the object once more (its end state),
+// and returns the distinct shares in the order they were written.
+func (r *shareRecorder) shares() []int32 {
+	r.stop()
+	r.final()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rvs := slices.Sorted(maps.Keys(r.versions))
+	var out []int32
+	for _, rv := range rvs {
+		if s := r.versions[rv]; len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,27 +52,24 @@ func canaryShareOf(services []any, canarySvc string) int32 {
 	return int32(canary * 100 / total)
 }
 
-// shareSampler records each distinct canary share a Traefik object carries.
-type shareSampler struct {
-	mu     sync.Mutex
-	shares []int32
-}
-
-func sampleTraefik(t *testing.T, cl client.Client, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) (*shareSampler, func()) {
-	s := &shareSampler{}
-	stop := inBackground(t, func(ctx context.Context) {
-		u, err := traefikObject(ctx, cl, kind, ns, name)
-		if err != nil {
-			return
+// recordTraefik records the canary shares a Traefik object walks (see
+// recordShares).
+func recordTraefik(t *testing.T, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) *shareRecorder {
+	gvk := schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: kind}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(kind + "List"))
+	item := func() client.Object {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		return u
+	}
+	return recordShares(t, list, item, ns, name, func(o client.Object) (int32, bool) {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			return 0, false
 		}
-		share := canaryShareOf(services(u), canarySvc)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if len(s.shares) == 0 || s.shares[len(s.shares)-1] != share {
-			s.shares = append(s.shares, share)
-		}
+		return canaryShareOf(services(u), canarySvc), true
 	})
-	return s, stop
 }
 
 func weightedServices(u *unstructured.Unstructured) []any {
@@ -89,12 +85,11 @@ func TestTraefikServiceRelease(t *testing.T) {
 	_, ns, cl := setup(t)
 	create(t, cl, app(ns, "tsv", "example.com/tsv:1", 1), traefikCanary(ns, "tsv", v1alpha1.TraefikRouter{}, weightStep(20), pauseStep(time.Second), weightStep(60), pauseStep(time.Second)))
 	waitPhase(t, cl, ns, "tsv", v1alpha1.PhaseInitialized, 60*time.Second)
-	s, stop := sampleTraefik(t, cl, "TraefikService", ns, "tsv", weightedServices, "tsv-canary")
+	rec := recordTraefik(t, "TraefikService", ns, "tsv", weightedServices, "tsv-canary")
 	setImage(t, cl, ns, "tsv", "example.com/tsv:2")
 	waitPhase(t, cl, ns, "tsv", v1alpha1.PhaseSucceeded, 60*time.Second)
-	stop()
-	if want := []int32{0, 20, 60, 100, 0}; !slices.Equal(s.shares, want) {
-		t.Errorf("canary shares on the TraefikService: %v, want %v", s.shares, want)
+	if shares, want := rec.shares(), []int32{0, 20, 60, 100, 0}; !slices.Equal(shares, want) {
+		t.Errorf("canary shares on the TraefikService: %v, want %v", shares, want)
 	}
 
 	c, _ := getCanary(t.Context(), cl, ns, "tsv")
@@ -155,7 +150,7 @@ spec:
 		s, _ := routes[0].(map[string]any)["services"].([]any)
 		return s
 	}
-	s, stop := sampleTraefik(t, cl, "IngressRoute", ns, "front", routeServices, "irt-canary")
+	rec := recordTraefik(t, "IngressRoute", ns, "front", routeServices, "irt-canary")
 	var landed int
 	stopStorm := inBackground(t, func(ctx context.Context) {
 		u, err := traefikObject(ctx, cl, "IngressRoute", ns, "front")
@@ -175,9 +170,8 @@ spec:
 	setImage(t, cl, ns, "irt", "example.com/irt:2")
 	waitPhase(t, cl, ns, "irt", v1alpha1.PhaseSucceeded, 60*time.Second)
 	stopStorm()
-	stop()
-	if want := []int32{0, 25, 50, 100, 0}; !slices.Equal(s.shares, want) {
-		t.Errorf("canary shares on the IngressRoute: %v, want %v", s.shares, want)
+	if shares, want := rec.shares(), []int32{0, 25, 50, 100, 0}; !slices.Equal(shares, want) {
+		t.Errorf("canary shares on the IngressRoute: %v, want %v", shares, want)
 	}
 	after, err := traefikObject(t.Context(), cl, "IngressRoute", ns, "front")
 	if err != nil {
