@@ -92,22 +92,31 @@ func TestAmbassadorRelease(t *testing.T) {
 				ambassadorCanary(ns, tc.name, []string{tc.name}, steps...))
 			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseInitialized, 60*time.Second)
 
-			var seen, shadow []int64
-			services := map[string]bool{}
-			stop := inBackground(t, func(ctx context.Context) {
-				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary"); err == nil && (len(seen) == 0 || seen[len(seen)-1] != w) {
-					seen = append(seen, w)
+			list, item := unstructuredKind(mappingGVK)
+			seenRec := recordStates(t, list, item, ns, tc.name+"-canary", weightOf)
+			shadowRec := recordStates(t, list, item, ns, tc.name+"-canary-shadow", weightOf)
+			servicesRec := recordStates(t, list, item, ns, tc.name+"-canary", func(o client.Object) (string, bool) {
+				u, ok := o.(*unstructured.Unstructured)
+				if !ok || u == nil {
+					return "", false
 				}
-				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary-shadow"); err == nil && (len(shadow) == 0 || shadow[len(shadow)-1] != w) {
-					shadow = append(shadow, w)
-				}
-				if svc := mappingService(ctx, cl, ns, tc.name+"-canary"); svc != "" {
-					services[svc] = true
-				}
+				svc, _, _ := unstructured.NestedString(u.Object, "spec", "service")
+				return svc, true
 			})
 			setImage(t, cl, ns, tc.name, "example.com/amb:2")
 			waitPhase(t, cl, ns, tc.name, v1alpha1.PhaseSucceeded, 90*time.Second)
-			stop()
+			// The canary Mapping is deleted after its drain.
+			testenv.Eventually(t, 30*time.Second, "the canary Mapping gone", func(ctx context.Context) error {
+				if w, err := mappingWeight(ctx, cl, ns, tc.name+"-canary"); err != nil || w != -1 {
+					return fmt.Errorf("weight %d (%v)", w, err)
+				}
+				return nil
+			})
+			seen, shadow := seenRec.states(), shadowRec.states()
+			services := map[string]bool{}
+			for _, svc := range servicesRec.states() {
+				services[svc] = true
+			}
 			// -1: no canary Mapping; 0: zeroed and draining before it is deleted.
 			if want := []int64{-1, 20, 40, 100, 0, -1}; !slices.Equal(seen, want) {
 				t.Errorf("canary Mapping weights: %v, want %v", seen, want)
@@ -229,7 +238,6 @@ func TestAmbassadorGRPCMapping(t *testing.T) {
 	waitPhase(t, cl, ns, "amb-grpc", v1alpha1.PhaseInitialized, 60*time.Second)
 
 	var mu sync.Mutex
-	var weights []int64
 	var bad []string
 	copies := map[string]int{} // samples of each copy
 	// check compares a copy's spec with the stable's, less the fields the
@@ -254,13 +262,9 @@ func TestAmbassadorGRPCMapping(t *testing.T) {
 			spec, _ := u.Object["spec"].(map[string]any)
 			return spec
 		}
-		w, err := mappingWeight(ctx, cl, ns, "amb-grpc-canary")
 		canarySpec, headerSpec := read("amb-grpc-canary"), read("amb-grpc-canary-headers")
 		mu.Lock()
 		defer mu.Unlock()
-		if err == nil && (len(weights) == 0 || weights[len(weights)-1] != w) {
-			weights = append(weights, w)
-		}
 		if canarySpec != nil {
 			check("amb-grpc-canary", canarySpec, "weight")
 		}
@@ -268,6 +272,8 @@ func TestAmbassadorGRPCMapping(t *testing.T) {
 			check("amb-grpc-canary-headers", headerSpec, "headers")
 		}
 	}
+	list, item := unstructuredKind(mappingGVK)
+	weightsRec := recordStates(t, list, item, ns, "amb-grpc-canary", weightOf)
 	stop := inBackground(t, sample)
 	setImage(t, cl, ns, "amb-grpc", "example.com/grpc:2")
 	waitPhase(t, cl, ns, "amb-grpc", v1alpha1.PhaseSucceeded, 90*time.Second)
@@ -283,6 +289,7 @@ func TestAmbassadorGRPCMapping(t *testing.T) {
 	})
 	stop()
 	sample(t.Context())
+	weights := weightsRec.states()
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -585,28 +585,21 @@ func TestHeaderRouteStep(t *testing.T) {
 		pauseStep(time.Second), weightStep(30), pauseStep(time.Second))
 	create(t, cl, app(ns, "ab", "example.com/ab:1", 1), c)
 	waitPhase(t, cl, ns, "ab", v1alpha1.PhaseInitialized, 60*time.Second)
-	var mu sync.Mutex
-	var seen []string
-	stop := inBackground(t, func(ctx context.Context) {
-		var r gwv1.HTTPRoute
-		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ab"}, &r); err != nil {
-			return
+	rec := recordStates(t, &gwv1.HTTPRouteList{}, func() client.Object { return &gwv1.HTTPRoute{} }, ns, "ab", func(o client.Object) (string, bool) {
+		r, ok := o.(*gwv1.HTTPRoute)
+		if !ok || r == nil {
+			return "", false
 		}
 		state := fmt.Sprintf("rules=%d", len(r.Spec.Rules))
 		if len(r.Spec.Rules) == 2 {
 			h := r.Spec.Rules[0].Matches[0].Headers
 			state += fmt.Sprintf(" %s=%s->%s", h[0].Name, h[0].Value, r.Spec.Rules[0].BackendRefs[0].Name)
 		}
-		state += fmt.Sprintf(" share=%d", canaryShareLast(&r, "ab"))
-		mu.Lock()
-		defer mu.Unlock()
-		if len(seen) == 0 || seen[len(seen)-1] != state {
-			seen = append(seen, state)
-		}
+		return state + fmt.Sprintf(" share=%d", canaryShareLast(r, "ab")), true
 	})
 	setImage(t, cl, ns, "ab", "example.com/ab:2")
 	waitPhase(t, cl, ns, "ab", v1alpha1.PhaseSucceeded, 60*time.Second)
-	stop()
+	seen := rec.states()
 	want := []string{"rules=1 share=0", "rules=2 X-Canary=insider->ab-canary share=0", "rules=2 X-Canary=insider->ab-canary share=30",
 		"rules=1 share=100", "rules=1 share=0"}
 	if !slices.Equal(seen, want) {

@@ -48,7 +48,16 @@ func consulApp(ns, name, image string, replicas int32, svc string) *appsv1.Deplo
 // without one.
 func canarySplit(ctx context.Context, cl client.Client, ns, name string) int64 {
 	u, err := consulEntry(ctx, cl, consul.Splitter, ns, name)
-	if err != nil || u == nil {
+	if err != nil {
+		return -1
+	}
+	return canarySplitOf(u)
+}
+
+// canarySplitOf is a splitter's canary subset weight, -1 when there is no
+// splitter or no canary split.
+func canarySplitOf(u *unstructured.Unstructured) int64 {
+	if u == nil {
 		return -1
 	}
 	splits, _, _ := unstructured.NestedSlice(u.Object, "spec", "splits")
@@ -82,19 +91,17 @@ func TestConsulRelease(t *testing.T) {
 		t.Fatalf("primary's service meta %q, want the stable revision %q (%v)", primary.Spec.Template.Annotations[meta], first.Status.StableRevision, err)
 	}
 
-	var seen []int64
-	headerSeen := false
-	stop := inBackground(t, func(ctx context.Context) {
-		if w := canarySplit(ctx, cl, ns, "cns"); len(seen) == 0 || seen[len(seen)-1] != w {
-			seen = append(seen, w)
-		}
-		if rt, _ := consulEntry(ctx, cl, consul.Routes, ns, "cns"); rt != nil {
-			headerSeen = true
-		}
+	list, item := unstructuredKind(consul.GVK(consul.Splitter))
+	seenRec := recordStates(t, list, item, ns, "cns", func(o client.Object) (int64, bool) {
+		u, _ := o.(*unstructured.Unstructured)
+		return canarySplitOf(u), true
 	})
+	rlist, ritem := unstructuredKind(consul.GVK(consul.Routes))
+	routerRec := recordStates(t, rlist, ritem, ns, "cns", func(o client.Object) (bool, bool) { return o != nil, true })
 	setImage(t, cl, ns, "cns", "example.com/cns:2")
 	done := waitPhase(t, cl, ns, "cns", v1alpha1.PhaseSucceeded, 90*time.Second)
-	stop()
+	seen := seenRec.states()
+	headerSeen := slices.Contains(routerRec.states(), true)
 	if want := []int64{0, 20, 60, 100, 0}; !slices.Equal(seen, want) {
 		t.Errorf("canary subset weights: %v, want %v", seen, want)
 	}

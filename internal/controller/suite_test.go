@@ -15,10 +15,14 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -399,40 +403,61 @@ func limitQuota(t *testing.T, cl client.Client, ns, name string, res corev1.Reso
 	return quota
 }
 
-// shareRecorder records every version of one object through a watch, and
-// gives the distinct canary shares they carried in the order they were
-// written: a state held for a moment (a weight step without a pause, a
-// promotion's 100%) is never missed, however busy the machine is.
-type shareRecorder struct {
+// stateRecorder records every version of one object through a watch (its
+// deletion included), and gives the distinct states they carried in the
+// order they were written: a state held for a moment (a weight step
+// without a pause, a promotion's 100%) is never missed, however busy the
+// machine is.
+type stateRecorder[T comparable] struct {
 	mu       sync.Mutex
-	versions map[int64]int32
+	versions map[int64]T
 	cancel   context.CancelFunc
 	done     chan struct{}
 	final    func()
 }
 
-// recordShares watches the object named name of list's kind in ns; share
-// reads the canary share of a version (false when it carries none yet).
-// newItem makes an empty object of the kind, for the final read.
-func recordShares(t *testing.T, list client.ObjectList, newItem func() client.Object, ns, name string, share func(client.Object) (int32, bool)) *shareRecorder {
+// recordStates watches the object named name of list's kind in ns. state
+// reads a version (obj nil: the object does not exist, or was deleted);
+// false leaves the version out. newItem makes an empty object of the
+// kind, for the reads that start and end the record.
+func recordStates[T comparable](t *testing.T, list client.ObjectList, newItem func() client.Object, ns, name string, state func(obj client.Object) (T, bool)) *stateRecorder[T] {
 	t.Helper()
 	wcl, err := client.NewWithWatch(testenv.Get(t).Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &shareRecorder{versions: map[int64]int32{}, cancel: cancel, done: make(chan struct{})}
-	record := func(o client.Object) {
-		rv, err := strconv.ParseInt(o.GetResourceVersion(), 10, 64)
+	r := &stateRecorder[T]{versions: map[int64]T{}, done: make(chan struct{})}
+	add := func(rvString string, o client.Object) {
+		rv, err := strconv.ParseInt(rvString, 10, 64)
 		if err != nil {
 			return
 		}
-		if s, ok := share(o); ok {
+		if v, ok := state(o); ok {
 			r.mu.Lock()
-			r.versions[rv] = s
+			r.versions[rv] = v
 			r.mu.Unlock()
 		}
 	}
+	// read records the object as it is now, or its absence at the
+	// collection's resourceVersion.
+	read := func(ctx context.Context) {
+		o := newItem()
+		err := wcl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)
+		switch {
+		case err == nil:
+			add(o.GetResourceVersion(), o)
+		case apierrors.IsNotFound(err):
+			l := list.DeepCopyObject().(client.ObjectList)
+			if wcl.List(ctx, l, client.InNamespace(ns), client.MatchingFields{"metadata.name": name}) == nil && meta.LenList(l) == 0 {
+				add(l.GetResourceVersion(), nil)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	start, cancelStart := context.WithTimeout(ctx, 5*time.Second)
+	read(start)
+	cancelStart()
 	go func() {
 		defer close(r.done)
 		for ctx.Err() == nil {
@@ -445,8 +470,14 @@ func recordShares(t *testing.T, list client.ObjectList, newItem func() client.Ob
 				continue
 			}
 			for ev := range w.ResultChan() {
-				if o, ok := ev.Object.(client.Object); ok {
-					record(o)
+				o, ok := ev.Object.(client.Object)
+				if !ok {
+					continue
+				}
+				if ev.Type == watch.Deleted {
+					add(o.GetResourceVersion(), nil)
+				} else {
+					add(o.GetResourceVersion(), o)
 				}
 			}
 			w.Stop()
@@ -455,33 +486,62 @@ func recordShares(t *testing.T, list client.ObjectList, newItem func() client.Ob
 	r.final = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		o := newItem()
-		if err := wcl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); err == nil {
-			record(o)
-		}
+		read(ctx)
 	}
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *shareRecorder) stop() {
+func (r *stateRecorder[T]) stop() {
 	r.cancel()
 	<-r.done
 }
 
-// shares stops the watch, reads the object once more (its end state),
-// and returns the distinct shares in the order they were written.
-func (r *shareRecorder) shares() []int32 {
+// states stops the watch, reads the object once more (its end state),
+// and returns the distinct states in the order they were written.
+func (r *stateRecorder[T]) states() []T {
 	r.stop()
 	r.final()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rvs := slices.Sorted(maps.Keys(r.versions))
-	var out []int32
-	for _, rv := range rvs {
-		if s := r.versions[rv]; len(out) == 0 || out[len(out)-1] != s {
-			out = append(out, s)
+	var out []T
+	for _, rv := range slices.Sorted(maps.Keys(r.versions)) {
+		if v := r.versions[rv]; len(out) == 0 || out[len(out)-1] != v {
+			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// recordShares records the canary shares of one object (see
+// recordStates); a deleted or missing object carries none.
+func recordShares(t *testing.T, list client.ObjectList, newItem func() client.Object, ns, name string, share func(client.Object) (int32, bool)) *stateRecorder[int32] {
+	return recordStates(t, list, newItem, ns, name, func(o client.Object) (int32, bool) {
+		if o == nil {
+			return 0, false
+		}
+		return share(o)
+	})
+}
+
+// unstructuredKind is a list of gvk's kind and a maker of its items, for
+// recordStates.
+func unstructuredKind(gvk schema.GroupVersionKind) (*unstructured.UnstructuredList, func() client.Object) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	return list, func() client.Object {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		return u
+	}
+}
+
+// weightOf reads a Mapping's spec.weight; -1 when it does not exist.
+func weightOf(o client.Object) (int64, bool) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok || u == nil {
+		return -1, true
+	}
+	w, _, _ := unstructured.NestedInt64(u.Object, "spec", "weight")
+	return w, true
 }

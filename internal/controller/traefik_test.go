@@ -54,7 +54,7 @@ func canaryShareOf(services []any, canarySvc string) int32 {
 
 // recordTraefik records the canary shares a Traefik object walks (see
 // recordShares).
-func recordTraefik(t *testing.T, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) *shareRecorder {
+func recordTraefik(t *testing.T, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) *stateRecorder[int32] {
 	gvk := schema.GroupVersionKind{Group: "traefik.io", Version: "v1alpha1", Kind: kind}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(kind + "List"))
@@ -88,7 +88,7 @@ func TestTraefikServiceRelease(t *testing.T) {
 	rec := recordTraefik(t, "TraefikService", ns, "tsv", weightedServices, "tsv-canary")
 	setImage(t, cl, ns, "tsv", "example.com/tsv:2")
 	waitPhase(t, cl, ns, "tsv", v1alpha1.PhaseSucceeded, 60*time.Second)
-	if shares, want := rec.shares(), []int32{0, 20, 60, 100, 0}; !slices.Equal(shares, want) {
+	if shares, want := rec.states(), []int32{0, 20, 60, 100, 0}; !slices.Equal(shares, want) {
 		t.Errorf("canary shares on the TraefikService: %v, want %v", shares, want)
 	}
 
@@ -170,7 +170,7 @@ spec:
 	setImage(t, cl, ns, "irt", "example.com/irt:2")
 	waitPhase(t, cl, ns, "irt", v1alpha1.PhaseSucceeded, 60*time.Second)
 	stopStorm()
-	if shares, want := rec.shares(), []int32{0, 25, 50, 100, 0}; !slices.Equal(shares, want) {
+	if shares, want := rec.states(), []int32{0, 25, 50, 100, 0}; !slices.Equal(shares, want) {
 		t.Errorf("canary shares on the IngressRoute: %v, want %v", shares, want)
 	}
 	after, err := traefikObject(t.Context(), cl, "IngressRoute", ns, "front")

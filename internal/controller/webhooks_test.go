@@ -399,7 +399,7 @@ func TestTrafficIncreaseGateHoldsEachIncrease(t *testing.T) {
 	waitPhase(t, cl, ns, "inc", v1alpha1.PhaseSucceeded, 60*time.Second)
 	expectShare(t, cl, ns, "inc", 0)
 	stop()
-	shares := rec.shares()
+	shares := rec.states()
 
 	mu.Lock()
 	defer mu.Unlock()
