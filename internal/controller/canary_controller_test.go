@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -83,31 +84,14 @@ func monitor(t *testing.T, cl client.Client, ns, name string) *trafficMonitor {
 		m.events = append(m.events, e)
 		m.mu.Unlock()
 	}
-	watch := func(list client.ObjectList, objName string) {
+	follow := func(list client.ObjectList, objName string) {
 		defer m.done.Done()
-		// A watch may end (a timeout, a restarted apiserver): start again
-		// from the current state; replaying orders everything anyway.
-		for ctx.Err() == nil {
-			w, err := wcl.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": objName})
-			if err != nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
-			}
-			for ev := range w.ResultChan() {
-				if o, ok := ev.Object.(client.Object); ok {
-					record(o)
-				}
-			}
-			w.Stop()
-		}
+		watchObject(ctx, wcl, list, ns, objName, func(_ watch.EventType, o client.Object) { record(o) })
 	}
 	m.done.Add(3)
-	go watch(&gwv1.HTTPRouteList{}, name)
-	go watch(&appsv1.DeploymentList{}, name+"-primary")
-	go watch(&appsv1.DeploymentList{}, name)
+	go follow(&gwv1.HTTPRouteList{}, name)
+	go follow(&appsv1.DeploymentList{}, name+"-primary")
+	go follow(&appsv1.DeploymentList{}, name)
 	// The end state, read once the watches stop: however late a watch
 	// event would have come, these reads are at least as new.
 	m.final = func() {

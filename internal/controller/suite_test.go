@@ -460,28 +460,13 @@ func recordStates[T comparable](t *testing.T, list client.ObjectList, newItem fu
 	cancelStart()
 	go func() {
 		defer close(r.done)
-		for ctx.Err() == nil {
-			w, err := wcl.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
-			if err != nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
+		watchObject(ctx, wcl, list, ns, name, func(typ watch.EventType, o client.Object) {
+			if typ == watch.Deleted {
+				add(o.GetResourceVersion(), nil)
+			} else {
+				add(o.GetResourceVersion(), o)
 			}
-			for ev := range w.ResultChan() {
-				o, ok := ev.Object.(client.Object)
-				if !ok {
-					continue
-				}
-				if ev.Type == watch.Deleted {
-					add(o.GetResourceVersion(), nil)
-				} else {
-					add(o.GetResourceVersion(), o)
-				}
-			}
-			w.Stop()
-		}
+		})
 	}()
 	r.final = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -544,4 +529,26 @@ func weightOf(o client.Object) (int64, bool) {
 	}
 	w, _, _ := unstructured.NestedInt64(u.Object, "spec", "weight")
 	return w, true
+}
+
+// watchObject calls fn with every event of the object named name of
+// list's kind in ns until ctx ends. A watch that ends (a timeout, a
+// restarted apiserver) is started again from the current state.
+func watchObject(ctx context.Context, wcl client.WithWatch, list client.ObjectList, ns, name string, fn func(watch.EventType, client.Object)) {
+	for ctx.Err() == nil {
+		w, err := wcl.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		for ev := range w.ResultChan() {
+			if o, ok := ev.Object.(client.Object); ok {
+				fn(ev.Type, o)
+			}
+		}
+		w.Stop()
+	}
 }
