@@ -63,23 +63,30 @@ func TestGatewayMustAcceptTheRouteBeforeAStepCounts(t *testing.T) {
 
 	accept.Store(false)
 	setImage(t, cl, ns, "gw", "example.com/gw:2")
-	testenv.Eventually(t, 30*time.Second, "step held while the gateway refuses the route", func(ctx context.Context) error {
-		c, err := getCanary(ctx, cl, ns, "gw")
+	heldWhileRefused(t, cl, ns, "gw", "does not accept the route")
+	accept.Store(true)
+	waitPhase(t, cl, ns, "gw", v1alpha1.PhaseSucceeded, 60*time.Second)
+}
+
+// heldWhileRefused waits until the release holds its first step with the
+// parent's refusal (msg) in its status, and checks it does not move while
+// refused.
+func heldWhileRefused(t *testing.T, cl client.Client, ns, name, msg string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "step held while the parent refuses the route", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, name)
 		if err != nil {
 			return err
 		}
-		if c.Status.CurrentStep != 0 || !strings.Contains(c.Status.Message, "does not accept the route") {
+		if c.Status.CurrentStep != 0 || !strings.Contains(c.Status.Message, msg) {
 			return fmt.Errorf("step %d: %s", c.Status.CurrentStep, c.Status.Message)
 		}
 		return nil
 	})
-	holdsStill(t, cl, ns, "gw", 3, func(_ context.Context, c *v1alpha1.Canary) error {
+	holdsStill(t, cl, ns, name, 3, func(_ context.Context, c *v1alpha1.Canary) error {
 		if c.Status.CurrentStep != 0 || c.Status.Phase != v1alpha1.PhaseProgressing {
 			return fmt.Errorf("release moved past a refused route: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
 		}
 		return nil
 	})
-
-	accept.Store(true)
-	waitPhase(t, cl, ns, "gw", v1alpha1.PhaseSucceeded, 60*time.Second)
 }

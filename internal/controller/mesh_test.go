@@ -1,9 +1,6 @@
 package controller_test
 
 import (
-	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +10,6 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // A mesh route (GAMMA: the HTTPRoute's parent is the apex Service) works
@@ -45,23 +41,7 @@ func TestMeshRouteWaitsForTheMeshToAccept(t *testing.T) {
 
 	accept.Store(false)
 	setImage(t, cl, ns, "east", "example.com/east:2")
-	testenv.Eventually(t, 30*time.Second, "step held while the mesh refuses the route", func(ctx context.Context) error {
-		c, err := getCanary(ctx, cl, ns, "east")
-		if err != nil {
-			return err
-		}
-		if c.Status.CurrentStep != 0 || !strings.Contains(c.Status.Message, "parent east does not accept the route: NotAllowed") {
-			return fmt.Errorf("step %d: %s", c.Status.CurrentStep, c.Status.Message)
-		}
-		return nil
-	})
-	holdsStill(t, cl, ns, "east", 3, func(_ context.Context, c *v1alpha1.Canary) error {
-		if c.Status.CurrentStep != 0 || c.Status.Phase != v1alpha1.PhaseProgressing {
-			return fmt.Errorf("release moved past a route the mesh refuses: phase %s step %d", c.Status.Phase, c.Status.CurrentStep)
-		}
-		return nil
-	})
-
+	heldWhileRefused(t, cl, ns, "east", "parent east does not accept the route: NotAllowed")
 	accept.Store(true)
 	waitPhase(t, cl, ns, "east", v1alpha1.PhaseSucceeded, 60*time.Second)
 	expectSplit(t, cl, ns, "east", map[string]int32{"east-primary": 10000, "east-canary": 0})
