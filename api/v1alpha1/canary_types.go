@@ -14,6 +14,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.router.consul) || !has(self.router.consul.stableSubset) || !has(self.router.consul.canarySubset) || self.router.consul.stableSubset != self.router.consul.canarySubset",message="spec.router.consul: stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.traefik) || !has(self.router.traefik.ingressRoute)",message="spec.strategy.steps[].setMirror: with the traefik router, mirror steps need TraefikService mode (a mirroring TraefikService); remove spec.router.traefik.ingressRoute or the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.gatewayAPI) || self.router.gatewayAPI.parentRefs.all(p, !has(p.kind) || p.kind != 'Service' || (has(p.group) && p.group != '') || (has(p.namespace) && p.namespace != '') || (p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary' && p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'))",message="spec.router.gatewayAPI.parentRefs: a Service parent (a mesh route) must not be the -primary or -canary Service: they are the route's backends; use the apex Service (spec.service.name, or the target's name)"
+// +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror))",message="spec.strategy.steps[].setMirror: ingress-nginx's canary annotations cannot mirror a share of requests; remove the mirror steps"
+// +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || size(s.setHeaderRoute.match) == 1)",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header; give exactly one match"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -290,7 +292,7 @@ type BackendRef struct {
 
 // RouterSpec selects exactly one router.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul), has(self.nginx)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul, nginx)"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
@@ -313,6 +315,24 @@ type RouterSpec struct {
 	// subsets select them and a ServiceSplitter splits between them.
 	// +optional
 	Consul *ConsulRouter `json:"consul,omitempty"`
+	// NGINX (ingress-nginx's canary annotations): beside your Ingress,
+	// which sends to the apex Service, Sluice keeps an <ingress>-canary
+	// Ingress with the same rules sending to the canary Service, and sets
+	// its canary-weight (and canary-by-header for a header step).
+	// ingress-nginx was retired in March 2026: this router is for the
+	// clusters that still run it; the gatewayAPI router is the way
+	// forward.
+	// +optional
+	NGINX *NGINXRouter `json:"nginx,omitempty"`
+}
+
+// NGINXRouter routes through ingress-nginx canary annotations.
+type NGINXRouter struct {
+	// Ingress is your Ingress, in the Canary's namespace, whose backends
+	// are the apex Service. Sluice never writes it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=246
+	Ingress string `json:"ingress"`
 }
 
 // ConsulRouter splits one Consul service between a stable and a canary

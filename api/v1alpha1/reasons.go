@@ -189,6 +189,11 @@ const (
 	// register its pods as the Consul service Sluice splits (its
 	// connect-service annotation).
 	ReasonConnectServiceMismatch = "ConnectServiceMismatch"
+	// ReasonIngressNotFound: spec.router.nginx.ingress names no Ingress.
+	ReasonIngressNotFound = "IngressNotFound"
+	// ReasonIngressBackendMismatch: the Ingress spec.router.nginx.ingress
+	// names sends to no backend that is the apex Service.
+	ReasonIngressBackendMismatch = "IngressBackendMismatch"
 )
 
 // ReasonApplyFailed is the Ready condition's reason (False) when the

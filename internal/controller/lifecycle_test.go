@@ -158,6 +158,15 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		{"a mesh route whose parent is its own backend", func(c *v1alpha1.Canary) {
 			c.Spec.Router.GatewayAPI.ParentRefs = []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: gwv1.ObjectName(c.Name + "-canary")}}
 		}, []string{"spec.router.gatewayAPI.parentRefs", "must not be the -primary or -canary Service", "apex Service"}},
+		{"nginx with a mirror step", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{NGINX: &v1alpha1.NGINXRouter{Ingress: "front"}}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetMirror: &v1alpha1.MirrorStep{Percent: 10}}}
+		}, []string{"spec.strategy.steps[].setMirror", "ingress-nginx", "cannot mirror"}},
+		{"nginx with two header matches", func(c *v1alpha1.Canary) {
+			v := "a"
+			c.Spec.Router = v1alpha1.RouterSpec{NGINX: &v1alpha1.NGINXRouter{Ingress: "front"}}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}, {Name: "X-B", Exact: &v}}}}}
+		}, []string{"spec.strategy.steps[].setHeaderRoute", "one header"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
 		{"a header match with both exact and regex", func(c *v1alpha1.Canary) {

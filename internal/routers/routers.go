@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/router/consul"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
+	"github.com/sluice-dev/sluice/internal/router/nginx"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
 )
 
@@ -16,6 +17,7 @@ func All() router.Registry {
 		traefik.Registration(),
 		ambassador.Registration(),
 		consul.Registration(),
+		nginx.Registration(),
 		gatewayapi.Registration(),
 	}
 }
