@@ -59,6 +59,7 @@ func newConvert(streams genericiooptions.IOStreams) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a manifest file, a directory of them (*.yaml, *.yml, *.json), or - for stdin; repeatable")
 	cmd.Flags().StringVar(&opts.FlaggerProvider, "flagger-provider", "", "the provider of Flagger Canaries without spec.provider (Flagger's -mesh-provider), e.g. gatewayapi")
+	cmd.Flags().BoolVar(&opts.Handover, "handover", false, "after each Flagger Canary, write the hand-over Service (and HTTPRoute) that carry a live service's traffic while Flagger's objects go, with the steps of the switch as comments")
 	cmd.Flags().BoolVar(&all, "report-all", false, "list the carried fields in the report too")
 	return cmd
 }

@@ -15,6 +15,10 @@ type Options struct {
 	// FlaggerProvider is the provider of a Flagger Canary without
 	// spec.provider (Flagger's -mesh-provider flag), e.g. gatewayapi.
 	FlaggerProvider string
+	// Handover adds, after each converted Flagger Canary, the objects
+	// that carry a live service's traffic while Flagger's objects are
+	// deleted and Sluice's made, with the steps as comments.
+	Handover bool
 }
 
 // Output is one Sluice object and where it came from.
@@ -22,6 +26,9 @@ type Output struct {
 	Object client.Object
 	// From is the source object, "Kind namespace/name".
 	From string
+	// Comment, when set, heads the object instead of the source and its
+	// report (lines without the leading "# ").
+	Comment string
 }
 
 // Result is what Convert made and the fate of every source field.

@@ -118,7 +118,11 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 	if router == "" {
 		return nil
 	}
-	return []Output{{Object: c}}
+	outs := []Output{{Object: c}}
+	if opts.Handover {
+		outs = append(outs, flaggerHandover(in, c)...)
+	}
+	return outs
 }
 
 // flaggerService converts spec.service: the ports Sluice's Services
