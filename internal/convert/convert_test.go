@@ -85,8 +85,9 @@ func TestGolden(t *testing.T) {
 }
 
 // TestGoldenHandover converts each Flagger corpus file with --handover
-// and compares the manifests with their golden files: the Canary's
+// and compares the hand-over file with its golden file: each Canary's
 // hand-over Service (and HTTPRoute), the steps of the switch as comments.
+// The rest of the output is the one TestGolden checks.
 func TestGoldenHandover(t *testing.T) {
 	files, err := filepath.Glob("testdata/flagger/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -95,9 +96,16 @@ func TestGoldenHandover(t *testing.T) {
 	for _, file := range files {
 		name := "handover-" + strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			r := convertFileWith(t, file, Options{Handover: true})
+			rest, handover := convertFileWith(t, file, Options{Handover: true}).SplitHandover()
 			var out bytes.Buffer
-			if err := Render(&out, r); err != nil {
+			if err := Render(&out, rest); err != nil {
+				t.Fatal(err)
+			}
+			if plain := convertFile(t, file); len(plain.Outputs) != len(rest.Outputs) {
+				t.Errorf("with --handover, %d outputs besides the hand-over objects; without, %d", len(rest.Outputs), len(plain.Outputs))
+			}
+			out.Reset()
+			if err := Render(&out, handover); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, name+".yaml", out.Bytes())

@@ -65,14 +65,14 @@ func flaggerHandover(in input, c *v1alpha1.Canary) []Output {
 	line("    %sscale deployment %s --replicas=$(%sget deployment %s-primary -o jsonpath='{.spec.replicas}')", k, target, k, target)
 	line("    %srollout status deployment %s", k, target)
 	if fromDeployment {
-		line(" 3. Apply this Service (its selector is Deployment %s's).", target)
+		line(" 3. Apply the hand-over file (convert --handover <file>) for Service %s (its selector is Deployment %s's).", name, target)
 	} else {
-		line(" 3. Apply this Service; its selector is Flagger's default label (%s: %s): check it", flaggerDefaultSelector, target)
-		line("    against your Deployment's spec.selector.matchLabels first.")
+		line(" 3. Apply the hand-over file (convert --handover <file>) for Service %s; its selector is Flagger's", name)
+		line("    default label (%s: %s): check it against your Deployment's spec.selector.matchLabels first.", flaggerDefaultSelector, target)
 	}
 	switch {
 	case c.Spec.Router.GatewayAPI != nil:
-		line("    Apply the HTTPRoute %s too and wait until the Gateway accepts it:", name)
+		line("    and the HTTPRoute %s; wait until the Gateway accepts the route:", name)
 		line("    %swait httproute %s --for=jsonpath='{.status.parents[0].conditions[?(@.type==\"Accepted\")].status}'=True", k, name)
 		line("    Until step 4 removes Flagger's route, both routes match the same requests and both")
 		line("    reach the same revision: which one a gateway picks does not matter.")
@@ -83,7 +83,7 @@ func flaggerHandover(in input, c *v1alpha1.Canary) []Output {
 		line("    sleep 5")
 		line("    %sdelete service %s %s-primary %s-canary", k, apex, apex, apex)
 		line("    %sdelete deployment %s-primary", k, target)
-		line(" 5. Apply the Sluice Canary %s; wait until `kubectl sluice get %s%s` says Initialized", c.Name, c.Name, nsFlag)
+		line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until `kubectl sluice get %s%s` says Initialized", c.Name, c.Name, nsFlag)
 		line("    (its primary ready, its HTTPRoute %s accepted).", c.Name)
 		line(" 6. Delete the HTTPRoute %s; once the gateway has reloaded, the Service:", name)
 		line("    %sdelete httproute %s", k, name)
@@ -96,7 +96,7 @@ func flaggerHandover(in input, c *v1alpha1.Canary) []Output {
 		line(" 4. Delete Flagger's Canary; wait until what it owned is gone:")
 		line("    %sdelete canary.flagger.app %s", k, c.Name)
 		line("    %swait --for=delete traefikservice/%s service/%s service/%s-primary service/%s-canary deployment/%s-primary --timeout=2m", k, apex, apex, apex, apex, target)
-		line(" 5. Apply the Sluice Canary %s; wait until `kubectl sluice get %s%s` says Initialized", c.Name, c.Name, nsFlag)
+		line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until `kubectl sluice get %s%s` says Initialized", c.Name, c.Name, nsFlag)
 		line("    (its primary ready, its TraefikService %s written).", c.Name)
 		line(" 6. In the IngressRoute, replace the service {name: %s, port: %d} with", name, c.Spec.Service.Port)
 		line("      {kind: TraefikService, name: %s}", c.Name)
@@ -104,7 +104,7 @@ func flaggerHandover(in input, c *v1alpha1.Canary) []Output {
 		line("    sleep 5")
 		line("    %sdelete service %s", k, name)
 	}
-	out := []Output{{Object: svc, Comment: b.String()}}
+	out := []Output{{Object: svc, Comment: b.String(), Handover: true}}
 
 	if gw := c.Spec.Router.GatewayAPI; gw != nil {
 		port := gwv1.PortNumber(c.Spec.Service.Port)
@@ -125,7 +125,7 @@ func flaggerHandover(in input, c *v1alpha1.Canary) []Output {
 				Rules:           []gwv1.HTTPRouteRule{rule},
 			},
 		}
-		out = append(out, Output{Object: route, Comment: fmt.Sprintf(
+		out = append(out, Output{Object: route, Handover: true, Comment: fmt.Sprintf(
 			"Hand-over route for Canary %s: attached, matched and filtered like Flagger's route %s,\nevery request to the Service %s. Delete it at step 6.\n", c.Name, apex, name)})
 	}
 	return out
