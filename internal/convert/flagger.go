@@ -120,7 +120,7 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 	}
 	outs := []Output{{Object: c}}
 	if opts.Handover {
-		outs = append(outs, flaggerHandover(in, c)...)
+		outs = append(outs, flaggerHandover(c)...)
 	}
 	return outs
 }
