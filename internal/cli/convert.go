@@ -27,6 +27,7 @@ func newConvert(streams genericiooptions.IOStreams) *cobra.Command {
 	var files []string
 	var opts convert.Options
 	var all bool
+	var handover string
 	cmd := &cobra.Command{
 		Use:   "convert -f <file|dir|->...",
 		Short: "Convert Flagger Canaries and Argo Rollouts (with their templates) into Sluice manifests, reporting what is not carried (exit 3 when something is)",
@@ -43,9 +44,16 @@ func newConvert(streams genericiooptions.IOStreams) *cobra.Command {
 				}
 				objs = append(objs, got...)
 			}
+			opts.Handover = handover != ""
 			r := convert.Convert(objs, opts)
-			if err := convert.Render(streams.Out, r); err != nil {
+			rest, ho := r.SplitHandover()
+			if err := convert.Render(streams.Out, rest); err != nil {
 				return err
+			}
+			if opts.Handover {
+				if err := writeHandover(handover, ho); err != nil {
+					return err
+				}
 			}
 			r.Report.Write(streams.ErrOut, all)
 			if len(r.Ignored) > 0 {
@@ -59,8 +67,25 @@ func newConvert(streams genericiooptions.IOStreams) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a manifest file, a directory of them (*.yaml, *.yml, *.json), or - for stdin; repeatable")
 	cmd.Flags().StringVar(&opts.FlaggerProvider, "flagger-provider", "", "the provider of Flagger Canaries without spec.provider (Flagger's -mesh-provider), e.g. gatewayapi")
+	cmd.Flags().StringVar(&handover, "handover", "", "write to this file, for each Flagger Canary, the hand-over Service (and HTTPRoute) that carry a live service's traffic while Flagger's objects go, with the steps of the switch as comments")
 	cmd.Flags().BoolVar(&all, "report-all", false, "list the carried fields in the report too")
 	return cmd
+}
+
+// writeHandover writes the hand-over objects to path.
+func writeHandover(path string, r convert.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--handover: %w", err)
+	}
+	if err := convert.Render(f, r); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("--handover %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--handover %s: %w", path, err)
+	}
+	return nil
 }
 
 // readManifests decodes a file, every manifest of a directory, or stdin.

@@ -42,7 +42,7 @@ func argoRollout(t *tracker, in input) []Output {
 			wr.get("kind").carry("Canary spec.targetRef.kind")
 			s.TargetRef.Name = wr.get("name").carry("Canary spec.targetRef.name").str()
 		}
-		wr.get("scaleDown").drop("Sluice runs the release in the Deployment named and keeps the stable copy in <name>-primary; it never scales the Deployment to zero for you")
+		wr.get("scaleDown").drop("Sluice scales the Deployment named to 0 whenever its primary copy <name>-primary serves alone (once Initialized, after each promotion), whatever scaleDown says")
 	}
 	if tp := spec.get("template"); tp.ok {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: objectMeta(t, name).Labels}}

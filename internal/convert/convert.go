@@ -15,6 +15,11 @@ type Options struct {
 	// FlaggerProvider is the provider of a Flagger Canary without
 	// spec.provider (Flagger's -mesh-provider flag), e.g. gatewayapi.
 	FlaggerProvider string
+	// Handover adds, after each converted Flagger Canary, the objects
+	// that carry a live service's traffic while Flagger's objects are
+	// deleted and Sluice's made, with the steps as comments (marked
+	// Output.Handover).
+	Handover bool
 }
 
 // Output is one Sluice object and where it came from.
@@ -22,6 +27,28 @@ type Output struct {
 	Object client.Object
 	// From is the source object, "Kind namespace/name".
 	From string
+	// Comment, when set, heads the object instead of the source and its
+	// report (lines without the leading "# ").
+	Comment string
+	// Handover marks an object of the switch-over (Options.Handover),
+	// applied before the Sluice objects and deleted after.
+	Handover bool
+}
+
+// SplitHandover separates the hand-over objects from the rest: they are
+// applied at another step of the switch, so they go to a file of their
+// own.
+func (r Result) SplitHandover() (rest, handover Result) {
+	rest, handover = r, Result{}
+	rest.Outputs = nil
+	for _, o := range r.Outputs {
+		if o.Handover {
+			handover.Outputs = append(handover.Outputs, o)
+		} else {
+			rest.Outputs = append(rest.Outputs, o)
+		}
+	}
+	return rest, handover
 }
 
 // Result is what Convert made and the fate of every source field.

@@ -27,6 +27,11 @@ func corpus(t *testing.T) []string {
 
 func convertFile(t *testing.T, file string) Result {
 	t.Helper()
+	return convertFileWith(t, file, Options{})
+}
+
+func convertFileWith(t *testing.T, file string, opts Options) Result {
+	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +41,7 @@ func convertFile(t *testing.T, file string) Result {
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return Convert(objs, Options{})
+	return Convert(objs, opts)
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -75,6 +80,35 @@ func TestGolden(t *testing.T) {
 			var rep bytes.Buffer
 			r.Report.Write(&rep, true)
 			golden(t, name+".report", rep.Bytes())
+		})
+	}
+}
+
+// TestGoldenHandover converts each Flagger corpus file with --handover
+// and compares the hand-over file with its golden file: each Canary's
+// hand-over Service (and HTTPRoute), the steps of the switch as comments.
+// The rest of the output is the one TestGolden checks.
+func TestGoldenHandover(t *testing.T) {
+	files, err := filepath.Glob("testdata/flagger/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Flagger corpus: %v", err)
+	}
+	for _, file := range files {
+		name := "handover-" + strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			rest, handover := convertFileWith(t, file, Options{Handover: true}).SplitHandover()
+			var out bytes.Buffer
+			if err := Render(&out, rest); err != nil {
+				t.Fatal(err)
+			}
+			if plain := convertFile(t, file); len(plain.Outputs) != len(rest.Outputs) {
+				t.Errorf("with --handover, %d outputs besides the hand-over objects; without, %d", len(rest.Outputs), len(plain.Outputs))
+			}
+			out.Reset()
+			if err := Render(&out, handover); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+".yaml", out.Bytes())
 		})
 	}
 }

@@ -118,7 +118,11 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 	if router == "" {
 		return nil
 	}
-	return []Output{{Object: c}}
+	outs := []Output{{Object: c}}
+	if opts.Handover {
+		outs = append(outs, flaggerHandover(c)...)
+	}
+	return outs
 }
 
 // flaggerService converts spec.service: the ports Sluice's Services
@@ -187,9 +191,17 @@ func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
 				typ = "ReplaceFullPath"
 			}
 			key := map[string]string{"ReplacePrefixMatch": "replacePrefixMatch", "ReplaceFullPath": "replaceFullPath"}[typ]
-			f["path"] = map[string]any{"type": typ, key: u.str()}
-			u.translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path", "a URLRewrite filter")
-			rw.get("type").translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path.type", "the path modifier's type")
+			if typ == "ReplacePrefixMatch" && !onePrefixMatch(gw.Matches) {
+				// The Gateway API rejects the route otherwise, and
+				// Sluice's route is one rule holding every match.
+				const why = "a replacePrefixMatch rewrite needs a route rule with exactly one PathPrefix match, and Sluice's route has one rule with all of spec.service.match: not written (use one prefix match, or ReplaceFullPath)"
+				u.drop(why)
+				rw.get("type").drop(why)
+			} else {
+				f["path"] = map[string]any{"type": typ, key: u.str()}
+				u.translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path", "a URLRewrite filter")
+				rw.get("type").translate("Canary spec.router.gatewayAPI.filters[URLRewrite].path.type", "the path modifier's type")
+			}
 		}
 		if a := rw.get("authority"); a.ok {
 			f["hostname"] = a.translate("Canary spec.router.gatewayAPI.filters[URLRewrite].hostname", "a URLRewrite filter").str()
@@ -247,6 +259,16 @@ func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
 			sv.t.set(sv.path+".gatewayRefs", mark{disp: NotCarried, note: "missing: Sluice's route needs spec.router.gatewayAPI.parentRefs; the output names a Gateway replace-me"})
 		}
 	}
+}
+
+// onePrefixMatch says whether a route rule with these matches may
+// rewrite with replacePrefixMatch: exactly one match, by PathPrefix (no
+// matches is the default one, PathPrefix /).
+func onePrefixMatch(ms []gwv1.HTTPRouteMatch) bool {
+	if len(ms) == 0 {
+		return true
+	}
+	return len(ms) == 1 && (ms[0].Path == nil || ms[0].Path.Type == nil || *ms[0].Path.Type == gwv1.PathMatchPathPrefix)
 }
 
 func routerName(r string) string {

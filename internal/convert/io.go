@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -49,8 +50,14 @@ func Render(w io.Writer, r Result) error {
 		if i > 0 {
 			buf.WriteString("---\n")
 		}
-		fmt.Fprintf(&buf, "# Converted from %s by kubectl sluice convert.\n", o.From)
-		if !written[o.From] {
+		if o.Comment != "" {
+			for _, l := range strings.Split(strings.TrimSuffix(o.Comment, "\n"), "\n") {
+				buf.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+			}
+		} else {
+			fmt.Fprintf(&buf, "# Converted from %s by kubectl sluice convert.\n", o.From)
+		}
+		if o.Comment == "" && !written[o.From] {
 			written[o.From] = true
 			for _, e := range r.Report.Entries {
 				if e.Object != o.From || e.Disposition == Carried {

@@ -104,6 +104,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("b-gateway-api-release", w.gatewayAPIRelease)
 	t.Run("c-rollback-on-errors", w.rollbackOnErrors)
 	t.Run("d-header-route", w.headerRoute)
+	t.Run("e-flagger-handover", w.flaggerHandover)
 }
 
 // (a) IngressRoute mode, canary to promotion: at every step the measured

@@ -1,0 +1,135 @@
+package convert
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// HandoverSuffix ends the names of the hand-over Service and HTTPRoute:
+// <apex>-handover.
+const HandoverSuffix = "-handover"
+
+// HandoverLabel is the pod label the hand-over Service selects. Step 2
+// adds it to your Deployment's pod template; Sluice copies the template's
+// labels to its primary, so the label is on your Deployment's pods until
+// Sluice scales it to 0 (once Initialized) and on Sluice's primary pods
+// from before that on: the Service never runs out of pods.
+const HandoverLabel = "sluice.dev/handover"
+
+// flaggerHandover builds what switching a live service from the Flagger
+// Canary to c needs: a Service selecting the pods labelled HandoverLabel
+// (your Deployment's, then Sluice's primary's) and, for
+// the Gateway API, an HTTPRoute attached like Flagger's that sends every
+// request to it. The steps, in order, are the comment of the first
+// object. Flagger names its Services and route after the apex Service,
+// as Sluice does, so they must be gone before Sluice writes its own; the
+// hand-over objects carry the traffic in between.
+func flaggerHandover(c *v1alpha1.Canary) []Output {
+	ns, target, apex := c.Namespace, c.Spec.TargetRef.Name, c.Spec.GetServiceName()
+	name := apex + HandoverSuffix
+
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{HandoverLabel: apex},
+			Ports: []corev1.ServicePort{{
+				Name: c.Spec.Service.GetPortName(), Port: c.Spec.Service.Port,
+				TargetPort: c.Spec.Service.GetTargetPort(), Protocol: corev1.ProtocolTCP,
+			}},
+		},
+	}
+	if svc.Spec.Ports[0].TargetPort.String() == "0" {
+		svc.Spec.Ports[0].TargetPort.IntVal = c.Spec.Service.Port
+	}
+
+	k, nsFlag := "kubectl -n "+ns+" ", " -n "+ns
+	if ns == "" {
+		k, nsFlag = "kubectl ", ""
+	}
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	gateway := c.Spec.Router.GatewayAPI != nil
+	carriers := "this Service carries"
+	if gateway {
+		carriers = "this Service and the HTTPRoute after it carry"
+	}
+	line("Hand-over for Canary %s (convert --handover): %s the traffic", c.Name, carriers)
+	line("while Flagger's objects go and Sluice's come (both use the names %s,", apex)
+	line("%s-primary, %s-canary). In this order, with traffic running:", apex, apex)
+	line(" 1. Wait until no release runs (Flagger's Canary Succeeded or Initialized); suspend it:")
+	line("    %spatch canary.flagger.app %s --type=merge -p '{\"spec\":{\"suspend\":true,\"revertOnDeletion\":false}}'", k, c.Name)
+	line(" 2. Label your Deployment's pods %s=%s and scale it (Flagger keeps it", HandoverLabel, apex)
+	line("    at 0) to the primary's replicas; wait until it is rolled out. Sluice copies the")
+	line("    label to its primary, so this Service still has pods when Sluice scales your")
+	line("    Deployment to 0 at step 5 (keep the label, or drop it in a later release):")
+	line("    %spatch deployment %s --type=merge -p '{\"spec\":{\"template\":{\"metadata\":{\"labels\":{\"%s\":\"%s\"}}}}}'", k, target, HandoverLabel, apex)
+	line("    %sscale deployment %s --replicas=$(%sget deployment %s-primary -o jsonpath='{.spec.replicas}')", k, target, k, target)
+	line("    %srollout status deployment %s", k, target)
+	if gateway {
+		line(" 3. Apply the Service and HTTPRoute %s (kubectl apply -f this file, once step 2", name)
+		line("    is done for each Canary in it); wait until the route is accepted:")
+		line("    %swait httproute %s --for=jsonpath='{.status.parents[0].conditions[?(@.type==\"Accepted\")].status}'=True", k, name)
+		line("    Flagger's route and this one now match the same requests; which one the gateway")
+		line("    picks does not matter: both reach the same revision.")
+		line(" 4. Delete Flagger's Canary but not what it owns, then its route, then (once the")
+		line("    gateway has reloaded, a few seconds) its Services and primary. The garbage")
+		line("    collector would delete them in any order, and a route left without its backends")
+		line("    fails the requests the gateway gives it.")
+		line("    %sdelete canary.flagger.app %s --cascade=orphan", k, c.Name)
+		line("    %sdelete httproute %s", k, apex)
+		line("    sleep 5")
+		line("    %sdelete service %s %s-primary %s-canary", k, apex, apex, apex)
+		line("    %sdelete deployment %s-primary", k, target)
+		line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until", c.Name)
+		line("    `kubectl sluice get %s%s` says Initialized (its HTTPRoute %s carries traffic).", c.Name, nsFlag, c.Name)
+		line(" 6. Delete the HTTPRoute %s, then, once the gateway has reloaded, the Service:", name)
+		line("    %sdelete httproute %s", k, name)
+		line("    sleep 5")
+		line("    %sdelete service %s", k, name)
+	} else {
+		line(" 3. Apply the Service %s (kubectl apply -f this file). In the IngressRoute that references", name)
+		line("    TraefikService %s, replace that service with {name: %s, port: %d};", apex, name, c.Spec.Service.Port)
+		line("    wait until Traefik serves the change (a few seconds).")
+		line(" 4. Delete Flagger's Canary; wait until what it owned is gone:")
+		line("    %sdelete canary.flagger.app %s", k, c.Name)
+		line("    %swait --for=delete traefikservice/%s service/%s service/%s-primary service/%s-canary deployment/%s-primary --timeout=2m", k, apex, apex, apex, apex, target)
+		line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until", c.Name)
+		line("    `kubectl sluice get %s%s` says Initialized (its TraefikService %s written).", c.Name, nsFlag, c.Name)
+		line(" 6. In the IngressRoute, replace the service {name: %s, port: %d} with", name, c.Spec.Service.Port)
+		line("    {kind: TraefikService, name: %s}; once Traefik serves the change, delete this Service:", c.Name)
+		line("    sleep 5")
+		line("    %sdelete service %s", k, name)
+	}
+	out := []Output{{Object: svc, Comment: b.String(), Handover: true}}
+
+	if gw := c.Spec.Router.GatewayAPI; gw != nil {
+		port := gwv1.PortNumber(c.Spec.Service.Port)
+		rule := gwv1.HTTPRouteRule{
+			Matches:  gw.Matches,
+			Filters:  gw.Filters,
+			Timeouts: gw.Timeouts,
+			BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(name), Port: &port},
+			}}},
+		}
+		route := &gwv1.HTTPRoute{
+			TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "HTTPRoute"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: gwv1.HTTPRouteSpec{
+				CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: gw.ParentRefs},
+				Hostnames:       gw.Hostnames,
+				Rules:           []gwv1.HTTPRouteRule{rule},
+			},
+		}
+		out = append(out, Output{Object: route, Handover: true, Comment: fmt.Sprintf(
+			"Hand-over route for Canary %s: attached, matched and filtered like Flagger's route %s,\nevery request to the Service %s. Delete it at step 6.\n", c.Name, apex, name)})
+	}
+	return out
+}
