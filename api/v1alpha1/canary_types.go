@@ -671,6 +671,12 @@ const (
 	WebhookEvent WebhookType = "event"
 )
 
+// WebhookTypes are every webhook type, in the order above.
+func WebhookTypes() []WebhookType {
+	return []WebhookType{WebhookConfirmRollout, WebhookPreRollout, WebhookRollout, WebhookConfirmTrafficIncrease,
+		WebhookConfirmPromotion, WebhookPostRollout, WebhookRollback, WebhookEvent}
+}
+
 // Webhook is an HTTP endpoint Sluice POSTs a JSON payload to: type, name,
 // namespace, revision, phase, weight, step, metadata and a timestamp (and
 // the event, for event hooks).

@@ -26,15 +26,14 @@ func (r *Runner) HookResults(c *v1alpha1.Canary) map[v1alpha1.WebhookType]engine
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out map[v1alpha1.WebhookType]engine.HookResult
-	for k := range r.jobs {
-		if k.canary != canary || k.hook == "" {
-			continue
-		}
-		if j := r.owned(k, c.UID); j != nil && j.answered != nil {
+	// A lookup per type, not a scan of every Canary's jobs: this runs in
+	// every reconcile.
+	for _, typ := range v1alpha1.WebhookTypes() {
+		if j := r.owned(jobKey{canary: canary, hook: typ}, c.UID); j != nil && j.answered != nil {
 			if out == nil {
 				out = map[v1alpha1.WebhookType]engine.HookResult{}
 			}
-			out[k.hook] = j.hook
+			out[typ] = j.hook
 		}
 	}
 	return out

@@ -182,10 +182,9 @@ func (r *Runner) Forget(key types.NamespacedName) {
 	r.init()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k := range r.jobs {
-		if k.canary == key {
-			delete(r.jobs, k)
-		}
+	delete(r.jobs, jobKey{canary: key})
+	for _, typ := range v1alpha1.WebhookTypes() {
+		delete(r.jobs, jobKey{canary: key, hook: typ})
 	}
 }
 
