@@ -18,8 +18,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -64,32 +62,14 @@ func limitedController(t *testing.T, c *testenv.Cluster, cl client.Client, ns st
 	cfg := rest.CopyConfig(c.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	instance := "limited-" + ns
-	mgr, _, err := controller.NewManager(cfg, controller.ManagerConfig{
-		Manager: ctrl.Options{
-			Scheme:  scheme,
-			Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-			GracefulShutdownTimeout: ptr.To(10 * time.Second),
-			// The shared test controller has the name "canary" already.
-			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		},
+	testenv.StartController(t, cfg, controller.ManagerConfig{
+		Manager:      ctrl.Options{Scheme: scheme},
 		InstanceID:   instance,
 		MaxQueries:   8,
 		RecorderName: "sluice-limited",
 		TargetPoll:   2 * time.Second,
 		Options:      controller.Options{Workers: 1},
 		Routers:      routers.All(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("limited controller: %v", err)
-		}
 	})
 	// Runs before the controller stops: its Canaries need it to go.
 	t.Cleanup(func() { deleteCanaries(t, cl, ns, instance) })

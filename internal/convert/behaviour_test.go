@@ -15,8 +15,6 @@ import (
 	kptr "k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
@@ -108,30 +106,13 @@ func startController(t *testing.T, c *testenv.Cluster) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, _, err := controller.NewManager(c.Config, controller.ManagerConfig{
-		Manager: ctrl.Options{
-			Scheme:  scheme,
-			Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-			GracefulShutdownTimeout: kptr.To(10 * time.Second),
-			Controller:              config.Controller{SkipNameValidation: kptr.To(true)},
-		},
+	testenv.StartController(t, c.Config, controller.ManagerConfig{
+		Manager:      ctrl.Options{Scheme: scheme},
 		InstanceID:   instance,
 		RecorderName: "sluice-convert-test",
 		TargetPoll:   2 * time.Second,
 		Options:      controller.Options{Workers: 2},
 		Routers:      routers.All(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("controller: %v", err)
-		}
 	})
 	return instance
 }
