@@ -10,12 +10,10 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/controller"
 )
 
 // InstallSluiceCRDs applies config/crd/bases (Sluice's generated CRDs) with
@@ -75,11 +73,9 @@ func (c *Cluster) SluiceClient(t testing.TB) client.Client {
 	if err := c.InstallSluiceCRDs(); err != nil {
 		t.Fatal(err)
 	}
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, gwv1.Install} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
+	scheme, err := controller.NewScheme()
+	if err != nil {
+		t.Fatal(err)
 	}
 	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
 	if err != nil {
