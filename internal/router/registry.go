@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -17,6 +18,12 @@ type Deps struct {
 	Client client.Client
 	// Reader reads past the cache (a re-read after a conflict).
 	Reader client.Reader
+	// User reads the user's objects the router works on (an IngressRoute,
+	// a Mapping, an Ingress, a resolver): from the cache when Sluice has
+	// labelled them, else from the apiserver, labelling what it finds
+	// (Labels) so that from then on the cache holds it and a change to it
+	// wakes the Canary.
+	User   client.Reader
 	Scheme *runtime.Scheme
 	Mapper meta.RESTMapper
 	// Labels go on the objects the router owns (the controller's cache
@@ -49,10 +56,23 @@ type Registration struct {
 	// set to each copy's revision ("" for none): Consul tells the subsets
 	// apart by service meta that consul-k8s takes from pod annotations.
 	RevisionAnnotation func(*v1alpha1.Canary) string
+	// Kinds are the kinds the router reads and writes through Deps.Client
+	// and Deps.User. The controller caches them (only the objects
+	// labelled with Deps.Labels' key) and watches them once a Canary
+	// uses the router; a kind whose CRD is not installed is skipped.
+	Kinds []schema.GroupKind
+	// Refs are the user's objects a Canary's router reads, as Ref(kind,
+	// name) in the Canary's namespace: a change to one wakes the Canaries
+	// that name it.
+	Refs func(*v1alpha1.Canary) []string
+
 	// BuiltinQueries are the builtin metrics' query templates asked of
 	// the router's own series (Traefik's), by metric name.
 	BuiltinQueries map[string]string
 }
+
+// Ref names a user's object in a Registration's Refs.
+func Ref(kind, name string) string { return kind + "/" + name }
 
 // Registry is the routers a controller knows. The last one is the default,
 // chosen when no other selects a Canary.
