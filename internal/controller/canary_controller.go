@@ -16,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -46,6 +48,9 @@ type CanaryReconciler struct {
 	// APIReader reads past the cache (a re-read after a write conflict);
 	// nil means Client.
 	APIReader client.Reader
+	// RouterCache caches the routers' kinds (NewRouterCache); nil means
+	// the routers read through Client.
+	RouterCache cache.Cache
 	// Checks runs metric check rounds off the reconcile workers.
 	Checks *checks.Runner
 	// Routers are the routers the reconciler can drive; a Canary's
@@ -69,6 +74,9 @@ type CanaryReconciler struct {
 	// step waiting for its route are held in memory, and a cached Canary
 	// older than our own last write is recognised (statusbatch).
 	status statusbatch.Batcher
+	// watches starts the watches of a router's kinds when a Canary first
+	// uses it.
+	watches *routerWatches
 }
 
 // DefaultRouteSettle is --route-settle's default. A router reads back what
@@ -207,14 +215,21 @@ type scope struct {
 
 // RouteReadBack is how soon a Canary looks again after asking its router
 // for a new route, so that the status says what the router carries as soon
-// as it carries it: not every router's objects are watched (the Traefik,
-// Consul and Emissary routers read theirs from the apiserver), and without
-// this the read-back waited for engine.RoutePollInterval.
+// as it carries it. The routers' objects are watched (NewRouterCache), so
+// the write's own event usually wakes the Canary first; this bounds the
+// wait when a proxy reports on the route later than Sluice's write (a
+// Gateway's acceptance) and costs one cached read. Skipping it for the
+// watched HTTPRoute made the 1,000-Canary step lag worse
+// (docs/performance.md).
 const RouteReadBack = 250 * time.Millisecond
 
 // observe reads everything the engine needs from the caches.
 func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*scope, error) {
-	s := &scope{route: r.router(c)}
+	route, err := r.router(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &scope{route: route}
 	if err := r.observeWorkloads(ctx, c, s); err != nil {
 		return nil, err
 	}
@@ -223,7 +238,6 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	if err := r.observeBlocked(ctx, c, s); err != nil {
 		return nil, err
 	}
-	var err error
 	if s.obs.Route, err = s.route.Observe(ctx, c, s.split); err != nil {
 		return nil, err
 	}
@@ -334,14 +348,31 @@ func (r *CanaryReconciler) revisionAndConfig(ctx context.Context, c *v1alpha1.Ca
 	return workload.Revision(&target.Spec.Template, hashes, ignore...), hashes, nil
 }
 
-// router returns the Canary's router. The CRD admits exactly one.
-func (r *CanaryReconciler) router(c *v1alpha1.Canary) router.Router {
+// router returns the Canary's router (the CRD admits exactly one), its
+// kinds watched: its objects are read from the router cache, the user's
+// labelled on first read (see userReader).
+func (r *CanaryReconciler) router(c *v1alpha1.Canary) (router.Router, error) {
+	reg := r.Routers.For(c)
+	if err := r.watches.ensure(reg); err != nil {
+		return nil, fmt.Errorf("canary %s/%s: %w", c.Namespace, c.Name, err)
+	}
 	var rd client.Reader = r.Client
 	if r.APIReader != nil {
 		rd = r.APIReader
 	}
-	return r.Routers.For(c).New(router.Deps{Client: r.Client, Reader: rd, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
-		Labels: map[string]string{workload.CanaryLabel: c.Name}, Apex: workload.ServiceName(c), Now: r.Now})
+	labels := map[string]string{workload.CanaryLabel: c.Name}
+	var cl client.Client = r.Client
+	user := client.Reader(r.Client)
+	if r.RouterCache != nil {
+		kinds := make(map[schema.GroupKind]bool, len(reg.Kinds))
+		for _, k := range reg.Kinds {
+			kinds[k.GroupKind()] = true
+		}
+		cl = kindsClient{Client: r.Client, cache: r.RouterCache, kinds: kinds}
+		user = userReader{cached: r.RouterCache, live: rd, writer: r.Client, labels: labels}
+	}
+	return reg.New(router.Deps{Client: cl, Reader: rd, User: user, Scheme: r.Scheme, Mapper: r.Client.RESTMapper(),
+		Labels: labels, Apex: workload.ServiceName(c), Now: r.Now}), nil
 }
 
 // revisionAnnotation is the pod-template annotation the Canary's router

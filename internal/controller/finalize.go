@@ -79,7 +79,14 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *v1alpha1.Canary) (ct
 			return ctrl.Result{}, err
 		}
 		apex := router.Backend{Kind: "Service", Name: workload.ServiceName(c), Namespace: c.Namespace, Port: &c.Spec.Service.Port, Weight: 1}
-		if err := r.router(c).Release(ctx, c, apex); err != nil {
+		route, err := r.router(c)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := route.Release(ctx, c, apex); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.unlabelRouterObjects(ctx, c); err != nil {
 			return ctrl.Result{}, err
 		}
 		if err := r.unlabel(ctx, c, target); err != nil {

@@ -93,6 +93,10 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if err != nil {
 		return nil, nil, err
 	}
+	routerCache, err := NewRouterCache(mgr, !mc.UnfilteredCaches)
+	if err != nil {
+		return nil, nil, err
+	}
 	maxQueries := mc.MaxQueries
 	if maxQueries <= 0 {
 		maxQueries = 16
@@ -126,6 +130,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder(recorder),
 		Backends:    backends,
+		RouterCache: routerCache,
 		Checks:      runner,
 		Routers:     mc.Routers,
 		RouteSettle: mc.RouteSettle,

@@ -64,11 +64,10 @@ func CacheOptions(instanceID string) (cache.Options, error) {
 // controller without label selectors would (--filter-caches=false: only
 // to measure what the filter saves).
 func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error) {
-	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
+	ownedSel, err := ownedSelector()
 	if err != nil {
 		return cache.Options{}, err
 	}
-	ownedSel := labels.NewSelector().Add(*owned)
 	inst, err := labels.NewRequirement(InstanceLabel, selection.DoesNotExist, nil)
 	if instanceID != "" {
 		inst, err = labels.NewRequirement(InstanceLabel, selection.Equals, []string{instanceID})
@@ -90,13 +89,19 @@ func CacheOptionsFiltered(instanceID string, filter bool) (cache.Options, error)
 		&appsv1.Deployment{}:       {Label: byLabel, Transform: StripDeployment},
 		&corev1.Service{}:          {Label: byLabel, Transform: StripService},
 	}
-	if filter {
-		byObject[&gwv1.HTTPRoute{}] = cache.ByObject{Label: ownedSel}
-	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         byObject,
 	}, nil
+}
+
+// ownedSelector selects the objects labelled sluice.dev/canary.
+func ownedSelector() (labels.Selector, error) {
+	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, fmt.Errorf("selector %s: %w", workload.CanaryLabel, err)
+	}
+	return labels.NewSelector().Add(*owned), nil
 }
 
 // NewBackendCache makes the reader that answers "does this backend
@@ -289,14 +294,16 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 	}); err != nil {
 		return fmt.Errorf("index canaries by target: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Canary{}, routerRefIndex, r.routerRefs); err != nil {
+		return fmt.Errorf("index canaries by router objects: %w", err)
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Canary{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Owns(&gwv1.HTTPRoute{}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesForTarget)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("configmap"))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesForConfig("secret"))).
@@ -304,7 +311,15 @@ func (r *CanaryReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) erro
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(r.canariesForAutoscaler)).
 		WatchesRawSource(source.Channel(r.Checks.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Workers, RateLimiter: opts.rateLimiter()}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return fmt.Errorf("canary controller: %w", err)
+	}
+	if r.RouterCache != nil {
+		r.watches = &routerWatches{ctrl: c, cache: r.RouterCache, mapper: mgr.GetRESTMapper(), scheme: mgr.GetScheme(),
+			handler: handler.EnqueueRequestsFromMapFunc(r.canariesForRouterObject), watching: map[schema.GroupKind]schema.GroupVersionKind{}}
+	}
+	return nil
 }
 
 // canariesForTarget maps a Deployment to the Canaries that target it.

@@ -487,6 +487,12 @@ func (r *stateRecorder[T]) stop() {
 func (r *stateRecorder[T]) states() []T {
 	r.stop()
 	r.final()
+	return r.sofar()
+}
+
+// sofar returns the distinct states recorded so far, in the order they
+// were written, without stopping the watch.
+func (r *stateRecorder[T]) sofar() []T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []T

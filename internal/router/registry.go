@@ -57,10 +57,13 @@ type Registration struct {
 	// apart by service meta that consul-k8s takes from pod annotations.
 	RevisionAnnotation func(*v1alpha1.Canary) string
 	// Kinds are the kinds the router reads and writes through Deps.Client
-	// and Deps.User. The controller caches them (only the objects
-	// labelled with Deps.Labels' key) and watches them once a Canary
-	// uses the router; a kind whose CRD is not installed is skipped.
-	Kinds []schema.GroupKind
+	// and Deps.User, in order of preference: for each Kind name the
+	// controller uses the first group and version listed that the
+	// cluster serves (the router must choose the same). The controller
+	// caches them (only the objects labelled with Deps.Labels' key) and
+	// watches them once a Canary uses the router; a kind the cluster does
+	// not serve is skipped.
+	Kinds []schema.GroupVersionKind
 	// Refs are the user's objects a Canary's router reads, as Ref(kind,
 	// name) in the Canary's namespace: a change to one wakes the Canaries
 	// that name it.
@@ -69,6 +72,15 @@ type Registration struct {
 	// BuiltinQueries are the builtin metrics' query templates asked of
 	// the router's own series (Traefik's), by metric name.
 	BuiltinQueries map[string]string
+}
+
+// UserReader is d.User, or d.Client when the router is built without one
+// (in tests).
+func (d Deps) UserReader() client.Reader {
+	if d.User != nil {
+		return d.User
+	}
+	return d.Client
 }
 
 // Ref names a user's object in a Registration's Refs.

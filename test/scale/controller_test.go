@@ -90,7 +90,7 @@ func (s sample) since(before sample) requestCounts {
 			c.watches += d
 		case !kubeapi.IsWrite(verb):
 			c.reads += d
-		case strings.HasPrefix(resource, "httproutes."):
+		case isRouteResource(resource):
 			c.routeWrites += d
 		case strings.HasPrefix(resource, "canaries.") && sub == "status":
 			c.statusWrites += d

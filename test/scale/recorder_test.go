@@ -8,15 +8,14 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/workload"
@@ -29,11 +28,12 @@ type weightAt struct {
 	at     time.Time
 }
 
-// recorder watches the generated HTTPRoutes and the Canaries from the
+// recorder watches the router's objects (benchRouter.route) and the Canaries from the
 // bench's own process: every change of a route's canary weight is
 // stamped with the time its watch event arrived (milliseconds after the
 // write), and every Canary's phase is kept.
 type recorder struct {
+	router  benchRouter
 	mu      sync.Mutex
 	weights map[client.ObjectKey][]weightAt
 	phases  map[client.ObjectKey]string
@@ -41,20 +41,22 @@ type recorder struct {
 	statusAt map[client.ObjectKey][]time.Time
 }
 
-func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, instance string) (*recorder, error) {
+func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, instance string, br benchRouter) (*recorder, error) {
 	owned, err := labels.NewRequirement(workload.CanaryLabel, selection.Exists, nil)
 	if err != nil {
 		return nil, err
 	}
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(br.route)
 	c, err := cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{
-		&gwv1.HTTPRoute{}:  {Label: labels.NewSelector().Add(*owned)},
+		route:              {Label: labels.NewSelector().Add(*owned)},
 		&v1alpha1.Canary{}: {Label: labels.SelectorFromSet(labels.Set{"sluice.dev/instance": instance})},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("bench cache: %w", err)
 	}
-	r := &recorder{weights: map[client.ObjectKey][]weightAt{}, phases: map[client.ObjectKey]string{}, statusAt: map[client.ObjectKey][]time.Time{}}
-	routes, err := c.GetInformer(ctx, &gwv1.HTTPRoute{})
+	r := &recorder{router: br, weights: map[client.ObjectKey][]weightAt{}, phases: map[client.ObjectKey]string{}, statusAt: map[client.ObjectKey][]time.Time{}}
+	routes, err := c.GetInformer(ctx, route)
 	if err != nil {
 		return nil, err
 	}
@@ -92,24 +94,20 @@ func newRecorder(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 }
 
 func (r *recorder) route(o any) {
-	rt, ok := o.(*gwv1.HTTPRoute)
-	if !ok || len(rt.Spec.Rules) == 0 {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
 		return
 	}
 	now := time.Now()
-	var total, canary int32
-	for _, ref := range rt.Spec.Rules[len(rt.Spec.Rules)-1].BackendRefs {
-		w := ptr.Deref(ref.Weight, 1)
-		total += w
-		if string(ref.Name) == rt.Name+"-canary" {
-			canary += w
-		}
+	name := r.router.canaryOf(u)
+	if name == "" {
+		return
 	}
-	share := int32(0)
-	if total > 0 {
-		share = canary * 100 / total
+	share, ok := r.router.share(u, name)
+	if !ok {
+		return
 	}
-	key := client.ObjectKeyFromObject(rt)
+	key := client.ObjectKey{Namespace: u.GetNamespace(), Name: name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seen := r.weights[key]

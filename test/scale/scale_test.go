@@ -56,6 +56,7 @@ type settings struct {
 	flags      []string      // SLUICE_BENCH_FLAGS: extra controller flags
 	memLimit   string        // SLUICE_BENCH_GOMEMLIMIT: the controller's GOMEMLIMIT (as the manifest's memory limit sets it)
 	out        string        // SLUICE_BENCH_OUT: folder for the profiles
+	router     benchRouter   // SLUICE_BENCH_ROUTER: gatewayapi (default), traefik, traefik-ingressroute, consul, ambassador
 	// settle is the controller's route settle: its default, or the
 	// --route-settle given in SLUICE_BENCH_FLAGS.
 	settle time.Duration
@@ -118,6 +119,11 @@ func readSettings(t *testing.T) settings {
 		}
 		s.bystanders = n
 	}
+	br, err := benchRouterFrom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.router = br
 	s.flags = strings.Fields(os.Getenv("SLUICE_BENCH_FLAGS"))
 	s.memLimit = os.Getenv("SLUICE_BENCH_GOMEMLIMIT")
 	s.settle = controller.DefaultRouteSettle
@@ -151,7 +157,7 @@ func cmp(v, def string) string {
 	return v
 }
 
-func objects(ns, name, instance string, pause time.Duration, steps []int32) (*appsv1.Deployment, *v1alpha1.Canary) {
+func objects(br benchRouter, ns, name, instance string, pause time.Duration, steps []int32) (*appsv1.Deployment, *v1alpha1.Canary) {
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -173,9 +179,12 @@ func objects(ns, name, instance string, pause time.Duration, steps []int32) (*ap
 		Spec: v1alpha1.CanarySpec{
 			TargetRef: v1alpha1.TargetRef{Name: name},
 			Service:   v1alpha1.ServiceSpec{Port: 80},
-			Router:    v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{ParentRefs: []gwv1.ParentReference{{Name: "public"}}}},
+			Router:    br.spec(name),
 			Strategy:  v1alpha1.Strategy{Steps: st},
 		},
+	}
+	if br.template != nil {
+		br.template(d)
 	}
 	return d, c
 }
@@ -307,7 +316,7 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := newRecorder(t.Context(), &cfg, scheme, instance)
+	rec, err := newRecorder(t.Context(), &cfg, scheme, instance, set.router)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +387,14 @@ func create(t *testing.T, cl client.Client, rec *recorder, set settings, instanc
 		})
 		if err := parallel(hi-lo, func(ctx context.Context, i int) error {
 			k := keys[lo+i]
-			d, cn := objects(k.Namespace, k.Name, instance, set.pause, shapes[(lo+i)%2])
+			d, cn := objects(set.router, k.Namespace, k.Name, instance, set.pause, shapes[(lo+i)%2])
+			if set.router.user != nil {
+				for _, o := range set.router.user(k.Namespace, k.Name) {
+					if err := cl.Create(ctx, o); err != nil {
+						return fmt.Errorf("create %s %s: %w", o.GetObjectKind().GroupVersionKind().Kind, k, err)
+					}
+				}
+			}
 			if err := cl.Create(ctx, d); err != nil {
 				return fmt.Errorf("create deployment %s: %w", k, err)
 			}
@@ -505,7 +521,7 @@ func bystanders(t *testing.T, cl client.Client, n int, newNamespace func() strin
 	}
 	if err := parallel(n, func(ctx context.Context, i int) error {
 		ns, name := nss[i/perNamespace], fmt.Sprintf("other-%05d", i)
-		d, _ := objects(ns, name, "", 0, nil)
+		d, _ := objects(benchRouters()["gatewayapi"], ns, name, "", 0, nil)
 		d.Spec.Replicas = ptr.To(int32(0))
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}}
@@ -579,7 +595,7 @@ func percentile(d []time.Duration, q float64) time.Duration {
 func report(t *testing.T, set settings, p *controllerProc, base sample, rows []row) {
 	var b strings.Builder
 	mib := func(v float64) float64 { return v / (1 << 20) }
-	fmt.Fprintf(&b, "\nscale benchmark: controller flags %s\n", strings.Join(p.flags, " "))
+	fmt.Fprintf(&b, "\nscale benchmark: router %s; controller flags %s\n", set.router.name, strings.Join(p.flags, " "))
 	if set.memLimit != "" {
 		fmt.Fprintf(&b, "controller environment: GOMEMLIMIT=%s\n", set.memLimit)
 	}

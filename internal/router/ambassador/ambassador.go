@@ -38,6 +38,9 @@ type Router struct {
 	Scheme *runtime.Scheme
 	Mapper meta.RESTMapper
 	Labels map[string]string
+	// User reads the user's stable Mappings (labelling them so that the
+	// cache holds them); nil means Client.
+	User client.Reader
 	// Apex is the Canary's apex Service, the stable Mappings' service.
 	Apex string
 	// Drain before a zeroed canary Mapping is deleted; 0 means DefaultDrain.
@@ -111,13 +114,26 @@ func mappings(c *v1alpha1.Canary) ([]string, error) {
 }
 
 func (r *Router) get(ctx context.Context, ns, name string) (*unstructured.Unstructured, error) {
+	return r.read(ctx, r.Client, ns, name)
+}
+
+// getStable reads a user's stable Mapping.
+func (r *Router) getStable(ctx context.Context, ns, name string) (*unstructured.Unstructured, error) {
+	rd := client.Reader(r.Client)
+	if r.User != nil {
+		rd = r.User
+	}
+	return r.read(ctx, rd, ns, name)
+}
+
+func (r *Router) read(ctx context.Context, rd client.Reader, ns, name string) (*unstructured.Unstructured, error) {
 	gvk, err := r.GVK()
 	if err != nil {
 		return nil, err
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+	if err := rd.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -161,7 +177,7 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	}
 	withdraw := s.CanaryWeight == 0 && s.HeaderRoute == nil && s.MirrorPercent == 0
 	for i, name := range names {
-		stable, err := r.get(ctx, c.Namespace, name)
+		stable, err := r.getStable(ctx, c.Namespace, name)
 		if err != nil {
 			return err
 		}
@@ -248,7 +264,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 		return "", "", err
 	}
 	for i, name := range names {
-		stable, err := r.get(ctx, c.Namespace, name)
+		stable, err := r.getStable(ctx, c.Namespace, name)
 		if err != nil {
 			return "", "", err
 		}
@@ -386,7 +402,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	out := engine.Route{Exists: true}
 	var first *engine.Route // what the first usable Mapping's copies carry
 	for i, name := range names {
-		stable, err := r.get(ctx, c.Namespace, name)
+		stable, err := r.getStable(ctx, c.Namespace, name)
 		if err != nil {
 			return engine.Route{}, err
 		}

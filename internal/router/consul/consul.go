@@ -65,6 +65,10 @@ type Router struct {
 	// Reader reads past any cache, for re-reads after a conflict and
 	// managedFields.
 	Reader client.Reader
+	// User reads the splitter, router and resolver, which may be the
+	// user's (labelling them so that the cache holds them); nil means
+	// Client.
+	User   client.Reader
 	Scheme *runtime.Scheme
 	Labels map[string]string
 	// Apex is the Canary's apex Service: the Consul service by default.
@@ -105,6 +109,14 @@ func (r *Router) get(ctx context.Context, rd client.Reader, kind, ns, name strin
 	return u, nil
 }
 
+// user reads the user's objects.
+func (r *Router) user() client.Reader {
+	if r.User != nil {
+		return r.User
+	}
+	return r.Client
+}
+
 func ownedBy(u *unstructured.Unstructured, c *v1alpha1.Canary) bool {
 	for _, o := range u.GetOwnerReferences() {
 		if o.UID == c.UID {
@@ -143,7 +155,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	if reason, msg := HeaderRegexProblem(c); msg != "" {
 		return reason, msg, nil
 	}
-	sp, err := r.get(ctx, r.Client, Splitter, c.Namespace, st.service)
+	sp, err := r.get(ctx, r.user(), Splitter, c.Namespace, st.service)
 	if err != nil {
 		return "", "", err
 	}
@@ -158,7 +170,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 		hasHeaders = hasHeaders || s.SetHeaderRoute != nil
 	}
 	if hasHeaders {
-		rt, err := r.get(ctx, r.Client, Routes, c.Namespace, st.service)
+		rt, err := r.get(ctx, r.user(), Routes, c.Namespace, st.service)
 		if err != nil {
 			return "", "", err
 		}
@@ -257,7 +269,7 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 }
 
 func (r *Router) applyResolver(ctx context.Context, c *v1alpha1.Canary, st settings, stableF, canaryF string) error {
-	have, err := r.get(ctx, r.Client, Resolver, c.Namespace, st.service)
+	have, err := r.get(ctx, r.user(), Resolver, c.Namespace, st.service)
 	if err != nil {
 		return err
 	}
@@ -305,7 +317,7 @@ func (r *Router) update(ctx context.Context, u *unstructured.Unstructured, mutat
 }
 
 func (r *Router) applySplitter(ctx context.Context, c *v1alpha1.Canary, st settings, w int32) error {
-	have, err := r.get(ctx, r.Client, Splitter, c.Namespace, st.service)
+	have, err := r.get(ctx, r.user(), Splitter, c.Namespace, st.service)
 	if err != nil {
 		return err
 	}
@@ -348,7 +360,7 @@ func splitWeight(splits []any, subset string) float64 {
 }
 
 func (r *Router) applyRoutes(ctx context.Context, c *v1alpha1.Canary, st settings, hr *v1alpha1.HeaderRoute) error {
-	have, err := r.get(ctx, r.Client, Routes, c.Namespace, st.service)
+	have, err := r.get(ctx, r.user(), Routes, c.Namespace, st.service)
 	if err != nil {
 		return err
 	}
@@ -388,20 +400,20 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	if err != nil {
 		return engine.Route{}, err
 	}
-	sp, err := r.get(ctx, r.Client, Splitter, c.Namespace, st.service)
+	sp, err := r.get(ctx, r.user(), Splitter, c.Namespace, st.service)
 	if err != nil || sp == nil {
 		return engine.Route{}, err
 	}
 	splits, _, _ := unstructured.NestedSlice(sp.Object, "spec", "splits")
 	out := engine.Route{Exists: true, CanaryWeight: int32(math.Round(math.Max(0, splitWeight(splits, st.canary))))}
-	rt, err := r.get(ctx, r.Client, Routes, c.Namespace, st.service)
+	rt, err := r.get(ctx, r.user(), Routes, c.Namespace, st.service)
 	if err != nil {
 		return engine.Route{}, err
 	}
 	if rt != nil && ownedBy(rt, c) {
 		out.HeaderRoute = headerKey(rt)
 	}
-	res, err := r.get(ctx, r.Client, Resolver, c.Namespace, st.service)
+	res, err := r.get(ctx, r.user(), Resolver, c.Namespace, st.service)
 	if err != nil {
 		return engine.Route{}, err
 	}
@@ -422,9 +434,9 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 			objs = append(objs, rt)
 		}
 		for _, u := range objs {
-			if why, err := r.unsynced(ctx, u); err != nil || why != "" {
+			if why := r.unsynced(u); why != "" {
 				out.Pending = why
-				return out, err
+				return out, nil
 			}
 		}
 	}
@@ -432,12 +444,9 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 }
 
 // unsynced says why consul-k8s has not synced an entry since Sluice last
-// wrote it ("" when it has).
-func (r *Router) unsynced(ctx context.Context, cached *unstructured.Unstructured) (string, error) {
-	u, err := r.get(ctx, r.Reader, cached.GetKind(), cached.GetNamespace(), cached.GetName())
-	if err != nil || u == nil {
-		return "", err
-	}
+// wrote it ("" when it has), from the entry as read: the controller's
+// cache keeps Sluice's own managed-fields entries, with their times.
+func (r *Router) unsynced(u *unstructured.Unstructured) string {
 	name := strings.ToLower(u.GetKind()) + " " + u.GetNamespace() + "/" + u.GetName()
 	var written time.Time
 	for _, m := range u.GetManagedFields() {
@@ -454,14 +463,14 @@ func (r *Router) unsynced(ctx context.Context, cached *unstructured.Unstructured
 		}
 	}
 	if !synced {
-		return fmt.Sprintf("consul-k8s has not reported %s Synced", name), nil
+		return fmt.Sprintf("consul-k8s has not reported %s Synced", name)
 	}
 	lastS, _, _ := unstructured.NestedString(u.Object, "status", "lastSyncedTime")
 	last, err := time.Parse(time.RFC3339, lastS)
 	if err != nil || last.Before(written.Truncate(time.Second)) {
-		return fmt.Sprintf("consul-k8s has not synced %s since Sluice wrote it at %s (last synced %q)", name, written.Format(time.RFC3339), lastS), nil
+		return fmt.Sprintf("consul-k8s has not synced %s since Sluice wrote it at %s (last synced %q)", name, written.Format(time.RFC3339), lastS)
 	}
-	return "", nil
+	return ""
 }
 
 // headerKey is engine.HeaderRouteKey of Sluice's ServiceRouter.
@@ -495,7 +504,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backe
 		return err
 	}
 	for _, kind := range []string{Routes, Splitter, Resolver} {
-		u, err := r.get(ctx, r.Client, kind, c.Namespace, st.service)
+		u, err := r.get(ctx, r.user(), kind, c.Namespace, st.service)
 		if err != nil {
 			return err
 		}

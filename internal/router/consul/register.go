@@ -1,8 +1,11 @@
 package consul
 
 import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router"
+	"github.com/sluice-dev/sluice/internal/workload"
 )
 
 // MetaPrefix prefixes the pod annotations consul-k8s turns into service
@@ -32,9 +35,22 @@ func Registration() router.Registration {
 		Name:    "consul",
 		Selects: func(s v1alpha1.RouterSpec) bool { return s.Consul != nil },
 		New: func(d router.Deps) router.Router {
-			return &Router{Client: d.Client, Reader: d.Reader, Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
+			return &Router{Client: d.Client, Reader: d.Reader, User: d.UserReader(), Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
 		},
+		Kinds:              []schema.GroupVersionKind{GVK(Splitter), GVK(Routes), GVK(Resolver)},
+		Refs:               refs,
 		Validate:           HeaderRegexProblem,
 		RevisionAnnotation: RevisionAnnotation,
 	}
+}
+
+// refs are the config entries named after the Consul service, which may be
+// the user's.
+func refs(c *v1alpha1.Canary) []string {
+	cr := c.Spec.Router.Consul
+	if cr == nil {
+		return nil
+	}
+	svc := cr.GetServiceName(workload.ServiceName(c))
+	return []string{router.Ref(Splitter, svc), router.Ref(Routes, svc), router.Ref(Resolver, svc)}
 }

@@ -1,6 +1,9 @@
 package gatewayapi
 
 import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router"
 )
@@ -20,5 +23,6 @@ func Registration() router.Registration {
 		New: func(d router.Deps) router.Router {
 			return &Router{Client: d.Client, Scheme: d.Scheme, Labels: d.Labels}
 		},
+		Kinds: []schema.GroupVersionKind{gwv1.SchemeGroupVersion.WithKind("HTTPRoute")},
 	}
 }

@@ -42,6 +42,9 @@ const (
 type Router struct {
 	// Client reads from the manager's cache and writes to the apiserver.
 	Client client.Client
+	// User reads the user's Ingress (labelling it so that the cache holds
+	// it); nil means Client.
+	User   client.Reader
 	Scheme *runtime.Scheme
 	// Labels go on the canary Ingress.
 	Labels map[string]string
@@ -64,10 +67,22 @@ func ingressName(c *v1alpha1.Canary) (string, error) {
 	return c.Spec.Router.NGINX.Ingress, nil
 }
 
-// get reads an Ingress; nil when it does not exist.
+// getUser reads the user's Ingress; nil when it does not exist.
+func (r *Router) getUser(ctx context.Context, ns, name string) (*networkingv1.Ingress, error) {
+	if r.User != nil {
+		return r.read(ctx, r.User, ns, name)
+	}
+	return r.get(ctx, ns, name)
+}
+
+// get reads an Ingress Sluice owns; nil when it does not exist.
 func (r *Router) get(ctx context.Context, ns, name string) (*networkingv1.Ingress, error) {
+	return r.read(ctx, r.Client, ns, name)
+}
+
+func (r *Router) read(ctx context.Context, rd client.Reader, ns, name string) (*networkingv1.Ingress, error) {
 	var in networkingv1.Ingress
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &in); err != nil {
+	if err := rd.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &in); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -92,7 +107,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	if err != nil {
 		return "", "", err
 	}
-	in, err := r.get(ctx, c.Namespace, name)
+	in, err := r.getUser(ctx, c.Namespace, name)
 	if err != nil {
 		return "", "", err
 	}
@@ -183,7 +198,7 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	if err != nil {
 		return err
 	}
-	user, err := r.get(ctx, c.Namespace, name)
+	user, err := r.getUser(ctx, c.Namespace, name)
 	if err != nil {
 		return err
 	}

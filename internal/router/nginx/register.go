@@ -1,6 +1,9 @@
 package nginx
 
 import (
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router"
 )
@@ -16,7 +19,14 @@ func Registration() router.Registration {
 		Name:    "nginx",
 		Selects: func(s v1alpha1.RouterSpec) bool { return s.NGINX != nil },
 		New: func(d router.Deps) router.Router {
-			return &Router{Client: d.Client, Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
+			return &Router{Client: d.Client, User: d.UserReader(), Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
+		},
+		Kinds: []schema.GroupVersionKind{networkingv1.SchemeGroupVersion.WithKind("Ingress")},
+		Refs: func(c *v1alpha1.Canary) []string {
+			if n := c.Spec.Router.NGINX; n != nil {
+				return []string{router.Ref("Ingress", n.Ingress)}
+			}
+			return nil
 		},
 		Validate: HeaderRegexProblem,
 	}

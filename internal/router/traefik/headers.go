@@ -62,7 +62,7 @@ func (r *Router) baseRoutes(ctx context.Context, c *v1alpha1.Canary) (map[string
 	}
 	out := map[string][]baseRoute{}
 	if t.IngressRoute != nil {
-		ir, err := r.get(ctx, r.Client, "IngressRoute", c.Namespace, t.IngressRoute.Name)
+		ir, err := r.get(ctx, r.user(), "IngressRoute", c.Namespace, t.IngressRoute.Name)
 		if err != nil {
 			return nil, "", err
 		}
@@ -82,7 +82,7 @@ func (r *Router) baseRoutes(ctx context.Context, c *v1alpha1.Canary) (map[string
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind("IngressRouteList"))
-	if err := r.Client.List(ctx, list, client.InNamespace(c.Namespace)); err != nil {
+	if err := r.user().List(ctx, list, client.InNamespace(c.Namespace)); err != nil {
 		return nil, "", fmt.Errorf("list ingressroutes in %s: %w", c.Namespace, err)
 	}
 	for i := range list.Items {
@@ -294,7 +294,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	}
 	for i, m := range t.CanaryMiddlewares {
 		ns := m.GetNamespace(c.Namespace)
-		mw, err := r.get(ctx, r.Client, "Middleware", ns, m.Name)
+		mw, err := r.get(ctx, r.user(), "Middleware", ns, m.Name)
 		if err != nil {
 			return "", "", err
 		}

@@ -1,6 +1,8 @@
 package traefik
 
 import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router"
 )
@@ -17,11 +19,44 @@ func Registration() router.Registration {
 		Name:    "traefik",
 		Selects: func(s v1alpha1.RouterSpec) bool { return s.Traefik != nil },
 		New: func(d router.Deps) router.Router {
-			return &Router{Client: d.Client, Reader: d.Reader, Scheme: d.Scheme, Mapper: d.Mapper, Labels: d.Labels, Apex: d.Apex}
+			return &Router{Client: d.Client, Reader: d.Reader, User: d.UserReader(), Scheme: d.Scheme, Mapper: d.Mapper, Labels: d.Labels, Apex: d.Apex}
 		},
+		Kinds:          kinds(),
+		Refs:           refs,
 		Validate:       HeaderRegexProblem,
 		BuiltinQueries: builtinQueries,
 	}
+}
+
+// kinds are Traefik's kinds in both groups, traefik.io preferred (as GVK
+// chooses).
+func kinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, g := range DefaultGroups {
+		for _, k := range []string{"TraefikService", "IngressRoute", "Middleware"} {
+			out = append(out, schema.GroupVersionKind{Group: g, Version: "v1alpha1", Kind: k})
+		}
+	}
+	return out
+}
+
+// refs are the user's IngressRoute (in place) and canary Middlewares in
+// the Canary's namespace.
+func refs(c *v1alpha1.Canary) []string {
+	t := c.Spec.Router.Traefik
+	if t == nil {
+		return nil
+	}
+	var out []string
+	if t.IngressRoute != nil {
+		out = append(out, router.Ref("IngressRoute", t.IngressRoute.Name))
+	}
+	for _, m := range t.CanaryMiddlewares {
+		if m.GetNamespace(c.Namespace) == c.Namespace {
+			out = append(out, router.Ref("Middleware", m.Name))
+		}
+	}
+	return out
 }
 
 // builtinQueries are the builtin metrics asked of Traefik's own series for

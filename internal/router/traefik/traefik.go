@@ -61,6 +61,9 @@ type Router struct {
 	Client client.Client
 	// Reader reads from the apiserver, for the re-read after a conflict.
 	Reader client.Reader
+	// User reads the user's IngressRoutes and Middlewares (labelling them
+	// so that the cache holds them); nil means Client.
+	User   client.Reader
 	Scheme *runtime.Scheme
 	Mapper meta.RESTMapper
 	// Labels go on the TraefikService Sluice owns.
@@ -89,6 +92,14 @@ func (r *Router) GVK(kind string) (schema.GroupVersionKind, error) {
 		}
 	}
 	return schema.GroupVersionKind{}, fmt.Errorf("the cluster serves no Traefik %s (traefik.io/v1alpha1 or traefik.containo.us/v1alpha1): install Traefik's CRDs", kind)
+}
+
+// user reads the user's objects.
+func (r *Router) user() client.Reader {
+	if r.User != nil {
+		return r.User
+	}
+	return r.Client
 }
 
 func spec(c *v1alpha1.Canary) (*v1alpha1.TraefikRouter, error) {
@@ -137,7 +148,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	}
 	var services []any
 	if t.IngressRoute != nil {
-		ir, err := r.get(ctx, r.Client, "IngressRoute", c.Namespace, t.IngressRoute.Name)
+		ir, err := r.get(ctx, r.user(), "IngressRoute", c.Namespace, t.IngressRoute.Name)
 		if err != nil || ir == nil {
 			return engine.Route{}, err
 		}
@@ -490,7 +501,7 @@ func (r *Router) stableViaApex(c *v1alpha1.Canary, s router.Split) router.Split 
 
 func (r *Router) applyIngressRoute(ctx context.Context, c *v1alpha1.Canary, ref *v1alpha1.TraefikIngressRouteRef, s router.Split) error {
 	s = r.stableViaApex(c, s)
-	var rd client.Reader = r.Client
+	rd := r.user()
 	for attempt := 0; ; attempt++ {
 		ir, err := r.get(ctx, rd, "IngressRoute", c.Namespace, ref.Name)
 		if err != nil {
