@@ -14,6 +14,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.router.consul) || !has(self.router.consul.stableSubset) || !has(self.router.consul.canarySubset) || self.router.consul.stableSubset != self.router.consul.canarySubset",message="spec.router.consul: stableSubset and canarySubset must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror)) || !has(self.router.traefik) || !has(self.router.traefik.ingressRoute)",message="spec.strategy.steps[].setMirror: with the traefik router, mirror steps need TraefikService mode (a mirroring TraefikService); remove spec.router.traefik.ingressRoute or the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.gatewayAPI) || self.router.gatewayAPI.parentRefs.all(p, !has(p.kind) || p.kind != 'Service' || (has(p.group) && size(p.group) > 0) || (has(p.namespace) && size(p.namespace) > 0) || (p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary' && p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'))",message="spec.router.gatewayAPI.parentRefs: a Service parent (a mesh route) must not be the -primary or -canary Service: they are the route's backends; use the apex Service (spec.service.name, or the target's name)"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.sessionAffinity) || has(self.router.gatewayAPI) || (has(self.router.traefik) && !has(self.router.traefik.ingressRoute))",message="spec.strategy.sessionAffinity: sticky canaries need the gatewayAPI router or the traefik router in TraefikService mode (no spec.router.traefik.ingressRoute); remove sessionAffinity or change the router"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror))",message="spec.strategy.steps[].setMirror: ingress-nginx's canary annotations cannot mirror a share of requests; remove the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || size(s.setHeaderRoute.match) == 1)",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header; give exactly one match"
 type CanarySpec struct {
@@ -519,6 +520,27 @@ type Strategy struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
+	// SessionAffinity keeps a client the canary has answered on the canary
+	// for the rest of the release: the canary's responses set a cookie,
+	// and the route sends the requests carrying it to the canary whatever
+	// the weight. Clients without it are split by the weight.
+	// +optional
+	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+}
+
+// SessionAffinity is the cookie that keeps a client on the canary.
+type SessionAffinity struct {
+	// CookieName names the cookie. Default sluice-canary.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	// +optional
+	CookieName string `json:"cookieName,omitempty"`
+	// MaxAge is how long a client keeps the cookie. Default 24h.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // Step is one action of a release.

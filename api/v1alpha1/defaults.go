@@ -379,3 +379,27 @@ func (m *TraefikMiddlewareRef) GetNamespace(canaryNamespace string) string {
 	}
 	return canaryNamespace
 }
+
+// DefaultSessionCookie and DefaultSessionMaxAge are sessionAffinity's
+// defaults.
+const (
+	DefaultSessionCookie = "sluice-canary"
+	DefaultSessionMaxAge = 24 * time.Hour
+)
+
+// GetCookieName is the cookie's name: cookieName, or DefaultSessionCookie.
+func (a *SessionAffinity) GetCookieName() string {
+	if a == nil || a.CookieName == "" {
+		return DefaultSessionCookie
+	}
+	return a.CookieName
+}
+
+// GetMaxAge is how long a client keeps the cookie: maxAge, or
+// DefaultSessionMaxAge.
+func (a *SessionAffinity) GetMaxAge() time.Duration {
+	if a == nil || a.MaxAge == nil {
+		return DefaultSessionMaxAge
+	}
+	return a.MaxAge.Duration
+}

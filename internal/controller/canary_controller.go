@@ -235,6 +235,9 @@ func (r *CanaryReconciler) observe(ctx context.Context, c *v1alpha1.Canary) (*sc
 	}
 	s.split.Primary, s.split.Canary = router.Backends(c, workload.ServiceName(c))
 	s.split.PrimaryRevision, s.split.CanaryRevision = s.obs.Primary.Revision, s.revision
+	if a := c.Spec.Strategy.SessionAffinity; a != nil && s.revision != "" {
+		s.split.Sticky = &router.Sticky{Cookie: a.GetCookieName(), MaxAge: a.GetMaxAge(), Value: s.revision}
+	}
 	if err := r.observeBlocked(ctx, c, s); err != nil {
 		return nil, err
 	}

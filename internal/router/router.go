@@ -6,6 +6,9 @@ package router
 
 import (
 	"context"
+	"fmt"
+	"regexp"
+	"time"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -38,10 +41,43 @@ type Split struct {
 	// MirrorPercent is the share of the route's requests copied to the
 	// canary phase (answers discarded); 0 for none.
 	MirrorPercent int32
+	// Sticky, when set, keeps the clients the canary has answered on it
+	// while the canary has a share (spec.strategy.sessionAffinity).
+	Sticky *Sticky
 	// PrimaryRevision and CanaryRevision are the revisions the primary's
 	// and the canary's pod templates run, for routers that select pods by
 	// revision (consul).
 	PrimaryRevision, CanaryRevision string
+}
+
+// Sticky is a sticky canary's cookie: the canary's responses set it, and
+// requests that carry it go to the canary whatever the weight.
+type Sticky struct {
+	Cookie string
+	MaxAge time.Duration
+	// Value is the cookie's value: the canary's revision, so that a
+	// cookie from an earlier release matches no later canary.
+	Value string
+}
+
+// StickyOn is the split's Sticky while it keeps clients on the canary
+// (the canary has a share), else nil.
+func (s Split) StickyOn() *Sticky {
+	if s.CanaryWeight > 0 {
+		return s.Sticky
+	}
+	return nil
+}
+
+// SetCookie is the Set-Cookie header value the canary's responses carry.
+func (s *Sticky) SetCookie() string {
+	return fmt.Sprintf("%s=%s; Max-Age=%d; Path=/; HttpOnly", s.Cookie, s.Value, int64(s.MaxAge.Seconds()))
+}
+
+// CookieRegex matches a Cookie header that carries the cookie (RE2, and
+// the same in PCRE and ECMAScript).
+func (s *Sticky) CookieRegex() string {
+	return `(^|;\s*)` + regexp.QuoteMeta(s.Cookie) + `=` + regexp.QuoteMeta(s.Value) + `(;|$)`
 }
 
 // Router carries a Canary's traffic.

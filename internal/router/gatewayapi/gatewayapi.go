@@ -54,9 +54,10 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 	if spec == nil {
 		return nil, fmt.Errorf("canary %s/%s: spec.router.gatewayAPI is not set", c.Namespace, c.Name)
 	}
+	sticky := s.StickyOn()
 	build := func(withPrimary bool, canaryShare int32) []gwv1.HTTPBackendRef {
 		var refs []gwv1.HTTPBackendRef
-		add := func(backends []router.Backend, share int32) {
+		add := func(backends []router.Backend, share int32, setCookie bool) {
 			for i, w := range router.PhaseWeights(share, backends) {
 				b := backends[i]
 				ref := gwv1.HTTPBackendRef{
@@ -70,6 +71,9 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 					},
 					Filters: b.Filters,
 				}
+				if setCookie {
+					ref.Filters = withSetCookie(b.Filters, sticky)
+				}
 				if b.Namespace != c.Namespace {
 					ref.Namespace = ptr(gwv1.Namespace(b.Namespace))
 				}
@@ -80,9 +84,11 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 			}
 		}
 		if withPrimary {
-			add(s.Primary, 100-canaryShare)
+			add(s.Primary, 100-canaryShare, false)
 		}
-		add(s.Canary, canaryShare)
+		// The canary's answers in the weighted rule set the sticky
+		// cookie.
+		add(s.Canary, canaryShare, withPrimary && sticky != nil)
 		return refs
 	}
 	rules := []gwv1.HTTPRouteRule{{
@@ -91,6 +97,16 @@ func (r *Router) Desired(c *v1alpha1.Canary, s router.Split) (*gwv1.HTTPRoute, e
 		Timeouts:    spec.Timeouts,
 		BackendRefs: build(true, s.CanaryWeight),
 	}}
+	if sticky != nil {
+		// Requests with the cookie go to the canary: before the weighted
+		// rule, and with more header matches than it.
+		rules = append([]gwv1.HTTPRouteRule{{
+			Matches:     withHeaders(spec.Matches, stickyMatch(sticky)),
+			Filters:     spec.Filters,
+			Timeouts:    spec.Timeouts,
+			BackendRefs: build(false, 100),
+		}}, rules...)
+	}
 	if hr := s.HeaderRoute; hr != nil {
 		// The header route comes first: requests with these headers go to
 		// the canary whatever the weight (Gateway API prefers the match
@@ -160,7 +176,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 		}
 		return engine.Route{}, fmt.Errorf("read httproute %s: %w", key, err)
 	}
-	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s), HeaderRoute: headerRouteKey(&have),
+	out := engine.Route{Exists: true, CanaryWeight: canaryPercent(&have, s), HeaderRoute: headerRouteKey(&have, s.Sticky),
 		MirrorPercent: mirrorPercent(&have, s)}
 	// A route no Gateway reports on (no controller, as in tests) counts as
 	// taken; one that a Gateway reports on counts once it is Accepted for
@@ -320,10 +336,40 @@ func withHeaders(matches []gwv1.HTTPRouteMatch, hr *v1alpha1.HeaderRoute) []gwv1
 	return out
 }
 
+// stickyMatch is the header match of a sticky canary's cookie.
+func stickyMatch(st *router.Sticky) *v1alpha1.HeaderRoute {
+	re := st.CookieRegex()
+	return &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "Cookie", Regex: &re}}}
+}
+
+// withSetCookie adds to a backend's filters one that sets the sticky
+// cookie on its responses.
+func withSetCookie(filters []gwv1.HTTPRouteFilter, st *router.Sticky) []gwv1.HTTPRouteFilter {
+	out := append(make([]gwv1.HTTPRouteFilter, 0, len(filters)+1), filters...)
+	return append(out, gwv1.HTTPRouteFilter{
+		Type: gwv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Add: []gwv1.HTTPHeader{
+			{Name: "Set-Cookie", Value: st.SetCookie()},
+		}},
+	})
+}
+
+// isStickyRule reports whether a rule is the sticky cookie's rule: its
+// first match's last header is the cookie's regex on Cookie (a header
+// step of the user's on Cookie is told apart by the regex).
+func isStickyRule(rule gwv1.HTTPRouteRule, st *router.Sticky) bool {
+	if st == nil || len(rule.Matches) == 0 || len(rule.Matches[0].Headers) == 0 {
+		return false
+	}
+	h := rule.Matches[0].Headers[len(rule.Matches[0].Headers)-1]
+	return h.Name == "Cookie" && h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression && h.Value == st.CookieRegex()
+}
+
 // headerRouteKey is engine.HeaderRouteKey of the header route a generated
-// route carries: its first rule's Sluice headers when it has two rules.
-func headerRouteKey(route *gwv1.HTTPRoute) string {
-	if len(route.Spec.Rules) < 2 || len(route.Spec.Rules[0].Matches) == 0 {
+// route carries: its first rule's Sluice headers when it has two rules
+// and the first is not the sticky cookie's.
+func headerRouteKey(route *gwv1.HTTPRoute, st *router.Sticky) string {
+	if len(route.Spec.Rules) < 2 || len(route.Spec.Rules[0].Matches) == 0 || isStickyRule(route.Spec.Rules[0], st) {
 		return ""
 	}
 	m := route.Spec.Rules[0].Matches[0]

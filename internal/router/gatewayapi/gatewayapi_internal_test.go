@@ -186,15 +186,15 @@ func TestHeaderRouteRule(t *testing.T) {
 				t.Errorf("match %d lost the user's path", i)
 			}
 		}
-		if got := headerRouteKey(route); got != engine.HeaderRouteKey(hr) {
+		if got := headerRouteKey(route, nil); got != engine.HeaderRouteKey(hr) {
 			t.Errorf("read back %q, want %q", got, engine.HeaderRouteKey(hr))
 		}
 		if canaryPercent(route, router.Split{Primary: p, Canary: cn}) != 10 {
 			t.Errorf("the weighted rule no longer carries 10%%")
 		}
 		plain, _ := r.Desired(c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10})
-		if len(plain.Spec.Rules) != 1 || headerRouteKey(plain) != "" {
-			t.Errorf("without a header route: %d rules, key %q", len(plain.Spec.Rules), headerRouteKey(plain))
+		if len(plain.Spec.Rules) != 1 || headerRouteKey(plain, nil) != "" {
+			t.Errorf("without a header route: %d rules, key %q", len(plain.Spec.Rules), headerRouteKey(plain, nil))
 		}
 	}
 }

@@ -232,7 +232,7 @@ func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.
 	if err != nil {
 		return err
 	}
-	weighted := map[string]any{"weighted": map[string]any{"services": entries(s, c.Namespace)}}
+	weighted := map[string]any{"weighted": weightedSpec(s, c.Namespace, gvk.Group)}
 	split, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, SplitName(c))
 	if err != nil {
 		return err
@@ -273,6 +273,31 @@ func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.
 	}}
 	return r.applyOwned(ctx, c, gvk, main, ServiceName(c), r.Labels, nil, mirroring)
 }
+
+// weightedSpec is a weighted TraefikService's spec: the phases' entries
+// and, for a sticky canary with a share, Traefik's own sticky cookie.
+// Traefik sets it on the first answer of a client with the service it
+// chose, and sends the requests carrying it to that service: a client the
+// canary answered stays on the canary (and one the primary answered on the
+// primary). Its value is Traefik's (it names the chosen service), so the
+// cookie is named after the canary's revision too: a client kept by one
+// release is not kept by the next. Traefik v2's CRDs (traefik.containo.us)
+// have no maxAge: there the cookie lasts the browser's session.
+func weightedSpec(s router.Split, ns, group string) map[string]any {
+	out := map[string]any{"services": entries(s, ns)}
+	if st := s.StickyOn(); st != nil {
+		cookie := map[string]any{"name": StickyCookieName(st), "httpOnly": true}
+		if group == "traefik.io" {
+			cookie["maxAge"] = int64(st.MaxAge.Seconds())
+		}
+		out["sticky"] = map[string]any{"cookie": cookie}
+	}
+	return out
+}
+
+// StickyCookieName is the name of Traefik's sticky cookie for a sticky
+// canary: the cookie name and the canary's revision.
+func StickyCookieName(st *router.Sticky) string { return st.Cookie + "-" + st.Value }
 
 // findRoute returns the route of an IngressRoute whose match is match (any
 // route when the IngressRoute has exactly one and match is empty), and its

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -497,5 +498,53 @@ func TestIngressRouteModeErrors(t *testing.T) {
 			Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetWeight: ptr(int32(10))}}}}}
 	if err := cl.Create(t.Context(), bad); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "set exactly one router (supported: gatewayAPI, traefik, ambassador, consul, nginx)") {
 		t.Errorf("two routers: %v", err)
+	}
+}
+
+// A sticky canary in TraefikService mode, in both API groups: while the
+// canary has a share the weighted service carries Traefik's sticky cookie,
+// named after the revision (the CRDs keep every field: nothing is pruned,
+// so an unchanged split writes nothing); at 0 it is gone.
+func TestTraefikServiceSticky(t *testing.T) {
+	cl, ns := setup(t)
+	c := newCanary(t, cl, ns, v1alpha1.TraefikRouter{})
+	sticky := &router.Sticky{Cookie: "shop-canary", MaxAge: time.Hour, Value: "rev2"}
+	for _, group := range traefik.DefaultGroups {
+		t.Run(group, func(t *testing.T) {
+			r := newRouter(cl, group)
+			gvk := schema.GroupVersionKind{Group: group, Version: "v1alpha1", Kind: "TraefikService"}
+			s := split(c, 20)
+			s.Sticky = sticky
+			if err := r.Apply(t.Context(), c, s); err != nil {
+				t.Fatal(err)
+			}
+			ts := get(t, cl, gvk, ns, "web")
+			cookie, _, _ := unstructured.NestedMap(ts.Object, "spec", "weighted", "sticky", "cookie")
+			want := `{"httpOnly":true,"maxAge":3600,"name":"shop-canary-rev2"}`
+			if group == "traefik.containo.us" {
+				want = `{"httpOnly":true,"name":"shop-canary-rev2"}` // Traefik v2 has no maxAge
+			}
+			if b, _ := json.Marshal(cookie); string(b) != want {
+				t.Errorf("sticky cookie %s", b)
+			}
+			if got, err := r.Observe(t.Context(), c, s); err != nil || got.CanaryWeight != 20 {
+				t.Errorf("observe: %+v %v", got, err)
+			}
+			rv := ts.GetResourceVersion()
+			if err := r.Apply(t.Context(), c, s); err != nil {
+				t.Fatal(err)
+			}
+			if get(t, cl, gvk, ns, "web").GetResourceVersion() != rv {
+				t.Errorf("an unchanged sticky split was written again")
+			}
+			s = split(c, 0)
+			s.Sticky = sticky
+			if err := r.Apply(t.Context(), c, s); err != nil {
+				t.Fatal(err)
+			}
+			if _, has, _ := unstructured.NestedMap(get(t, cl, gvk, ns, "web").Object, "spec", "weighted", "sticky"); has {
+				t.Errorf("the sticky cookie outlived the canary's share")
+			}
+		})
 	}
 }
