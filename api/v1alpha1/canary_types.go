@@ -423,6 +423,12 @@ type TraefikRouter struct {
 	// +kubebuilder:validation:Enum=v2;v3
 	// +optional
 	RuleSyntax string `json:"ruleSyntax,omitempty"`
+	// NativeLB, in TraefikService mode, has Traefik send to each Service's
+	// ClusterIP rather than its endpoints (nativeLB on each service Sluice
+	// lists). Set it when the provider runs with nativeLBByDefault: Traefik
+	// (v3.6) does not apply that default to TraefikServices.
+	// +optional
+	NativeLB *bool `json:"nativeLB,omitempty"`
 }
 
 // TraefikMiddlewareRef names a Traefik Middleware.

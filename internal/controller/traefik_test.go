@@ -311,7 +311,7 @@ spec:
 		t.Errorf("split TraefikService after the release: %v", err)
 	}
 	ts, _ = traefikObject(t.Context(), cl, "TraefikService", ns, "hdr")
-	if got, _ := json.Marshal(ts.Object["spec"]); string(got) != `{"weighted":{"services":[{"name":"hdr-primary","port":80,"weight":10000},{"name":"hdr-canary","port":80,"weight":0}]}}` {
+	if got, _ := json.Marshal(ts.Object["spec"]); string(got) != `{"weighted":{"services":[{"name":"hdr-primary","port":80,"weight":10000}]}}` {
 		t.Errorf("TraefikService after the release: %s", got)
 	}
 }

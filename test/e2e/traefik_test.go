@@ -105,6 +105,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("c-rollback-on-errors", w.rollbackOnErrors)
 	t.Run("d-header-route", w.headerRoute)
 	t.Run("e-flagger-handover", w.flaggerHandover)
+	t.Run("f-sticky-canary", w.stickyRelease)
 }
 
 // (a) IngressRoute mode, canary to promotion: at every step the measured

@@ -232,7 +232,7 @@ func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.
 	if err != nil {
 		return err
 	}
-	weighted := map[string]any{"weighted": weightedSpec(s, c.Namespace, gvk.Group)}
+	weighted := map[string]any{"weighted": weightedSpec(s, c.Namespace, gvk.Group, c.Spec.Router.Traefik.NativeLB)}
 	split, err := r.get(ctx, r.Client, "TraefikService", c.Namespace, SplitName(c))
 	if err != nil {
 		return err
@@ -275,6 +275,9 @@ func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.
 }
 
 // weightedSpec is a weighted TraefikService's spec: the phases' entries
+// with a weight (an entry at 0 is left out: a canary scaled to zero has no
+// endpoints, and Traefik refuses a TraefikService with a Service that has
+// none, unless allowEmptyServices is set), nativeLB on each when asked,
 // and, for a sticky canary with a share, Traefik's own sticky cookie.
 // Traefik sets it on the first answer of a client with the service it
 // chose, and sends the requests carrying it to that service: a client the
@@ -283,8 +286,19 @@ func (r *Router) applyService(ctx context.Context, c *v1alpha1.Canary, s router.
 // cookie is named after the canary's revision too: a client kept by one
 // release is not kept by the next. Traefik v2's CRDs (traefik.containo.us)
 // have no maxAge: there the cookie lasts the browser's session.
-func weightedSpec(s router.Split, ns, group string) map[string]any {
-	out := map[string]any{"services": entries(s, ns)}
+func weightedSpec(s router.Split, ns, group string, nativeLB *bool) map[string]any {
+	var services []any
+	for _, x := range entries(s, ns) {
+		e := x.(map[string]any)
+		if e["weight"] == int64(0) {
+			continue
+		}
+		if nativeLB != nil {
+			e["nativeLB"] = *nativeLB
+		}
+		services = append(services, e)
+	}
+	out := map[string]any{"services": services}
 	if st := s.StickyOn(); st != nil {
 		cookie := map[string]any{"name": StickyCookieName(st), "httpOnly": true}
 		if group == "traefik.io" {
