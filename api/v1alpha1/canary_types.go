@@ -16,7 +16,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.router.gatewayAPI) || self.router.gatewayAPI.parentRefs.all(p, !has(p.kind) || p.kind != 'Service' || (has(p.group) && size(p.group) > 0) || (has(p.namespace) && size(p.namespace) > 0) || (p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary' && p.name != (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'))",message="spec.router.gatewayAPI.parentRefs: a Service parent (a mesh route) must not be the -primary or -canary Service: they are the route's backends; use the apex Service (spec.service.name, or the target's name)"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.sessionAffinity) || has(self.router.gatewayAPI) || (has(self.router.traefik) && !has(self.router.traefik.ingressRoute))",message="spec.strategy.sessionAffinity: sticky canaries need the gatewayAPI router or the traefik router in TraefikService mode (no spec.router.traefik.ingressRoute); remove sessionAffinity or change the router"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror))",message="spec.strategy.steps[].setMirror: ingress-nginx's canary annotations cannot mirror a share of requests; remove the mirror steps"
-// +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || size(s.setHeaderRoute.match) == 1)",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header; give exactly one match"
+// +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || (has(s.setHeaderRoute.cookie) ? ((!has(s.setHeaderRoute.match) || size(s.setHeaderRoute.match) == 0) && (!has(s.setHeaderRoute.cookie.value) || s.setHeaderRoute.cookie.value == 'always')) : (has(s.setHeaderRoute.match) && size(s.setHeaderRoute.match) == 1)))",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header, and canary-by-cookie one cookie whose value is always; give exactly one match, or a cookie alone with value always (the default)"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -586,12 +586,35 @@ type MirrorStep struct {
 	Percent int32 `json:"percent"`
 }
 
-// HeaderRoute is a set of header matches; a request matching all of them
-// goes to the canary.
+// HeaderRoute is a set of header matches and a cookie; a request matching
+// all of them goes to the canary.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.match) && size(self.match) > 0) || has(self.cookie)",message="setHeaderRoute: give at least one match, or a cookie"
 type HeaderRoute struct {
-	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
-	Match []HeaderMatch `json:"match"`
+	// +optional
+	Match []HeaderMatch `json:"match,omitempty"`
+	// Cookie a request must carry, with this value: ingress-nginx's
+	// canary-by-cookie (with the value always); the other routers match
+	// the Cookie header (HeaderRoute.Headers).
+	// +optional
+	Cookie *CookieMatch `json:"cookie,omitempty"`
+}
+
+// CookieMatch matches one cookie of a request by its exact value.
+type CookieMatch struct {
+	// Name of the cookie.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.-]+$`
+	Name string `json:"name"`
+	// Value the cookie must have. Default always (ingress-nginx's value
+	// for "send to the canary").
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_.~+/=-]+$`
+	// +optional
+	Value string `json:"value,omitempty"`
 }
 
 // HeaderMatch matches one request header, exactly or by a regular

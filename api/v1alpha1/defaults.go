@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"regexp"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -402,4 +403,37 @@ func (a *SessionAffinity) GetMaxAge() time.Duration {
 		return DefaultSessionMaxAge
 	}
 	return a.MaxAge.Duration
+}
+
+// DefaultCookieValue is a cookie match's value when none is given.
+const DefaultCookieValue = "always"
+
+// GetValue is the cookie's value: value, or DefaultCookieValue.
+func (m *CookieMatch) GetValue() string {
+	if m.Value == "" {
+		return DefaultCookieValue
+	}
+	return m.Value
+}
+
+// CookieRegex matches a whole Cookie header that carries the cookie name
+// with value (RE2; anchored, so it means the same to a proxy that matches
+// the whole value and to one that searches it).
+func CookieRegex(name, value string) string {
+	return `^(.*;\s*)?` + regexp.QuoteMeta(name) + `=` + regexp.QuoteMeta(value) + `(\s*;.*)?$`
+}
+
+// Headers are the header route's matches as header matches only: its
+// matches, then its cookie as a regex on the Cookie header. Routers
+// without cookie matches of their own write these, and read them back.
+func (hr *HeaderRoute) Headers() []HeaderMatch {
+	if hr == nil {
+		return nil
+	}
+	out := append([]HeaderMatch(nil), hr.Match...)
+	if c := hr.Cookie; c != nil {
+		re := CookieRegex(c.Name, c.GetValue())
+		out = append(out, HeaderMatch{Name: "Cookie", Regex: &re})
+	}
+	return out
 }

@@ -80,8 +80,9 @@ func HeaderRouteKey(hr *v1alpha1.HeaderRoute) string {
 	if hr == nil {
 		return ""
 	}
-	parts := make([]string, 0, len(hr.Match))
-	for _, m := range hr.Match {
+	headers := hr.Headers()
+	parts := make([]string, 0, len(headers))
+	for _, m := range headers {
 		switch {
 		case m.Exact != nil:
 			parts = append(parts, m.Name+"="+*m.Exact)

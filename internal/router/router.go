@@ -7,7 +7,6 @@ package router
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -74,11 +73,9 @@ func (s *Sticky) SetCookie() string {
 	return fmt.Sprintf("%s=%s; Max-Age=%d; Path=/; HttpOnly", s.Cookie, s.Value, int64(s.MaxAge.Seconds()))
 }
 
-// CookieRegex matches a Cookie header that carries the cookie (RE2, and
-// the same in PCRE and ECMAScript).
-func (s *Sticky) CookieRegex() string {
-	return `(^|;\s*)` + regexp.QuoteMeta(s.Cookie) + `=` + regexp.QuoteMeta(s.Value) + `(;|$)`
-}
+// CookieRegex matches a Cookie header that carries the cookie
+// (v1alpha1.CookieRegex).
+func (s *Sticky) CookieRegex() string { return v1alpha1.CookieRegex(s.Cookie, s.Value) }
 
 // Router carries a Canary's traffic.
 type Router interface {

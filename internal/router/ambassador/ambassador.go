@@ -298,7 +298,7 @@ func (r *Router) applyHeaders(ctx context.Context, c *v1alpha1.Canary, gvk schem
 	}
 	delete(spec, "weight")
 	exact, regex := map[string]any{}, map[string]any{}
-	for _, m := range hr.Match {
+	for _, m := range hr.Headers() {
 		switch {
 		case m.Exact != nil:
 			exact[m.Name] = *m.Exact

@@ -376,7 +376,7 @@ func (r *Router) applyRoutes(ctx context.Context, c *v1alpha1.Canary, st setting
 		return fmt.Errorf("servicerouter %s/%s is not Sluice's: header steps need one Sluice owns", c.Namespace, st.service)
 	}
 	var headers []any
-	for _, m := range hr.Match {
+	for _, m := range hr.Headers() {
 		h := map[string]any{"name": m.Name}
 		if m.Exact != nil {
 			h["exact"] = *m.Exact

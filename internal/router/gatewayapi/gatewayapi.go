@@ -315,7 +315,7 @@ func mirrorPercent(route *gwv1.HTTPRoute, s router.Split) int32 {
 // (or makes one match of them when there are none).
 func withHeaders(matches []gwv1.HTTPRouteMatch, hr *v1alpha1.HeaderRoute) []gwv1.HTTPRouteMatch {
 	var headers []gwv1.HTTPHeaderMatch
-	for _, m := range hr.Match {
+	for _, m := range hr.Headers() {
 		h := gwv1.HTTPHeaderMatch{Name: gwv1.HTTPHeaderName(m.Name)}
 		if m.Exact != nil {
 			h.Type, h.Value = ptr(gwv1.HeaderMatchExact), *m.Exact

@@ -198,3 +198,28 @@ func TestHeaderRouteRule(t *testing.T) {
 		}
 	}
 }
+
+// A cookie step is a regex on the Cookie header in the header rule, read
+// back as the same header route.
+func TestCookieHeaderRoute(t *testing.T) {
+	c := &v1alpha1.Canary{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "uid"},
+		Spec: v1alpha1.CanarySpec{Service: v1alpha1.ServiceSpec{Port: 80},
+			Router: v1alpha1.RouterSpec{GatewayAPI: &v1alpha1.GatewayAPIRouter{}}}}
+	p, cn := router.Backends(c, "web")
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	hr := &v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "beta", Value: "on"}}
+	route, err := (&Router{Scheme: scheme}).Desired(c, router.Split{Primary: p, Canary: cn, CanaryWeight: 10, HeaderRoute: hr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := route.Spec.Rules[0].Matches[0].Headers
+	if len(h) != 1 || h[0].Name != "Cookie" || *h[0].Type != gwv1.HeaderMatchRegularExpression || h[0].Value != v1alpha1.CookieRegex("beta", "on") {
+		t.Fatalf("cookie rule headers %+v", h)
+	}
+	if got := headerRouteKey(route, nil); got != engine.HeaderRouteKey(hr) {
+		t.Errorf("read back %q, want %q", got, engine.HeaderRouteKey(hr))
+	}
+}

@@ -36,6 +36,7 @@ const (
 	AnnotationHeader        = "nginx.ingress.kubernetes.io/canary-by-header"
 	AnnotationHeaderValue   = "nginx.ingress.kubernetes.io/canary-by-header-value"
 	AnnotationHeaderPattern = "nginx.ingress.kubernetes.io/canary-by-header-pattern"
+	AnnotationCookie        = "nginx.ingress.kubernetes.io/canary-by-cookie"
 )
 
 // Router is the NGINX Ingress router.
@@ -169,7 +170,11 @@ func (r *Router) desired(c *v1alpha1.Canary, user *networkingv1.Ingress, s route
 		}
 	})
 	ann := map[string]string{AnnotationCanary: "true", AnnotationWeight: strconv.Itoa(int(s.CanaryWeight))}
-	if hr := s.HeaderRoute; hr != nil && len(hr.Match) == 1 {
+	if hr := s.HeaderRoute; hr != nil && hr.Cookie != nil {
+		// canary-by-cookie: the cookie's value always sends to the canary
+		// (the CRD admits no other value with nginx).
+		ann[AnnotationCookie] = hr.Cookie.Name
+	} else if hr != nil && len(hr.Match) == 1 {
 		m := hr.Match[0]
 		ann[AnnotationHeader] = m.Name
 		switch {
@@ -236,7 +241,9 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, _ router.Split
 	if w, err := strconv.Atoi(have.Annotations[AnnotationWeight]); err == nil {
 		out.CanaryWeight = int32(w)
 	}
-	if h := have.Annotations[AnnotationHeader]; h != "" {
+	if name := have.Annotations[AnnotationCookie]; name != "" {
+		out.HeaderRoute = engine.HeaderRouteKey(&v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: name}})
+	} else if h := have.Annotations[AnnotationHeader]; h != "" {
 		hr := &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: h}}}
 		if p, ok := have.Annotations[AnnotationHeaderPattern]; ok {
 			hr.Match[0].Regex = &p

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/router/nginx"
 	"github.com/sluice-dev/sluice/internal/testenv"
@@ -138,6 +139,21 @@ func TestCanaryIngressFollowsTheSplit(t *testing.T) {
 	if route, err := r.Observe(ctx, c, split); err != nil || route.CanaryWeight != 60 || route.HeaderRoute != "X-Group~"+pattern {
 		t.Errorf("Observe = %+v, %v; want weight 60 and the regex header route", route, err)
 	}
+	// A cookie: canary-by-cookie, and no header annotation left.
+	cookie := &v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "shop_canary"}}
+	split = router.Split{CanaryWeight: 20, HeaderRoute: cookie}
+	if err := r.Apply(ctx, c, split); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "front-canary"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations[nginx.AnnotationCookie] != "shop_canary" || got.Annotations[nginx.AnnotationHeader] != "" || got.Annotations[nginx.AnnotationHeaderPattern] != "" {
+		t.Errorf("cookie step annotations %v", got.Annotations)
+	}
+	if route, err := r.Observe(ctx, c, split); err != nil || route.CanaryWeight != 20 || route.HeaderRoute != engine.HeaderRouteKey(cookie) {
+		t.Errorf("Observe = %+v, %v; want weight 20 and the cookie route %q", route, err, engine.HeaderRouteKey(cookie))
+	}
 	if err := r.Apply(ctx, c, router.Split{}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +173,39 @@ func TestCanaryIngressFollowsTheSplit(t *testing.T) {
 	}
 	if after.ResourceVersion != before.ResourceVersion || !equality.Semantic.DeepEqual(after.Spec, before.Spec) || !equality.Semantic.DeepEqual(after.Annotations, before.Annotations) {
 		t.Errorf("the user's Ingress was written: %+v", after)
+	}
+}
+
+// The CRD admits a cookie step with nginx only alone and with the value
+// always (what canary-by-cookie means), and no step without a match or a
+// cookie with any router.
+func TestCookieStepAdmission(t *testing.T) {
+	env := testenv.Get(t)
+	cl := env.SluiceClient(t)
+	ns := env.Namespace(t)
+	yes := "yes"
+	for name, tc := range map[string]struct {
+		hr v1alpha1.HeaderRoute
+		ok bool
+	}{
+		"cookie":              {v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "c"}}, true},
+		"cookie-always":       {v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "c", Value: "always"}}, true},
+		"cookie-other-value":  {v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "c", Value: "beta"}}, false},
+		"cookie-and-a-header": {v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "c"}, Match: []v1alpha1.HeaderMatch{{Name: "x", Exact: &yes}}}, false},
+		"nothing":             {v1alpha1.HeaderRoute{}, false},
+	} {
+		c := &v1alpha1.Canary{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"sluice.dev/instance": "none"}},
+			Spec: v1alpha1.CanarySpec{TargetRef: v1alpha1.TargetRef{Name: "web"}, Service: v1alpha1.ServiceSpec{Port: 80},
+				Router:   v1alpha1.RouterSpec{NGINX: &v1alpha1.NGINXRouter{Ingress: "front"}},
+				Strategy: v1alpha1.Strategy{Steps: []v1alpha1.Step{{SetHeaderRoute: &tc.hr}}}},
+		}
+		err := cl.Create(t.Context(), c)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case !tc.ok && !apierrors.IsInvalid(err):
+			t.Errorf("%s: want refused as invalid, got %v", name, err)
+		}
 	}
 }

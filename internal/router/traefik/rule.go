@@ -29,8 +29,9 @@ func HeaderRule(hr *v1alpha1.HeaderRoute, syntax string) string {
 	if syntax == SyntaxV2 {
 		exactFn, regexFn = "Headers", "HeadersRegexp"
 	}
-	parts := make([]string, 0, len(hr.Match))
-	for _, m := range hr.Match {
+	headers := hr.Headers()
+	parts := make([]string, 0, len(headers))
+	for _, m := range headers {
 		switch {
 		case m.Exact != nil:
 			parts = append(parts, exactFn+"("+strconv.Quote(m.Name)+", "+strconv.Quote(*m.Exact)+")")
