@@ -360,7 +360,13 @@ func splitWeight(splits []any, subset string) float64 {
 }
 
 func (r *Router) applyRoutes(ctx context.Context, c *v1alpha1.Canary, st settings, hr *v1alpha1.HeaderRoute) error {
-	have, err := r.get(ctx, r.user(), Routes, c.Namespace, st.service)
+	// Without a header route only Sluice's own router matters (it goes):
+	// read from the cache, never past it for a router nobody made.
+	rd := r.user()
+	if hr == nil {
+		rd = r.Client
+	}
+	have, err := r.get(ctx, rd, Routes, c.Namespace, st.service)
 	if err != nil {
 		return err
 	}
@@ -406,7 +412,8 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	}
 	splits, _, _ := unstructured.NestedSlice(sp.Object, "spec", "splits")
 	out := engine.Route{Exists: true, CanaryWeight: int32(math.Round(math.Max(0, splitWeight(splits, st.canary))))}
-	rt, err := r.get(ctx, r.user(), Routes, c.Namespace, st.service)
+	// Only Sluice's own router carries a header route: the cache has it.
+	rt, err := r.get(ctx, r.Client, Routes, c.Namespace, st.service)
 	if err != nil {
 		return engine.Route{}, err
 	}
