@@ -188,8 +188,8 @@ func routeNames(vs *unstructured.Unstructured) []string {
 	return out
 }
 
-// withoutSluice is a copy of a VirtualService's spec as the user wrote
-// it back: the split routes' weights zeroed out of the comparison.
+// weightsOf reads a route's stable and canary weights (its first two
+// destinations).
 func weightsOf(t *testing.T, vs *unstructured.Unstructured, name string) (stable, canary int64) {
 	t.Helper()
 	rt := route(t, vs, name)
