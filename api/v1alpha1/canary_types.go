@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -340,7 +341,7 @@ type RouterSpec struct {
 // IstioRouter routes through Istio.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.virtualService) == has(self.destinationRule)",message="spec.router.istio: virtualService and destinationRule go together (your own objects, edited in place); leave both out for a VirtualService Sluice owns"
-// +kubebuilder:validation:XValidation:rule="!has(self.virtualService) || (!has(self.hosts) && !has(self.gateways) && !has(self.timeout) && !has(self.retries))",message="spec.router.istio: hosts, gateways, timeout and retries shape the VirtualService Sluice owns; with virtualService they are your VirtualService's own: set them there"
+// +kubebuilder:validation:XValidation:rule="!has(self.virtualService) || (!has(self.hosts) && !has(self.gateways) && !has(self.timeout) && !has(self.retries) && !has(self.trafficPolicy))",message="spec.router.istio: hosts, gateways, timeout, retries and trafficPolicy shape the VirtualService and DestinationRules Sluice owns; with virtualService they are your objects' own: set them there"
 type IstioRouter struct {
 	// Hosts of the VirtualService Sluice owns: external names served
 	// through gateways, or Service names for traffic inside the mesh.
@@ -366,6 +367,16 @@ type IstioRouter struct {
 	// Retries of the route Sluice owns. Default: Istio's.
 	// +optional
 	Retries *IstioRetries `json:"retries,omitempty"`
+	// TrafficPolicy, when set, is an Istio DestinationRule trafficPolicy
+	// (connection pool, load balancer, outlier detection, TLS) for both
+	// copies: Sluice then owns two DestinationRules, <canary>-primary and
+	// <canary>-canary, for the -primary and -canary Services. Without it
+	// Sluice writes none, so a DestinationRule of yours for a wider host
+	// (a namespace-wide TLS mode) keeps applying to the copies.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	TrafficPolicy *runtime.RawExtension `json:"trafficPolicy,omitempty"`
 	// VirtualService, when set, is your VirtualService whose HTTP routes
 	// Sluice splits in place.
 	// +optional

@@ -197,6 +197,10 @@ const (
 	// ReasonVirtualServiceNotOwned: an Istio VirtualService that is not
 	// the Canary's has the name of the one Sluice would own.
 	ReasonVirtualServiceNotOwned = "VirtualServiceNotOwned"
+	// ReasonDestinationRuleNotOwned: an Istio DestinationRule that is not
+	// the Canary's has the name of one Sluice would own (with
+	// spec.router.istio.trafficPolicy).
+	ReasonDestinationRuleNotOwned = "DestinationRuleNotOwned"
 	// ReasonVirtualServiceNotFound: spec.router.istio.virtualService names
 	// no VirtualService.
 	ReasonVirtualServiceNotFound = "VirtualServiceNotFound"

@@ -654,6 +654,11 @@ func (in *IstioRouter) DeepCopyInto(out *IstioRouter) {
 		*out = new(IstioRetries)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.TrafficPolicy != nil {
+		in, out := &in.TrafficPolicy, &out.TrafficPolicy
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.VirtualService != nil {
 		in, out := &in.VirtualService, &out.VirtualService
 		*out = new(IstioVirtualServiceRef)

@@ -6,8 +6,10 @@
 //     VirtualService named after the Canary, for spec.router.istio.hosts
 //     (default the apex Service) through its gateways (default the mesh's
 //     sidecars). Its route sends to the <apex>-primary and <apex>-canary
-//     Services by weight, as hosts of their own: no DestinationRule is
-//     needed. It is written with server-side apply.
+//     Services by weight, as hosts of their own, so no DestinationRule is
+//     needed; with spec.router.istio.trafficPolicy Sluice also owns one
+//     per copy's Service, <canary>-primary and <canary>-canary, carrying
+//     it. They are written with server-side apply.
 //   - In place (spec.router.istio.virtualService and destinationRule):
 //     the user's VirtualService and DestinationRule. In each named HTTP
 //     route, whose destinations are the DestinationRule's host with
@@ -203,21 +205,45 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	if inPlace(is) {
 		return r.checkInPlace(ctx, c, is)
 	}
-	vs, err := r.get(ctx, r.Client, VirtualService, c.Namespace, OwnedName(c))
+	vs, err := r.foreign(ctx, c, VirtualService, OwnedName(c))
 	if err != nil {
 		return "", "", err
 	}
-	if vs == nil {
-		// Not labelled (someone else's) objects are not in the cache.
-		if vs, err = r.get(ctx, r.Reader, VirtualService, c.Namespace, OwnedName(c)); err != nil {
-			return "", "", err
-		}
-	}
-	if vs != nil && !ownedBy(vs, c) {
+	if vs {
 		return v1alpha1.ReasonVirtualServiceNotOwned, fmt.Sprintf("virtualservice %s/%s exists and is not this Canary's: Sluice would own one by that name; rename or delete it, or set spec.router.istio.virtualService and destinationRule to have Sluice edit yours in place",
 			c.Namespace, OwnedName(c)), nil
 	}
+	if is.TrafficPolicy == nil {
+		return "", "", nil
+	}
+	primary, canary := RuleNames(c)
+	for _, name := range []string{primary, canary} {
+		dr, err := r.foreign(ctx, c, DestinationRule, name)
+		if err != nil {
+			return "", "", err
+		}
+		if dr {
+			return v1alpha1.ReasonDestinationRuleNotOwned, fmt.Sprintf("destinationrule %s/%s exists and is not this Canary's: with spec.router.istio.trafficPolicy Sluice owns one by that name; rename or delete it, or remove trafficPolicy",
+				c.Namespace, name), nil
+		}
+	}
 	return "", "", nil
+}
+
+// foreign says whether an object of kind named name exists and is not
+// the Canary's.
+func (r *Router) foreign(ctx context.Context, c *v1alpha1.Canary, kind, name string) (bool, error) {
+	u, err := r.get(ctx, r.Client, kind, c.Namespace, name)
+	if err != nil {
+		return false, err
+	}
+	if u == nil {
+		// Objects Sluice has not labelled are not in the cache.
+		if u, err = r.get(ctx, r.Reader, kind, c.Namespace, name); err != nil {
+			return false, err
+		}
+	}
+	return u != nil && !ownedBy(u, c), nil
 }
 
 // headerMatch is the Istio headers map of a header route: names lower

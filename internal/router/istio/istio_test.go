@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -506,6 +507,34 @@ func TestOwnedVirtualServiceFollowsTheSplit(t *testing.T) {
 		}
 	}
 
+	// A trafficPolicy: one DestinationRule per copy's Service, which Istio
+	// accepts; gone again without it.
+	c.Spec.Router.Istio.TrafficPolicy = &runtime.RawExtension{Raw: []byte(`{"tls":{"mode":"ISTIO_MUTUAL"},"loadBalancer":{"simple":"LEAST_REQUEST"},"outlierDetection":{"consecutive5xxErrors":5,"interval":"30s"}}`)}
+	if err := r.Apply(ctx, c, split); err != nil {
+		t.Fatal(err)
+	}
+	for name, host := range map[string]string{"web-primary": "web-primary", "web-canary": "web-canary"} {
+		dr := get(t, cl, istio.DestinationRule, ns, name)
+		ic.valid(dr)
+		if got := toJSON(t, dr.Object["spec"]); got != `{"host":"`+host+`","trafficPolicy":{"loadBalancer":{"simple":"LEAST_REQUEST"},"outlierDetection":{"consecutive5xxErrors":5,"interval":"30s"},"tls":{"mode":"ISTIO_MUTUAL"}}}` {
+			t.Errorf("destinationrule %s spec %s", name, got)
+		}
+		if ref := metav1.GetControllerOf(dr); ref == nil || ref.Name != "web" {
+			t.Errorf("controller of destinationrule %s = %+v, want the Canary", name, ref)
+		}
+	}
+	c.Spec.Router.Istio.TrafficPolicy = nil
+	if err := r.Apply(ctx, c, split); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-primary", "web-canary"} {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(istio.GVK(istio.DestinationRule))
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); !apierrors.IsNotFound(err) {
+			t.Errorf("destinationrule %s without trafficPolicy: %v, want gone", name, err)
+		}
+	}
+
 	if err := r.Release(ctx, c, router.Backend{Kind: "Service", Name: "web", Port: ptr.To(int32(80)), Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -530,6 +559,17 @@ func TestOwnedVirtualServiceFollowsTheSplit(t *testing.T) {
 	if err := r.Apply(ctx, c2, split); err == nil || !strings.Contains(err.Error(), "not overwritten") {
 		t.Errorf("Apply over a foreign VirtualService = %v, want a refusal", err)
 	}
+	// And a DestinationRule by the name of one a trafficPolicy needs.
+	if err := cl.Delete(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	c2.Spec.Router.Istio.TrafficPolicy = &runtime.RawExtension{Raw: []byte(`{"tls":{"mode":"DISABLE"}}`)}
+	if err := cl.Create(ctx, object(t, c2.Namespace, `{apiVersion: networking.istio.io/v1, kind: DestinationRule, metadata: {name: web-canary}, spec: {host: web-canary}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, err := r.Check(ctx, c2); err != nil || reason != v1alpha1.ReasonDestinationRuleNotOwned {
+		t.Errorf("Check with a foreign DestinationRule = %q, %v; want DestinationRuleNotOwned", reason, err)
+	}
 }
 
 // What the CRD refuses of spec.router.istio.
@@ -543,7 +583,10 @@ func TestIstioRouterCEL(t *testing.T) {
 		"virtualService alone": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{VirtualService: &v1alpha1.IstioVirtualServiceRef{Name: "a", Routes: []string{"r"}}}},
 			"virtualService and destinationRule go together"},
 		"owned fields in place": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{Hosts: []string{"a"}, VirtualService: &v1alpha1.IstioVirtualServiceRef{Name: "a", Routes: []string{"r"}},
-			DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: "d"}}}, "hosts, gateways, timeout and retries shape the VirtualService Sluice owns"},
+			DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: "d"}}}, "hosts, gateways, timeout, retries and trafficPolicy shape the VirtualService and DestinationRules Sluice owns"},
+		"trafficPolicy in place": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{TrafficPolicy: &runtime.RawExtension{Raw: []byte(`{"tls":{"mode":"ISTIO_MUTUAL"}}`)},
+			VirtualService: &v1alpha1.IstioVirtualServiceRef{Name: "a", Routes: []string{"r"}}, DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: "d"}}},
+			"hosts, gateways, timeout, retries and trafficPolicy shape"},
 		"two routers": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{}, NGINX: &v1alpha1.NGINXRouter{Ingress: "a"}}, "set exactly one router"},
 	} {
 		c := &v1alpha1.Canary{

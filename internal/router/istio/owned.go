@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -110,7 +111,56 @@ func ownedSpec(c *v1alpha1.Canary, is *v1alpha1.IstioRouter, apex string, s rout
 	return spec
 }
 
+// RuleNames are the names of the DestinationRules Sluice owns, with
+// spec.router.istio.trafficPolicy, for the primary and the canary
+// Services.
+func RuleNames(c *v1alpha1.Canary) (primary, canary string) {
+	return c.Name + "-primary", c.Name + "-canary"
+}
+
+// applyRules keeps the DestinationRules of the copies: one per copy's
+// Service with the Canary's trafficPolicy, or none without one.
+func (r *Router) applyRules(ctx context.Context, c *v1alpha1.Canary, is *v1alpha1.IstioRouter) error {
+	var policy map[string]any
+	if is.TrafficPolicy != nil && len(is.TrafficPolicy.Raw) > 0 {
+		if err := utiljson.Unmarshal(is.TrafficPolicy.Raw, &policy); err != nil {
+			return fmt.Errorf("canary %s/%s: spec.router.istio.trafficPolicy: %w", c.Namespace, c.Name, err)
+		}
+	}
+	primary, canary := router.Backends(c, r.Apex)
+	pName, cName := RuleNames(c)
+	for _, x := range []struct {
+		name string
+		b    router.Backend
+	}{{pName, primary[0]}, {cName, canary[0]}} {
+		have, err := r.get(ctx, r.Client, DestinationRule, c.Namespace, x.name)
+		if err != nil {
+			return err
+		}
+		if have != nil && !ownedBy(have, c) {
+			return fmt.Errorf("destinationrule %s/%s is not this Canary's: not overwritten", c.Namespace, x.name)
+		}
+		if policy == nil {
+			if have != nil {
+				if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
+					return fmt.Errorf("delete destinationrule %s/%s: %w", c.Namespace, x.name, err)
+				}
+			}
+			continue
+		}
+		spec := map[string]any{"host": destination(x.b, c.Namespace)["host"], "trafficPolicy": policy}
+		if err := router.ApplyOwned(ctx, r.Client, r.Scheme, c, have, router.Owned{GVK: GVK(DestinationRule), Name: x.name, Labels: r.Labels, Spec: spec}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (r *Router) applyOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alpha1.IstioRouter, s router.Split) error {
+	// The copies' policies first: the route sends to them.
+	if err := r.applyRules(ctx, c, is); err != nil {
+		return err
+	}
 	have, err := r.get(ctx, r.Client, VirtualService, c.Namespace, OwnedName(c))
 	if err != nil {
 		return err
