@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -26,7 +27,8 @@ func TestIstioRelease(t *testing.T) {
 	t.Run("owned", func(t *testing.T) {
 		_, ns, cl := setup(t)
 		cv := canary(ns, "shop", weightStep(20), pauseStep(time.Second), weightStep(60), pauseStep(time.Second))
-		cv.Spec.Router = v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{Hosts: []string{"shop.example.com"}, Gateways: []string{"istio-system/public"}}}
+		cv.Spec.Router = v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{Hosts: []string{"shop.example.com"}, Gateways: []string{"istio-system/public"},
+			TrafficPolicy: &runtime.RawExtension{Raw: []byte(`{"loadBalancer":{"simple":"LEAST_REQUEST"}}`)}}}
 		create(t, cl, app(ns, "shop", "example.com/shop:1", 1), cv)
 		waitPhase(t, cl, ns, "shop", v1alpha1.PhaseInitialized, 60*time.Second)
 		rec := recordIstio(t, ns, "shop", "split", "shop-canary")
@@ -34,6 +36,12 @@ func TestIstioRelease(t *testing.T) {
 		waitPhase(t, cl, ns, "shop", v1alpha1.PhaseSucceeded, 60*time.Second)
 		if got, want := rec.states(), []int32{0, 20, 60, 100, 0}; !slices.Equal(got, want) {
 			t.Errorf("canary shares of the VirtualService Sluice owns %v, want %v", got, want)
+		}
+		for _, name := range []string{"shop-primary", "shop-canary"} {
+			dr := istioObject(t, cl, istio.DestinationRule, ns, name)
+			if got := specJSON(t, dr); got != `{"host":"`+name+`","trafficPolicy":{"loadBalancer":{"simple":"LEAST_REQUEST"}}}` {
+				t.Errorf("destinationrule %s: %s", name, got)
+			}
 		}
 	})
 
