@@ -422,8 +422,19 @@ func addedHeaders(route, hdr map[string]any) map[string]any {
 }
 
 func (r *Router) releaseInPlace(ctx context.Context, c *v1alpha1.Canary, is *v1alpha1.IstioRouter, backend router.Backend) error {
-	if err := r.splitRoutes(ctx, c, is, 0, 0, nil); err != nil {
+	// What the user has deleted needs nothing handed back.
+	vs, err := r.get(ctx, r.User, VirtualService, c.Namespace, is.VirtualService.Name)
+	if err != nil {
 		return err
+	}
+	dr, err := r.get(ctx, r.User, DestinationRule, c.Namespace, is.DestinationRule.Name)
+	if err != nil || dr == nil {
+		return err
+	}
+	if vs != nil {
+		if err := r.splitRoutes(ctx, c, is, 0, 0, nil); err != nil {
+			return err
+		}
 	}
 	// The apex Service selects the copy that serves from now on; it has
 	// just been released, out of the cache.

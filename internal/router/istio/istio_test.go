@@ -321,6 +321,19 @@ func TestInPlaceChangesOnlyWeightsAndSubsets(t *testing.T) {
 	if a, b := toJSON(t, get(t, cl, istio.VirtualService, ns, "front").Object["spec"]), toJSON(t, vsBefore.Object["spec"]); a != b {
 		t.Errorf("the VirtualService after release:\n%s\nwant the user's:\n%s", a, b)
 	}
+	// Objects the user has deleted need nothing handed back.
+	if err := cl.Delete(ctx, get(t, cl, istio.VirtualService, ns, "front")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx, c, router.Backend{Kind: "Service", Name: "web", Port: ptr.To(int32(80))}); err != nil {
+		t.Errorf("Release without the VirtualService: %v", err)
+	}
+	if err := cl.Delete(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx, c, router.Backend{Kind: "Service", Name: "web", Port: ptr.To(int32(80))}); err != nil {
+		t.Errorf("Release without either object: %v", err)
+	}
 }
 
 // staleOnce answers the first read of each object with the version it
