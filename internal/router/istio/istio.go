@@ -316,7 +316,7 @@ func protoDuration(d metav1.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
-// mirrorPercent is the percent a route mirrors, when its mirror is m: its
+// mirrorPercent is the percent a route with a mirror copies to it: its
 // mirrorPercentage, 100 without one (Istio's default).
 func mirrorPercent(route map[string]any) int32 {
 	p, ok := route["mirrorPercentage"].(map[string]any)
