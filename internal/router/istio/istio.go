@@ -234,16 +234,10 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 // the Canary's.
 func (r *Router) foreign(ctx context.Context, c *v1alpha1.Canary, kind, name string) (bool, error) {
 	u, err := r.get(ctx, r.Client, kind, c.Namespace, name)
-	if err != nil {
-		return false, err
+	if err == nil && u == nil {
+		u, err = r.uncached(ctx, kind, c.Namespace, name)
 	}
-	if u == nil {
-		// Objects Sluice has not labelled are not in the cache.
-		if u, err = r.get(ctx, r.Reader, kind, c.Namespace, name); err != nil {
-			return false, err
-		}
-	}
-	return u != nil && !ownedBy(u, c), nil
+	return u != nil && !ownedBy(u, c), err
 }
 
 // headerMatch is the Istio headers map of a header route: names lower

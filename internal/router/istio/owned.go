@@ -134,6 +134,9 @@ func (r *Router) applyRules(ctx context.Context, c *v1alpha1.Canary, is *v1alpha
 		b    router.Backend
 	}{{pName, primary[0]}, {cName, canary[0]}} {
 		have, err := r.get(ctx, r.Client, DestinationRule, c.Namespace, x.name)
+		if err == nil && have == nil && policy != nil {
+			have, err = r.uncached(ctx, DestinationRule, c.Namespace, x.name)
+		}
 		if err != nil {
 			return err
 		}
@@ -162,6 +165,9 @@ func (r *Router) applyOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alpha
 		return err
 	}
 	have, err := r.get(ctx, r.Client, VirtualService, c.Namespace, OwnedName(c))
+	if err == nil && have == nil {
+		have, err = r.uncached(ctx, VirtualService, c.Namespace, OwnedName(c))
+	}
 	if err != nil {
 		return err
 	}
@@ -170,6 +176,16 @@ func (r *Router) applyOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alpha
 	}
 	return router.ApplyOwned(ctx, r.Client, r.Scheme, c, have, router.Owned{GVK: GVK(VirtualService), Name: OwnedName(c), Labels: r.Labels,
 		Spec: ownedSpec(c, is, r.Apex, s)})
+}
+
+// uncached reads an object past the cache, which holds only the objects
+// Sluice has labelled: before Sluice creates one, to find another's of
+// that name, which server-side apply would otherwise take over.
+func (r *Router) uncached(ctx context.Context, kind, ns, name string) (*unstructured.Unstructured, error) {
+	if r.Reader == nil {
+		return nil, nil
+	}
+	return r.get(ctx, r.Reader, kind, ns, name)
 }
 
 // observeOwned reads the split route's canary share and mirror, and the

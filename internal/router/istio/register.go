@@ -18,17 +18,10 @@ func Registration() router.Registration {
 		Name:    "istio",
 		Selects: func(s v1alpha1.RouterSpec) bool { return s.Istio != nil },
 		New: func(d router.Deps) router.Router {
-			user := d.User
-			if user == nil {
-				user = d.Client
-			}
-			return &Router{Client: d.Client, Reader: d.Reader, User: user, Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
+			return &Router{Client: d.Client, Reader: d.Reader, User: d.UserReader(), Scheme: d.Scheme, Labels: d.Labels, Apex: d.Apex}
 		},
-		Validate: HeaderRegexProblem,
-		Kinds: []schema.GroupKind{
-			{Group: Group, Kind: VirtualService},
-			{Group: Group, Kind: DestinationRule},
-		},
+		Validate:       HeaderRegexProblem,
+		Kinds:          []schema.GroupVersionKind{GVK(VirtualService), GVK(DestinationRule)},
 		Refs:           Refs,
 		BuiltinQueries: builtinQueries,
 	}
