@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router/istio"
+	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/internal/workload"
 )
 
 // Releases through Istio on the real CRDs (no istiod or Envoy runs here):
@@ -253,4 +256,118 @@ func recordIstio(t *testing.T, ns, name, route, canaryHost string) *stateRecorde
 		}
 		return 0, false
 	})
+}
+
+// In place, the user's VirtualService and DestinationRule are labelled on
+// Sluice's first read and watched: while a release waits for promotion,
+// with nothing requeued, another writer's change to the split route's
+// weights is undone. Deleting the Canary mid-release hands the routes
+// back (weights 100 and 0), points both subsets at the pods the apex
+// Service then selects, and takes the labels off.
+func TestIstioInPlaceWatchedAndReleased(t *testing.T) {
+	_, ns, cl := setup(t)
+	vs, dr := istioUserObjects(t, ns)
+	create(t, cl, vs, dr)
+	vsBefore := istioObject(t, cl, istio.VirtualService, ns, "front")
+	d := app(ns, "shop", "example.com/shop:1", 1)
+	d.Spec.Template.Labels = map[string]string{"app": "shop", "service": "shop-all"}
+	create(t, cl, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop-all", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"service": "shop-all"}, Ports: []corev1.ServicePort{{Port: 80}}}})
+	cv := canary(ns, "shop", weightStep(40), untilPromoted())
+	cv.Spec.Router = v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{
+		VirtualService:  &v1alpha1.IstioVirtualServiceRef{Name: "front", Routes: []string{"main"}},
+		DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: "shop-all"},
+	}}
+	create(t, cl, d, cv)
+	for _, o := range []struct{ kind, name string }{{istio.VirtualService, "front"}, {istio.DestinationRule, "shop-all"}} {
+		testenv.Eventually(t, 60*time.Second, o.kind+" labelled", func(ctx context.Context) error {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(istio.GVK(o.kind))
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.name}, u); err != nil {
+				return err
+			}
+			if got := u.GetLabels()[workload.CanaryLabel]; got != "shop" {
+				return fmt.Errorf("label %s=%q", workload.CanaryLabel, got)
+			}
+			return nil
+		})
+	}
+
+	releaseToPausedStep(t, cl, ns, "shop")
+	share := func(ctx context.Context) (string, *unstructured.Unstructured, error) {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(istio.GVK(istio.VirtualService))
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "front"}, u); err != nil {
+			return "", nil, err
+		}
+		return inPlaceState(u), u, nil
+	}
+	var paused *unstructured.Unstructured
+	testenv.Eventually(t, 30*time.Second, "canary share 40", func(ctx context.Context) error {
+		s, u, err := share(ctx)
+		if err == nil && s != "40" {
+			err = fmt.Errorf("state %q", s)
+		}
+		paused = u
+		return err
+	})
+	// Another writer takes the canary's share away.
+	http, _, _ := unstructured.NestedSlice(paused.Object, "spec", "http")
+	for _, x := range http[1].(map[string]any)["route"].([]any) {
+		dest := x.(map[string]any)
+		dest["weight"] = int64(100)
+		if sub, _, _ := unstructured.NestedString(dest, "destination", "subset"); sub == istio.CanarySubset {
+			dest["weight"] = int64(0)
+		}
+	}
+	_ = unstructured.SetNestedSlice(paused.Object, http, "spec", "http")
+	if err := cl.Update(t.Context(), paused); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the share restored", func(ctx context.Context) error {
+		if s, _, err := share(ctx); err != nil || s != "40" {
+			return fmt.Errorf("state %q (%v)", s, err)
+		}
+		return nil
+	})
+
+	c, err := getCanary(t.Context(), cl, ns, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "the Canary gone, its labels off", func(ctx context.Context) error {
+		if _, err := getCanary(ctx, cl, ns, "shop"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("canary still there (%v)", err)
+		}
+		for _, o := range []struct{ kind, name string }{{istio.VirtualService, "front"}, {istio.DestinationRule, "shop-all"}} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(istio.GVK(o.kind))
+			if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.name}, u); err != nil {
+				return err
+			}
+			if got, has := u.GetLabels()[workload.CanaryLabel]; has {
+				return fmt.Errorf("%s: label %s=%q", o.kind, workload.CanaryLabel, got)
+			}
+		}
+		return nil
+	})
+	if a, b := specJSON(t, istioObject(t, cl, istio.VirtualService, ns, "front")), specJSON(t, vsBefore); a != b {
+		t.Errorf("after deletion the VirtualService spec is\n%s\nwas\n%s", a, b)
+	}
+	// Deleted mid-release with the canary's revision, the primary is kept
+	// serving: the apex Service, and both subsets, select its pods.
+	var apex corev1.Service
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "shop"}, &apex); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(apex.Spec.Selector)
+	subsets, _, _ := unstructured.NestedSlice(istioObject(t, cl, istio.DestinationRule, ns, "shop-all").Object, "spec", "subsets")
+	for _, x := range subsets[1:] { // legacy, the user's, stays first
+		if got, _ := json.Marshal(x.(map[string]any)["labels"]); string(got) != string(want) {
+			t.Errorf("subset %v after deletion selects %s, want the apex Service's %s", x.(map[string]any)["name"], got, want)
+		}
+	}
 }
