@@ -68,8 +68,7 @@ func TestIstioRelease(t *testing.T) {
 		d.Spec.Template.Labels = map[string]string{"app": "shop", "service": "shop-all"} // app's selector shares its map
 		create(t, cl, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop-all", Namespace: ns},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"service": "shop-all"}, Ports: []corev1.ServicePort{{Port: 80}}}})
-		cookie := `^(.*?;\s*)?shop-beta=1(;.*)?$`
-		cv := canary(ns, "shop", v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "cookie", Regex: &cookie}}}},
+		cv := canary(ns, "shop", v1alpha1.Step{SetHeaderRoute: &v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "shop-beta", Value: "1"}}},
 			v1alpha1.Step{SetMirror: &v1alpha1.MirrorStep{Percent: 50}},
 			weightStep(20), pauseStep(time.Second), weightStep(60), pauseStep(time.Second))
 		cv.Spec.Router = v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{

@@ -381,7 +381,7 @@ func (r *Router) observeInPlace(ctx context.Context, c *v1alpha1.Canary, is *v1a
 			got.MirrorPercent = mirrorPercent(route)
 		}
 		if _, hdr := findRoute(http, name+HeaderRouteSuffix); hdr != nil {
-			got.HeaderRoute = headerKey(addedHeaders(route, hdr), s)
+			got.HeaderRoute = headerKey(addedHeaders(route, hdr), c, s)
 		}
 		if i == 0 {
 			out.CanaryWeight, out.MirrorPercent, out.HeaderRoute = got.CanaryWeight, got.MirrorPercent, got.HeaderRoute

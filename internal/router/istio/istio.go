@@ -240,11 +240,12 @@ func (r *Router) foreign(ctx context.Context, c *v1alpha1.Canary, kind, name str
 	return u != nil && !ownedBy(u, c), err
 }
 
-// headerMatch is the Istio headers map of a header route: names lower
+// headerMatch is the Istio headers map of a header route (its cookie a
+// regex on the Cookie header: v1alpha1.HeaderRoute.Headers): names lower
 // case (HTTP/2 sends them so, and Envoy matches them so).
 func headerMatch(hr *v1alpha1.HeaderRoute) map[string]any {
 	out := map[string]any{}
-	for _, m := range hr.Match {
+	for _, m := range hr.Headers() {
 		switch {
 		case m.Exact != nil:
 			out[strings.ToLower(m.Name)] = map[string]any{"exact": *m.Exact}
@@ -255,9 +256,11 @@ func headerMatch(hr *v1alpha1.HeaderRoute) map[string]any {
 	return out
 }
 
-// headerKey is engine.HeaderRouteKey of a headers map; the Canary's own
-// key when it is the same but for the names' case.
-func headerKey(headers map[string]any, s router.Split) string {
+// headerKey is engine.HeaderRouteKey of a headers map, in the Canary's
+// own spelling: Sluice writes header names lower case, so a header route
+// of the Canary's steps (or the split's) that is the same but for the
+// names' case gives the key.
+func headerKey(headers map[string]any, c *v1alpha1.Canary, s router.Split) string {
 	hr := &v1alpha1.HeaderRoute{}
 	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		m, _ := headers[name].(map[string]any)
@@ -275,14 +278,22 @@ func headerKey(headers map[string]any, s router.Split) string {
 		return ""
 	}
 	got := engine.HeaderRouteKey(hr)
-	if s.HeaderRoute != nil && strings.EqualFold(got, engine.HeaderRouteKey(lowerNames(s.HeaderRoute))) {
-		return engine.HeaderRouteKey(s.HeaderRoute)
+	candidates := []*v1alpha1.HeaderRoute{s.HeaderRoute}
+	for _, st := range c.Spec.Strategy.Steps {
+		candidates = append(candidates, st.SetHeaderRoute)
+	}
+	for _, want := range candidates {
+		if want != nil && got == engine.HeaderRouteKey(lowerNames(want)) {
+			return engine.HeaderRouteKey(want)
+		}
 	}
 	return got
 }
 
+// lowerNames is a header route as Sluice writes it: its headers (the
+// cookie among them), names lower case.
 func lowerNames(hr *v1alpha1.HeaderRoute) *v1alpha1.HeaderRoute {
-	out := hr.DeepCopy()
+	out := &v1alpha1.HeaderRoute{Match: hr.Headers()}
 	for i := range out.Match {
 		out.Match[i].Name = strings.ToLower(out.Match[i].Name)
 	}

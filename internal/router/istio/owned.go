@@ -229,7 +229,7 @@ func (r *Router) observeOwned(ctx context.Context, c *v1alpha1.Canary, s router.
 			matches, _ := route["match"].([]any)
 			if len(matches) > 0 {
 				headers, _, _ := unstructured.NestedMap(matches[0].(map[string]any), "headers")
-				out.HeaderRoute = headerKey(headers, s)
+				out.HeaderRoute = headerKey(headers, c, s)
 			}
 		}
 	}
