@@ -26,8 +26,9 @@ test: deps cluster harness verify ## everything CI runs: static checks, unit and
 	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo
 
 .PHONY: harness
-harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, if its sources changed
+harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, and bin/istiocheck (Istio's own validation) from hack/istio, if their sources changed
 	bash hack/traefik.sh build
+	bash hack/istio.sh build
 
 .PHONY: e2e
 e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a load generator): one table per scenario

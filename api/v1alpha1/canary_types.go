@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -293,7 +294,7 @@ type BackendRef struct {
 
 // RouterSpec selects exactly one router.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul), has(self.nginx)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul, nginx)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul), has(self.nginx), has(self.istio)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul, nginx) or istio"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
@@ -325,6 +326,115 @@ type RouterSpec struct {
 	// forward.
 	// +optional
 	NGINX *NGINXRouter `json:"nginx,omitempty"`
+	// Istio (networking.istio.io VirtualService and DestinationRule), in
+	// one of two shapes. Without virtualService Sluice owns a
+	// VirtualService named after the Canary for hosts through gateways,
+	// whose route splits between the -primary and -canary Services. With
+	// virtualService and destinationRule Sluice edits your own: only the
+	// weights of the stable and canary destinations of the named HTTP
+	// routes, and the labels of the DestinationRule's stable and canary
+	// subsets; everything else stays as you wrote it.
+	// +optional
+	Istio *IstioRouter `json:"istio,omitempty"`
+}
+
+// IstioRouter routes through Istio.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.virtualService) == has(self.destinationRule)",message="spec.router.istio: virtualService and destinationRule go together (your own objects, edited in place); leave both out for a VirtualService Sluice owns"
+// +kubebuilder:validation:XValidation:rule="!has(self.virtualService) || (!has(self.hosts) && !has(self.gateways) && !has(self.timeout) && !has(self.retries) && !has(self.trafficPolicy))",message="spec.router.istio: hosts, gateways, timeout, retries and trafficPolicy shape the VirtualService and DestinationRules Sluice owns; with virtualService they are your objects' own: set them there"
+type IstioRouter struct {
+	// Hosts of the VirtualService Sluice owns: external names served
+	// through gateways, or Service names for traffic inside the mesh.
+	// Default: the apex Service.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	Hosts []string `json:"hosts,omitempty"`
+	// Gateways the VirtualService Sluice owns is bound to, as Istio
+	// names them (<namespace>/<gateway>, or mesh for the sidecars of the
+	// mesh). Default: mesh only.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=317
+	// +optional
+	Gateways []string `json:"gateways,omitempty"`
+	// Timeout of the route Sluice owns. Default: none (Istio's).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Retries of the route Sluice owns. Default: Istio's.
+	// +optional
+	Retries *IstioRetries `json:"retries,omitempty"`
+	// TrafficPolicy, when set, is an Istio DestinationRule trafficPolicy
+	// (connection pool, load balancer, outlier detection, TLS) for both
+	// copies: Sluice then owns two DestinationRules, <canary>-primary and
+	// <canary>-canary, for the -primary and -canary Services. Without it
+	// Sluice writes none, so a DestinationRule of yours for a wider host
+	// (a namespace-wide TLS mode) keeps applying to the copies.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	TrafficPolicy *runtime.RawExtension `json:"trafficPolicy,omitempty"`
+	// VirtualService, when set, is your VirtualService whose HTTP routes
+	// Sluice splits in place.
+	// +optional
+	VirtualService *IstioVirtualServiceRef `json:"virtualService,omitempty"`
+	// DestinationRule, with virtualService, is your DestinationRule for
+	// the host the routes send to: Sluice sets the labels of its stable
+	// and canary subsets (adding them when missing) to the selectors of
+	// the -primary and -canary Services, and changes nothing else. Its
+	// host must be a Service of yours that selects the pods of both
+	// copies.
+	// +optional
+	DestinationRule *IstioDestinationRuleRef `json:"destinationRule,omitempty"`
+}
+
+// IstioRetries is the retry policy of the route Sluice owns.
+type IstioRetries struct {
+	// Attempts is how many retries a request gets.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Attempts int32 `json:"attempts"`
+	// PerTryTimeout bounds each attempt.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	PerTryTimeout *metav1.Duration `json:"perTryTimeout,omitempty"`
+	// RetryOn lists the conditions retried on, as Envoy names them
+	// (comma-separated, for example 5xx,connect-failure).
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	RetryOn string `json:"retryOn,omitempty"`
+}
+
+// IstioVirtualServiceRef names a VirtualService in the Canary's namespace
+// and the HTTP routes of it that Sluice splits.
+type IstioVirtualServiceRef struct {
+	// Name of the VirtualService.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Routes are the names of the HTTP routes (spec.http[].name) to split.
+	// Each must send only to the DestinationRule's host, to a destination
+	// with subset stable and one with subset canary (write weights 100
+	// and 0): Sluice sets those two weights.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=set
+	Routes []string `json:"routes"`
+}
+
+// IstioDestinationRuleRef names a DestinationRule in the Canary's
+// namespace.
+type IstioDestinationRuleRef struct {
+	// Name of the DestinationRule.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // NGINXRouter routes through ingress-nginx canary annotations.
@@ -572,8 +682,9 @@ type Step struct {
 	// primary's or the weighted split's answer), from this step until the
 	// release ends or another setMirror changes it (percent 0 stops it).
 	// Supported by the gatewayAPI router (a RequestMirror filter), the
-	// ambassador router (a shadow Mapping) and the traefik router in
-	// TraefikService mode (a mirroring TraefikService); not by consul.
+	// ambassador router (a shadow Mapping), the traefik router in
+	// TraefikService mode (a mirroring TraefikService) and the istio
+	// router (the route's mirror and mirrorPercentage); not by consul.
 	// +optional
 	SetMirror *MirrorStep `json:"setMirror,omitempty"`
 }

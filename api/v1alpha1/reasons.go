@@ -194,6 +194,28 @@ const (
 	// ReasonIngressBackendMismatch: the Ingress spec.router.nginx.ingress
 	// names sends to no backend that is the apex Service.
 	ReasonIngressBackendMismatch = "IngressBackendMismatch"
+	// ReasonVirtualServiceNotOwned: an Istio VirtualService that is not
+	// the Canary's has the name of the one Sluice would own.
+	ReasonVirtualServiceNotOwned = "VirtualServiceNotOwned"
+	// ReasonDestinationRuleNotOwned: an Istio DestinationRule that is not
+	// the Canary's has the name of one Sluice would own (with
+	// spec.router.istio.trafficPolicy).
+	ReasonDestinationRuleNotOwned = "DestinationRuleNotOwned"
+	// ReasonVirtualServiceNotFound: spec.router.istio.virtualService names
+	// no VirtualService.
+	ReasonVirtualServiceNotFound = "VirtualServiceNotFound"
+	// ReasonVirtualServiceRouteNotUsable: a route named in
+	// spec.router.istio.virtualService.routes is missing or cannot be
+	// split in place (not exactly a stable and a canary destination of
+	// the DestinationRule's host, or a mirror of the user's own).
+	ReasonVirtualServiceRouteNotUsable = "VirtualServiceRouteNotUsable"
+	// ReasonDestinationRuleNotFound: spec.router.istio.destinationRule
+	// names no DestinationRule.
+	ReasonDestinationRuleNotFound = "DestinationRuleNotFound"
+	// ReasonDestinationRuleNotUsable: the DestinationRule's host is not a
+	// Service that selects the pods of both copies (the stable and canary
+	// subsets would have no pods).
+	ReasonDestinationRuleNotUsable = "DestinationRuleNotUsable"
 )
 
 // ReasonApplyFailed is the Ready condition's reason (False) when the

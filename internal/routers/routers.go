@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/router/ambassador"
 	"github.com/sluice-dev/sluice/internal/router/consul"
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
+	"github.com/sluice-dev/sluice/internal/router/istio"
 	"github.com/sluice-dev/sluice/internal/router/nginx"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
 )
@@ -18,6 +19,7 @@ func All() router.Registry {
 		ambassador.Registration(),
 		consul.Registration(),
 		nginx.Registration(),
+		istio.Registration(),
 		gatewayapi.Registration(),
 	}
 }
