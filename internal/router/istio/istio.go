@@ -73,6 +73,9 @@ const (
 const (
 	SplitRoute  = "split"
 	HeaderRoute = "canary-headers"
+	// StickyRoute sends the requests with a sticky canary's cookie to
+	// the canary (spec.strategy.sessionAffinity, owned shape).
+	StickyRoute = "canary-sticky"
 )
 
 // HeaderRouteSuffix names, in place, the header route Sluice puts before

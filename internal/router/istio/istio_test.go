@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -630,5 +631,42 @@ func TestIstioValidate(t *testing.T) {
 	c.Spec.Strategy.Steps[0].SetHeaderRoute.Match[0].Regex = &ok
 	if reason, msg := istio.HeaderRegexProblem(c); reason != "" {
 		t.Errorf("HeaderRegexProblem of a cookie regex = %q, %q", reason, msg)
+	}
+}
+
+// A sticky canary in the owned shape: a route before the split sends the
+// requests with the cookie to the canary, and the canary's destination in
+// the split sets it on its answers; Istio's own validation takes both,
+// the read-back sees neither as a header route nor a change of weight,
+// and at 0 both are gone.
+func TestOwnedStickyCanary(t *testing.T) {
+	env := testenv.Get(t)
+	cl, ns := env.SluiceClient(t), env.Namespace(t)
+	ctx := t.Context()
+	ic := newIstioChecker(t)
+	c := canaryFor(t, cl, ns, &v1alpha1.IstioRouter{}, v1alpha1.Step{SetWeight: ptr.To(int32(20))})
+	r := &istio.Router{Client: cl, Reader: cl, User: cl, Scheme: cl.Scheme(), Apex: "web", Labels: map[string]string{"sluice.dev/canary": "web"}}
+	primary, canary := router.Backends(c, "web")
+	sticky := &router.Sticky{Cookie: "shop-canary", MaxAge: time.Hour, Value: "rev2"}
+	split := router.Split{Primary: primary, Canary: canary, CanaryWeight: 20, Sticky: sticky}
+	if err := r.Apply(ctx, c, split); err != nil {
+		t.Fatal(err)
+	}
+	vs := get(t, cl, istio.VirtualService, ns, "web")
+	ic.valid(vs)
+	want := `[{"match":[{"headers":{"cookie":{"regex":"` + strings.ReplaceAll(sticky.CookieRegex(), `\`, `\\`) + `"}}}],"name":"canary-sticky","route":[{"destination":{"host":"web-canary","port":{"number":80}}}]},` +
+		`{"name":"split","route":[{"destination":{"host":"web-primary","port":{"number":80}},"weight":80},{"destination":{"host":"web-canary","port":{"number":80}},"headers":{"response":{"add":{"Set-Cookie":"shop-canary=rev2; Max-Age=3600; Path=/; HttpOnly"}}},"weight":20}]}]`
+	if got := toJSON(t, vs.Object["spec"].(map[string]any)["http"]); got != want {
+		t.Errorf("http routes\n%s\nwant\n%s", got, want)
+	}
+	if rt, err := r.Observe(ctx, c, split); err != nil || rt.CanaryWeight != 20 || rt.HeaderRoute != "" {
+		t.Errorf("Observe = %+v, %v; want 20%% and no header route", rt, err)
+	}
+	split.CanaryWeight = 0
+	if err := r.Apply(ctx, c, split); err != nil {
+		t.Fatal(err)
+	}
+	if got := toJSON(t, get(t, cl, istio.VirtualService, ns, "web").Object["spec"].(map[string]any)["http"]); strings.Contains(got, "canary-sticky") || strings.Contains(got, "Set-Cookie") {
+		t.Errorf("at 0 the canary still keeps clients: %s", got)
 	}
 }

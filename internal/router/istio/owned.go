@@ -84,8 +84,14 @@ func ownedSpec(c *v1alpha1.Canary, is *v1alpha1.IstioRouter, apex string, s rout
 	}
 	var dests []any
 	ws := weights(s)
+	sticky := s.StickyOn()
 	for i, b := range append(append([]router.Backend{}, s.Primary...), s.Canary...) {
-		dests = append(dests, map[string]any{"destination": destination(b, c.Namespace), "weight": ws[i]})
+		d := map[string]any{"destination": destination(b, c.Namespace), "weight": ws[i]}
+		if sticky != nil && i >= len(s.Primary) {
+			// The canary's answers set the sticky cookie.
+			d["headers"] = map[string]any{"response": map[string]any{"add": map[string]any{"Set-Cookie": sticky.SetCookie()}}}
+		}
+		dests = append(dests, d)
 	}
 	split := policy(map[string]any{"name": SplitRoute, "route": dests})
 	if s.MirrorPercent > 0 && len(s.Canary) > 0 {
@@ -93,7 +99,7 @@ func ownedSpec(c *v1alpha1.Canary, is *v1alpha1.IstioRouter, apex string, s rout
 		split["mirrorPercentage"] = map[string]any{"value": float64(s.MirrorPercent)}
 	}
 	var http []any
-	if s.HeaderRoute != nil && len(s.Canary) > 0 {
+	canaryOnly := func(name string, hr *v1alpha1.HeaderRoute) {
 		var canary []any
 		for i, b := range s.Canary {
 			canary = append(canary, map[string]any{"destination": destination(b, c.Namespace), "weight": ws[len(s.Primary)+i]})
@@ -102,10 +108,17 @@ func ownedSpec(c *v1alpha1.Canary, is *v1alpha1.IstioRouter, apex string, s rout
 			delete(canary[0].(map[string]any), "weight")
 		}
 		http = append(http, policy(map[string]any{
-			"name":  HeaderRoute,
-			"match": []any{map[string]any{"headers": headerMatch(s.HeaderRoute)}},
+			"name":  name,
+			"match": []any{map[string]any{"headers": headerMatch(hr)}},
 			"route": canary,
 		}))
+	}
+	if s.HeaderRoute != nil && len(s.Canary) > 0 {
+		canaryOnly(HeaderRoute, s.HeaderRoute)
+	}
+	if sticky != nil && len(s.Canary) > 0 {
+		re := sticky.CookieRegex()
+		canaryOnly(StickyRoute, &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "Cookie", Regex: &re}}})
 	}
 	spec["http"] = append(http, split)
 	return spec
