@@ -33,7 +33,7 @@ func main() {
 	flag.Float64Var(&cfg.qps, "kube-api-qps", 300, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&cfg.burst, "kube-api-burst", 600, "client-side burst to the apiserver")
 	flag.StringVar(&cfg.metricsServer, "metrics-server", "", "Prometheus URL for the builtin metrics (request-success-rate, request-duration)")
-	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", analysis.BuiltinAuto, "source of the builtin metrics: auto (Traefik's traefik_service_* series for Canaries routed by Traefik, else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation) or traefik")
+	flag.StringVar(&cfg.builtinMetrics, "builtin-metrics", analysis.BuiltinAuto, "source of the builtin metrics: auto (a router's own series for the Canaries it routes: Traefik's traefik_service_*, Istio's istio_requests_total; else app), app (the app's own http_requests_total and http_request_duration_seconds), envoy (the Envoy upstream-cluster stats of the canary Service, from an Envoy-based Gateway API implementation), traefik or istio")
 	flag.IntVar(&cfg.maxQueries, "max-concurrent-queries", 16, "metric queries in flight at once, over all providers")
 	flag.DurationVar(&cfg.routeSettle, "route-settle", controller.DefaultRouteSettle, "how long a proxy is given to load a route after it is read back (and accepted), before a step counts as applied or a copy is scaled down; 0 disables it")
 	flag.StringVar(&cfg.pprofAddr, "pprof-bind-address", "0", "address of the pprof endpoints (/debug/pprof/...; 0 disables them)")

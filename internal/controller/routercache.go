@@ -308,12 +308,20 @@ func (r *CanaryReconciler) routerRefs(o client.Object) []string {
 
 // unlabelRouterObjects removes the Canary's label from the user's objects
 // its router read (those it does not own; owned ones go with the Canary),
-// once the route is released: they leave the cache.
+// once the route is released: they leave the cache. The labelled objects
+// are listed from the cache, and those the Canary names (Refs) are read
+// from the apiserver too, so that one the cache has not caught up with
+// keeps no label.
 func (r *CanaryReconciler) unlabelRouterObjects(ctx context.Context, c *v1alpha1.Canary) error {
 	if r.RouterCache == nil {
 		return nil
 	}
-	for _, gvk := range r.watches.watched(r.Routers.For(c)) {
+	reg := r.Routers.For(c)
+	var refs []string
+	if reg.Refs != nil {
+		refs = reg.Refs(c)
+	}
+	for _, gvk := range r.watches.watched(reg) {
 		list, err := r.watches.list(gvk)
 		if err != nil {
 			return err
@@ -325,9 +333,33 @@ func (r *CanaryReconciler) unlabelRouterObjects(ctx context.Context, c *v1alpha1
 		if err != nil {
 			return fmt.Errorf("canary %s/%s: list %s: %w", c.Namespace, c.Name, gvk.Kind, err)
 		}
+		var objs []client.Object
+		done := map[string]bool{}
 		for _, item := range items {
-			u, ok := item.(client.Object)
-			if !ok || metav1.IsControlledBy(u, c) {
+			if u, ok := item.(client.Object); ok {
+				objs = append(objs, u)
+				done[u.GetName()] = true
+			}
+		}
+		for _, ref := range refs {
+			kind, name, _ := strings.Cut(ref, "/")
+			if kind != gvk.Kind || done[name] || r.APIReader == nil {
+				continue
+			}
+			o, err := r.watches.prototype(gvk)
+			if err != nil {
+				return err
+			}
+			if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, o); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return fmt.Errorf("canary %s/%s: read %s %s: %w", c.Namespace, c.Name, strings.ToLower(gvk.Kind), name, err)
+			}
+			objs = append(objs, o)
+		}
+		for _, u := range objs {
+			if u.GetLabels()[workload.CanaryLabel] != c.Name || metav1.IsControlledBy(u, c) {
 				continue
 			}
 			patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, workload.CanaryLabel))

@@ -40,9 +40,13 @@ func flaggerRouter(provider string) string {
 func flaggerProviderHint(provider string) string {
 	p, _, _ := strings.Cut(provider, ":")
 	switch p {
-	case "istio", "linkerd", "osm", "kuma", "smi", "appmesh":
+	case "istio":
+		return "Sluice's istio router (spec.router.istio: a VirtualService it owns, with hosts and gateways as Flagger's spec.service has them) takes this Canary, but convert does not write it yet: set spec.router by hand (docs/istio.md)"
+	case "nginx":
+		return "Sluice's nginx router (spec.router.nginx.ingress: your Ingress, as Flagger's ingressRef names it) takes this Canary, but convert does not write it yet: set spec.router by hand"
+	case "linkerd", "osm", "kuma", "smi", "appmesh":
 		return "Sluice has no " + p + " router; an Envoy-based Gateway API implementation or the Consul router are the nearest (set spec.router by hand)"
-	case "nginx", "contour", "gloo", "skipper", "apisix":
+	case "contour", "gloo", "skipper", "apisix":
 		return "Sluice has no " + p + " router; the gatewayAPI, traefik and ambassador routers are the nearest (set spec.router by hand)"
 	case "kubernetes":
 		return "Sluice has no blue/green without a traffic router; set spec.router by hand"
