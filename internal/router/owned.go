@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -69,4 +70,26 @@ func ApplyOwned(ctx context.Context, cl client.Client, scheme *runtime.Scheme, c
 		return fmt.Errorf("apply %s %s/%s: %w", o.GVK.Kind, c.Namespace, o.Name, err)
 	}
 	return nil
+}
+
+// Disown hands an object Sluice owned over to the user when a Canary is
+// deleted: the Canary's owner reference, the labels (Deps.Labels' keys) and
+// the spec hash come off, so it is neither garbage collected with the
+// Canary nor cached as Sluice's.
+func Disown(o metav1.Object, c *v1alpha1.Canary, labels map[string]string) {
+	var owners []metav1.OwnerReference
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.UID != c.UID {
+			owners = append(owners, ref)
+		}
+	}
+	o.SetOwnerReferences(owners)
+	l := o.GetLabels()
+	for k := range labels {
+		delete(l, k)
+	}
+	o.SetLabels(l)
+	ann := o.GetAnnotations()
+	delete(ann, SpecHashAnnotation)
+	o.SetAnnotations(ann)
 }

@@ -429,17 +429,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 		}
 		have.Spec.Rules[i].Filters = filters
 	}
-	var owners []metav1.OwnerReference
-	for _, o := range have.OwnerReferences {
-		if o.UID != c.UID {
-			owners = append(owners, o)
-		}
-	}
-	have.OwnerReferences = owners
-	for k := range r.Labels {
-		delete(have.Labels, k)
-	}
-	delete(have.Annotations, router.SpecHashAnnotation)
+	router.Disown(&have, c, r.Labels)
 	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release httproute %s: %w", key, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -259,21 +258,7 @@ func (r *Router) releaseOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alp
 	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	want := ownedSpec(c, is, r.Apex, router.Split{Primary: []router.Backend{backend}})
 	have.Object["spec"] = want
-	var owners []metav1.OwnerReference
-	for _, o := range have.GetOwnerReferences() {
-		if o.UID != c.UID {
-			owners = append(owners, o)
-		}
-	}
-	have.SetOwnerReferences(owners)
-	labels := have.GetLabels()
-	for k := range r.Labels {
-		delete(labels, k)
-	}
-	have.SetLabels(labels)
-	ann := have.GetAnnotations()
-	delete(ann, router.SpecHashAnnotation)
-	have.SetAnnotations(ann)
+	router.Disown(have, c, r.Labels)
 	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release virtualservice %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 	}

@@ -27,7 +27,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -656,21 +655,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, backend router
 	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	_ = unstructured.SetNestedSlice(have.Object, entries(router.Split{Primary: []router.Backend{backend}}, c.Namespace), "spec", "weighted", "services")
 	unstructured.RemoveNestedField(have.Object, "spec", "mirroring")
-	var owners []metav1.OwnerReference
-	for _, o := range have.GetOwnerReferences() {
-		if o.UID != c.UID {
-			owners = append(owners, o)
-		}
-	}
-	have.SetOwnerReferences(owners)
-	labels := have.GetLabels()
-	for k := range r.Labels {
-		delete(labels, k)
-	}
-	have.SetLabels(labels)
-	ann := have.GetAnnotations()
-	delete(ann, router.SpecHashAnnotation)
-	have.SetAnnotations(ann)
+	router.Disown(have, c, r.Labels)
 	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("release traefikservice %s/%s: %w", have.GetNamespace(), have.GetName(), err)
 	}
