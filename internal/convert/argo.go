@@ -184,8 +184,8 @@ func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns string) bool {
 		tr.t.set(tr.path, mark{disp: NotCarried, note: "no trafficRouting: Argo split by replica counts; Sluice splits traffic through a router, so no Canary was written: add spec.router by hand"})
 		return false
 	}
-	tr.get("istio").drop("Sluice has no Istio router; an Envoy-based Gateway API implementation is the nearest")
-	tr.get("nginx").drop("Sluice has no NGINX router; the gatewayAPI, traefik and ambassador routers are the nearest")
+	tr.get("istio").drop("convert does not write Sluice's istio router yet: set spec.router.istio by hand (in place: your VirtualService routes and DestinationRule, as trafficRouting.istio names them; docs/istio.md)")
+	tr.get("nginx").drop("convert does not write Sluice's nginx router yet: set spec.router.nginx.ingress by hand (your stable Ingress, as trafficRouting.nginx.stableIngress names it)")
 	tr.get("alb").drop("Sluice has no AWS ALB router; the AWS Gateway API controller with the gatewayAPI router is the nearest")
 	tr.get("smi").drop("Sluice has no SMI router")
 	tr.get("appMesh").drop("Sluice has no App Mesh router")

@@ -150,11 +150,11 @@ func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
 	sv.get("headless").drop("Sluice makes no headless Services")
 	sv.get("meshName").drop("App Mesh: Sluice has no App Mesh router")
 	sv.get("backends").drop("App Mesh: Sluice has no App Mesh router")
-	sv.get("gateways").drop("Istio gateways: Sluice has no Istio router; the gatewayAPI router attaches to Gateways with spec.router.gatewayAPI.parentRefs")
-	sv.get("delegation").drop("Istio delegation: Sluice has no Istio router")
-	sv.get("retries").drop("Istio retries: Sluice's routes set no retries; set them on your Gateway implementation")
+	sv.get("gateways").drop("Istio gateways: convert does not write Sluice's istio router yet (spec.router.istio.gateways takes them); the gatewayAPI router attaches to Gateways with spec.router.gatewayAPI.parentRefs")
+	sv.get("delegation").drop("Istio delegation: Sluice's istio router does not follow delegate VirtualServices")
+	sv.get("retries").drop("Istio retries: convert does not write Sluice's istio router yet (spec.router.istio.retries takes them); Gateway API routes set no retries: set them on your Gateway implementation")
 	sv.get("corsPolicy").drop("Istio CORS: Sluice's routes set no CORS policy")
-	sv.get("trafficPolicy").drop("Istio DestinationRule settings: Sluice has no Istio router")
+	sv.get("trafficPolicy").drop("Istio DestinationRule settings: convert does not write Sluice's istio router yet (spec.router.istio.trafficPolicy takes them)")
 	for _, k := range []string{"apex", "primary", "canary"} {
 		sv.get(k).dropf("Sluice sets its own labels and annotations on the %s Service; yours are not added", k)
 	}
