@@ -183,7 +183,10 @@ type routerWatches struct {
 }
 
 // ensure watches reg's kinds: for each Kind name the first of its listed
-// versions and groups that the cluster serves.
+// versions and groups that the cluster serves. A Kind name already
+// watched is not looked up again, so a reconcile of a Canary whose
+// router's kinds are all watched asks the RESTMapper nothing (a lookup of
+// a group the cluster does not serve would refresh discovery).
 func (w *routerWatches) ensure(reg router.Registration) error {
 	if w == nil || len(reg.Kinds) == 0 {
 		return nil
@@ -192,11 +195,12 @@ func (w *routerWatches) ensure(reg router.Registration) error {
 	defer w.mu.Unlock()
 	done := map[string]bool{}
 	for _, gvk := range reg.Kinds {
-		if done[gvk.Kind] {
-			continue
-		}
 		if _, ok := w.watching[gvk.GroupKind()]; ok {
 			done[gvk.Kind] = true
+		}
+	}
+	for _, gvk := range reg.Kinds {
+		if done[gvk.Kind] {
 			continue
 		}
 		if _, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
