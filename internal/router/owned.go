@@ -93,3 +93,13 @@ func Disown(o metav1.Object, c *v1alpha1.Canary, labels map[string]string) {
 	delete(ann, SpecHashAnnotation)
 	o.SetAnnotations(ann)
 }
+
+// OwnedBy reports whether the Canary is among an object's owners.
+func OwnedBy(o metav1.Object, c *v1alpha1.Canary) bool {
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.UID == c.UID {
+			return true
+		}
+	}
+	return false
+}

@@ -117,15 +117,6 @@ func (r *Router) user() client.Reader {
 	return r.Client
 }
 
-func ownedBy(u *unstructured.Unstructured, c *v1alpha1.Canary) bool {
-	for _, o := range u.GetOwnerReferences() {
-		if o.UID == c.UID {
-			return true
-		}
-	}
-	return false
-}
-
 // filters are the subsets' filters for a split.
 func filters(st settings, s router.Split) (stable, canary string) {
 	canaryRev := s.CanaryRevision
@@ -159,7 +150,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 	if err != nil {
 		return "", "", err
 	}
-	if sp != nil && !ownedBy(sp, c) {
+	if sp != nil && !router.OwnedBy(sp, c) {
 		if other := foreignSplits(sp, st); other != "" {
 			return v1alpha1.ReasonSplitterNotOwned, fmt.Sprintf("servicesplitter %s/%s is not Sluice's and splits to %s besides subsets %s and %s: Sluice does not overwrite it; delete it (Sluice then owns one) or leave it only those two subsets",
 				c.Namespace, st.service, other, st.stable, st.canary), nil
@@ -174,7 +165,7 @@ func (r *Router) Check(ctx context.Context, c *v1alpha1.Canary) (string, string,
 		if err != nil {
 			return "", "", err
 		}
-		if rt != nil && !ownedBy(rt, c) {
+		if rt != nil && !router.OwnedBy(rt, c) {
 			return v1alpha1.ReasonRouterNotOwned, fmt.Sprintf("servicerouter %s/%s is not Sluice's: header steps need a ServiceRouter Sluice owns; delete it or remove the setHeaderRoute steps", c.Namespace, st.service), nil
 		}
 	}
@@ -273,7 +264,7 @@ func (r *Router) applyResolver(ctx context.Context, c *v1alpha1.Canary, st setti
 	if err != nil {
 		return err
 	}
-	if have == nil || ownedBy(have, c) {
+	if have == nil || router.OwnedBy(have, c) {
 		spec := map[string]any{"defaultSubset": st.stable, "subsets": map[string]any{
 			st.stable: map[string]any{"filter": stableF, "onlyPassing": true},
 			st.canary: map[string]any{"filter": canaryF, "onlyPassing": true},
@@ -325,7 +316,7 @@ func (r *Router) applySplitter(ctx context.Context, c *v1alpha1.Canary, st setti
 		map[string]any{"serviceSubset": st.stable, "weight": int64(100 - w)},
 		map[string]any{"serviceSubset": st.canary, "weight": int64(w)},
 	}
-	if have == nil || ownedBy(have, c) {
+	if have == nil || router.OwnedBy(have, c) {
 		return router.ApplyOwned(ctx, r.Client, r.Scheme, c, have, router.Owned{GVK: GVK(Splitter), Name: st.service, Labels: r.Labels,
 			Spec: map[string]any{"splits": splits}})
 	}
@@ -371,14 +362,14 @@ func (r *Router) applyRoutes(ctx context.Context, c *v1alpha1.Canary, st setting
 		return err
 	}
 	if hr == nil {
-		if have != nil && ownedBy(have, c) {
+		if have != nil && router.OwnedBy(have, c) {
 			if err := r.Client.Delete(ctx, have); client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("delete servicerouter %s/%s: %w", c.Namespace, st.service, err)
 			}
 		}
 		return nil
 	}
-	if have != nil && !ownedBy(have, c) {
+	if have != nil && !router.OwnedBy(have, c) {
 		return fmt.Errorf("servicerouter %s/%s is not Sluice's: header steps need one Sluice owns", c.Namespace, st.service)
 	}
 	var headers []any
@@ -417,7 +408,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	if err != nil {
 		return engine.Route{}, err
 	}
-	if rt != nil && ownedBy(rt, c) {
+	if rt != nil && router.OwnedBy(rt, c) {
 		out.HeaderRoute = headerKey(rt)
 	}
 	res, err := r.get(ctx, r.user(), Resolver, c.Namespace, st.service)
@@ -437,7 +428,7 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	}
 	if st.wait {
 		objs := []*unstructured.Unstructured{res, sp}
-		if rt != nil && ownedBy(rt, c) {
+		if rt != nil && router.OwnedBy(rt, c) {
 			objs = append(objs, rt)
 		}
 		for _, u := range objs {
@@ -515,7 +506,7 @@ func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backe
 		if err != nil {
 			return err
 		}
-		if u == nil || !ownedBy(u, c) {
+		if u == nil || !router.OwnedBy(u, c) {
 			continue
 		}
 		if err := r.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil {

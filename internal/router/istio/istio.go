@@ -139,15 +139,6 @@ func (r *Router) get(ctx context.Context, rd client.Reader, kind, ns, name strin
 	return u, nil
 }
 
-func ownedBy(u *unstructured.Unstructured, c *v1alpha1.Canary) bool {
-	for _, o := range u.GetOwnerReferences() {
-		if o.UID == c.UID {
-			return true
-		}
-	}
-	return false
-}
-
 // HeaderRegexProblem reports a header regex Istio's proxies would refuse.
 func HeaderRegexProblem(c *v1alpha1.Canary) (reason, message string) {
 	return router.HeaderRegexProblem(c, router.ProgramSizeAtMost(RegexMaxProgramSize, "re2.max_program_size.error_level in your proxies' bootstrap runtime"))
@@ -240,7 +231,7 @@ func (r *Router) foreign(ctx context.Context, c *v1alpha1.Canary, kind, name str
 	if err == nil && u == nil {
 		u, err = r.uncached(ctx, kind, c.Namespace, name)
 	}
-	return u != nil && !ownedBy(u, c), err
+	return u != nil && !router.OwnedBy(u, c), err
 }
 
 // headerMatch is the Istio headers map of a header route (its cookie a

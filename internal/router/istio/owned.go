@@ -152,7 +152,7 @@ func (r *Router) applyRules(ctx context.Context, c *v1alpha1.Canary, is *v1alpha
 		if err != nil {
 			return err
 		}
-		if have != nil && !ownedBy(have, c) {
+		if have != nil && !router.OwnedBy(have, c) {
 			return fmt.Errorf("destinationrule %s/%s is not this Canary's: not overwritten", c.Namespace, x.name)
 		}
 		if policy == nil {
@@ -183,7 +183,7 @@ func (r *Router) applyOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alpha
 	if err != nil {
 		return err
 	}
-	if have != nil && !ownedBy(have, c) {
+	if have != nil && !router.OwnedBy(have, c) {
 		return fmt.Errorf("virtualservice %s/%s is not this Canary's: not overwritten", c.Namespace, OwnedName(c))
 	}
 	return router.ApplyOwned(ctx, r.Client, r.Scheme, c, have, router.Owned{GVK: GVK(VirtualService), Name: OwnedName(c), Labels: r.Labels,
@@ -252,7 +252,7 @@ func (r *Router) observeOwned(ctx context.Context, c *v1alpha1.Canary, s router.
 // stop being the Canary's, so that the hosts it serves keep working.
 func (r *Router) releaseOwned(ctx context.Context, c *v1alpha1.Canary, is *v1alpha1.IstioRouter, backend router.Backend) error {
 	have, err := r.get(ctx, r.Client, VirtualService, c.Namespace, OwnedName(c))
-	if err != nil || have == nil || !ownedBy(have, c) {
+	if err != nil || have == nil || !router.OwnedBy(have, c) {
 		return err
 	}
 	patch := client.MergeFromWithOptions(have.DeepCopy(), client.MergeFromWithOptimisticLock{})
