@@ -34,9 +34,11 @@ func argoRollout(t *tracker, in input) []Output {
 
 	// The workload: a Deployment of the inline template, or the one named.
 	var tmpl *corev1.PodTemplateSpec
+	deployment := true
 	if wr := spec.get("workloadRef"); wr.ok {
 		if wr.get("kind").str() != "Deployment" {
-			wr.dropf("Sluice releases Deployments only, not a %s", wr.get("kind").str())
+			wr.dropf("Sluice releases Deployments only, not a %s: no Canary was written", wr.get("kind").str())
+			deployment = false
 		} else {
 			wr.get("apiVersion").carry("Canary spec.targetRef.apiVersion")
 			wr.get("kind").carry("Canary spec.targetRef.kind")
@@ -107,7 +109,7 @@ func argoRollout(t *tracker, in input) []Output {
 		return nil
 	}
 	argoServices(cs, s, in, ns, tmpl)
-	routed := argoRouter(cs.get("trafficRouting"), s, in, ns)
+	routed := argoRouter(cs.get("trafficRouting"), s, in, ns, name)
 	an := &v1alpha1.Analysis{}
 	argoSteps(cs.get("steps"), s, an, in, ns)
 	if bg := cs.get("analysis"); bg.ok {
@@ -135,7 +137,7 @@ func argoRollout(t *tracker, in input) []Output {
 			rp.drop("a pod count: Sluice's ready threshold is a percentage (spec.canaryReadyThreshold)")
 		}
 	}
-	if !routed {
+	if !routed || !deployment {
 		return outs
 	}
 	return append([]Output{{Object: c}}, append(outs, argoMetricTemplates(c, in, ns)...)...)
@@ -179,13 +181,11 @@ func argoServices(cs node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *co
 
 // argoRouter sets the Canary's router from spec.strategy.canary
 // .trafficRouting, and says whether Sluice has one for it.
-func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns string) bool {
+func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns, name string) bool {
 	if !tr.ok {
 		tr.t.set(tr.path, mark{disp: NotCarried, note: "no trafficRouting: Argo split by replica counts; Sluice splits traffic through a router, so no Canary was written: add spec.router by hand"})
 		return false
 	}
-	tr.get("istio").drop("convert does not write Sluice's istio router yet: set spec.router.istio by hand (in place: your VirtualService routes and DestinationRule, as trafficRouting.istio names them; docs/istio.md)")
-	tr.get("nginx").drop("convert does not write Sluice's nginx router yet: set spec.router.nginx.ingress by hand (your stable Ingress, as trafficRouting.nginx.stableIngress names it)")
 	tr.get("alb").drop("Sluice has no AWS ALB router; the AWS Gateway API controller with the gatewayAPI router is the nearest")
 	tr.get("smi").drop("Sluice has no SMI router")
 	tr.get("appMesh").drop("Sluice has no App Mesh router")
@@ -210,6 +210,19 @@ func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns string) bool {
 		a.get("mappings").carry("Canary spec.router.ambassador.mappings")
 		found = true
 	}
+	const second = "a second router: Sluice routes through one"
+	if i := tr.get("istio"); i.ok && found {
+		i.drop(second)
+	} else if i.ok {
+		s.Router.Istio = argoIstio(i, in, ns, name)
+		found = true
+	}
+	if n := tr.get("nginx"); n.ok && found {
+		n.drop(second)
+	} else if n.ok {
+		s.Router.NGINX = argoNGINX(n)
+		found = true
+	}
 	for _, k := range tr.get("plugins").keys() {
 		p := tr.get("plugins").get(k)
 		switch {
@@ -232,6 +245,113 @@ func argoRouter(tr node, s *v1alpha1.CanarySpec, in input, ns string) bool {
 		tr.t.set(tr.path, mark{disp: NotCarried, note: "no router Sluice has: no Canary was written"})
 	}
 	return found
+}
+
+// argoIstio converts trafficRouting.istio. Subset-level splitting (a
+// DestinationRule) becomes Sluice's in-place shape: the same
+// VirtualService routes and DestinationRule. Host-level splitting (the
+// routes send to the stable and canary Services) becomes a VirtualService
+// Sluice owns, with the hosts and gateways of yours when it is among the
+// inputs.
+func argoIstio(i node, in input, ns, canary string) *v1alpha1.IstioRouter {
+	const to = "Canary spec.router.istio"
+	vs := i.get("virtualService")
+	if !vs.ok {
+		if more := i.get("virtualServices").items(); len(more) > 0 {
+			vs = more[0]
+		}
+	}
+	for n, more := range i.get("virtualServices").items() {
+		if n > 0 || vs.path != more.path {
+			more.drop("Sluice splits the routes of one VirtualService; a further one is not carried (a Canary per VirtualService, or one VirtualService)")
+		}
+	}
+	vsName := vs.get("name").str()
+	vs.get("tlsRoutes").drop("Sluice splits HTTP routes only")
+	vs.get("tcpRoutes").drop("Sluice splits HTTP routes only")
+	dr := i.get("destinationRule")
+	if !dr.ok {
+		is := &v1alpha1.IstioRouter{}
+		clash := ""
+		if vsName == canary {
+			clash = "; yours has the Canary's name and Sluice does not overwrite an object it does not own: rename the Canary in the output (metadata.name) before applying it"
+		}
+		if obj := in.find("networking.istio.io/", "VirtualService", ns, vsName); obj != nil {
+			spec, _ := obj["spec"].(map[string]any)
+			_ = fromJSON(spec["hosts"], &is.Hosts)
+			_ = fromJSON(spec["gateways"], &is.Gateways)
+			vs.translate(to, fmt.Sprintf("host-level splitting: Sluice owns a VirtualService named after the Canary, with the hosts and gateways of VirtualService %s; delete yours once Sluice's is written (both send to the stable revision until then)%s", vsName, clash))
+		} else {
+			vs.get("name").drop(fmt.Sprintf("host-level splitting: Sluice owns a VirtualService named after the Canary for the apex Service; VirtualService %s is not among the inputs, so its hosts and gateways are not carried (give it with -f, or set spec.router.istio.hosts and gateways)", vsName))
+			vs.get("routes").drop("Sluice's own VirtualService has one route")
+		}
+		return is
+	}
+	is := &v1alpha1.IstioRouter{
+		VirtualService:  &v1alpha1.IstioVirtualServiceRef{Name: vs.get("name").carry(to + ".virtualService.name").str()},
+		DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: dr.get("name").carry(to + ".destinationRule.name").str()},
+	}
+	for _, r := range vs.get("routes").items() {
+		is.VirtualService.Routes = append(is.VirtualService.Routes, r.str())
+	}
+	if len(is.VirtualService.Routes) > 0 {
+		vs.get("routes").carry(to + ".virtualService.routes")
+	} else if names := istioRouteNames(in.find("networking.istio.io/", "VirtualService", ns, vsName)); len(names) == 1 {
+		is.VirtualService.Routes = names
+		i.t.set(vs.path+".routes", mark{disp: Translated, to: to + ".virtualService.routes", note: "Argo splits the only HTTP route when none is named; Sluice names it: " + names[0]})
+	} else {
+		is.VirtualService.Routes = []string{"replace-me"}
+		i.t.set(vs.path+".routes", mark{disp: NotCarried, note: fmt.Sprintf("Sluice needs the names of the HTTP routes to split, and VirtualService %s is not among the inputs with exactly one named HTTP route: the output names replace-me", vsName)})
+	}
+	for _, k := range []string{"stableSubsetName", "canarySubsetName"} {
+		want := strings.TrimSuffix(k, "SubsetName")
+		if v := dr.get(k); v.str() == want {
+			v.carry(to + ".destinationRule")
+		} else if v.ok {
+			v.dropf("Sluice's subsets are named stable and canary: rename subset %s to %s in DestinationRule %s and in the routes of VirtualService %s", v.str(), want, is.DestinationRule.Name, vsName)
+		}
+	}
+	dr.get("additionalSubsetNames").translate(to+".destinationRule", "Sluice changes only the stable and canary subsets; the others stay as you wrote them")
+	return is
+}
+
+// istioRouteNames lists the names of a VirtualService's HTTP routes, or
+// nothing when one is unnamed or the object is missing.
+func istioRouteNames(vs map[string]any) []string {
+	spec, _ := vs["spec"].(map[string]any)
+	routes, _ := spec["http"].([]any)
+	var out []string
+	for _, r := range routes {
+		m, _ := r.(map[string]any)
+		n, _ := m["name"].(string)
+		if n == "" {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// argoNGINX converts trafficRouting.nginx: Sluice adds a canary Ingress
+// for the stable one, with ingress-nginx's canary annotations.
+func argoNGINX(n node) *v1alpha1.NGINXRouter {
+	const to = "Canary spec.router.nginx.ingress"
+	ng := &v1alpha1.NGINXRouter{Ingress: n.get("stableIngress").carry(to).str()}
+	for i, ing := range n.get("stableIngresses").items() {
+		if ng.Ingress == "" && i == 0 {
+			ng.Ingress = ing.carry(to).str()
+			continue
+		}
+		ing.drop("Sluice adds a canary Ingress for one Ingress; a further one is not carried (a Canary per Ingress)")
+	}
+	if p := n.get("annotationPrefix"); p.ok && p.str() != "nginx.ingress.kubernetes.io" {
+		p.drop("Sluice writes ingress-nginx's canary annotations under nginx.ingress.kubernetes.io only")
+	} else {
+		p.carry("Canary spec.router.nginx")
+	}
+	n.get("additionalIngressAnnotations").drop("Sluice writes the canary Ingress's annotations itself: for canary-by-header or canary-by-cookie, add a setHeaderRoute step (with a cookie) where the release should start routing by it")
+	n.get("canaryIngressAnnotations").drop("Sluice's canary Ingress carries ingress-nginx's canary annotations only (ingress-nginx ignores most others on a canary Ingress)")
+	return ng
 }
 
 // argoGatewayRouter converts the Gateway API plugin's config: Sluice

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kptr "k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,12 +24,16 @@ import (
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
-// TestConvertedCanariesWalkTheSourcesWeights converts a Flagger Canary
-// (stepWeight/maxWeight/interval) and an Argo Rollout (setWeight and
-// pause steps), runs a release of each on the local control plane with a
-// Sluice controller of this process, and checks that the canary weights
-// the Canary walks (status.canaryWeight, from the first step to
-// promotion) are the ones the source walks by its own semantics.
+// TestConvertedCanariesWalkTheSourcesWeights converts Flagger Canaries
+// (stepWeight/maxWeight/interval, stepWeights) and Argo Rollouts
+// (setWeight and pause steps) through the Gateway API, Istio and NGINX,
+// runs a release of each on the local control plane with a Sluice
+// controller of this process, and checks that the canary weights the
+// Canary walks (status.canaryWeight, from the first step to promotion)
+// are the ones the source walks by its own semantics. The objects of a
+// file that convert does not read (the user's Ingress) are created as
+// they are; the routers' objects are written to the real CRDs, and no
+// proxy runs (the walk does not need one).
 func TestConvertedCanariesWalkTheSourcesWeights(t *testing.T) {
 	c := testenv.Get(t)
 	cl := c.SluiceClient(t)
@@ -41,6 +47,11 @@ func TestConvertedCanariesWalkTheSourcesWeights(t *testing.T) {
 	}{
 		{file: "testdata/behaviour/flagger.yaml", want: []int32{20, 40, 60}},
 		{file: "testdata/behaviour/argo.yaml", want: []int32{10, 30, 60}},
+		// Flagger walks its stepWeights list as written.
+		{file: "testdata/behaviour/flagger-istio.yaml", want: []int32{5, 15, 30}},
+		// 25 while below 60: 25, 50, 75.
+		{file: "testdata/behaviour/flagger-nginx.yaml", want: []int32{25, 50, 75}},
+		{file: "testdata/behaviour/argo-istio.yaml", want: []int32{20, 50}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
@@ -67,7 +78,11 @@ func TestConvertedCanariesWalkTheSourcesWeights(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			for _, o := range []client.Object{target, cn} {
+			objs := []client.Object{target, cn}
+			for _, ref := range r.Ignored {
+				objs = append(objs, ignoredObject(t, tc.file, ref, ns))
+			}
+			for _, o := range objs {
 				if err := cl.Create(ctx, o); err != nil {
 					t.Fatalf("create %s: %v", o.GetName(), err)
 				}
@@ -94,6 +109,31 @@ func TestConvertedCanariesWalkTheSourcesWeights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ignoredObject is the object ref ("Kind namespace/name") of file that
+// convert did not read, in namespace ns.
+func ignoredObject(t *testing.T, file, ref, ns string) client.Object {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	objs, err := Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		name, _ := nameOf(o)
+		if k, _ := o["kind"].(string); ref == k+" "+name || strings.HasPrefix(ref, k+" ") && strings.HasSuffix(ref, "/"+name) {
+			u := &unstructured.Unstructured{Object: o}
+			u.SetNamespace(ns)
+			return u
+		}
+	}
+	t.Fatalf("%s: %s not found", file, ref)
+	return nil
 }
 
 // startController runs a Sluice controller in this process for the

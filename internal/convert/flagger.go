@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -23,14 +25,12 @@ const (
 )
 
 // flaggerRouter is how a Flagger provider maps onto a Sluice router:
-// "gatewayapi", "traefik", or "" when Sluice has none.
+// "gatewayapi", "traefik", "istio", "nginx", or "" when Sluice has none.
 func flaggerRouter(provider string) string {
 	p, _, _ := strings.Cut(provider, ":")
 	switch p {
-	case "gatewayapi":
-		return "gatewayapi"
-	case "traefik":
-		return "traefik"
+	case "gatewayapi", "traefik", "istio", "nginx":
+		return p
 	}
 	return ""
 }
@@ -40,10 +40,6 @@ func flaggerRouter(provider string) string {
 func flaggerProviderHint(provider string) string {
 	p, _, _ := strings.Cut(provider, ":")
 	switch p {
-	case "istio":
-		return "Sluice's istio router (spec.router.istio: a VirtualService it owns, with hosts and gateways as Flagger's spec.service has them) takes this Canary, but convert does not write it yet: set spec.router by hand (docs/istio.md)"
-	case "nginx":
-		return "Sluice's nginx router (spec.router.nginx.ingress: your Ingress, as Flagger's ingressRef names it) takes this Canary, but convert does not write it yet: set spec.router by hand"
 	case "linkerd", "osm", "kuma", "smi", "appmesh":
 		return "Sluice has no " + p + " router; an Envoy-based Gateway API implementation or the Consul router are the nearest (set spec.router by hand)"
 	case "contour", "gloo", "skipper", "apisix":
@@ -94,7 +90,6 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 	}
 	spec.get("metricsServer").drop("Sluice reads builtin metrics from the controller's --metrics-server flag; set it there")
 	spec.get("autoscalerRef").drop("Sluice creates no autoscaler for the primary: create an HPA for <target>-primary yourself (Sluice then counts its replica changes as no drift)")
-	spec.get("ingressRef").drop("an NGINX Ingress: Sluice has no NGINX router")
 	spec.get("routeRef").drop("an APISIX route: Sluice has no APISIX router")
 	spec.get("upstreamRef").drop("a Gloo Upstream: Sluice has no Gloo router")
 
@@ -115,7 +110,14 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 	case router == "traefik":
 		s.Router.Traefik = &v1alpha1.TraefikRouter{}
 		spec.get("provider").translate("Canary spec.router.traefik", "Sluice owns a weighted TraefikService named after the Canary (Flagger's was named after the apex Service): point your IngressRoute at it")
+	case router == "istio":
+		s.Router.Istio = &v1alpha1.IstioRouter{}
+		spec.get("provider").translate("Canary spec.router.istio", "Sluice owns a VirtualService named after the Canary (Flagger's was named after the apex Service) and, with a trafficPolicy, the DestinationRules <name>-primary and <name>-canary, as Flagger did")
+	case router == "nginx":
+		s.Router.NGINX = &v1alpha1.NGINXRouter{}
+		spec.get("provider").translate("Canary spec.router.nginx", "Sluice writes the canary Ingress <ingress>-canary with ingress-nginx's canary annotations, as Flagger did")
 	}
+	flaggerIngressRef(spec.get("ingressRef"), s.Router.NGINX)
 
 	flaggerService(spec.get("service"), s, router)
 	flaggerAnalysis(spec.get("analysis"), s, router, in, name)
@@ -150,17 +152,24 @@ func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
 	sv.get("headless").drop("Sluice makes no headless Services")
 	sv.get("meshName").drop("App Mesh: Sluice has no App Mesh router")
 	sv.get("backends").drop("App Mesh: Sluice has no App Mesh router")
-	sv.get("gateways").drop("Istio gateways: convert does not write Sluice's istio router yet (spec.router.istio.gateways takes them); the gatewayAPI router attaches to Gateways with spec.router.gatewayAPI.parentRefs")
 	sv.get("delegation").drop("Istio delegation: Sluice's istio router does not follow delegate VirtualServices")
-	sv.get("retries").drop("Istio retries: convert does not write Sluice's istio router yet (spec.router.istio.retries takes them); Gateway API routes set no retries: set them on your Gateway implementation")
 	sv.get("corsPolicy").drop("Istio CORS: Sluice's routes set no CORS policy")
-	sv.get("trafficPolicy").drop("Istio DestinationRule settings: convert does not write Sluice's istio router yet (spec.router.istio.trafficPolicy takes them)")
+	if is := s.Router.Istio; is != nil {
+		flaggerIstio(sv, is, s.GetServiceName())
+	} else {
+		for _, k := range []string{"gateways", "retries", "trafficPolicy"} {
+			sv.get(k).dropf("used with the Istio provider only; the %s router has no such setting", routerName(router))
+		}
+	}
 	for _, k := range []string{"apex", "primary", "canary"} {
 		sv.get(k).dropf("Sluice sets its own labels and annotations on the %s Service; yours are not added", k)
 	}
 	gw := s.Router.GatewayAPI
 	if gw == nil {
 		for _, k := range []string{"timeout", "hosts", "match", "rewrite", "mirror", "headers", "gatewayRefs"} {
+			if s.Router.Istio != nil && (k == "timeout" || k == "hosts") {
+				continue
+			}
 			sv.get(k).dropf("used with the Gateway API provider only; the %s router has no such setting", routerName(router))
 		}
 		return
@@ -262,6 +271,77 @@ func flaggerService(sv node, s *v1alpha1.CanarySpec, router string) {
 		if !sv.get("gatewayRefs").ok {
 			sv.t.set(sv.path+".gatewayRefs", mark{disp: NotCarried, note: "missing: Sluice's route needs spec.router.gatewayAPI.parentRefs; the output names a Gateway replace-me"})
 		}
+	}
+}
+
+// flaggerIstio converts the Istio settings of spec.service into those of
+// the VirtualService (and DestinationRules) Sluice owns.
+func flaggerIstio(sv node, is *v1alpha1.IstioRouter, apex string) {
+	const to = "Canary spec.router.istio"
+	apexListed := false
+	for _, h := range sv.get("hosts").items() {
+		is.Hosts = append(is.Hosts, h.str())
+		apexListed = apexListed || h.str() == apex || h.str() == "*"
+	}
+	if len(is.Hosts) > 0 {
+		if !apexListed {
+			// Flagger always adds the apex Service's name to the hosts, so
+			// the mesh's own traffic is split too; Sluice adds it only when
+			// no hosts are given.
+			is.Hosts = append(is.Hosts, apex)
+			sv.get("hosts").translate(to+".hosts", "the apex Service "+apex+" added, as Flagger adds it")
+		} else {
+			sv.get("hosts").carry(to + ".hosts")
+		}
+	}
+	for _, g := range sv.get("gateways").items() {
+		is.Gateways = append(is.Gateways, g.str())
+	}
+	sv.get("gateways").carry(to + ".gateways")
+	if d, ok := duration(sv.get("timeout")); ok {
+		is.Timeout = d
+		sv.get("timeout").carry(to + ".timeout")
+	}
+	if r := sv.get("retries"); r.ok {
+		rt := &v1alpha1.IstioRetries{}
+		if n, ok := r.get("attempts").carry(to + ".retries.attempts").int(); ok {
+			rt.Attempts = int32(n)
+		}
+		if d, ok := duration(r.get("perTryTimeout")); ok {
+			rt.PerTryTimeout = d
+			r.get("perTryTimeout").carry(to + ".retries.perTryTimeout")
+		}
+		if v := r.get("retryOn"); v.ok {
+			rt.RetryOn = v.carry(to + ".retries.retryOn").str()
+		}
+		is.Retries = rt
+	}
+	if tp := sv.get("trafficPolicy"); tp.ok {
+		if raw, err := json.Marshal(tp.v); err == nil {
+			is.TrafficPolicy = &runtime.RawExtension{Raw: raw}
+			tp.carry(to + ".trafficPolicy")
+		}
+	}
+	for _, k := range []string{"match", "rewrite", "headers"} {
+		sv.get(k).dropf("Sluice's VirtualService has one route for every request to its hosts; it sets no %s (ask for it)", k)
+	}
+	sv.get("mirror").drop("used with the Gateway API provider only; a setMirror step mirrors with Istio")
+	sv.get("gatewayRefs").drop("used with the Gateway API provider only; Istio gateways are spec.service.gateways")
+}
+
+// flaggerIngressRef converts spec.ingressRef: the Ingress Sluice's nginx
+// router adds a canary Ingress for. With another provider it is unused.
+func flaggerIngressRef(ref node, ng *v1alpha1.NGINXRouter) {
+	if ng == nil {
+		ref.drop("used with the nginx provider only")
+		return
+	}
+	ref.get("apiVersion").translate("Canary spec.router.nginx", "Sluice reads networking.k8s.io/v1 Ingresses")
+	ref.get("kind").carry("Canary spec.router.nginx")
+	ng.Ingress = ref.get("name").carry("Canary spec.router.nginx.ingress").str()
+	if ng.Ingress == "" {
+		ng.Ingress = "replace-me"
+		ref.t.set(ref.path, mark{disp: NotCarried, note: "missing: Sluice's nginx router needs your Ingress (spec.router.nginx.ingress); the output names replace-me"})
 	}
 }
 
@@ -390,7 +470,7 @@ func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, na
 		s.CanaryReadyThreshold = ptr(int32(p))
 	}
 	a.get("stepWeightPromotion").drop("Sluice promotes in one step: the primary is updated, then gets all the traffic back once ready")
-	a.get("sessionAffinity").drop("Sluice has no cookie-based session affinity; a setHeaderRoute step on a cookie header is the nearest")
+	flaggerSessionAffinity(a.get("sessionAffinity"), s, router)
 	a.get("alerts").drop("Sluice sends no alerts itself; an event webhook (spec.analysis.webhooks[].type: event) gets every Event, point it at a relay for your chat tool")
 
 	flaggerStrategy(a, s, iv, router)
@@ -404,6 +484,29 @@ func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, na
 		an.Webhooks = append(an.Webhooks, flaggerWebhook(w))
 	}
 	s.Analysis = an
+}
+
+// flaggerSessionAffinity converts spec.analysis.sessionAffinity: the
+// cookie that keeps a client the canary answered on it.
+func flaggerSessionAffinity(sa node, s *v1alpha1.CanarySpec, router string) {
+	if !sa.ok {
+		return
+	}
+	if router == "nginx" {
+		sa.drop("ingress-nginx's canary annotations keep no client on the canary: Sluice's nginx router refuses sessionAffinity")
+		return
+	}
+	const to = "Canary spec.strategy.sessionAffinity"
+	aff := &v1alpha1.SessionAffinity{CookieName: sa.get("cookieName").carry(to + ".cookieName").str()}
+	if n, ok := sa.get("maxAge").int(); ok && n > 0 {
+		aff.MaxAge = &metav1.Duration{Duration: time.Duration(n) * time.Second}
+		sa.get("maxAge").translate(to+".maxAge", "seconds written as a duration")
+	} else {
+		aff.MaxAge = &metav1.Duration{Duration: 24 * time.Hour}
+		sa.t.set(sa.path+".maxAge", mark{disp: Translated, to: to + ".maxAge", note: "Flagger's default of a day written out"})
+	}
+	sa.get("primaryCookieName").drop("Sluice keeps clients on the canary only: a client the primary answered is split by the weight again on its next request")
+	s.Strategy.SessionAffinity = aff
 }
 
 func flaggerStrategy(a node, s *v1alpha1.CanarySpec, iv *metav1.Duration, router string) {
@@ -421,7 +524,14 @@ func flaggerStrategy(a node, s *v1alpha1.CanarySpec, iv *metav1.Duration, router
 	if p, ok := a.get("mirrorWeight").int(); ok && p > 0 {
 		mirrorPercent = int32(p)
 	}
-	headerRoute := flaggerHeaderRoute(a.get("match"))
+	headerRoute := flaggerHeaderRoute(a.get("match"), router)
+	if mirror && router == "nginx" {
+		mirror = false
+		defer func() { // after the marks below, which treat mirroring as off
+			a.get("mirror").drop("ingress-nginx's canary annotations cannot mirror a share of requests: no mirror steps are written")
+			a.get("mirrorWeight").drop("ingress-nginx cannot mirror")
+		}()
+	}
 
 	if iterations > 0 || (sw == 0 && len(sws) == 0) {
 		// A/B testing (match) or blue/green: the canary gets no weighted
@@ -499,8 +609,10 @@ func weightOr(w, def int32) int32 {
 }
 
 // flaggerHeaderRoute converts spec.analysis.match (the A/B conditions)
-// into a header route: headers only, the first match entry only.
-func flaggerHeaderRoute(match node) *v1alpha1.HeaderRoute {
+// into a header route: headers only, the first match entry only. With
+// nginx, as Flagger wrote it: a cookie header's exact value names the
+// cookie (canary-by-cookie), else one header (canary-by-header).
+func flaggerHeaderRoute(match node, router string) *v1alpha1.HeaderRoute {
 	const to = "Canary spec.strategy.steps[setHeaderRoute].match"
 	var hr *v1alpha1.HeaderRoute
 	for i, m := range match.items() {
@@ -509,6 +621,10 @@ func flaggerHeaderRoute(match node) *v1alpha1.HeaderRoute {
 			continue
 		}
 		hr = &v1alpha1.HeaderRoute{}
+		if router == "nginx" {
+			flaggerNGINXMatch(m, hr)
+			continue
+		}
 		for _, k := range m.get("headers").keys() {
 			h := m.get("headers").get(k)
 			hm := v1alpha1.HeaderMatch{Name: k}
@@ -531,10 +647,55 @@ func flaggerHeaderRoute(match node) *v1alpha1.HeaderRoute {
 		m.get("queryParams").drop("Sluice's header routes match headers only")
 		m.get("sourceLabels").drop("Sluice's header routes match headers only (source labels need a mesh)")
 	}
-	if hr == nil || len(hr.Match) == 0 {
+	if hr == nil || (len(hr.Match) == 0 && hr.Cookie == nil) {
 		return nil
 	}
 	return hr
+}
+
+// flaggerNGINXMatch converts one A/B match for ingress-nginx, which
+// routes by one cookie or one header: the cookie header's exact value
+// is the cookie's name (the client sends it with the value always), as
+// Flagger reads it; else the first header.
+func flaggerNGINXMatch(m node, hr *v1alpha1.HeaderRoute) {
+	const to = "Canary spec.strategy.steps[setHeaderRoute]"
+	hs := m.get("headers")
+	keys := hs.keys()
+	for _, k := range keys {
+		if strings.EqualFold(k, "cookie") && hs.get(k).get("exact").ok {
+			hr.Cookie = &v1alpha1.CookieMatch{Name: hs.get(k).get("exact").translate(to+".cookie.name", "canary-by-cookie: a client whose cookie of this name is always gets the canary").str()}
+			break
+		}
+	}
+	for _, k := range keys {
+		h := hs.get(k)
+		if hr.Cookie != nil || len(hr.Match) > 0 {
+			if !(strings.EqualFold(k, "cookie") && hr.Cookie != nil) {
+				for _, op := range h.keys() {
+					h.get(op).drop("ingress-nginx routes by one cookie or one header; this further condition is not carried")
+				}
+			}
+			continue
+		}
+		hm := v1alpha1.HeaderMatch{Name: k}
+		switch {
+		case h.get("exact").ok:
+			hm.Exact = ptr(h.get("exact").carry(to + ".match").str())
+		case h.get("regex").ok:
+			hm.Regex = ptr(h.get("regex").carry(to + ".match").str())
+		case h.get("prefix").ok:
+			hm.Regex = ptr(regexp.QuoteMeta(h.get("prefix").str()) + ".*")
+			h.get("prefix").translate(to+".match", "a prefix written as a regular expression")
+		case h.get("suffix").ok:
+			hm.Regex = ptr(".*" + regexp.QuoteMeta(h.get("suffix").str()))
+			h.get("suffix").translate(to+".match", "a suffix written as a regular expression")
+		default:
+			continue
+		}
+		hr.Match = append(hr.Match, hm)
+	}
+	m.get("queryParams").drop("ingress-nginx's canary annotations match a header or a cookie only")
+	m.get("sourceLabels").drop("ingress-nginx's canary annotations match a header or a cookie only")
 }
 
 // flaggerMetric converts one analysis metric.

@@ -93,6 +93,20 @@ func flaggerHandover(c *v1alpha1.Canary) []Output {
 		line("    %sdelete httproute %s", k, name)
 		line("    sleep 5")
 		line("    %sdelete service %s", k, name)
+	} else if c.Spec.Router.Istio != nil {
+		istioHandover(line, k, nsFlag, c, name)
+	} else if ng := c.Spec.Router.NGINX; ng != nil {
+		line(" 3. Apply the Service %s (kubectl apply -f this file). In your Ingress %s, replace", name, ng.Ingress)
+		line("    the backend service %s with %s (same port); wait until ingress-nginx serves the change.", apex, name)
+		line(" 4. Delete Flagger's Canary; wait until what it owned is gone:")
+		line("    %sdelete canary.flagger.app %s", k, c.Name)
+		line("    %swait --for=delete ingress/%s-canary service/%s service/%s-primary service/%s-canary deployment/%s-primary --timeout=2m", k, ng.Ingress, apex, apex, apex, target)
+		line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until", c.Name)
+		line("    `kubectl sluice get %s%s` says Initialized (its Service %s selects the primary).", c.Name, nsFlag, apex)
+		line(" 6. In your Ingress, replace the backend service %s with %s again; once", name, apex)
+		line("    ingress-nginx serves the change, delete this Service:")
+		line("    sleep 5")
+		line("    %sdelete service %s", k, name)
 	} else {
 		line(" 3. Apply the Service %s (kubectl apply -f this file). In the IngressRoute that references", name)
 		line("    TraefikService %s, replace that service with {name: %s, port: %d};", apex, name, c.Spec.Service.Port)
@@ -132,4 +146,37 @@ func flaggerHandover(c *v1alpha1.Canary) []Output {
 			"Hand-over route for Canary %s: attached, matched and filtered like Flagger's route %s,\nevery request to the Service %s. Delete it at step 6.\n", c.Name, apex, name)})
 	}
 	return out
+}
+
+// istioHandover writes the steps of an Istio switch-over. Clients in the
+// mesh reach the apex Service by its name, so it is never deleted: the
+// VirtualService Flagger left, then the apex Service itself, send to the
+// hand-over Service while the copies change hands, and Sluice adopts the
+// apex Service and the VirtualService.
+func istioHandover(line func(string, ...any), k, nsFlag string, c *v1alpha1.Canary, name string) {
+	apex, target := c.Spec.GetServiceName(), c.Spec.TargetRef.Name
+	line(" 3. Apply the Service %s (kubectl apply -f this file). Delete Flagger's Canary but", name)
+	line("    not what it owns (the objects stay, with no owner and nobody changing them):")
+	line("    %sdelete canary.flagger.app %s --cascade=orphan", k, c.Name)
+	line(" 4. Send the mesh's traffic to the hand-over Service: in the VirtualService %s,", apex)
+	line("    make the route's only destination {host: %s} (weight 100); then point the apex", name)
+	line("    Service %s at the same pods, for clients outside the mesh:", apex)
+	line("    %spatch service %s --type=merge -p '{\"spec\":{\"selector\":{\"%s\":\"%s\",\"app\":null}}}'", k, apex, HandoverLabel, apex)
+	line("    (remove every other key of its selector the same way). Once the sidecars have")
+	line("    the change (a few seconds), delete the rest of Flagger's objects:")
+	line("    sleep 5")
+	line("    %sdelete service %s-primary %s-canary", k, apex, apex)
+	line("    %sdelete destinationrule %s-primary %s-canary --ignore-not-found", k, apex, apex)
+	line("    %sdelete deployment %s-primary", k, target)
+	line(" 5. Apply the converted manifests (the Sluice Canary %s); wait until", c.Name)
+	line("    `kubectl sluice get %s%s` says Initialized: Sluice adopts the apex Service (its", c.Name, nsFlag)
+	line("    selector moves to the primary once Ready) and writes its VirtualService %s.", c.Name)
+	if c.Name != apex {
+		line("    Then delete Flagger's VirtualService %s (two for one host conflict):", apex)
+		line("    %sdelete virtualservice %s", k, apex)
+	}
+	line(" 6. Once the sidecars have the change, delete this Service:")
+	line("    sleep 5")
+	line("    %sdelete service %s", k, name)
+	line("    Not proven here: no Istio data plane runs in Sluice's test harness (docs/migrate-from-flagger.md).")
 }
