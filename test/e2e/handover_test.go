@@ -41,13 +41,29 @@ import (
 // deleting it has the real garbage collector do what deleting the Canary
 // would.
 //
-// Gateway API mode only: in Traefik mode Sluice's route is a
-// TraefikService, and the Traefik of this harness (v3.6.12) resolves a
-// TraefikService's Services by their endpoints (nativeLBByDefault is not
-// applied there), which are kwok's pod IPs where nothing answers.
+// Both of the modes convert --handover writes steps for and a proxy of
+// this harness can carry: Gateway API (an HTTPRoute) and Traefik (a
+// weighted TraefikService behind your IngressRoute). In Traefik mode the
+// TraefikServices, Flagger's and Sluice's, say nativeLB: this harness's
+// Traefik reaches pods through ClusterIPs (nativeLBByDefault), which
+// Traefik does not apply to TraefikServices, and kwok's pod IPs answer
+// nothing. A real Flagger writes no nativeLB; nothing else differs.
 
 // flaggerCanary is the Flagger Canary being replaced, as its user wrote it.
-func flaggerCanary(ns string) string {
+func flaggerCanary(ns string, traefik bool) string {
+	if traefik {
+		return fmt.Sprintf(`apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: shop, namespace: %s}
+spec:
+  provider: traefik
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: shop}
+  service:
+    port: 80
+    targetPort: 8080
+  analysis: {interval: 10s, threshold: 2, stepWeight: 20, maxWeight: 50}
+`, ns)
+	}
 	return fmt.Sprintf(`apiVersion: flagger.app/v1beta1
 kind: Canary
 metadata: {name: shop, namespace: %s}
@@ -75,16 +91,22 @@ type mark struct {
 
 func (h *handoverRun) mark(what string) { h.marks = append(h.marks, mark{at: time.Now(), what: what}) }
 
-// (e) A Flagger Canary (Gateway API) switched over to Sluice by the
-// documented steps, with the objects convert --handover printed: every
-// request is answered 2xx by a pod throughout, and Sluice's Canary ends
-// Initialized with its primary answering everything.
+// (e) A Flagger Canary switched over to Sluice by the documented steps,
+// with the objects convert --handover printed, through the Gateway API
+// and through Traefik: every request is answered 2xx by a pod
+// throughout, and Sluice's Canary ends Initialized with its primary
+// answering everything.
 func (w *world) flaggerHandover(t *testing.T) {
+	t.Run("gatewayapi", func(t *testing.T) { w.flaggerHandoverVia(t, false) })
+	t.Run("traefik", func(t *testing.T) { w.flaggerHandoverVia(t, true) })
+}
+
+func (w *world) flaggerHandoverVia(t *testing.T, traefik bool) {
 	ctx := t.Context()
 	ns, _ := w.namespace(t)
 
 	// What convert --handover prints for the Flagger Canary.
-	objs, err := convert.Decode(strings.NewReader(flaggerCanary(ns)))
+	objs, err := convert.Decode(strings.NewReader(flaggerCanary(ns, traefik)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +119,21 @@ func (w *world) flaggerHandover(t *testing.T) {
 	if len(rest.Outputs) > 0 {
 		sluiceCanary, _ = rest.Outputs[0].Object.(*v1alpha1.Canary)
 	}
-	if len(rest.Outputs) != 1 || sluiceCanary == nil || len(handover) != 2 {
-		t.Fatalf("convert --handover wrote %d outputs and %d hand-over objects: want a Canary, a Service and an HTTPRoute", len(rest.Outputs), len(handover))
+	wantHandover := 2 // a Service and an HTTPRoute
+	if traefik {
+		wantHandover = 1 // a Service
+	}
+	if len(rest.Outputs) != 1 || sluiceCanary == nil || len(handover) != wantHandover {
+		t.Fatalf("convert --handover wrote %d outputs and %d hand-over objects: want a Canary and %d hand-over objects", len(rest.Outputs), len(handover), wantHandover)
 	}
 	sluiceCanary.Labels = map[string]string{"sluice.dev/instance": instanceID}
+	if traefik {
+		native := true
+		sluiceCanary.Spec.Router.Traefik.NativeLB = &native // this harness's Traefik: see above
+	}
 
 	// What Flagger left: owned by a stand-in for its Canary.
-	{
+	if !traefik {
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(w.traefik.WebURL, "http://"))
 		p, _ := strconv.Atoi(port)
 		class := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "traefik-" + ns},
@@ -127,7 +157,31 @@ func (w *world) flaggerHandover(t *testing.T) {
 				Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
 	}
 	owned := []client.Object{primary, svc("shop", "shop-primary"), svc("shop-primary", "shop-primary"), svc("shop-canary", "shop")}
-	owned = append(owned, w.unstructured(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+	// The route, last: Flagger's HTTPRoute, or its TraefikService behind
+	// the user's IngressRoute (not Flagger's: it stays).
+	var ingressRoute *unstructured.Unstructured
+	if traefik {
+		owned = append(owned, w.unstructured(t, fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: shop, namespace: %s}
+spec:
+  weighted:
+    services:
+    - {name: shop-primary, port: 80, weight: 100, nativeLB: true}
+    - {name: shop-canary, port: 80, weight: 0, nativeLB: true}
+`, ns)))
+		ingressRoute = w.unstructured(t, fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: shop, namespace: %s}
+spec:
+  entryPoints: [web]
+  routes:
+  - match: Host(%s)
+    kind: Rule
+    services: [{kind: TraefikService, name: shop}]
+`, ns, "`"+host(ns)+"`"))
+	} else {
+		owned = append(owned, w.unstructured(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: shop, namespace: %s}
 spec:
@@ -139,10 +193,14 @@ spec:
     - {name: shop-primary, port: 80, weight: 100}
     - {name: shop-canary, port: 80, weight: 0}
 `, ns, host(ns))))
+	}
 	for _, o := range owned {
 		o.SetOwnerReferences([]metav1.OwnerReference{ref})
 	}
 	w.create(t, append([]client.Object{target}, owned...)...)
+	if ingressRoute != nil {
+		w.create(t, ingressRoute)
+	}
 	w.readyReplicas(t, ns, "shop-primary", 2)
 	w.serving(t, ns, "v1")
 	flaggerPods := w.podNames(t, ns, "shop-primary")
@@ -160,20 +218,32 @@ spec:
 	run.mark("2. target labelled, scaled, ready")
 	targetPods := w.podNames(t, ns, "shop")
 
-	// 3. The hand-over Service and route, until the route is accepted.
+	// 3. The hand-over Service and route, until the route is accepted;
+	// with Traefik, the hand-over Service, and the IngressRoute pointed
+	// at it until Traefik serves the change.
 	w.create(t, handover...)
-	w.routeAccepted(t, ns, "shop"+convert.HandoverSuffix)
+	if traefik {
+		w.routeService(t, ingressRoute, map[string]any{"name": "shop" + convert.HandoverSuffix, "port": int64(80)})
+		wait(5 * time.Second)
+	} else {
+		w.routeAccepted(t, ns, "shop"+convert.HandoverSuffix)
+	}
 	run.mark("3. hand-over applied")
 
-	// 4. Flagger's Canary deleted, orphaning what it owns; then its route,
-	// then (once the gateway reloaded) the rest.
-	if err := w.cl.Delete(ctx, owner, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
-		t.Fatal(err)
+	// 4. Flagger's Canary deleted. Gateway API: orphaning what it owns;
+	// then its route, then (once the gateway reloaded) the rest. Traefik:
+	// nothing it owns carries traffic any more, so with what it owns.
+	if traefik {
+		w.delete(t, owner)
+	} else {
+		if err := w.cl.Delete(ctx, owner, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
+			t.Fatal(err)
+		}
+		w.gone(t, owner)
+		w.delete(t, owned[len(owned)-1])
+		wait(5 * time.Second)
+		w.delete(t, owned[:len(owned)-1]...)
 	}
-	w.gone(t, owner)
-	w.delete(t, owned[len(owned)-1])
-	wait(5 * time.Second)
-	w.delete(t, owned[:len(owned)-1]...)
 	w.gone(t, append([]client.Object{owner}, owned...)...)
 	run.mark("4. Flagger's objects gone")
 
@@ -188,9 +258,14 @@ spec:
 	wait(3 * time.Second)
 	run.mark("5. your Deployment at 0")
 
-	// 6. The hand-over route deleted, then (once the gateway reloaded)
-	// the hand-over Service.
-	w.delete(t, handover[1])
+	// 6. The hand-over route deleted (Traefik: the IngressRoute pointed
+	// back at the TraefikService, now Sluice's), then (once the proxy
+	// reloaded) the hand-over Service.
+	if traefik {
+		w.routeService(t, ingressRoute, map[string]any{"kind": "TraefikService", "name": sluiceCanary.Name})
+	} else {
+		w.delete(t, handover[1])
+	}
 	wait(5 * time.Second)
 	w.delete(t, handover[0])
 	w.gone(t, handover...)
@@ -226,7 +301,11 @@ spec:
 		return "other pod " + r.Pod
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n(e) switching a Flagger Canary to Sluice, Gateway API (HTTPRoute), %d requests/s\n| %-34s | %6s | %8s | %8s | %s |\n", rate, "until", "at", "requests", "failures", "answered by")
+	mode := "Gateway API (HTTPRoute)"
+	if traefik {
+		mode = "Traefik (TraefikService behind an IngressRoute)"
+	}
+	fmt.Fprintf(&b, "\n(e) switching a Flagger Canary to Sluice, %s, %d requests/s\n| %-34s | %6s | %8s | %8s | %s |\n", mode, rate, "until", "at", "requests", "failures", "answered by")
 	from := results[0].At
 	failed := 0
 	for _, m := range run.marks {
@@ -265,6 +344,29 @@ spec:
 	if len(last) == 0 || len(sluicePrimary) == 0 {
 		t.Errorf("after the switch: %d requests, %d pods of Sluice's primary", len(last), len(sluicePrimary))
 	}
+}
+
+// routeService makes service the only service of the IngressRoute's
+// route.
+func (w *world) routeService(t *testing.T, ir *unstructured.Unstructured, service map[string]any) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "ingressroute "+ir.GetName()+" updated", func(ctx context.Context) error {
+		var have unstructured.Unstructured
+		have.SetGroupVersionKind(ir.GroupVersionKind())
+		if err := w.cl.Get(ctx, client.ObjectKeyFromObject(ir), &have); err != nil {
+			return err
+		}
+		routes, _, _ := unstructured.NestedSlice(have.Object, "spec", "routes")
+		if len(routes) != 1 {
+			return fmt.Errorf("%d routes", len(routes))
+		}
+		r := routes[0].(map[string]any)
+		r["services"] = []any{service}
+		if err := unstructured.SetNestedSlice(have.Object, routes, "spec", "routes"); err != nil {
+			return err
+		}
+		return w.cl.Update(ctx, &have)
+	})
 }
 
 func byCount(m map[string]int) string {
