@@ -14,10 +14,12 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// Argo Rollouts plugin names Sluice has a router for.
+// Argo Rollouts plugin names Sluice has a router for, as the plugins
+// name their configuration: argoproj-labs' Gateway API plugin and
+// HashiCorp's Consul plugin.
 const (
 	argoGatewayPlugin = "argoproj-labs/gatewayAPI"
-	argoConsulPlugin  = "argoproj-labs/consul"
+	argoConsulPlugin  = "hashicorp/consul"
 )
 
 func argoRollout(t *tracker, in input) []Output {
