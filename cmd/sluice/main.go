@@ -10,7 +10,6 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -120,7 +119,7 @@ func run(c config) error {
 	if err := m.Register(nil); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	mgr, _, err := controller.NewManager(rest, controller.ManagerConfig{
+	mc := controller.ManagerConfig{
 		Manager: ctrl.Options{
 			Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 			HealthProbeBindAddress:  probeAddr,
@@ -143,15 +142,8 @@ func run(c config) error {
 		RouteSettle:      c.routeSettle,
 		Options: controller.Options{Workers: workers,
 			RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst},
-	})
-	if err != nil {
-		return err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return fmt.Errorf("ready check: %w", err)
-	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	// The probes answer at once; the controllers are built once the
+	// apiserver serves Sluice's kinds (the CRDs may arrive after us).
+	return controller.Run(ctrl.SetupSignalHandler(), rest, mc, controller.SluiceKinds())
 }
