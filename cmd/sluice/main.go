@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/memlimit"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/routers"
+	"github.com/sluice-dev/sluice/internal/version"
 )
 
 func main() {
@@ -43,11 +44,18 @@ func main() {
 	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
 	flag.Float64Var(&cfg.memRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit to this share of the container's memory limit (cgroup memory.max), so that the garbage collector works harder near the limit instead of the container being killed; 0 disables it, and GOMEMLIMIT overrides it")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
+	showVersion := flag.Bool("version", false, "print the version and commit this binary was built from, and exit")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	v := version.Get()
+	if *showVersion {
+		fmt.Println("sluice " + v.String())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("Sluice", "version", v.Version, "commit", v.Commit)
 	soft, why, err := memlimit.Apply("/sys/fs/cgroup", cfg.memRatio, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
