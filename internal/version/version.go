@@ -65,7 +65,9 @@ func resolve(stamped Info, bi *debug.BuildInfo) Info {
 			vcs[s.Key] = s.Value
 		}
 		if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			// `go install module@version` records the module's version.
+			// `go install module@version` records the module's version,
+			// `go build` in a checkout a pseudo-version of the commit
+			// (v0.0.0-20261206172706-fdfabd893ea4+dirty).
 			info.Version = bi.Main.Version
 		}
 		if info.Commit == "" {

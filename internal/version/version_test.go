@@ -31,6 +31,10 @@ func TestResolve(t *testing.T) {
 		bi:   checkout,
 		want: Info{Version: Unknown, Commit: sha, Date: "2026-07-01T09:30:00Z", Modified: true},
 	}, {
+		name: "go build in a checkout, Go 1.24 and later: a pseudo-version too",
+		bi:   buildInfo("v0.0.0-20260701093000-556a379f0c1e+dirty", "vcs.revision", sha, "vcs.time", "2026-07-01T09:30:00Z", "vcs.modified", "true"),
+		want: Info{Version: "v0.0.0-20260701093000-556a379f0c1e+dirty", Commit: sha, Date: "2026-07-01T09:30:00Z", Modified: true},
+	}, {
 		name: "go install module@version: the module's version, no vcs",
 		bi:   buildInfo("v0.3.0"),
 		want: Info{Version: "v0.3.0", Commit: Unknown},
