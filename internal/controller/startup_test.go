@@ -112,9 +112,11 @@ func TestRunWaitsForItsKinds(t *testing.T) {
 			t.Fatalf("%s while waiting: %d %q (%v), want %d", path, code, body, err, want)
 		}
 	}
-	if got := logs.with(wantMissing); len(got) == 0 || !strings.Contains(got[0], "Waiting for the apiserver to serve these kinds") {
+	got := logs.with(wantMissing)
+	if len(got) == 0 || !strings.Contains(got[0], "Waiting for the apiserver to serve these kinds") {
 		t.Fatalf("no log line names the kind waited for: %q", got)
 	}
+	t.Logf("logged: %s", got[0])
 
 	ext := extClient(t, c)
 	if err := ext.Create(t.Context(), widgets); err != nil {
@@ -138,12 +140,12 @@ func TestRunWaitsForItsKinds(t *testing.T) {
 		return nil
 	})
 	// Ready implies Established and served.
-	var got apiextensionsv1.CustomResourceDefinition
-	if err := ext.Get(t.Context(), client.ObjectKeyFromObject(widgets), &got); err != nil {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := ext.Get(t.Context(), client.ObjectKeyFromObject(widgets), &crd); err != nil {
 		t.Fatal(err)
 	}
-	if !established(&got) {
-		t.Errorf("ready while the Widget CRD is not Established: %+v", got.Status.Conditions)
+	if !established(&crd) {
+		t.Errorf("ready while the Widget CRD is not Established: %+v", crd.Status.Conditions)
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
 	if err != nil {
