@@ -72,10 +72,19 @@ $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(BIN)/controller-gen $@
 
+# What `sluice --version` and `kubectl sluice version` print: the source the
+# binaries were built from. The date is the commit's, in UTC, not the
+# build's, so the same commit links the same bytes.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+COMMIT_DATE ?= $(shell TZ=UTC git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD 2>/dev/null)
+VERSION_PKG := github.com/sluice-dev/sluice/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(COMMIT_DATE)
+
 .PHONY: build
-build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plugin) and bin/sluice-playground (make demo)
-	$(GO) build -o $(BIN)/sluice ./cmd/sluice
-	$(GO) build -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
+build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plugin) and bin/sluice-playground (make demo), stamped with the version and commit
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/sluice ./cmd/sluice
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
 	$(GO) build -o $(BIN)/sluice-playground ./cmd/sluice-playground
 
 .PHONY: install

@@ -1,5 +1,5 @@
 // Command kubectl-sluice is the kubectl plugin for Sluice: `kubectl sluice
-// list|get|promote|abort|retry|pause|resume|lint|convert`. Exit codes: 0
+// list|get|promote|abort|retry|pause|resume|history|undo|lint|convert|version`. Exit codes: 0
 // ok, 1 error, 2 usage, 3 converted with source fields not carried.
 package main
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -21,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/memlimit"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/routers"
+	"github.com/sluice-dev/sluice/internal/version"
 )
 
 func main() {
@@ -44,11 +44,18 @@ func main() {
 	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
 	flag.Float64Var(&cfg.memRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit to this share of the container's memory limit (cgroup memory.max), so that the garbage collector works harder near the limit instead of the container being killed; 0 disables it, and GOMEMLIMIT overrides it")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
+	showVersion := flag.Bool("version", false, "print the version and commit this binary was built from, and exit")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	v := version.Get()
+	if *showVersion {
+		fmt.Println("sluice " + v.String())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	log.Info("Sluice", "version", v.Version, "commit", v.Commit)
 	soft, why, err := memlimit.Apply("/sys/fs/cgroup", cfg.memRatio, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -120,7 +127,7 @@ func run(c config) error {
 	if err := m.Register(nil); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	mgr, _, err := controller.NewManager(rest, controller.ManagerConfig{
+	mc := controller.ManagerConfig{
 		Manager: ctrl.Options{
 			Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 			HealthProbeBindAddress:  probeAddr,
@@ -143,15 +150,8 @@ func run(c config) error {
 		RouteSettle:      c.routeSettle,
 		Options: controller.Options{Workers: workers,
 			RetryBase: c.retryBase, RetryMax: c.retryMax, RetryQPS: c.retryQPS, RetryBurst: c.retryBurst},
-	})
-	if err != nil {
-		return err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return fmt.Errorf("health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return fmt.Errorf("ready check: %w", err)
-	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	// The probes answer at once; the controllers are built once the
+	// apiserver serves Sluice's kinds (the CRDs may arrive after us).
+	return controller.Run(ctrl.SetupSignalHandler(), rest, mc, controller.SluiceKinds())
 }

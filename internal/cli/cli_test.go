@@ -16,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -304,5 +305,25 @@ func TestRenderVerification(t *testing.T) {
 	Render(&b, v, now)
 	if want := "Verify:    Failed primary at revision b1612f3c6c, 2 mismatches, last (rollout): exceeded quota"; !strings.Contains(b.String(), want) {
 		t.Errorf("get lacks %q:\n%s", want, b.String())
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := NewRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+		root.SetArgs(args)
+		err := root.Execute()
+		return out.String(), err
+	}
+	out, err := run("version")
+	if want := "kubectl-sluice " + version.Get().String() + "\n"; err != nil || out != want {
+		t.Errorf("version: %q %v, want %q", out, err, want)
+	}
+	if !strings.Contains(out, "(commit ") {
+		t.Errorf("version names no commit: %q", out)
+	}
+	if _, err := run("version", "extra"); !errors.As(err, new(UsageError)) {
+		t.Errorf("version extra: %v, want a usage error", err)
 	}
 }

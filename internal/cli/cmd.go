@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/lint"
+	"github.com/sluice-dev/sluice/internal/version"
 )
 
 // UsageError marks a command-line mistake (exit code 2).
@@ -166,7 +167,16 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 			return nil
 		}
 	}
-	root.AddCommand(list, get, lint, history, undoCmd, newConvert(streams))
+	versionCmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and commit this plugin was built from",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(streams.Out, "kubectl-sluice "+version.Get().String())
+			return err
+		},
+	}
+	root.AddCommand(list, get, lint, history, undoCmd, newConvert(streams), versionCmd)
 
 	var full bool
 	for _, a := range []struct {
