@@ -21,14 +21,16 @@ demo: deps cluster harness ## the playground: local control plane, Traefik, Prom
 
 .PHONY: test
 test: deps cluster harness verify ## everything CI runs: static checks, unit and integration tests on the local control plane, real traffic end to end, the playground
-	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/demo)
-	@# Real traffic last and one package at a time, on a quiet machine.
-	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo
+	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/demo -e /test/image)
+	@# Real traffic and the image (its build is the one slow step) last, one
+	@# package at a time, on a quiet machine.
+	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo ./test/image
 
 .PHONY: harness
-harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, and bin/istiocheck (Istio's own validation) from hack/istio, if their sources changed
+harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, and bin/istiocheck (Istio's own validation) from hack/istio, and bin/imagebuild (make image) from hack/image, if their sources changed
 	bash hack/traefik.sh build
 	bash hack/istio.sh build
+	bash hack/image.sh build
 
 .PHONY: e2e
 e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a load generator): one table per scenario
@@ -80,6 +82,14 @@ COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 COMMIT_DATE ?= $(shell TZ=UTC git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD 2>/dev/null)
 VERSION_PKG := github.com/sluice-dev/sluice/internal/version
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(COMMIT_DATE)
+COMMIT_EPOCH ?= $(shell git show -s --format=%ct HEAD 2>/dev/null)
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_OUT ?= $(BIN)/image
+
+.PHONY: image
+image: ## build the controller's image without a container engine: an OCI layout in bin/image/oci (linux/amd64 and arm64; PLATFORMS=...), an SPDX SBOM beside it; prints the digest (the same commit gives the same digest)
+	@bash hack/image.sh build
+	@$(BIN)/imagebuild -root . -out '$(IMAGE_OUT)' -version '$(VERSION)' -commit '$(COMMIT)' -epoch '$(COMMIT_EPOCH)' -ldflags '$(LDFLAGS)' -platforms '$(PLATFORMS)'
 
 .PHONY: build
 build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plugin) and bin/sluice-playground (make demo), stamped with the version and commit
