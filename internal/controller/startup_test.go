@@ -86,7 +86,7 @@ func TestRunWaitsForItsKinds(t *testing.T) {
 	wantMissing := "Widget.v1." + gvk.Group
 	instance := "startup-" + ns
 	logs := &lines{}
-	addr, _ := runController(t, c.Config, controller.ManagerConfig{
+	addr, _ := runController(t, c.ControllerConfig(t), controller.ManagerConfig{
 		Manager:    ctrl.Options{Scheme: scheme, Logger: funcr.New(logs.add, funcr.Options{})},
 		InstanceID: instance,
 		TargetPoll: 2 * time.Second,
@@ -181,7 +181,7 @@ func TestRunStopsWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	gvk := schema.GroupVersionKind{Group: "startup-" + randomSuffix(t) + ".test.sluice.dev", Version: "v1", Kind: "Widget"}
-	addr, stop := runController(t, c.Config, controller.ManagerConfig{
+	addr, stop := runController(t, c.ControllerConfig(t), controller.ManagerConfig{
 		Manager:    ctrl.Options{Scheme: scheme, Logger: funcr.New((&lines{}).add, funcr.Options{})},
 		InstanceID: "startup-never",
 		Routers:    routers.All(),

@@ -83,7 +83,7 @@ func setup(t *testing.T) (*testenv.Cluster, string, client.Client) {
 			return
 		}
 		var mgr ctrl.Manager
-		mgr, _, mgrErr = controller.NewManager(c.Config, controller.ManagerConfig{
+		mgr, _, mgrErr = controller.NewManager(c.ControllerConfig(t), controller.ManagerConfig{
 			Manager:    ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"},
 			InstanceID: instanceID,
 			MaxQueries: 8,

@@ -146,7 +146,7 @@ func startController(t *testing.T, c *testenv.Cluster) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.StartController(t, c.Config, controller.ManagerConfig{
+	testenv.StartController(t, c.ControllerConfig(t), controller.ManagerConfig{
 		Manager:      ctrl.Options{Scheme: scheme},
 		InstanceID:   instance,
 		RecorderName: "sluice-convert-test",

@@ -96,7 +96,7 @@ func start(t *testing.T, gateway bool) *world {
 	prom := testenv.StartPrometheus(t, time.Second, fmt.Sprintf("  - job_name: traefik\n    static_configs:\n      - targets: [%s]\n", testenv.YAMLQuote(metricsHost)))
 
 	ctrl.SetLogger(logr.Discard())
-	mgr, _, err := controller.NewManager(env.Config, controller.ManagerConfig{
+	mgr, _, err := controller.NewManager(env.ControllerConfig(t), controller.ManagerConfig{
 		Manager:        ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"},
 		InstanceID:     instanceID,
 		MetricsServer:  prom.URL,

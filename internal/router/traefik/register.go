@@ -11,7 +11,12 @@ import (
 // config/rbac/role.yaml):
 //
 // +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=traefikservices;ingressroutes,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=middlewares,verbs=get;list;watch
+//
+// Middlewares are the user's: patch only adds the sluice.dev/canary label
+// to the ones a Canary names, so that their changes reach it through the
+// router cache's watch (found by running the tests under this role).
+//
+// +kubebuilder:rbac:groups=traefik.io;traefik.containo.us,resources=middlewares,verbs=get;list;watch;patch
 
 // Registration describes the Traefik router to the controller.
 func Registration() router.Registration {
