@@ -152,6 +152,10 @@ const (
 	// ReasonInvalidFailureCondition: a metric's failureCondition does not
 	// compile.
 	ReasonInvalidFailureCondition = "InvalidFailureCondition"
+	// ReasonNoMetricsServer: a builtin metric, and the controller was
+	// started without --metrics-server (the Helm value metricsServer), so
+	// no round could be judged.
+	ReasonNoMetricsServer = "NoMetricsServer"
 
 	// ReasonBackendKindUnknown: a backendRef names a kind the cluster does
 	// not serve.

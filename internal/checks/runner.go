@@ -188,21 +188,28 @@ func (r *Runner) Forget(key types.NamespacedName) {
 	}
 }
 
-// InvalidCondition compiles the successCondition and failureCondition of
-// each of the Canary's metrics (the programs are kept for the rounds). It
-// returns the reason of the first that does not compile
-// (InvalidSuccessCondition, InvalidFailureCondition) and a message naming
-// every such condition, its metric and the compiler's complaint; two empty
-// strings when all compile. The controller checks this before a release
-// moves traffic: a condition that cannot be judged would otherwise fail
+// Unjudgeable finds the Canary's metrics no round could judge: a
+// builtin metric while the controller has no --metrics-server
+// (NoMetricsServer), and a successCondition or failureCondition that does
+// not compile (InvalidSuccessCondition, InvalidFailureCondition; the
+// programs are kept for the rounds). It returns the reason of the first
+// and a message naming every such metric and what is wrong with it; two
+// empty strings when every metric can be judged. The controller checks
+// this before a release moves traffic: such a metric would otherwise fail
 // every round until the release is rolled back.
-func (r *Runner) InvalidCondition(c *v1alpha1.Canary) (reason, msg string) {
+func (r *Runner) Unjudgeable(c *v1alpha1.Canary) (reason, msg string) {
 	if c.Spec.Analysis == nil {
 		return "", ""
 	}
 	r.init()
 	var bad []string
 	for i, m := range c.Spec.Analysis.Metrics {
+		if m.TemplateRef == nil && r.MetricsServer == "" {
+			if reason == "" {
+				reason = v1alpha1.ReasonNoMetricsServer
+			}
+			bad = append(bad, fmt.Sprintf("spec.analysis.metrics[%d] (%s): a builtin metric, and the controller has no --metrics-server (Helm value metricsServer): give it the Prometheus URL, or name a MetricTemplate in templateRef", i, m.Name))
+		}
 		for _, e := range r.Judge.Validate(analysis.Check{SuccessCondition: m.SuccessCondition, FailureCondition: m.FailureCondition}) {
 			if reason == "" {
 				reason = e.Reason()

@@ -329,7 +329,7 @@ func (r *CanaryReconciler) observeBlocked(ctx context.Context, c *v1alpha1.Canar
 		// Checked last: a condition that cannot be judged stops the
 		// release before the canary gets traffic, but never a route that
 		// sends everything to the primary (nothing else is wrong with it).
-		if reason, msg := r.Checks.InvalidCondition(c); msg != "" {
+		if reason, msg := r.Checks.Unjudgeable(c); msg != "" {
 			s.obs.Blocked, s.obs.BlockedReason, s.obs.BlockedWithdrawable = msg, reason, true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -114,5 +115,43 @@ func TestInvalidSuccessConditionStallsBeforeTraffic(t *testing.T) {
 	}
 	if meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionStalled) {
 		t.Errorf("still Stalled after the fix")
+	}
+}
+
+// A builtin metric while the controller has no --metrics-server (this
+// suite's controller has none) stalls the release before the canary gets
+// any traffic, naming the metric and the flag, instead of failing every
+// round until the release is rolled back: an install that forgot the
+// flag rolls nothing back.
+func TestBuiltinMetricWithoutMetricsServerStallsBeforeTraffic(t *testing.T) {
+	_, ns, cl := setup(t)
+	cv := analysed(ns, "nometrics", weightStep(20))
+	cv.Spec.Analysis.Metrics = []v1alpha1.MetricCheck{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{Min: ptr.To(99.0)}}}
+	create(t, cl, app(ns, "nometrics", "example.com/nometrics:1", 1), cv)
+	waitPhase(t, cl, ns, "nometrics", v1alpha1.PhaseInitialized, 60*time.Second)
+	leaked := countWhile(t, func(ctx context.Context) bool {
+		split, err := routeSplit(ctx, cl, ns, "nometrics")
+		return err == nil && canaryShare(split, "nometrics") > 0
+	})
+	setImage(t, cl, ns, "nometrics", "example.com/nometrics:2")
+	var stalled *v1alpha1.Canary
+	testenv.Eventually(t, 30*time.Second, "release stalled on the builtin metric", func(ctx context.Context) error {
+		c, err := getCanary(ctx, cl, ns, "nometrics")
+		if err != nil {
+			return err
+		}
+		st := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionStalled)
+		if st == nil || st.Status != metav1.ConditionTrue || st.Reason != v1alpha1.ReasonNoMetricsServer ||
+			!strings.Contains(st.Message, "spec.analysis.metrics[0] (request-success-rate)") || !strings.Contains(st.Message, "--metrics-server") {
+			return fmt.Errorf("phase %s (%s: %s), Stalled %+v", c.Status.Phase, c.Status.Reason, c.Status.Message, st)
+		}
+		stalled = c
+		return nil
+	})
+	if stalled.Status.Phase == v1alpha1.PhaseFailed || stalled.Status.CheckRound != 0 || stalled.Status.FailedChecks != 0 {
+		t.Errorf("phase %s, round %d, failed %d: want no round run and nothing rolled back", stalled.Status.Phase, stalled.Status.CheckRound, stalled.Status.FailedChecks)
+	}
+	if n := leaked(); n > 0 {
+		t.Errorf("the canary carried traffic in %d samples while its builtin metric could not be queried", n)
 	}
 }
