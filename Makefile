@@ -21,10 +21,10 @@ demo: deps cluster harness ## the playground: local control plane, Traefik, Prom
 
 .PHONY: test
 test: deps cluster harness verify ## everything CI runs: static checks, unit and integration tests on the local control plane, real traffic end to end, the playground
-	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/demo -e /test/image)
+	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/demo -e /test/image -e /test/walkthrough)
 	@# Real traffic and the image (its build is the one slow step) last, one
 	@# package at a time, on a quiet machine.
-	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo ./test/image
+	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo ./test/image ./test/walkthrough
 
 .PHONY: harness
 harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, and bin/istiocheck (Istio's own validation) from hack/istio, and bin/imagebuild (make image) from hack/image, if their sources changed
@@ -86,6 +86,10 @@ COMMIT_EPOCH ?= $(shell git show -s --format=%ct HEAD 2>/dev/null)
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_OUT ?= $(BIN)/image
 
+.PHONY: release
+release: ## the release archives: kubectl-sluice and sluice for linux and darwin on amd64 and arm64, SHA256SUMS and the krew manifest (sluice.yaml), in bin/release
+	$(GO) run ./hack/release -out '$(BIN)/release' -version '$(VERSION)' -epoch '$(COMMIT_EPOCH)' -ldflags '$(LDFLAGS)'
+
 .PHONY: image
 image: ## build the controller's image without a container engine: an OCI layout in bin/image/oci (linux/amd64 and arm64; PLATFORMS=...), an SPDX SBOM beside it; prints the digest (the same commit gives the same digest)
 	@bash hack/image.sh build
@@ -98,7 +102,7 @@ build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plu
 	$(GO) build -o $(BIN)/sluice-playground ./cmd/sluice-playground
 
 .PHONY: install
-install: generate ## apply Sluice's CRDs to the cluster in $$KUBECONFIG (default .local/kubeconfig)
+install: ## apply Sluice's CRDs (config/crd/bases, as checked in: no network needed) to the cluster in $$KUBECONFIG (default .local/kubeconfig)
 	bash hack/cluster.sh kubectl apply --server-side --force-conflicts -f config/crd/bases
 
 .PHONY: run

@@ -86,7 +86,6 @@ func build(o options) (string, error) {
 		"org.opencontainers.image.revision": o.commit,
 		"org.opencontainers.image.version":  o.version,
 		"org.opencontainers.image.created":  when.Format(time.RFC3339),
-		"org.opencontainers.image.licenses": "Apache-2.0",
 	}
 	base, err := baseLayer(when)
 	if err != nil {
