@@ -23,7 +23,10 @@ case "${1:-build}" in
     mkdir -p "$root/bin"
     t0=$SECONDS
     echo "building bin/helm (first build takes several minutes on 2 cores)..." >&2
-    (cd "$mod" && go build -trimpath -o "$out.tmp" helm.sh/helm/v4/cmd/helm)
+    # helm version reports the module's version, as Helm's own release
+    # builds set it.
+    ver=$(cd "$mod" && go list -m -f '{{.Version}}' helm.sh/helm/v4)
+    (cd "$mod" && go build -trimpath -ldflags "-X helm.sh/helm/v4/internal/version.version=$ver" -o "$out.tmp" helm.sh/helm/v4/cmd/helm)
     mv "$out.tmp" "$out"
     echo "$want" > "$out.stamp"
     echo "built bin/helm in $((SECONDS - t0))s" >&2
