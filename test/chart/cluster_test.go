@@ -2,6 +2,8 @@ package chart_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,8 +15,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -191,12 +194,7 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 	if img := d.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/sluice-dev/sluice:0.1.0" {
 		t.Errorf("image = %s", img)
 	}
-	owned := releaseObjects(ns, name)
-	for _, o := range owned {
-		if err := cl.Get(t.Context(), client.ObjectKeyFromObject(o), o); err != nil {
-			t.Errorf("%T %s after install: %v", o, o.GetName(), err)
-		}
-	}
+	holdsRelease(t, h, cl, release, ns, releaseObjects(ns, name))
 	var cr, wantRole rbacv1.ClusterRole
 	if err := cl.Get(t.Context(), client.ObjectKey{Name: name + "-manager"}, &cr); err != nil {
 		t.Fatal(err)
@@ -204,10 +202,6 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 	find(t, decodeFile(t, h.root, "config/rbac/role.yaml"), "ClusterRole", "", &wantRole)
 	if len(cr.Rules) == 0 || !equality.Semantic.DeepEqual(cr.Rules, wantRole.Rules) {
 		t.Errorf("installed ClusterRole rules differ from config/rbac/role.yaml")
-	}
-	manifest := h.must(time.Minute, "get", "manifest", release, "--namespace", ns)
-	if strings.Contains(manifest, "kind: CustomResourceDefinition") {
-		t.Errorf("the release's manifest holds CRDs: uninstall would delete them")
 	}
 
 	// An upgrade with changed values changes the Deployment.
@@ -226,13 +220,14 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 	if d.Status.UpdatedReplicas != 3 || d.Status.AvailableReplicas != 3 {
 		t.Errorf("after upgrade: updated %d, available %d; want 3 and 3", d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
 	}
+	holdsRelease(t, h, cl, release, ns, releaseObjects(ns, name))
 	if out := h.must(time.Minute, "history", release, "--namespace", ns); strings.Count(out, "\n") != 3 {
 		t.Errorf("helm history, want a header and two revisions:\n%s", out)
 	}
 
 	// Uninstall removes every object of the release and keeps the CRDs.
 	h.must(3*time.Minute, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "2m")
-	for _, o := range owned {
+	for _, o := range releaseObjects(ns, name) {
 		err := cl.Get(t.Context(), client.ObjectKeyFromObject(o), o)
 		if !apierrors.IsNotFound(err) {
 			t.Errorf("%T %s after uninstall: %v, want not found", o, o.GetName(), err)
@@ -250,6 +245,97 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 			}
 		}
 	}
+}
+
+// holdsRelease checks that the release's manifest (helm get manifest: what
+// helm applied) holds the objects listed, and no CRD (helm uninstall
+// deletes what the manifest holds), and that the cluster holds each object
+// with every field as rendered, the apiserver's defaults aside.
+func holdsRelease(t *testing.T, h *helmCLI, cl client.Client, release, ns string, objects []client.Object) {
+	t.Helper()
+	manifest, err := decodeAll([]byte(h.must(time.Minute, "get", "manifest", release, "--namespace", ns)))
+	if err != nil {
+		t.Fatalf("helm get manifest: %v", err)
+	}
+	var got, want []string
+	for _, o := range manifest {
+		got = append(got, o.GetKind()+"/"+o.GetName())
+	}
+	for _, o := range objects {
+		gvk, err := apiutil.GVKForObject(o, cl.Scheme())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, gvk.Kind+"/"+o.GetName())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the release's manifest holds %v, want %v", got, want)
+	}
+	for _, o := range manifest {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		if err := cl.Get(t.Context(), client.ObjectKeyFromObject(&o), live); err != nil {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+			continue
+		}
+		if diff := lacks(o.Object, live.Object, ""); diff != "" {
+			t.Errorf("%s %s in the cluster: %s", o.GetKind(), o.GetName(), diff)
+		}
+	}
+}
+
+// lacks returns where got lacks a value of want ("" when got holds all of
+// want): maps may hold more keys, lists must be as long, numbers compare
+// by value.
+func lacks(want, got any, path string) string {
+	switch w := want.(type) {
+	case nil:
+		return ""
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return fmt.Sprintf("%s = %v, want an object", path, got)
+		}
+		for _, k := range slices.Sorted(maps.Keys(w)) {
+			if d := lacks(w[k], g[k], path+"."+k); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s = %v, want %v", path, got, want)
+		}
+		for i := range w {
+			if d := lacks(w[i], g[i], fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+		return ""
+	}
+	if wn, ok := number(want); ok {
+		if gn, ok := number(got); ok && gn == wn {
+			return ""
+		}
+	} else if want == got {
+		return ""
+	}
+	return fmt.Sprintf("%s = %v, want %v", path, got, want)
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	}
+	return 0, false
 }
 
 // releaseObjects are the objects a release named name (the chart's full
@@ -283,4 +369,22 @@ func getDeployment(t *testing.T, cs kubernetes.Interface, ns, name string) *apps
 		t.Fatalf("Deployment %s/%s: %v", ns, name, err)
 	}
 	return d
+}
+
+func TestLacks(t *testing.T) {
+	live := map[string]any{"spec": map[string]any{"replicas": int64(2), "ports": []any{map[string]any{"port": int64(8080), "protocol": "TCP"}}}}
+	for _, c := range []struct {
+		want map[string]any
+		diff string
+	}{
+		{map[string]any{"spec": map[string]any{"replicas": float64(2)}}, ""},
+		{map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": float64(8080)}}}}, ""},
+		{map[string]any{"spec": map[string]any{"replicas": float64(3)}}, ".spec.replicas = 2, want 3"},
+		{map[string]any{"spec": map[string]any{"ports": []any{}}}, ".spec.ports = [map[port:8080 protocol:TCP]], want []"},
+		{map[string]any{"spec": map[string]any{"paused": true}}, ".spec.paused = <nil>, want true"},
+	} {
+		if got := lacks(c.want, live, ""); got != c.diff {
+			t.Errorf("lacks(%v) = %q, want %q", c.want, got, c.diff)
+		}
+	}
 }
