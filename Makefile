@@ -5,7 +5,8 @@ GO ?= go
 BIN := $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION := v0.22.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
-GENERATED = $(sort $(wildcard api/*/zz_generated.*.go config/crd/bases/*.yaml config/rbac/role.yaml))
+GENERATED = $(sort $(wildcard api/*/zz_generated.*.go config/crd/bases/*.yaml config/rbac/role.yaml charts/sluice/crds/*.yaml charts/sluice/files/role.yaml))
+CHART := charts/sluice
 KUBECONFIG ?= $(CURDIR)/.local/kubeconfig
 export KUBECONFIG
 
@@ -16,7 +17,7 @@ help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: deps cluster harness ## the playground: local control plane, Traefik, Prometheus, traffic, the controller; a release promoted and one rolled back
+demo: deps cluster traefik ## the playground: local control plane, Traefik, Prometheus, traffic, the controller; a release promoted and one rolled back
 	bash hack/demo.sh
 
 .PHONY: test
@@ -27,10 +28,14 @@ test: deps cluster harness verify ## everything CI runs: static checks, unit and
 	$(GO) test -count=1 -timeout 30m -p 1 ./test/e2e ./test/demo ./test/image ./test/walkthrough
 
 .PHONY: harness
-harness: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, and bin/istiocheck (Istio's own validation) from hack/istio, and bin/imagebuild (make image) from hack/image, if their sources changed
-	bash hack/traefik.sh build
+harness: traefik ## build what the tests need besides: bin/rulecheck and bin/traefik (below), bin/istiocheck (Istio's own validation) from hack/istio, bin/imagebuild (make image) from hack/image and bin/helm (Helm v4) from hack/helm, if their sources changed
 	bash hack/istio.sh build
 	bash hack/image.sh build
+	bash hack/helm.sh build
+
+.PHONY: traefik
+traefik: ## build bin/rulecheck (Traefik's own rule parser) and bin/traefik (a real Traefik v3.6.12) from hack/traefik, if their sources changed (all make demo needs)
+	bash hack/traefik.sh build
 
 .PHONY: e2e
 e2e: deps cluster harness ## real requests end to end (Traefik, Prometheus, a load generator): one table per scenario
@@ -64,10 +69,14 @@ verify: $(CONTROLLER_GEN) ## gofmt, go vet, and generated files up to date
 	  if [[ "$$before" != "$$after" ]]; then echo "generated files were stale: 'make generate' rewrote them; commit the result"; exit 1; fi
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## regenerate deepcopy and CRD YAML from api/ (controller-gen)
+generate: $(CONTROLLER_GEN) ## regenerate deepcopy, CRD YAML and RBAC from api/ and the markers (controller-gen), and the chart's copies of them
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=sluice-manager paths="{./internal/controller/...,./internal/router/...}" output:rbac:artifacts:config=config/rbac
+	@# The chart ships the same CRDs and ClusterRole rules (test/chart checks).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/role.yaml
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)
@@ -100,6 +109,12 @@ build: ## build bin/sluice (the controller), bin/kubectl-sluice (the kubectl plu
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/sluice ./cmd/sluice
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-sluice ./cmd/kubectl-sluice
 	$(GO) build -o $(BIN)/sluice-playground ./cmd/sluice-playground
+
+.PHONY: chart
+chart: ## package the Helm chart (charts/sluice) into bin/charts/sluice-<version>.tgz, after helm lint
+	bash hack/helm.sh build
+	$(BIN)/helm lint --strict $(CHART)
+	$(BIN)/helm package $(CHART) --destination $(BIN)/charts
 
 .PHONY: install
 install: ## apply Sluice's CRDs (config/crd/bases, as checked in: no network needed) to the cluster in $$KUBECONFIG (default .local/kubeconfig)
