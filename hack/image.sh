@@ -7,22 +7,13 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod="$root/hack/image"
-
-stamp() {
-  (cd "$mod" && cat go.mod go.sum imagebuild/*.go ../image.sh | sha256sum | cut -d' ' -f1)
-}
+source "$root/hack/stamped.sh"
 
 case "${1:-build}" in
   build)
-    want=$(stamp)
+    want=$(cd "$mod" && cat go.mod go.sum imagebuild/*.go ../image.sh | sha256sum | cut -d' ' -f1)
     out="$root/bin/imagebuild"
-    if [[ -x "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$want" ]]; then
-      exit 0
-    fi
-    mkdir -p "$root/bin"
-    (cd "$mod" && go build -trimpath -o "$out.tmp" ./imagebuild)
-    mv "$out.tmp" "$out"
-    echo "$want" > "$out.stamp"
+    stamped_build "$out" "$want" bash -c "cd '$mod' && go build -trimpath -o '$out.tmp' ./imagebuild"
     ;;
   *) echo "usage: $0 build" >&2; exit 2 ;;
 esac

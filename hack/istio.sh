@@ -8,25 +8,13 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod="$root/hack/istio"
-
-stamp() {
-  (cd "$mod" && cat go.mod go.sum istiocheck/*.go ../istio.sh | sha256sum | cut -d' ' -f1)
-}
+source "$root/hack/stamped.sh"
 
 case "${1:-build}" in
   build)
-    want=$(stamp)
+    want=$(cd "$mod" && cat go.mod go.sum istiocheck/*.go ../istio.sh | sha256sum | cut -d' ' -f1)
     out="$root/bin/istiocheck"
-    if [[ -x "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$want" ]]; then
-      exit 0
-    fi
-    mkdir -p "$root/bin"
-    t0=$SECONDS
-    echo "building bin/istiocheck (first build takes ~3 min on 2 cores)..." >&2
-    (cd "$mod" && go build -trimpath -o "$out.tmp" ./istiocheck)
-    mv "$out.tmp" "$out"
-    echo "$want" > "$out.stamp"
-    echo "built bin/istiocheck in $((SECONDS - t0))s" >&2
+    stamped_build "$out" "$want" bash -c "cd '$mod' && go build -trimpath -o '$out.tmp' ./istiocheck"
     ;;
   *) echo "usage: $0 build" >&2; exit 2 ;;
 esac

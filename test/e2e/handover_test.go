@@ -170,16 +170,7 @@ spec:
     - {name: shop-primary, port: 80, weight: 100, nativeLB: true}
     - {name: shop-canary, port: 80, weight: 0, nativeLB: true}
 `, ns)))
-		ingressRoute = w.unstructured(t, fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: shop, namespace: %s}
-spec:
-  entryPoints: [web]
-  routes:
-  - match: Host(%s)
-    kind: Rule
-    services: [{kind: TraefikService, name: shop}]
-`, ns, "`"+host(ns)+"`"))
+		ingressRoute = w.traefikServiceRoute(t, ns, "shop")
 	} else {
 		owned = append(owned, w.unstructured(t, fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -380,6 +371,21 @@ func byCount(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// traefikServiceRoute is the user's IngressRoute shop, for the test's
+// host, sending everything to the TraefikService named.
+func (w *world) traefikServiceRoute(t *testing.T, ns, service string) *unstructured.Unstructured {
+	return w.unstructured(t, fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: shop, namespace: %s}
+spec:
+  entryPoints: [web]
+  routes:
+  - match: Host(%s)
+    kind: Rule
+    services: [{kind: TraefikService, name: %s}]
+`, ns, "`"+host(ns)+"`", service))
 }
 
 func (w *world) unstructured(t *testing.T, doc string) *unstructured.Unstructured {

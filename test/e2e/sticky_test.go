@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/dataplane"
@@ -95,23 +93,7 @@ func stickyClients(ctx context.Context, url, host string, returning int, interva
 // cookie is Traefik's own.
 func (w *world) stickyRelease(t *testing.T) {
 	ns, _ := w.namespace(t)
-	u := &unstructured.Unstructured{}
-	doc := fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: shop, namespace: %s}
-spec:
-  entryPoints: [web]
-  routes:
-  - match: Host(%s)
-    kind: Rule
-    services: [{kind: TraefikService, name: shop}]
-`, ns, "`"+host(ns)+"`")
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cl.Create(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
+	w.create(t, w.traefikServiceRoute(t, ns, "shop"))
 	steps := []v1alpha1.Step{setWeight(20), pause(30 * time.Second)}
 	c := canary(ns, "shop", nil, steps...)
 	// This harness's Traefik sends to ClusterIPs (nativeLBByDefault), which
