@@ -130,7 +130,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer prom.Stop()
-	stopCtrl, err := startController(ctx, o, prom.URL)
+	kubeconfig := filepath.Join(dir, "sluice.kubeconfig")
+	if err := controllerKubeconfig(ctx, o, cfg, kubeconfig); err != nil {
+		return nil, fmt.Errorf("the controller's ServiceAccount: %w", err)
+	}
+	stopCtrl, err := startController(ctx, o, kubeconfig, prom.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -201,14 +205,15 @@ func startTraefik(ctx context.Context, o Options, cfg *rest.Config) (*dataplane.
 		Token: cfg.BearerToken, CAFile: ca, Namespaces: []string{Namespace}, WebAddr: WebAddr, AdminAddr: TraefikAdm})
 }
 
-// startController runs bin/sluice, logging to .local/logs/sluice.log.
-func startController(ctx context.Context, o Options, promURL string) (func(), error) {
+// startController runs bin/sluice with kubeconfig (its ServiceAccount's),
+// logging to .local/logs/sluice.log.
+func startController(ctx context.Context, o Options, kubeconfig, promURL string) (func(), error) {
 	logPath := o.path(".local", "logs", "sluice.log")
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, o.path("bin", "sluice"), "--kubeconfig", o.path(".local", "kubeconfig"),
+	cmd := exec.CommandContext(ctx, o.path("bin", "sluice"), "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", SluiceAddr, "--health-probe-bind-address", SluiceProbe, "--metrics-server", promURL)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
