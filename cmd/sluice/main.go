@@ -43,6 +43,7 @@ func main() {
 	flag.Float64Var(&cfg.retryQPS, "retry-qps", controller.DefaultRetryQPS, "retries of failed reconciles allowed per second over all Canaries (a token bucket; requeues for pauses and deadlines are not limited)")
 	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
 	flag.Float64Var(&cfg.memRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit to this share of the container's memory limit (cgroup memory.max), so that the garbage collector works harder near the limit instead of the container being killed; 0 disables it, and GOMEMLIMIT overrides it")
+	flag.StringVar(&cfg.watchNamespaces, "watch-namespaces", "", "handle only the Canaries in these namespaces, comma-separated, and cache nothing outside them (default: every namespace); a MetricTemplate a Canary names must be in one of them too")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	showVersion := flag.Bool("version", false, "print the version and commit this binary was built from, and exit")
 	zapOpts := zap.Options{Development: false}
@@ -94,6 +95,7 @@ type config struct {
 	qps                    float64
 	burst                  int
 	instanceID             string
+	watchNamespaces        string
 	metricsServer          string
 	builtinMetrics         string
 	maxQueries             int
@@ -141,6 +143,7 @@ func run(c config) error {
 			LeaderElectionReleaseOnCancel: true,
 		},
 		InstanceID:       instanceID,
+		Namespaces:       splitList(c.watchNamespaces),
 		UnfilteredCaches: !c.filterCaches,
 		MetricsServer:    c.metricsServer,
 		BuiltinMetrics:   c.builtinMetrics,
@@ -154,4 +157,15 @@ func run(c config) error {
 	// The probes answer at once; the controllers are built once the
 	// apiserver serves Sluice's kinds (the CRDs may arrive after us).
 	return controller.Run(ctrl.SetupSignalHandler(), rest, mc, controller.SluiceKinds())
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

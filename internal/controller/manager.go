@@ -42,6 +42,10 @@ type ManagerConfig struct {
 	// Service instead of those labelled sluice.dev/canary.
 	InstanceID       string
 	UnfilteredCaches bool
+	// Namespaces, when set, keep the controller to the Canaries (and
+	// every object it caches) in these namespaces (--watch-namespaces);
+	// empty is every namespace.
+	Namespaces []string
 	// MetricsServer is the Prometheus of the builtin metrics, and
 	// BuiltinMetrics their source (analysis.BuiltinAuto when empty).
 	MetricsServer  string
@@ -85,6 +89,9 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		}
 		opts.Cache = c
 	}
+	if len(mc.Namespaces) > 0 {
+		opts.Cache.DefaultNamespaces = namespaceConfigs(mc.Namespaces)
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create manager: %w", err)
@@ -93,7 +100,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if err != nil {
 		return nil, nil, err
 	}
-	routerCache, err := NewRouterCache(mgr, !mc.UnfilteredCaches)
+	routerCache, err := NewRouterCache(mgr, !mc.UnfilteredCaches, mc.Namespaces)
 	if err != nil {
 		return nil, nil, err
 	}

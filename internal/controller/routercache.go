@@ -41,7 +41,8 @@ const routerRefIndex = "spec.router.refs"
 // wrote an entry). Its informers start on a kind's first read or watch,
 // so a router whose CRDs are not installed costs nothing until a Canary
 // selects it. With filter false every object of those kinds is cached.
-func NewRouterCache(mgr ctrl.Manager, filter bool) (cache.Cache, error) {
+// With namespaces, only theirs (--watch-namespaces).
+func NewRouterCache(mgr ctrl.Manager, filter bool, namespaces []string) (cache.Cache, error) {
 	var sel labels.Selector
 	if filter {
 		s, err := ownedSelector()
@@ -55,6 +56,7 @@ func NewRouterCache(mgr ctrl.Manager, filter bool) (cache.Cache, error) {
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultLabelSelector: sel,
 		DefaultTransform:     keepOwnManagedFields,
+		DefaultNamespaces:    namespaceConfigs(namespaces),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router cache: %w", err)

@@ -393,3 +393,16 @@ func requests(cs []v1alpha1.Canary) []reconcile.Request {
 	}
 	return out
 }
+
+// namespaceConfigs is a cache's DefaultNamespaces for --watch-namespaces:
+// nil (every namespace) when there are none.
+func namespaceConfigs(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		out[ns] = cache.Config{}
+	}
+	return out
+}

@@ -184,6 +184,7 @@ func TestChartValues(t *testing.T) {
 		"--set", "logFormat=console",
 		"--set", "replicaCount=3",
 		"--set", "extraArgs={--workers=32,--zap-log-level=debug}",
+		"--set", "watchNamespaces={shop,payments}",
 		"--set", "nodeSelector.pool=system",
 		"--set", "tolerations[0].key=dedicated,tolerations[0].operator=Exists",
 		"--set", "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=100",
@@ -206,7 +207,7 @@ func TestChartValues(t *testing.T) {
 		t.Errorf("image = %s, want %s", c.Image, want)
 	}
 	wantArgs := []string{"--leader-elect", "--leader-election-namespace=ops", "--zap-encoder=console",
-		"--metrics-server=http://prometheus.monitoring:9090", "--builtin-metrics=istio", "--workers=32", "--zap-log-level=debug"}
+		"--metrics-server=http://prometheus.monitoring:9090", "--builtin-metrics=istio", "--watch-namespaces=shop,payments", "--workers=32", "--zap-log-level=debug"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args = %q, want %q", c.Args, wantArgs)
 	}
