@@ -415,17 +415,8 @@ func argoSteps(steps node, s *v1alpha1.CanarySpec, an *v1alpha1.Analysis, in inp
 			h.get("name").translate(to+".setHeaderRoute", "Sluice's header route needs no name")
 			hr := &v1alpha1.HeaderRoute{}
 			for _, m := range h.get("match").items() {
-				hm := v1alpha1.HeaderMatch{Name: m.get("headerName").carry(to + ".setHeaderRoute.match[].name").str()}
-				v := m.get("headerValue")
-				switch {
-				case v.get("exact").ok:
-					hm.Exact = ptr(v.get("exact").carry(to + ".setHeaderRoute.match[].exact").str())
-				case v.get("regex").ok:
-					hm.Regex = ptr(v.get("regex").carry(to + ".setHeaderRoute.match[].regex").str())
-				case v.get("prefix").ok:
-					hm.Regex = ptr(regexp.QuoteMeta(v.get("prefix").str()) + ".*")
-					v.get("prefix").translate(to+".setHeaderRoute.match[].regex", "a prefix written as a regular expression")
-				}
+				name := m.get("headerName").carry(to + ".setHeaderRoute.match[].name").str()
+				hm, _ := headerMatch(name, m.get("headerValue"), to+".setHeaderRoute.match[]")
 				hr.Match = append(hr.Match, hm)
 			}
 			if len(hr.Match) == 0 {

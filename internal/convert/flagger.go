@@ -627,22 +627,9 @@ func flaggerHeaderRoute(match node, router string) *v1alpha1.HeaderRoute {
 		}
 		for _, k := range m.get("headers").keys() {
 			h := m.get("headers").get(k)
-			hm := v1alpha1.HeaderMatch{Name: k}
-			switch {
-			case h.get("exact").ok:
-				hm.Exact = ptr(h.get("exact").carry(to).str())
-			case h.get("regex").ok:
-				hm.Regex = ptr(h.get("regex").carry(to).str())
-			case h.get("prefix").ok:
-				hm.Regex = ptr(regexp.QuoteMeta(h.get("prefix").str()) + ".*")
-				h.get("prefix").translate(to, "a prefix written as a regular expression")
-			case h.get("suffix").ok:
-				hm.Regex = ptr(".*" + regexp.QuoteMeta(h.get("suffix").str()))
-				h.get("suffix").translate(to, "a suffix written as a regular expression")
-			default:
-				continue
+			if hm, ok := headerMatch(k, h, to); ok {
+				hr.Match = append(hr.Match, hm)
 			}
-			hr.Match = append(hr.Match, hm)
 		}
 		m.get("queryParams").drop("Sluice's header routes match headers only")
 		m.get("sourceLabels").drop("Sluice's header routes match headers only (source labels need a mesh)")
@@ -677,22 +664,9 @@ func flaggerNGINXMatch(m node, hr *v1alpha1.HeaderRoute) {
 			}
 			continue
 		}
-		hm := v1alpha1.HeaderMatch{Name: k}
-		switch {
-		case h.get("exact").ok:
-			hm.Exact = ptr(h.get("exact").carry(to + ".match").str())
-		case h.get("regex").ok:
-			hm.Regex = ptr(h.get("regex").carry(to + ".match").str())
-		case h.get("prefix").ok:
-			hm.Regex = ptr(regexp.QuoteMeta(h.get("prefix").str()) + ".*")
-			h.get("prefix").translate(to+".match", "a prefix written as a regular expression")
-		case h.get("suffix").ok:
-			hm.Regex = ptr(".*" + regexp.QuoteMeta(h.get("suffix").str()))
-			h.get("suffix").translate(to+".match", "a suffix written as a regular expression")
-		default:
-			continue
+		if hm, ok := headerMatch(k, h, to+".match"); ok {
+			hr.Match = append(hr.Match, hm)
 		}
-		hr.Match = append(hr.Match, hm)
 	}
 	m.get("queryParams").drop("ingress-nginx's canary annotations match a header or a cookie only")
 	m.get("sourceLabels").drop("ingress-nginx's canary annotations match a header or a cookie only")
@@ -844,4 +818,27 @@ func variableRef(name string) string {
 // flaggerAlertProvider reports an AlertProvider: Sluice has none.
 func flaggerAlertProvider(t *tracker) {
 	t.at("spec").drop("Sluice sends no alerts itself; an event webhook on the Canary gets every Event: point it at a relay for " + t.at("spec").get("type").str())
+}
+
+// headerMatch converts a string match on header name (Istio's exact,
+// regex, prefix or suffix, as Flagger takes it; Argo's headerValue) into
+// a Sluice header match, marking the field carried or translated to to.
+// A prefix or suffix becomes an anchored regular expression.
+func headerMatch(name string, v node, to string) (v1alpha1.HeaderMatch, bool) {
+	hm := v1alpha1.HeaderMatch{Name: name}
+	switch {
+	case v.get("exact").ok:
+		hm.Exact = ptr(v.get("exact").carry(to).str())
+	case v.get("regex").ok:
+		hm.Regex = ptr(v.get("regex").carry(to).str())
+	case v.get("prefix").ok:
+		hm.Regex = ptr(regexp.QuoteMeta(v.get("prefix").str()) + ".*")
+		v.get("prefix").translate(to, "a prefix written as a regular expression")
+	case v.get("suffix").ok:
+		hm.Regex = ptr(".*" + regexp.QuoteMeta(v.get("suffix").str()))
+		v.get("suffix").translate(to, "a suffix written as a regular expression")
+	default:
+		return hm, false
+	}
+	return hm, true
 }
