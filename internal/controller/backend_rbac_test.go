@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +16,11 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
 	"github.com/sluice-dev/sluice/internal/routers"
+	"github.com/sluice-dev/sluice/internal/serviceaccount"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -36,14 +34,11 @@ func limitedController(t *testing.T, c *testenv.Cluster, cl client.Client, ns st
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	shipped, err := serviceaccount.ShippedRole(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
-		t.Fatal(err)
-	}
+	role := *shipped
 	user := "sluice-limited-" + ns
 	role.ObjectMeta = metav1.ObjectMeta{Name: user}
 	binding := &rbacv1.ClusterRoleBinding{

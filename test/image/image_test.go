@@ -45,6 +45,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/serviceaccount"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -437,34 +438,31 @@ func serviceAccount(t *testing.T, c *testenv.Cluster, cl client.Client, ns strin
 	t.Helper()
 	ctx := t.Context()
 	const name = "sluice"
-	var role rbacv1.ClusterRole
-	var leader rbacv1.Role
-	readYAML(t, filepath.Join(c.Root, "config", "rbac", "role.yaml"), &role, 0)
-	readYAML(t, filepath.Join(c.Root, "config", "rbac", "leader_election.yaml"), &leader, 0)
-	crName := "sluice-image-" + ns
-	role.ObjectMeta = metav1.ObjectMeta{Name: crName}
-	leader.ObjectMeta = metav1.ObjectMeta{Name: "sluice-leader-election", Namespace: ns}
-	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}}
-	objs := []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}},
-		&role,
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: crName},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: crName}, Subjects: subject},
-		&leader,
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: leader.Name, Namespace: ns},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: leader.Name}, Subjects: subject},
+	role, err := serviceaccount.ShippedRole(c.Root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, o := range objs {
+	crName := "sluice-image-" + ns
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: crName}})
+		_ = cl.Delete(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: crName}})
+	})
+	if err := serviceaccount.Bind(ctx, c.Client, ns, name, crName, role.Rules); err != nil {
+		t.Fatal(err)
+	}
+	var leader rbacv1.Role
+	readYAML(t, filepath.Join(c.Root, "config", "rbac", "leader_election.yaml"), &leader, 0)
+	leader.ObjectMeta = metav1.ObjectMeta{Name: "sluice-leader-election", Namespace: ns}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: leader.Name, Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: leader.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}}}
+	for _, o := range []client.Object{&leader, binding} {
 		if err := cl.Create(ctx, o); err != nil {
 			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
 		}
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = cl.Delete(ctx, objs[2])
-		_ = cl.Delete(ctx, objs[1])
-	})
 	return name
 }
 

@@ -6,7 +6,6 @@ package walkthrough_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,13 +55,17 @@ func TestWalkthrough(t *testing.T) {
 	cl := c.SluiceClient(t)
 
 	var logs bytes.Buffer
-	for i, step := range steps {
-		cmd := exec.Command("bash", "-euo", "pipefail", "-c", step)
+	bash := func(ctx context.Context, step string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", step)
 		cmd.Dir = c.Root
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+		return cmd
+	}
+	for i, step := range steps {
 		if strings.HasPrefix(strings.TrimSpace(step), "# in a second terminal") {
 			// The controller: until the test ends, then its whole
 			// process group (make and the controller it runs).
+			cmd := bash(context.Background(), step)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			cmd.Stdout, cmd.Stderr = &logs, &logs
 			if err := cmd.Start(); err != nil {
@@ -86,10 +89,7 @@ func TestWalkthrough(t *testing.T) {
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-		cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-		cmd.Dir = c.Root
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
-		out, err := cmd.CombinedOutput()
+		out, err := bash(ctx, step).CombinedOutput()
 		cancel()
 		t.Logf("step %d (%s):\n%s%s", i+1, time.Since(start).Round(100*time.Millisecond), step, out)
 		if err != nil {
@@ -131,7 +131,7 @@ func cleanup(t *testing.T, cl client.Client) {
 	_ = cl.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "podinfo"}})
 	_ = cl.Delete(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "example"}})
 	if ctx.Err() != nil {
-		t.Errorf("cleanup: %v", fmt.Errorf("canary podinfo/podinfo not finalized within a minute"))
+		t.Errorf("cleanup: canary podinfo/podinfo not finalized within a minute")
 	}
 }
 
