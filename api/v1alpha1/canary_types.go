@@ -18,6 +18,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.sessionAffinity) || has(self.router.gatewayAPI) || (has(self.router.traefik) && !has(self.router.traefik.ingressRoute)) || (has(self.router.istio) && !has(self.router.istio.virtualService))",message="spec.strategy.sessionAffinity: sticky canaries need the gatewayAPI router, the traefik router in TraefikService mode (no spec.router.traefik.ingressRoute) or the istio router with a VirtualService Sluice owns (no spec.router.istio.virtualService); remove sessionAffinity or change the router"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror))",message="spec.strategy.steps[].setMirror: ingress-nginx's canary annotations cannot mirror a share of requests; remove the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || (has(s.setHeaderRoute.cookie) ? ((!has(s.setHeaderRoute.match) || size(s.setHeaderRoute.match) == 0) && (!has(s.setHeaderRoute.cookie.value) || s.setHeaderRoute.cookie.value == 'always')) : (has(s.setHeaderRoute.match) && size(s.setHeaderRoute.match) == 1)))",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header, and canary-by-cookie one cookie whose value is always; give exactly one match, or a cookie alone with value always (the default)"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.previewService) || !(self.strategy.blueGreen.previewService in [(has(self.service.name) ? self.service.name : self.targetRef.name), (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary', (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'])",message="spec.strategy.blueGreen.previewService must differ from the apex Service (spec.service.name, or the target's name) and its -primary and -canary Services, which Sluice keeps for other purposes; choose another name, such as <service>-preview"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -29,7 +30,8 @@ type CanarySpec struct {
 	Service ServiceSpec `json:"service"`
 
 	// Router is the traffic router that carries the release's traffic.
-	Router RouterSpec `json:"router"`
+	// +optional
+	Router RouterSpec `json:"router,omitempty"`
 
 	// Strategy is the release's steps.
 	Strategy Strategy `json:"strategy"`
@@ -146,6 +148,24 @@ type VerificationStatus struct {
 	// FinishedAt is when it was Verified or Failed.
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// EndpointShare counts the Ready endpoints of each copy the apex Service
+// lists (no router).
+type EndpointShare struct {
+	// Canary is the canary's endpoints listed.
+	Canary int32 `json:"canary"`
+	// Primary is the primary's endpoints listed.
+	Primary int32 `json:"primary"`
+}
+
+// Percent is the canary's share of requests the endpoints give, in
+// percent (0 when none is listed).
+func (e *EndpointShare) Percent() float64 {
+	if e == nil || e.Canary+e.Primary == 0 {
+		return 0
+	}
+	return 100 * float64(e.Canary) / float64(e.Canary+e.Primary)
 }
 
 // RouteSettling is a route the router was seen to carry, and since when.
@@ -292,9 +312,12 @@ type BackendRef struct {
 	Filters []gwv1.HTTPRouteFilter `json:"filters,omitempty"`
 }
 
-// RouterSpec selects exactly one router.
+// RouterSpec selects at most one router. Without one (no spec.router, or
+// an empty one) Sluice routes through the apex Service alone: all
+// traffic to one copy by its selector, and a canary share between them
+// by the share of Ready endpoints the apex Service lists (docs/no-router.md).
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul), has(self.nginx), has(self.istio)].filter(x, x).size() == 1",message="spec.router: set exactly one router (supported: gatewayAPI, traefik, ambassador, consul, nginx, istio)"
+// +kubebuilder:validation:XValidation:rule="[has(self.gatewayAPI), has(self.traefik), has(self.ambassador), has(self.consul), has(self.nginx), has(self.istio)].filter(x, x).size() <= 1",message="spec.router: set at most one router (supported: gatewayAPI, traefik, ambassador, consul, nginx, istio; none routes through the apex Service alone)"
 type RouterSpec struct {
 	// GatewayAPI: Sluice generates and owns an HTTPRoute named after the
 	// Canary whose rule splits traffic between the phases' backends.
@@ -602,7 +625,8 @@ type GatewayAPIRouter struct {
 // … up to maxWeight), "setWeight w" then "pause interval".
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || !has(self.stepWeights)",message="spec.strategy: set stepWeight or stepWeights, not both"
-// +kubebuilder:validation:XValidation:rule="(has(self.steps) && size(self.steps) > 0) || has(self.stepWeight) || has(self.stepWeights)",message="spec.strategy: give steps, or stepWeight/stepWeights with interval"
+// +kubebuilder:validation:XValidation:rule="(has(self.steps) && size(self.steps) > 0) || has(self.stepWeight) || has(self.stepWeights) || has(self.blueGreen)",message="spec.strategy: give steps, stepWeight/stepWeights with interval, or blueGreen"
+// +kubebuilder:validation:XValidation:rule="!has(self.blueGreen) || (!(has(self.steps) && size(self.steps) > 0) && !has(self.stepWeight) && !has(self.stepWeights) && !has(self.maxWeight) && !has(self.interval) && !has(self.sessionAffinity))",message="spec.strategy.blueGreen switches all traffic at once: it excludes steps, stepWeight, stepWeights, maxWeight, interval and sessionAffinity; use either blueGreen or a canary walk"
 // +kubebuilder:validation:XValidation:rule="!(has(self.stepWeight) || has(self.stepWeights)) || has(self.interval)",message="spec.strategy.interval is required with stepWeight/stepWeights (how long each weight is held)"
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="spec.strategy.steps: setWeight values must increase from step to step"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeights) || self.stepWeights.isSorted()",message="spec.strategy.stepWeights must increase"
@@ -642,6 +666,58 @@ type Strategy struct {
 	// the weight. Clients without it are split by the weight.
 	// +optional
 	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+	// BlueGreen releases the new revision at full size behind the preview
+	// Service (<service>-canary, and previewService when set) with no
+	// production traffic; check rounds and webhooks run against it; then
+	// all traffic switches to it at once. The old copy keeps running at
+	// full size for scaleDownDelay, while post-promotion check rounds can
+	// still switch back; then the primary takes the new revision and the
+	// traffic, and the canary scales to zero. It excludes the canary
+	// walk's fields (steps, stepWeight, stepWeights).
+	// +optional
+	BlueGreen *BlueGreen `json:"blueGreen,omitempty"`
+}
+
+// BlueGreen is a release that switches all traffic at once (Argo
+// Rollouts' blueGreen strategy; Flagger's blue/green analysis).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.autoPromotionSeconds) || !has(self.autoPromotionEnabled) || self.autoPromotionEnabled",message="spec.strategy.blueGreen.autoPromotionSeconds has no effect with autoPromotionEnabled: false (the switch waits for kubectl sluice promote); remove one"
+type BlueGreen struct {
+	// PreviewService, when set, names one more Service Sluice keeps in
+	// front of the new revision's pods (beside <service>-canary), for
+	// tests and people to reach the preview by a name of their choosing.
+	// It must not be the apex Service or its -primary or -canary Service.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	PreviewService string `json:"previewService,omitempty"`
+	// PreviewReplicaCount is how many replicas the new revision runs
+	// before the switch; it is scaled to full size (and must be Ready at
+	// the canary's threshold) before any traffic moves. Default: full
+	// size from the start.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	PreviewReplicaCount *int32 `json:"previewReplicaCount,omitempty"`
+	// AutoPromotionEnabled: false holds the preview (phase
+	// WaitingPromotion) until `kubectl sluice promote`. Default true: the
+	// switch follows once the preview is Ready, autoPromotionSeconds
+	// have passed and, with analysis, a check round passed.
+	// +optional
+	AutoPromotionEnabled *bool `json:"autoPromotionEnabled,omitempty"`
+	// AutoPromotionSeconds is how long the preview runs before the switch
+	// (check rounds run every spec.analysis.interval meanwhile). Default 0.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	AutoPromotionSeconds *int32 `json:"autoPromotionSeconds,omitempty"`
+	// ScaleDownDelay is how long, after the switch, the old copy keeps
+	// running at full size while post-promotion check rounds run: a
+	// failed one (or an abort) switches all traffic back to it. Default
+	// 30s; 0s goes on as soon as the switch is carried (and, with
+	// analysis, a round passed).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
 
 // SessionAffinity is the cookie that keeps a client on the canary.
@@ -1085,6 +1161,14 @@ type CanaryStatus struct {
 	// ObservedCanaryWeight is the canary's share read back from the router.
 	// +optional
 	ObservedCanaryWeight *int32 `json:"observedCanaryWeight,omitempty"`
+	// EndpointShare is set with no router: how the apex Service's Ready
+	// endpoints split between the copies while a release has both in
+	// them. The canary weight is then approximated: requests are spread
+	// evenly over the endpoints, so the canary's real share is
+	// canary/(canary+primary), as close to canaryWeight as the Ready
+	// replica counts allow.
+	// +optional
+	EndpointShare *EndpointShare `json:"endpointShare,omitempty"`
 	// RouteSettling is set while Sluice gives the proxy time to load a
 	// route the router has just been seen to carry, with routers that
 	// cannot report when their proxies have loaded it: a step counts as

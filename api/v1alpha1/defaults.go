@@ -28,6 +28,10 @@ const (
 	// stepWeight.
 	DefaultMaxWeight = 50
 
+	// DefaultScaleDownDelay is spec.strategy.blueGreen.scaleDownDelay's
+	// default, Argo Rollouts' scaleDownDelaySeconds default.
+	DefaultScaleDownDelay = 30 * time.Second
+
 	// DefaultAnalysisInterval is spec.analysis.interval's default: the
 	// time between check rounds.
 	DefaultAnalysisInterval = time.Minute
@@ -201,6 +205,36 @@ func (s *Strategy) GetMaxWeight() int32 {
 		return s.StepWeights[len(s.StepWeights)-1]
 	}
 	return DefaultMaxWeight
+}
+
+// GetScaleDownDelay is how long the old copy keeps running after a
+// blue/green switch: scaleDownDelay, or its default.
+func (b *BlueGreen) GetScaleDownDelay() time.Duration {
+	if b != nil && b.ScaleDownDelay != nil && b.ScaleDownDelay.Duration >= 0 {
+		return b.ScaleDownDelay.Duration
+	}
+	return DefaultScaleDownDelay
+}
+
+// AutoPromotes says whether the switch follows by itself
+// (autoPromotionEnabled, default true).
+func (b *BlueGreen) AutoPromotes() bool {
+	return b == nil || b.AutoPromotionEnabled == nil || *b.AutoPromotionEnabled
+}
+
+// GetAutoPromotion is how long the preview runs before the switch
+// (autoPromotionSeconds, default 0).
+func (b *BlueGreen) GetAutoPromotion() time.Duration {
+	if b != nil && b.AutoPromotionSeconds != nil && *b.AutoPromotionSeconds > 0 {
+		return time.Duration(*b.AutoPromotionSeconds) * time.Second
+	}
+	return 0
+}
+
+// NoRouter says whether the spec names no router: the apex Service alone
+// routes.
+func (r RouterSpec) NoRouter() bool {
+	return r.GatewayAPI == nil && r.Traefik == nil && r.Ambassador == nil && r.Consul == nil && r.NGINX == nil && r.Istio == nil
 }
 
 // GetInterval is the time between check rounds: spec.analysis.interval,

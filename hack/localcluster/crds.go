@@ -68,6 +68,9 @@ func routerCRDSources(gatewayChannel string) []crdSource {
 		consul("serviceresolvers"), consul("servicesplitters"), consul("servicerouters"),
 		{module: "istio.io/api", version: "v1.31.1", path: "kubernetes/customresourcedefinitions.gen.yaml"},
 		{module: "github.com/openservicemesh/osm", version: "v1.2.4", path: "cmd/osm-bootstrap/crds/smi_traffic_split.yaml"},
+		// Not a router: KEDA's ScaledObject, which spec.autoscalerRef may name.
+		// No KEDA operator runs here; the CRD gives its validation.
+		{module: "github.com/kedacore/keda/v2", version: "v2.21.0", path: "config/crd/bases/keda.sh_scaledobjects.yaml"},
 	}
 }
 

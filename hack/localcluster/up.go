@@ -116,7 +116,10 @@ func up(ctx context.Context, o options) error {
 			"--kube-api-qps=500", "--kube-api-burst=1000",
 			"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
 			"--concurrent-service-endpoint-syncs=20", "--concurrent-gc-syncs=40",
-			"--node-monitor-grace-period=60s"}},
+			"--node-monitor-grace-period=60s",
+			// Autoscaler tests watch a real HPA move replicas; the default
+			// 15 s sync would make each of its decisions take a quarter minute.
+			"--horizontal-pod-autoscaler-sync-period=1s"}},
 		{name: "kube-scheduler", args: []string{"kube-scheduler",
 			"--kubeconfig", kubeconfig, "--leader-elect=false", "--secure-port=0"}},
 		{name: "kwok", args: []string{"kwok", "--kubeconfig", kubeconfig, "--config", filepath.Join(o.dir, "kwok.yaml"),

@@ -59,7 +59,8 @@ func (d *decider) countChecks() bool {
 // requestChecks asks for a round when one is due: none has finished in
 // this step yet, or the interval passed since the last. Rounds run only
 // while the router carries canary traffic: without it there is nothing to
-// measure.
+// measure. A blue/green preview is the exception: its rounds judge the
+// preview, reached through the preview Service (by a load tester, say).
 func (d *decider) requestChecks() {
 	if !d.analysing() {
 		return
@@ -75,7 +76,7 @@ func (d *decider) requestChecks() {
 		d.requeue(d.st.LastCheckTime.Add(interval).Sub(d.exact))
 		return
 	}
-	if !d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.settleElapsed() {
+	if !d.previewing() && (!d.obs.Route.Exists || d.obs.Route.CanaryWeight == 0 || d.obs.Route.CanaryWeight != d.st.CanaryWeight || !d.settleElapsed()) {
 		// Nothing to judge yet: the canary gets no traffic, the router
 		// does not carry the weight last set, or the proxy may not have
 		// loaded it yet.
@@ -88,7 +89,7 @@ func (d *decider) requestChecks() {
 // checksPassed says whether the current step may be left: with metric
 // checks, a round that started in this step must have passed.
 func (d *decider) checksPassed() bool {
-	if !d.analysing() || WeightAt(d.steps, int(d.st.CurrentStep)) == 0 {
+	if !d.analysing() || (WeightAt(d.steps, int(d.st.CurrentStep)) == 0 && !d.previewing()) {
 		return true
 	}
 	if d.st.CheckedRound > d.st.StepCheckRound && metricsPassed(d.st.Metrics) {

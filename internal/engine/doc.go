@@ -36,6 +36,14 @@
 //	Finalising            -> Succeeded       route 100% primary; canary scaled to 0
 //	                      (Stalled)          the primary not Ready past the deadline (traffic on the canary)
 //
+// A blue/green release (spec.strategy.blueGreen) is the same walk over
+// three steps (Steps): the preview, a pause at 0% with the new revision at
+// previewReplicaCount behind the preview Service, whose check rounds run
+// at weight 0; the switch, setWeight 100 once the new revision is Ready
+// at full size; the scale-down delay, a pause at 100% with the old primary
+// still at full size, where a failed round or an abort switches back. Then
+// Promoting and Finalising as above.
+//
 // A configuration a router or a backend check refuses (Observations.Blocked)
 // is reported Stalled in every phase. spec.suspend freezes every phase.
 //
@@ -50,6 +58,8 @@
 // hooks.go (webhook gates), route.go (asking for a route, reading it
 // back, the settle time), readiness.go (a copy's readiness, thresholds,
 // deadlines), status.go (phase, conditions, Events, requeue), steps.go
-// (the steps of a strategy), handover.go (who gets the traffic when a
+// (the steps of a strategy), bluegreen.go (what a blue/green release does
+// differently: preview size, rounds at 0%, the switch at full size),
+// handover.go (who gets the traffic when a
 // Canary is deleted), types.go (Input, Observations, Output).
 package engine

@@ -251,7 +251,19 @@ func randomStrategy(r *rand.Rand) v1alpha1.Strategy {
 		}
 		return i32(1 + r.Int31n(100))
 	}
-	switch r.Intn(5) {
+	switch r.Intn(6) {
+	case 5:
+		bg := &v1alpha1.BlueGreen{ScaleDownDelay: mdur(time.Duration(r.Intn(120)) * time.Second)}
+		if r.Intn(2) == 0 {
+			bg.PreviewReplicaCount = i32(1 + r.Int31n(4))
+		}
+		switch r.Intn(3) {
+		case 0:
+			bg.AutoPromotionEnabled = new(false)
+		case 1:
+			bg.AutoPromotionSeconds = i32(r.Int31n(300))
+		}
+		return v1alpha1.Strategy{BlueGreen: bg}
 	case 0:
 		return v1alpha1.Strategy{StepWeight: i32(1 + r.Int31n(60)), MaxWeight: maxWeight(), Interval: interval()}
 	case 1:

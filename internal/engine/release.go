@@ -33,7 +33,7 @@ func (d *decider) progress(req request) {
 		}
 	}
 	d.out.Desired.Services = true
-	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.TargetReplicas = ptr(d.releaseTargetReplicas())
 	d.out.Desired.PrimaryReplicas = nil
 	for _, hold := range []func() bool{
 		d.blockedHold,
@@ -232,6 +232,10 @@ func (d *decider) setWeightStep(w int32) bool {
 			return false
 		}
 	}
+	if !d.fullSizeForSwitch() {
+		d.holdWeight()
+		return false
+	}
 	d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonSettingWeight, fmt.Sprintf("step %d: setting canary weight %d%%", i, w))
 	if !d.routeTo(w) {
 		d.routeInFlight = d.out.Desired.CanaryWeight != nil && d.st.Reason == v1alpha1.ReasonSettingWeight
@@ -263,11 +267,10 @@ func (d *decider) routingStep(reason, doing, doneReason, done string) bool {
 // promoted.
 func (d *decider) pauseStep(p *v1alpha1.PauseStep) bool {
 	d.holdWeight()
-	i := d.st.CurrentStep
+	holding, untilPromoted := d.pauseWords(p)
 	if p.Duration == nil {
 		if d.st.Phase != v1alpha1.PhaseWaitingPromotion {
-			d.setPhase(v1alpha1.PhaseWaitingPromotion, v1alpha1.ReasonWaitingForPromotion,
-				fmt.Sprintf("step %d: paused at %d%% until promoted (kubectl sluice promote)", i, d.st.CanaryWeight))
+			d.setPhase(v1alpha1.PhaseWaitingPromotion, v1alpha1.ReasonWaitingForPromotion, untilPromoted)
 			d.event(false, v1alpha1.ReasonWaitingForPromotion, d.st.Message)
 		}
 		return false
@@ -276,8 +279,7 @@ func (d *decider) pauseStep(p *v1alpha1.PauseStep) bool {
 		d.st.StepStartedAt = d.stamp()
 	}
 	if end := d.st.StepStartedAt.Add(p.Duration.Duration); d.exact.Before(end) {
-		d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonPauseStep,
-			fmt.Sprintf("step %d: holding %d%% for %s", i, d.st.CanaryWeight, p.Duration.Duration))
+		d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonPauseStep, holding)
 		d.requeue(end.Sub(d.exact))
 		return false
 	}

@@ -12,7 +12,22 @@ import (
 
 // Steps returns the release's steps: spec.strategy.steps as written, or
 // Flagger's shorthand expanded into "setWeight w, pause interval" pairs.
+//
+// A blue/green strategy is three steps: the preview (a pause at weight 0,
+// for autoPromotionSeconds, or until promoted without auto-promotion),
+// the switch (setWeight 100) and the scale-down delay (a pause at 100).
 func Steps(s v1alpha1.Strategy) []v1alpha1.Step {
+	if bg := s.BlueGreen; bg != nil {
+		preview := &v1alpha1.PauseStep{}
+		if bg.AutoPromotes() {
+			preview.Duration = &metav1.Duration{Duration: bg.GetAutoPromotion()}
+		}
+		return []v1alpha1.Step{
+			BlueGreenPreviewStep: {Pause: preview},
+			BlueGreenSwitchStep:  {SetWeight: ptr(int32(100))},
+			BlueGreenDelayStep:   {Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: bg.GetScaleDownDelay()}}},
+		}
+	}
 	if len(s.Steps) > 0 {
 		return s.Steps
 	}
@@ -43,6 +58,13 @@ func Steps(s v1alpha1.Strategy) []v1alpha1.Step {
 	}
 	return out
 }
+
+// The steps of a blue/green release, by index.
+const (
+	BlueGreenPreviewStep = 0
+	BlueGreenSwitchStep  = 1
+	BlueGreenDelayStep   = 2
+)
 
 // WeightAt is the canary weight in force at step i: that of the last
 // setWeight at or before it, 0 when there is none.
