@@ -19,6 +19,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setMirror))",message="spec.strategy.steps[].setMirror: ingress-nginx's canary annotations cannot mirror a share of requests; remove the mirror steps"
 // +kubebuilder:validation:XValidation:rule="!has(self.router.nginx) || !has(self.strategy.steps) || self.strategy.steps.all(s, !has(s.setHeaderRoute) || (has(s.setHeaderRoute.cookie) ? ((!has(s.setHeaderRoute.match) || size(s.setHeaderRoute.match) == 0) && (!has(s.setHeaderRoute.cookie.value) || s.setHeaderRoute.cookie.value == 'always')) : (has(s.setHeaderRoute.match) && size(s.setHeaderRoute.match) == 1)))",message="spec.strategy.steps[].setHeaderRoute: ingress-nginx's canary-by-header matches one header, and canary-by-cookie one cookie whose value is always; give exactly one match, or a cookie alone with value always (the default)"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.blueGreen) || !has(self.strategy.blueGreen.previewService) || !(self.strategy.blueGreen.previewService in [(has(self.service.name) ? self.service.name : self.targetRef.name), (has(self.service.name) ? self.service.name : self.targetRef.name) + '-primary', (has(self.service.name) ? self.service.name : self.targetRef.name) + '-canary'])",message="spec.strategy.blueGreen.previewService must differ from the apex Service (spec.service.name, or the target's name) and its -primary and -canary Services, which Sluice keeps for other purposes; choose another name, such as <service>-preview"
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.steps) || !self.strategy.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirror)) || [has(self.router.gatewayAPI), has(self.router.traefik), has(self.router.ambassador), has(self.router.consul), has(self.router.nginx), has(self.router.istio)].exists(x, x)",message="spec.strategy.steps[]: setHeaderRoute and setMirror need a router (spec.router); without one the apex Service can only split by endpoints"
 type CanarySpec struct {
 	// TargetRef names the Deployment whose new revisions are released. Sluice
 	// keeps the stable copy in <name>-primary and runs each new revision in
@@ -30,6 +31,7 @@ type CanarySpec struct {
 	Service ServiceSpec `json:"service"`
 
 	// Router is the traffic router that carries the release's traffic.
+	// +kubebuilder:default={}
 	// +optional
 	Router RouterSpec `json:"router,omitempty"`
 

@@ -604,9 +604,10 @@ func (r *CanaryReconciler) applyPrimaryObject(ctx context.Context, c *v1alpha1.C
 	return nil
 }
 
-// applyServices creates or updates the apex, primary and canary Services.
-// An existing apex Service the user made is taken over: its selector moves
-// to the primary pods, which are Ready by the time this runs.
+// applyServices creates or updates the apex, primary and canary Services
+// (and a blue/green preview Service). An existing apex Service the user
+// made is taken over: its selector moves to the primary pods, which are
+// Ready by the time this runs (without a router the route sets it).
 func (r *CanaryReconciler) applyServices(ctx context.Context, c *v1alpha1.Canary, target *appsv1.Deployment) error {
 	svcs, err := workload.Services(c, target)
 	if err != nil {
@@ -617,6 +618,11 @@ func (r *CanaryReconciler) applyServices(ctx context.Context, c *v1alpha1.Canary
 		err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have)
 		switch {
 		case err == nil:
+			if want.Name == workload.ServiceName(c) && c.Spec.Router.NoRouter() {
+				// Without a router the apex Service's selector is the
+				// route (internal/router/service sets it).
+				want.Spec.Selector = have.Spec.Selector
+			}
 			if equality.Semantic.DeepEqual(have.Spec.Selector, want.Spec.Selector) &&
 				servicePortsMatch(have.Spec.Ports, want.Spec.Ports) && have.Labels[workload.CanaryLabel] == c.Name {
 				continue

@@ -24,10 +24,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
+	listersdiscoveryv1 "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -54,6 +56,7 @@ type Responder struct {
 	ns       string
 	pods     listersv1.PodLister
 	services listersv1.ServiceLister
+	slices   listersdiscoveryv1.EndpointSliceLister
 
 	mu        sync.Mutex
 	listeners map[string]*http.Server // "ip:port"
@@ -72,6 +75,7 @@ func StartResponder(ctx context.Context, cfg *rest.Config, ns string) (*Responde
 	}
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
 	r := &Responder{ns: ns, pods: f.Core().V1().Pods().Lister(), services: f.Core().V1().Services().Lister(),
+		slices:    f.Discovery().V1().EndpointSlices().Lister(),
 		listeners: map[string]*http.Server{}, counts: map[string]int64{}}
 	svcInformer := f.Core().V1().Services().Informer()
 	if _, err := svcInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -82,6 +86,7 @@ func StartResponder(ctx context.Context, cfg *rest.Config, ns string) (*Responde
 		return nil, fmt.Errorf("responder: watch services: %w", err)
 	}
 	f.Core().V1().Pods().Informer()
+	f.Discovery().V1().EndpointSlices().Informer()
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -173,21 +178,10 @@ func (r *Responder) unserve(o any) {
 // random, would: its version, its error rate, its latency. With no Ready
 // pod it answers 503, as a proxy in front of an empty Service does.
 func (r *Responder) answer(w http.ResponseWriter, req *http.Request, service string) {
-	svc, err := r.services.Services(r.ns).Get(service)
-	if err != nil || len(svc.Spec.Selector) == 0 {
-		http.Error(w, "no such service", http.StatusServiceUnavailable)
-		return
-	}
-	pods, err := r.pods.Pods(r.ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	ready, err := r.readyPods(service)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
-	}
-	var ready []*corev1.Pod
-	for _, p := range pods {
-		if p.DeletionTimestamp == nil && podReady(p) {
-			ready = append(ready, p)
-		}
 	}
 	if len(ready) == 0 {
 		http.Error(w, "no Ready pod behind service "+service, http.StatusServiceUnavailable)
@@ -212,6 +206,46 @@ func (r *Responder) answer(w http.ResponseWriter, req *http.Request, service str
 		return
 	}
 	_, _ = fmt.Fprintln(w, version)
+}
+
+// readyPods are the pods a Service sends to: its selector's Ready pods,
+// or, for a Service without a selector, the Ready endpoints its
+// EndpointSlices list (as kube-proxy reads them), each counted once per
+// time it is listed.
+func (r *Responder) readyPods(service string) ([]*corev1.Pod, error) {
+	svc, err := r.services.Services(r.ns).Get(service)
+	if err != nil {
+		return nil, fmt.Errorf("no such service %s", service)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		list, err := r.slices.EndpointSlices(r.ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service}))
+		if err != nil {
+			return nil, err
+		}
+		var out []*corev1.Pod
+		for _, es := range list {
+			for _, ep := range es.Endpoints {
+				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+					continue
+				}
+				if p, err := r.pods.Pods(r.ns).Get(ep.TargetRef.Name); err == nil {
+					out = append(out, p)
+				}
+			}
+		}
+		return out, nil
+	}
+	pods, err := r.pods.Pods(r.ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	if err != nil {
+		return nil, err
+	}
+	var ready []*corev1.Pod
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && podReady(p) {
+			ready = append(ready, p)
+		}
+	}
+	return ready, nil
 }
 
 func podReady(p *corev1.Pod) bool {

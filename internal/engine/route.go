@@ -45,6 +45,10 @@ func (d *decider) routeTo(w int32) bool {
 	if r.Exists {
 		d.st.ObservedCanaryWeight = ptr(r.CanaryWeight)
 	}
+	d.st.EndpointShare = nil
+	if sh := r.Share; sh != nil && sh.Canary > 0 && sh.Primary > 0 {
+		d.st.EndpointShare = sh.DeepCopy()
+	}
 	if !r.Exists || r.CanaryWeight != w || r.Pending != "" || r.HeaderRoute != HeaderRouteKey(hr) || r.MirrorPercent != mirror {
 		msg := fmt.Sprintf("waiting for the router to carry canary weight %d%%", w)
 		if hr != nil {

@@ -50,6 +50,9 @@ type Route struct {
 	// nothing, like Traefik): a route counts as carried only once it has
 	// been read back that long.
 	Settle time.Duration
+	// Share, with no router, is how many Ready endpoints of each copy the
+	// apex Service lists: the canary's real share of requests.
+	Share *v1alpha1.EndpointShare
 }
 
 // Observations are everything the engine knows about the cluster.

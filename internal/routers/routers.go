@@ -9,10 +9,12 @@ import (
 	"github.com/sluice-dev/sluice/internal/router/gatewayapi"
 	"github.com/sluice-dev/sluice/internal/router/istio"
 	"github.com/sluice-dev/sluice/internal/router/nginx"
+	"github.com/sluice-dev/sluice/internal/router/service"
 	"github.com/sluice-dev/sluice/internal/router/traefik"
 )
 
-// All returns every router, the default (Gateway API) last.
+// All returns every router; the last, chosen when a Canary names none, is
+// the apex Service alone.
 func All() router.Registry {
 	return router.Registry{
 		traefik.Registration(),
@@ -21,5 +23,6 @@ func All() router.Registry {
 		nginx.Registration(),
 		istio.Registration(),
 		gatewayapi.Registration(),
+		service.Registration(),
 	}
 }

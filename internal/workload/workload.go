@@ -202,7 +202,9 @@ func Primary(c *v1alpha1.Canary, target *appsv1.Deployment, revision string, rep
 	}, nil
 }
 
-// Services builds the apex, primary and canary Services.
+// Services builds the apex, primary and canary Services, and a blue/green
+// strategy's previewService (which selects the canary's pods, as the
+// canary Service does).
 func Services(c *v1alpha1.Canary, target *appsv1.Deployment) ([]*corev1.Service, error) {
 	primarySel, err := PrimarySelector(target)
 	if err != nil {
@@ -223,11 +225,15 @@ func Services(c *v1alpha1.Canary, target *appsv1.Deployment) ([]*corev1.Service,
 			Spec: corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{port}},
 		}
 	}
-	return []*corev1.Service{
+	out := []*corev1.Service{
 		svc(name, primarySel),
 		svc(name+PrimarySuffix, maps.Clone(primarySel)),
 		svc(name+CanarySuffix, maps.Clone(target.Spec.Selector.MatchLabels)),
-	}, nil
+	}
+	if bg := c.Spec.Strategy.BlueGreen; bg != nil && bg.PreviewService != "" {
+		out = append(out, svc(bg.PreviewService, maps.Clone(target.Spec.Selector.MatchLabels)))
+	}
+	return out, nil
 }
 
 // Observe turns a Deployment (nil when absent) into the engine's view.

@@ -191,6 +191,9 @@ type statusPoint struct {
 	// ends, and the next weight is written, no sooner than this plus its
 	// duration.
 	stepStarted time.Time
+	// share is status.endpointShare as "canary/primary" (no router), ""
+	// without one.
+	share string
 }
 
 // timeline samples a Canary's status, and its route's canary share, every
@@ -221,7 +224,13 @@ func (w *world) watch(t *testing.T, ns, name string, routeShare routeReader) *ti
 			cancel()
 			if err == nil && routeErr == nil {
 				tl.mu.Lock()
-				tl.samples = append(tl.samples, routeSample{at: time.Now(), phase: c.Status.Phase, status: c.Status.CanaryWeight, route: share})
+				// Without a router the status states the share the
+				// endpoints give (endpointShare) beside the weight.
+				status := c.Status.CanaryWeight
+				if sh := c.Status.EndpointShare; sh != nil {
+					status = int32(math.Round(sh.Percent()))
+				}
+				tl.samples = append(tl.samples, routeSample{at: time.Now(), phase: c.Status.Phase, status: status, route: share})
 				tl.mu.Unlock()
 			}
 			if err == nil {
@@ -229,8 +238,11 @@ func (w *world) watch(t *testing.T, ns, name string, routeShare routeReader) *ti
 				if c.Status.StepStartedAt != nil {
 					p.stepStarted = c.Status.StepStartedAt.Time
 				}
+				if sh := c.Status.EndpointShare; sh != nil {
+					p.share = fmt.Sprintf("%d/%d", sh.Canary, sh.Primary)
+				}
 				tl.mu.Lock()
-				if n := len(tl.points); n == 0 || tl.points[n-1].phase != p.phase || tl.points[n-1].step != p.step || tl.points[n-1].weight != p.weight || tl.points[n-1].reason != p.reason {
+				if n := len(tl.points); n == 0 || tl.points[n-1].phase != p.phase || tl.points[n-1].step != p.step || tl.points[n-1].weight != p.weight || tl.points[n-1].reason != p.reason || tl.points[n-1].share != p.share {
 					tl.points = append(tl.points, p)
 				}
 				tl.mu.Unlock()
@@ -253,6 +265,19 @@ func (tl *timeline) end() {
 		close(tl.stop)
 	}
 	<-tl.done
+}
+
+// shareAt is the last status.endpointShare seen at step i ("" if none).
+func (tl *timeline) shareAt(i int) string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	out := ""
+	for _, p := range tl.points {
+		if int(p.step) == i && p.share != "" {
+			out = p.share
+		}
+	}
+	return out
 }
 
 // first is when a point first matched, zero if never.

@@ -106,6 +106,9 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("d-header-route", w.headerRoute)
 	t.Run("e-flagger-handover", w.flaggerHandover)
 	t.Run("f-sticky-canary", w.stickyRelease)
+	t.Run("g-blue-green", w.blueGreenRelease)
+	t.Run("h-no-router-canary", w.noRouterCanary)
+	t.Run("i-no-router-blue-green", w.blueGreenNoRouter)
 }
 
 // (a) IngressRoute mode, canary to promotion: at every step the measured
