@@ -122,6 +122,37 @@ func TestRenderGet(t *testing.T) {
 	}
 }
 
+// TestRenderGetBlueGreenNoRouter: a blue/green release without a router
+// names its three steps, and a canary walk without a router states the
+// endpoints' real share beside the weight.
+func TestRenderGetBlueGreenNoRouter(t *testing.T) {
+	v := midRelease()
+	c := v.Canary
+	c.Spec.Analysis = nil
+	c.Spec.Strategy = v1alpha1.Strategy{BlueGreen: &v1alpha1.BlueGreen{PreviewReplicaCount: i32(1), AutoPromotionSeconds: i32(300),
+		ScaleDownDelay: &metav1.Duration{Duration: 2 * time.Minute}}}
+	c.Status.CurrentStep, c.Status.CanaryWeight, c.Status.ObservedCanaryWeight = 2, 100, i32(100)
+	c.Status.Reason, c.Status.Message = "PauseStep", "step 2: all traffic on revision b1612f3c6c; the old copy keeps running for 2m0s (scale-down delay)"
+	var b bytes.Buffer
+	Render(&b, v, now)
+	golden(t, "get-blue-green.golden", b.String())
+	for _, want := range []string{"Steps:     blue/green", " ✓  0  preview (1 replicas, no traffic) for 5m0s", " ✓  1  switch all traffic (at full size)",
+		" >  2  scale-down delay 2m0s (the old copy kept)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get output lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	v = midRelease()
+	v.Canary.Status.CanaryWeight, v.Canary.Status.ObservedCanaryWeight = 30, i32(30)
+	v.Canary.Status.EndpointShare = &v1alpha1.EndpointShare{Canary: 2, Primary: 4}
+	b.Reset()
+	Render(&b, v, now)
+	if want := "canary 30% set, 30% read back (no router: 2 canary and 4 primary endpoints, 33.3%)"; !strings.Contains(b.String(), want) {
+		t.Errorf("get output lacks %q:\n%s", want, b.String())
+	}
+}
+
 func TestRenderGetAtGate(t *testing.T) {
 	var b bytes.Buffer
 	Render(&b, atGate(), now)

@@ -46,12 +46,21 @@ func Render(w io.Writer, v View, now time.Time) {
 	if st.ObservedCanaryWeight != nil {
 		read = fmt.Sprintf("%d%%", *st.ObservedCanaryWeight)
 	}
-	fmt.Fprintf(tw, "Weight:\tcanary %d%% set, %s read back\n", st.CanaryWeight, read)
+	weight := fmt.Sprintf("canary %d%% set, %s read back", st.CanaryWeight, read)
+	if sh := st.EndpointShare; sh != nil {
+		weight += fmt.Sprintf(" (no router: %d canary and %d primary endpoints, %.1f%%)", sh.Canary, sh.Primary, sh.Percent())
+	}
+	fmt.Fprintf(tw, "Weight:\t%s\n", weight)
 	fmt.Fprintf(tw, "Replicas:\tprimary %s\tcanary %s\n", replicas(v.Primary), replicas(v.Target))
 	tw.Flush()
 
 	steps := engine.Steps(c.Spec.Strategy)
-	fmt.Fprintln(w, "Steps:")
+	bg := c.Spec.Strategy.BlueGreen
+	if bg != nil {
+		fmt.Fprintln(w, "Steps:     blue/green")
+	} else {
+		fmt.Fprintln(w, "Steps:")
+	}
 	for i, s := range steps {
 		mark := "   "
 		switch {
@@ -60,7 +69,11 @@ func Render(w io.Writer, v View, now time.Time) {
 		case releasing(st.Phase) && int32(i) < st.CurrentStep, st.Phase == v1alpha1.PhaseSucceeded:
 			mark = " ✓ "
 		}
-		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, describe(s))
+		text := describe(s)
+		if bg != nil {
+			text = describeBlueGreen(bg, i, s)
+		}
+		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, text)
 	}
 	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(c, v1alpha1.WebhookRollout)) {
 		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, a.GetThreshold(), since(timeOf(st.LastCheckTime), now))
@@ -173,6 +186,29 @@ func describe(s v1alpha1.Step) string {
 		return "setHeaderRoute " + engine.HeaderRouteKey(s.SetHeaderRoute)
 	}
 	return "(empty)"
+}
+
+// describeBlueGreen names the steps of a blue/green release.
+func describeBlueGreen(bg *v1alpha1.BlueGreen, i int, s v1alpha1.Step) string {
+	switch i {
+	case engine.BlueGreenPreviewStep:
+		size := "full size"
+		if n := bg.PreviewReplicaCount; n != nil {
+			size = fmt.Sprintf("%d replicas", *n)
+		}
+		switch {
+		case !bg.AutoPromotes():
+			return fmt.Sprintf("preview (%s, no traffic) until promoted", size)
+		case bg.GetAutoPromotion() > 0:
+			return fmt.Sprintf("preview (%s, no traffic) for %s", size, bg.GetAutoPromotion())
+		}
+		return fmt.Sprintf("preview (%s, no traffic)", size)
+	case engine.BlueGreenSwitchStep:
+		return "switch all traffic (at full size)"
+	case engine.BlueGreenDelayStep:
+		return fmt.Sprintf("scale-down delay %s (the old copy kept)", bg.GetScaleDownDelay())
+	}
+	return describe(s)
 }
 
 func bound(m v1alpha1.MetricCheck) string {

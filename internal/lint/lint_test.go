@@ -61,7 +61,11 @@ spec:
 // Bad Canaries: for each, what lint says must include every cause the real
 // apiserver gives for the same object, word for word.
 var badCanaries = map[string]string{
-	"no router":              `{"spec":{"router":{}}}`,
+	"two routers":            `{"spec":{"router":{"nginx":{"ingress":"web"}}}}`,
+	"blueGreen with steps":   `{"spec":{"strategy":{"blueGreen":{}}}}`,
+	"preview is the canary":  `{"spec":{"strategy":{"steps":null,"blueGreen":{"previewService":"web-canary"}}}}`,
+	"manual and timed":       `{"spec":{"strategy":{"steps":null,"blueGreen":{"autoPromotionEnabled":false,"autoPromotionSeconds":30}}}}`,
+	"header step, no router": `{"spec":{"router":{"gatewayAPI":null},"strategy":{"steps":[{"setHeaderRoute":{"match":[{"name":"x","exact":"1"}]}}]}}}`,
 	"decreasing weights":     `{"spec":{"strategy":{"steps":[{"setWeight":50},{"setWeight":20}]}}}`,
 	"weight above 100":       `{"spec":{"strategy":{"steps":[{"setWeight":120}]}}}`,
 	"two actions":            `{"spec":{"strategy":{"steps":[{"setWeight":10,"pause":{}}]}}}`,
