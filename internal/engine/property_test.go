@@ -848,6 +848,8 @@ var simLayouts = []struct {
 	{"ends with a setWeight", v1alpha1.Strategy{Steps: []v1alpha1.Step{sw(10), pause(2 * time.Second), sw(40), pause(2 * time.Second), sw(70)}}},
 	{"ends at 100%", v1alpha1.Strategy{Steps: []v1alpha1.Step{sw(30), pause(2 * time.Second), sw(100), pause(2 * time.Second)}}},
 	{"shorthand", v1alpha1.Strategy{StepWeight: i32(25), Interval: mdur(2 * time.Second)}},
+	{"blue/green", v1alpha1.Strategy{BlueGreen: &v1alpha1.BlueGreen{AutoPromotionSeconds: i32(3), ScaleDownDelay: mdur(5 * time.Second)}}},
+	{"blue/green with a one-replica preview", v1alpha1.Strategy{BlueGreen: &v1alpha1.BlueGreen{PreviewReplicaCount: i32(1), ScaleDownDelay: mdur(2 * time.Second)}}},
 }
 
 // TestSimulationRelease: one clean release, every change taking one tick.
@@ -1013,45 +1015,61 @@ func TestSimulationPromoteRequest(t *testing.T) {
 
 // TestSimulationAbort: an abort at a random moment of the release ends
 // Failed with all traffic on the unchanged primary and the canary scaled
-// down, also across crashes.
+// down, also across crashes; for a canary walk, and for blue/green
+// releases (in the preview, at the switch, in the scale-down delay).
 func TestSimulationAbort(t *testing.T) {
-	strategy := v1alpha1.Strategy{Steps: []v1alpha1.Step{sw(20), pause(2 * time.Second), sw(40), hold()}}
-	for seed := int64(1); seed <= 150; seed++ {
-		crashP := 0.3
-		if seed == 1 {
-			crashP = 0
+	layouts := []struct {
+		name     string
+		strategy v1alpha1.Strategy
+	}{{"canary walk", v1alpha1.Strategy{Steps: []v1alpha1.Step{sw(20), pause(2 * time.Second), sw(40), hold()}}}}
+	for _, l := range simLayouts {
+		if l.strategy.BlueGreen != nil {
+			layouts = append(layouts, l)
 		}
-		s := newSim(t, seed, strategy, crashP, 3)
-		s.initialize()
-		s.release("r2")
-		aborted := false
-		s.run(400, func(s *sim, quiet bool) bool {
-			if aborted || !runningPhases[s.c.Status.Phase] {
-				return false
+	}
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			for seed := int64(1); seed <= 150; seed++ {
+				crashP := 0.3
+				if seed == 1 {
+					crashP = 0
+				}
+				s := newSim(t, seed, l.strategy, crashP, 3)
+				s.initialize()
+				s.release("r2")
+				aborted := false
+				s.run(400, func(s *sim, quiet bool) bool {
+					if aborted || !runningPhases[s.c.Status.Phase] {
+						return false
+					}
+					// at a random tick, or at the latest when the release waits
+					// for promotion or (blue/green) has switched
+					last := s.c.Status.Phase == v1alpha1.PhaseWaitingPromotion ||
+						(l.strategy.BlueGreen != nil && s.c.Status.CurrentStep == engine.BlueGreenDelayStep)
+					if s.r.Intn(4) == 0 || last {
+						request("abort/1")(s.c)
+						aborted = true
+						return true
+					}
+					return false
+				})
+				if s.failed {
+					t.Logf("seed %d", seed)
+					return
+				}
+				st := s.c.Status
+				if !aborted || st.Phase != v1alpha1.PhaseFailed || st.Reason != "Aborted" || st.StableRevision != "r1" || st.CanaryRevision != "r2" || st.CanaryWeight != 0 {
+					s.fail("seed %d: aborted=%v end status phase=%s (%s) stable=%s canary=%s weight=%d, want Failed/Aborted r1 r2 0",
+						seed, aborted, st.Phase, st.Reason, st.StableRevision, st.CanaryRevision, st.CanaryWeight)
+					return
+				}
+				s.expectWorld("r1", 0)
+				if s.failed {
+					t.Logf("seed %d", seed)
+					return
+				}
 			}
-			// at a random tick, or at the latest when the release waits for promotion
-			if s.r.Intn(4) == 0 || s.c.Status.Phase == v1alpha1.PhaseWaitingPromotion {
-				request("abort/1")(s.c)
-				aborted = true
-				return true
-			}
-			return false
 		})
-		if s.failed {
-			t.Logf("seed %d", seed)
-			return
-		}
-		st := s.c.Status
-		if !aborted || st.Phase != v1alpha1.PhaseFailed || st.Reason != "Aborted" || st.StableRevision != "r1" || st.CanaryRevision != "r2" || st.CanaryWeight != 0 {
-			s.fail("seed %d: aborted=%v end status phase=%s (%s) stable=%s canary=%s weight=%d, want Failed/Aborted r1 r2 0",
-				seed, aborted, st.Phase, st.Reason, st.StableRevision, st.CanaryRevision, st.CanaryWeight)
-			return
-		}
-		s.expectWorld("r1", 0)
-		if s.failed {
-			t.Logf("seed %d", seed)
-			return
-		}
 	}
 }
 
