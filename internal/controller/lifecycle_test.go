@@ -125,8 +125,18 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 		mutate func(*v1alpha1.Canary)
 		want   []string
 	}{
-		{"no router", func(c *v1alpha1.Canary) { c.Spec.Router = v1alpha1.RouterSpec{} },
-			[]string{"spec.router", "exactly one router", "consul"}},
+		{"two routers", func(c *v1alpha1.Canary) { c.Spec.Router.NGINX = &v1alpha1.NGINXRouter{Ingress: "web"} },
+			[]string{"spec.router", "at most one router", "consul"}},
+		{"header step without a router", func(c *v1alpha1.Canary) {
+			c.Spec.Router = v1alpha1.RouterSpec{}
+			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Cookie: &v1alpha1.CookieMatch{Name: "beta"}}}}
+		}, []string{"spec.strategy.steps[]", "need a router"}},
+		{"blue/green with steps", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy.BlueGreen = &v1alpha1.BlueGreen{}
+		}, []string{"spec.strategy.blueGreen", "excludes steps"}},
+		{"preview Service is the canary Service", func(c *v1alpha1.Canary) {
+			c.Spec.Strategy = v1alpha1.Strategy{BlueGreen: &v1alpha1.BlueGreen{PreviewService: c.Spec.GetServiceName() + "-canary"}}
+		}, []string{"previewService", "must differ"}},
 		{"weights decrease", func(c *v1alpha1.Canary) {
 			c.Spec.Strategy.Steps = []v1alpha1.Step{weightStep(50), weightStep(20)}
 		}, []string{"spec.strategy.steps", "must increase"}},

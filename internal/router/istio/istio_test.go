@@ -605,7 +605,7 @@ func TestIstioRouterCEL(t *testing.T) {
 		"trafficPolicy in place": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{TrafficPolicy: &runtime.RawExtension{Raw: []byte(`{"tls":{"mode":"ISTIO_MUTUAL"}}`)},
 			VirtualService: &v1alpha1.IstioVirtualServiceRef{Name: "a", Routes: []string{"r"}}, DestinationRule: &v1alpha1.IstioDestinationRuleRef{Name: "d"}}},
 			"hosts, gateways, timeout, retries and trafficPolicy shape"},
-		"two routers": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{}, NGINX: &v1alpha1.NGINXRouter{Ingress: "a"}}, "set exactly one router"},
+		"two routers": {v1alpha1.RouterSpec{Istio: &v1alpha1.IstioRouter{}, NGINX: &v1alpha1.NGINXRouter{Ingress: "a"}}, "set at most one router"},
 	} {
 		c := &v1alpha1.Canary{
 			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
