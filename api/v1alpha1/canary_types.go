@@ -97,11 +97,59 @@ type CanarySpec struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+
+	// AutoscalerRef names the autoscaler of the target Deployment: an
+	// autoscaling/v2 HorizontalPodAutoscaler or a KEDA ScaledObject
+	// (keda.sh/v1alpha1) in the Canary's namespace. Sluice keeps a copy of
+	// it, <name>-primary, scaling the primary (its bounds, metrics and
+	// behaviour copied when the Canary starts and at each promotion), and
+	// leaves yours on the Deployment: the canary scales with its own load
+	// during a release and stays at zero between releases (docs/autoscaling.md).
+	// +optional
+	AutoscalerRef *AutoscalerRef `json:"autoscalerRef,omitempty"`
 }
 
 // Verification of the promoted primary against its revision's record:
 // generation observed, replicas updated and available at the ready
 // threshold, every container's image and resources as recorded.
+// AutoscalerRef names an autoscaler.
+//
+// +kubebuilder:validation:XValidation:rule="(self.kind == 'HorizontalPodAutoscaler' && self.apiVersion == 'autoscaling/v2') || (self.kind == 'ScaledObject' && self.apiVersion == 'keda.sh/v1alpha1')",message="spec.autoscalerRef: Sluice supports kind HorizontalPodAutoscaler with apiVersion autoscaling/v2, and kind ScaledObject with apiVersion keda.sh/v1alpha1"
+// +kubebuilder:validation:XValidation:rule="!has(self.primaryScalerQueries) || self.kind == 'ScaledObject'",message="spec.autoscalerRef.primaryScalerQueries rewrites KEDA triggers' queries; it needs kind ScaledObject"
+type AutoscalerRef struct {
+	// APIVersion is autoscaling/v2 (HorizontalPodAutoscaler) or
+	// keda.sh/v1alpha1 (ScaledObject).
+	APIVersion string `json:"apiVersion"`
+	// Kind is HorizontalPodAutoscaler or ScaledObject.
+	// +kubebuilder:validation:Enum=HorizontalPodAutoscaler;ScaledObject
+	Kind string `json:"kind"`
+	// Name is the autoscaler's name, in the Canary's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// CanaryReplicas is where the canary's replicas start when a release
+	// scales it up from zero: Primary (default), the primary's current
+	// count, and before all traffic moves to the canary (the promotion,
+	// a blue/green switch) at least that count again; Autoscaler, the
+	// autoscaler's own minimum, leaving every later count to it.
+	// +kubebuilder:validation:Enum=Primary;Autoscaler
+	// +optional
+	CanaryReplicas string `json:"canaryReplicas,omitempty"`
+	// PrimaryScalerQueries, for a ScaledObject, replaces the query of the
+	// named triggers in the primary's copy (a query that measures the
+	// canary's load would otherwise scale the primary). Triggers not named
+	// keep their metadata.
+	// +kubebuilder:validation:MaxProperties=20
+	// +optional
+	PrimaryScalerQueries map[string]string `json:"primaryScalerQueries,omitempty"`
+}
+
+// CanaryReplicas values.
+const (
+	CanaryReplicasPrimary    = "Primary"
+	CanaryReplicasAutoscaler = "Autoscaler"
+)
+
 type Verification struct {
 	// Timeout is how long the primary may take to match its record after
 	// promotion starts. Default 5m.

@@ -56,6 +56,16 @@ func (d *decider) fullSizeForSwitch() bool {
 	if d.blueGreen() == nil {
 		return true
 	}
+	if d.obs.Autoscaler != nil {
+		// The autoscaler owns the count; raised to the primary's first
+		// unless it is asked to decide alone.
+		ok, why := d.canaryRaised()
+		if !ok {
+			d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonWaitingForCanary, fmt.Sprintf("step %d: %s", d.st.CurrentStep, why))
+			d.checkDeadline(d.st.Message)
+		}
+		return ok
+	}
 	full := d.fullSize()
 	d.out.Desired.TargetReplicas = ptr(full)
 	if t := d.obs.Target; t.Replicas < full {

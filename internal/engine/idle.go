@@ -18,7 +18,7 @@ func (d *decider) initialize() {
 	d.setPhase(v1alpha1.PhaseInitializing, v1alpha1.ReasonInitializing, "creating the primary copy of the target")
 	d.st.CanaryRevision = t.Revision
 	d.out.Desired.PrimaryFromTarget = true
-	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = d.primaryReplicas(d.obs.ReleaseReplicas)
 	if ok, why := d.ready("primary", d.obs.Primary, t.Revision, d.primaryThreshold()); !ok {
 		d.note(v1alpha1.ReasonWaitingForPrimary, why)
 		return
@@ -99,7 +99,7 @@ func (d *decider) steady() {
 		// back.
 		canaryOK, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold())
 		if canaryOK && d.failSafe() {
-			d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+			d.out.Desired.TargetReplicas = d.canaryReplicas(d.obs.ReleaseReplicas)
 			d.routeTo(100)
 			d.stall(v1alpha1.ReasonPrimaryNotReady, "all traffic on the canary until the primary is Ready again: "+why)
 			return
@@ -111,7 +111,7 @@ func (d *decider) steady() {
 		return
 	}
 	d.out.Desired.TargetReplicas = ptr(int32(0))
-	if t := d.obs.Target; t.Replicas > 0 && t.Revision == d.st.StableRevision {
+	if t := d.obs.Target; t.Replicas > 0 && t.Revision == d.st.StableRevision && d.obs.Autoscaler == nil {
 		// The target was scaled by hand or by GitOps without a new
 		// template: the user asks for this many replicas of the stable
 		// revision, which the primary runs.

@@ -25,8 +25,8 @@ func (d *decider) promote(req request) {
 		d.event(true, v1alpha1.ReasonRequestIgnored, fmt.Sprintf("%s: not possible in phase %s once the primary runs revision %s (it is verified, and rolled back if verification fails)", req.action, d.st.Phase, rev))
 	}
 	d.out.Desired.Services = true
-	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
-	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.TargetReplicas = d.canaryReplicas(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = d.primaryReplicas(d.obs.ReleaseReplicas)
 	canaryOK, canaryWhy := d.ready("canary", t, rev, d.canaryThreshold())
 	switch {
 	case t.Exists && t.Revision == rev:
@@ -65,7 +65,12 @@ func (d *decider) promote(req request) {
 // the promotion is Stalled.
 func (d *decider) allTrafficOnCanary(canaryOK bool, canaryWhy string) bool {
 	waitingFor := ""
+	raised, raiseWhy := d.canaryRaised()
 	switch {
+	case canaryOK && !raised:
+		// The share in force stays while the canary grows.
+		waitingFor = raiseWhy
+		d.note(v1alpha1.ReasonPromoting, waitingFor)
 	case !canaryOK:
 		d.routeTo(0)
 		waitingFor = "waiting for the canary to be Ready to carry all traffic while the primary is updated: " + canaryWhy
@@ -91,7 +96,7 @@ func (d *decider) allTrafficOnCanary(canaryOK bool, canaryWhy string) bool {
 // completes by itself once the primary is Ready.
 func (d *decider) finishPromotion() {
 	d.out.Desired.Services = true
-	d.out.Desired.TargetReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.TargetReplicas = d.canaryReplicas(d.obs.ReleaseReplicas)
 	if ok, why := d.ready("primary", d.obs.Primary, d.st.StableRevision, d.primaryThreshold()); !ok {
 		canaryOK, _ := d.ready("canary", d.obs.Target, d.st.StableRevision, d.canaryThreshold())
 		where := "traffic stays where it is (the canary is not Ready either)"

@@ -20,11 +20,21 @@ import (
 // isReady is the test's own statement of readiness: the copy exists, runs
 // rev, its status is current, it has replicas, all of them updated, and at
 // least threshold% of them available.
+//
+// With an autoscaler's floor (ReadyFloor) below the replicas, a copy
+// without old pods is judged on the floor: pods a scale-up still starts
+// are neither missing nor not updated.
 func isReady(w engine.Workload, rev string, threshold int32) bool {
-	if !w.Exists || w.Revision != rev || !w.Current || w.Replicas <= 0 || w.UpdatedReplicas < w.Replicas || w.StatusReplicas > w.UpdatedReplicas {
+	if !w.Exists || w.Revision != rev || !w.Current || w.Replicas <= 0 || w.StatusReplicas > w.UpdatedReplicas {
 		return false
 	}
-	return int64(w.AvailableReplicas)*100 >= int64(w.Replicas)*int64(threshold)
+	base := w.Replicas
+	if w.ReadyFloor > 0 && w.Replicas > w.ReadyFloor {
+		base = w.ReadyFloor
+	} else if w.UpdatedReplicas < w.Replicas {
+		return false
+	}
+	return int64(w.AvailableReplicas)*100 >= int64(base)*int64(threshold)
 }
 
 func thresholdOr100(p *int32) int32 {
@@ -110,6 +120,19 @@ func invariants(in engine.Input, out engine.Output) []string {
 	}
 	if st.CanaryWeight < 0 || st.CanaryWeight > 100 {
 		fail("(c) status.canaryWeight %d out of 0..100", st.CanaryWeight)
+	}
+	// With an autoscaler Sluice never fights it: a copy's count is asked
+	// for only to scale it up from zero, to scale the canary down at the
+	// end, or to raise the canary to the primary's count before it takes
+	// all traffic.
+	if a := obs.Autoscaler; a != nil {
+		if p := d.PrimaryReplicas; p != nil && obs.Primary.Exists && obs.Primary.Replicas > 0 {
+			fail("autoscaled primary (%d replicas) asked for %d replicas", obs.Primary.Replicas, *p)
+		}
+		if tr := d.TargetReplicas; tr != nil && *tr > 0 && obs.Target.Replicas > 0 &&
+			!(a.RaiseBeforeSwitch && *tr == obs.Primary.Replicas && *tr > obs.Target.Replicas) {
+			fail("autoscaled canary (%d replicas) asked for %d replicas (primary %d)", obs.Target.Replicas, *tr, obs.Primary.Replicas)
+		}
 	}
 	// (d) never scale down the copy that may carry traffic: the target goes
 	// to 0 only once the router is read back carrying 0% canary, with no
@@ -435,6 +458,10 @@ func randomObs(r *rand.Rand, c *v1alpha1.Canary) engine.Observations {
 	if r.Intn(10) == 0 {
 		o.Blocked, o.BlockedReason = "Service apps/auth-proxy not found", "BackendNotFound"
 	}
+	if r.Intn(4) == 0 {
+		o.Autoscaler = &engine.Autoscaling{CanaryStart: 1 + r.Int31n(5), RaiseBeforeSwitch: r.Intn(2) == 0}
+		o.Target.ReadyFloor, o.Primary.ReadyFloor = r.Int31n(4), r.Int31n(4)
+	}
 	randomHookAnswers(r, c, &o)
 	o.StableRecord = r.Intn(3) != 0
 	if r.Intn(6) == 0 {
@@ -572,16 +599,32 @@ type simDeploy struct {
 	rev      string
 	replicas int32
 	readyAt  int // first tick at which status reports the rollout done
+	// before is how many pods of rev were available when a change of the
+	// replica count alone started: they stay available meanwhile.
+	before int32
+	floor  int32 // the autoscaler's minimum, 0 without one
+}
+
+// scale changes the replica count alone: the pods that run keep running.
+func (d *simDeploy) scale(n int32, tick, lag int) {
+	d.before = min(d.available(tick), n)
+	d.replicas, d.readyAt = n, tick+lag
+}
+
+func (d simDeploy) available(tick int) int32 {
+	if tick >= d.readyAt {
+		return d.replicas
+	}
+	return d.before
 }
 
 func (d simDeploy) observe(tick int) engine.Workload {
 	if !d.exists {
 		return engine.Workload{}
 	}
-	w := engine.Workload{Exists: true, Revision: d.rev, Replicas: d.replicas, Current: true}
-	if tick >= d.readyAt {
-		w.UpdatedReplicas, w.AvailableReplicas = d.replicas, d.replicas
-	}
+	w := engine.Workload{Exists: true, Revision: d.rev, Replicas: d.replicas, Current: true, ReadyFloor: d.floor}
+	w.UpdatedReplicas = d.available(tick)
+	w.AvailableReplicas = w.UpdatedReplicas
 	return w
 }
 
@@ -595,6 +638,9 @@ type simWorld struct {
 	routeCarried    int32   // weight the router carries
 	routeAt         int     // tick from which the last write is carried
 	carried         []int32 // history of the weights carried
+	// autoscaled: both copies have an autoscaler (the test moves their
+	// counts).
+	autoscaled bool
 }
 
 func (w *simWorld) observe() engine.Observations {
@@ -604,6 +650,14 @@ func (w *simWorld) observe() engine.Observations {
 	}
 	o := engine.Observations{Target: w.target.observe(w.tick), Primary: w.primary.observe(w.tick)}
 	o.ReleaseReplicas = releaseReplicas(o.Target, o.Primary)
+	if w.autoscaled {
+		// As the controller computes them: the primary's count is where
+		// the canary starts, and what it is raised to.
+		if o.Primary.Exists && o.Primary.Replicas > 0 {
+			o.ReleaseReplicas = o.Primary.Replicas
+		}
+		o.Autoscaler = &engine.Autoscaling{CanaryStart: o.ReleaseReplicas, RaiseBeforeSwitch: true}
+	}
 	if w.routeCreated && w.tick >= w.routeAt {
 		o.Route = engine.Route{Exists: true, CanaryWeight: w.routeCarried}
 	} else if w.routeCreated && len(w.carried) > 0 {
@@ -626,12 +680,11 @@ func (w *simWorld) apply(d engine.Desired, ops int) bool {
 		case 0:
 			if d.PrimaryFromTarget && w.target.exists && (!w.primary.exists || w.primary.rev != w.target.rev) {
 				w.primary.exists, w.primary.rev = true, w.target.rev
-				w.primary.readyAt = w.tick + w.lag()
+				w.primary.readyAt, w.primary.before = w.tick+w.lag(), 0
 				changed = true
 			}
 			if p := d.PrimaryReplicas; p != nil && w.primary.exists && w.primary.replicas != *p {
-				w.primary.replicas = *p
-				w.primary.readyAt = w.tick + w.lag()
+				w.primary.scale(*p, w.tick, w.lag())
 				changed = true
 			}
 		case 1:
@@ -646,8 +699,7 @@ func (w *simWorld) apply(d engine.Desired, ops int) bool {
 			}
 		case 3:
 			if tr := d.TargetReplicas; tr != nil && w.target.exists && w.target.replicas != *tr {
-				w.target.replicas = *tr
-				w.target.readyAt = w.tick + w.lag()
+				w.target.scale(*tr, w.tick, w.lag())
 				changed = true
 			}
 		}
@@ -658,7 +710,7 @@ func (w *simWorld) apply(d engine.Desired, ops int) bool {
 // pushRevision is the user changing the target's template.
 func (w *simWorld) pushRevision(rev string) {
 	w.target.rev = rev
-	w.target.readyAt = w.tick + w.lag()
+	w.target.readyAt, w.target.before = w.tick+w.lag(), 0
 }
 
 type crash int
@@ -1127,5 +1179,54 @@ func TestSimulationPauseResume(t *testing.T) {
 			t.Logf("seed %d", seed)
 			return
 		}
+	}
+}
+
+// TestSimulationAutoscaled: both copies have an autoscaler that changes
+// their replica counts (2 to 6) at random moments while they run, each
+// change taking 1 to 3 ticks. Releases (canary walks and blue/green) end
+// promoted; Sluice never sets a count the autoscaler owns (an invariant
+// checked at every decision), and the scale-ups never make the canary lose
+// its traffic: the route never goes back to 0%% before the promotion.
+func TestSimulationAutoscaled(t *testing.T) {
+	for _, l := range simLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			for seed := int64(1); seed <= 60; seed++ {
+				s := newSim(t, seed, l.strategy, 0.2, 3)
+				s.w.autoscaled = true
+				s.w.target.floor, s.w.primary.floor = 2, 2
+				s.initialize()
+				s.release("r2")
+				s.run(600, func(s *sim, quiet bool) bool {
+					moved := false
+					for _, d := range []*simDeploy{&s.w.target, &s.w.primary} {
+						if d.exists && d.replicas > 0 && d.readyAt <= s.w.tick && s.r.Intn(6) == 0 {
+							d.scale(2+s.r.Int31n(5), s.w.tick, s.w.lag())
+							moved = true
+						}
+					}
+					return moved && !quiet
+				})
+				st := s.c.Status
+				if !s.failed && (st.Phase != v1alpha1.PhaseSucceeded || st.StableRevision != "r2") {
+					s.fail("seed %d: end phase %s (%s: %s) stable %s, want Succeeded at r2", seed, st.Phase, st.Reason, st.Message, st.StableRevision)
+				}
+				if !s.failed && s.w.target.replicas != 0 {
+					s.fail("seed %d: canary left at %d replicas", seed, s.w.target.replicas)
+				}
+				// Carried weights: 0, the steps' weights up to 100 in
+				// order, then 0: never back to 0 in between.
+				c := s.w.carried
+				for i := 1; i+1 < len(c) && !s.failed; i++ {
+					if c[i] < c[i-1] {
+						s.fail("seed %d: weights carried %v went down mid-release", seed, c)
+					}
+				}
+				if s.failed {
+					t.Logf("seed %d", seed)
+					return
+				}
+			}
+		})
 	}
 }

@@ -21,6 +21,12 @@ func (d *decider) ready(name string, w Workload, rev string, threshold int32) (b
 		return false, name + " is scaled to 0"
 	}
 	need := (w.Replicas*threshold + 99) / 100
+	scaling := w.ReadyFloor > 0 && w.Replicas > w.ReadyFloor && w.StatusReplicas <= w.UpdatedReplicas
+	if scaling {
+		// An autoscaler runs the copy above its minimum: the pods it is
+		// starting count neither as missing nor as not updated.
+		need = (w.ReadyFloor*threshold + 99) / 100
+	}
 	if w.StatusReplicas > w.UpdatedReplicas {
 		// Old pods still run: the available count may be theirs.
 		msg := fmt.Sprintf("%s %d/%d updated, %d old replicas still running", name, w.UpdatedReplicas, w.Replicas, w.StatusReplicas-w.UpdatedReplicas)
@@ -29,13 +35,66 @@ func (d *decider) ready(name string, w Workload, rev string, threshold int32) (b
 		}
 		return false, msg
 	}
-	if w.UpdatedReplicas < w.Replicas || w.AvailableReplicas < need {
+	if (w.UpdatedReplicas < w.Replicas && !scaling) || w.AvailableReplicas < need {
 		msg := fmt.Sprintf("%s %d/%d available, %d/%d updated (needs %d available)", name,
 			w.AvailableReplicas, w.Replicas, w.UpdatedReplicas, w.Replicas, need)
 		if w.Problem != "" {
 			msg += ": " + w.Problem
 		}
 		return false, msg
+	}
+	return true, ""
+}
+
+// unobserved says whether a copy at rev is judged on a status its
+// Deployment controller has not caught up with yet (a change of its spec
+// other than the template, such as an autoscaler's new replica count): not
+// known to be not Ready, so its traffic is not withdrawn.
+func unobserved(w Workload, rev string) bool {
+	return w.Exists && w.Revision == rev && !w.Current && w.Replicas > 0
+}
+
+// canaryReplicas is the canary's replica count to ask for while it serves
+// a release: n; with an autoscaler only to scale it up from zero (to the
+// autoscaler's start), the autoscaler owning the count from there.
+func (d *decider) canaryReplicas(n int32) *int32 {
+	if a := d.obs.Autoscaler; a != nil {
+		if d.obs.Target.Replicas > 0 {
+			return nil
+		}
+		return ptr(min(n, max(a.CanaryStart, 1)))
+	}
+	return ptr(n)
+}
+
+// primaryReplicas is the primary's replica count to ask for: n, or with an
+// autoscaler nothing once the primary runs (its copy of the autoscaler
+// owns the count).
+func (d *decider) primaryReplicas(n int32) *int32 {
+	if d.obs.Autoscaler != nil && d.obs.Primary.Exists && d.obs.Primary.Replicas > 0 {
+		return nil
+	}
+	return ptr(n)
+}
+
+// canaryRaised, before all traffic moves to the canary with an autoscaler
+// (RaiseBeforeSwitch), asks for the canary to run at least the primary's
+// count and reports whether it runs that many Ready; always true
+// otherwise.
+func (d *decider) canaryRaised() (bool, string) {
+	a, t := d.obs.Autoscaler, d.obs.Target
+	if a == nil || !a.RaiseBeforeSwitch || d.st.CanaryWeight == 100 || (d.obs.Route.Exists && d.obs.Route.CanaryWeight == 100) {
+		// Once all traffic is asked for, a primary that grows meanwhile
+		// does not take it back: the canary's autoscaler follows its load.
+		return true, ""
+	}
+	n := d.obs.Primary.Replicas
+	if t.Replicas < n {
+		d.out.Desired.TargetReplicas = ptr(n)
+		return false, fmt.Sprintf("raising the canary from %d to the primary's %d replicas before it takes all traffic", t.Replicas, n)
+	}
+	if need := (n*d.canaryThreshold() + 99) / 100; t.AvailableReplicas < need {
+		return false, fmt.Sprintf("canary %d/%d available before it takes all traffic (needs %d, the primary runs %d)", t.AvailableReplicas, t.Replicas, need, n)
 	}
 	return true, ""
 }

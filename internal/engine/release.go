@@ -33,7 +33,7 @@ func (d *decider) progress(req request) {
 		}
 	}
 	d.out.Desired.Services = true
-	d.out.Desired.TargetReplicas = ptr(d.releaseTargetReplicas())
+	d.out.Desired.TargetReplicas = d.canaryReplicas(d.releaseTargetReplicas())
 	d.out.Desired.PrimaryReplicas = nil
 	for _, hold := range []func() bool{
 		d.blockedHold,
@@ -161,6 +161,14 @@ func (d *decider) canaryNotReadyHold() bool {
 	ok, why := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold())
 	if ok {
 		return false
+	}
+	if unobserved(d.obs.Target, d.st.CanaryRevision) {
+		// Its Deployment controller has not seen a change of its spec
+		// yet (an autoscaler's count, say): the copy is not known to be
+		// unready, so its share stays; the status follows in moments.
+		d.note(v1alpha1.ReasonWaitingForCanary, why)
+		d.requeue(UnobservedRecheckInterval)
+		return true
 	}
 	d.startWaiting(v1alpha1.ReasonWaitingForCanary)
 	d.setPhase(v1alpha1.PhaseProgressing, v1alpha1.ReasonWaitingForCanary, why)

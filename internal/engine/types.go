@@ -28,6 +28,25 @@ type Workload struct {
 	// Problem is the Deployment's own report of why it cannot progress
 	// (ReplicaFailure or ProgressDeadlineExceeded condition), if any.
 	Problem string
+	// ReadyFloor, for a copy an autoscaler scales, is the autoscaler's
+	// minimum: once the copy runs more, its readiness threshold counts
+	// against this many replicas, so pods a scale-up is still starting
+	// never make a Ready copy not Ready. 0 without an autoscaler.
+	ReadyFloor int32
+}
+
+// Autoscaling is what the engine needs to know of a Canary's autoscaler
+// (spec.autoscalerRef): the autoscalers own the copies' replicas, Sluice
+// only scales a copy up from zero (and, before all traffic moves to the
+// canary, raises it to the primary's count).
+type Autoscaling struct {
+	// CanaryStart is how many replicas the canary starts at when a
+	// release scales it up from zero.
+	CanaryStart int32
+	// RaiseBeforeSwitch: before all traffic moves to the canary (the
+	// promotion, a blue/green switch), the canary runs at least as many
+	// replicas as the primary, Ready.
+	RaiseBeforeSwitch bool
 }
 
 // Route is what the controller read back from the router.
@@ -65,6 +84,9 @@ type Observations struct {
 	// ReleaseReplicas is how many replicas a copy should run: the target's
 	// spec.replicas when set above zero, else the primary's, else 1.
 	ReleaseReplicas int32
+	// Autoscaler is set when the Canary's autoscaler exists; nil
+	// otherwise.
+	Autoscaler *Autoscaling
 	// Route is the router's read-back.
 	Route Route
 	// Blocked, when not empty, is a configuration problem that stops
@@ -214,4 +236,8 @@ const (
 	// BlockedRecheckInterval is how soon a Canary stalled on a
 	// configuration problem is looked at again.
 	BlockedRecheckInterval = 15 * time.Second
+	// UnobservedRecheckInterval is how soon to look again at a copy whose
+	// Deployment controller has not caught up with its spec (a watch
+	// usually wakes the Canary first).
+	UnobservedRecheckInterval = time.Second
 )

@@ -122,5 +122,5 @@ func (d *decider) restore() {
 		return
 	}
 	d.out.Desired.RestorePrimary = true
-	d.out.Desired.PrimaryReplicas = ptr(d.obs.ReleaseReplicas)
+	d.out.Desired.PrimaryReplicas = d.primaryReplicas(d.obs.ReleaseReplicas)
 }
