@@ -166,6 +166,12 @@ const (
 	// ReasonBackendNotFound: a backendRef names an object that does not
 	// exist.
 	ReasonBackendNotFound = "BackendNotFound"
+	// ReasonAutoscalerNotFound: spec.autoscalerRef names an autoscaler
+	// that does not exist (or a kind the cluster does not serve).
+	ReasonAutoscalerNotFound = "AutoscalerNotFound"
+	// ReasonAutoscalerMismatch: spec.autoscalerRef names an autoscaler
+	// that scales something other than the target Deployment.
+	ReasonAutoscalerMismatch = "AutoscalerMismatch"
 	// ReasonReferenceNotPermitted: a backendRef into another namespace
 	// that no ReferenceGrant there allows.
 	ReasonReferenceNotPermitted = "ReferenceNotPermitted"

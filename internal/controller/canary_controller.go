@@ -211,6 +211,9 @@ type scope struct {
 	// routeChanged: this reconcile asked the router for a route other
 	// than the one it read back.
 	routeChanged bool
+	// autoscaler is spec.autoscalerRef's autoscaler, nil without one (or
+	// when it is missing).
+	autoscaler *autoscalerState
 }
 
 // RouteReadBack is how soon a Canary looks again after asking its router
@@ -289,7 +292,7 @@ func (r *CanaryReconciler) observeWorkloads(ctx context.Context, c *v1alpha1.Can
 	case s.primary != nil && s.primary.Spec.Replicas != nil && *s.primary.Spec.Replicas > 0:
 		s.obs.ReleaseReplicas = *s.primary.Spec.Replicas
 	}
-	return nil
+	return r.observeAutoscaler(ctx, c, s)
 }
 
 // observeBlocked looks for a configuration that must not be routed, first
@@ -490,6 +493,9 @@ func (r *CanaryReconciler) apply(ctx context.Context, c *v1alpha1.Canary, s *sco
 		}
 	}
 	if err := r.applyRoute(ctx, c, s, d); err != nil {
+		return err
+	}
+	if err := r.applyAutoscaler(ctx, c, s, out); err != nil {
 		return err
 	}
 	scale := d.TargetReplicas != nil && (s.target.Spec.Replicas == nil || *s.target.Spec.Replicas != *d.TargetReplicas)

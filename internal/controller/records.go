@@ -77,6 +77,7 @@ func (r *CanaryReconciler) drift(ctx context.Context, c *v1alpha1.Canary, primar
 	set, ok := primary.Annotations[ReplicasAnnotation]
 	if ok && primary.Spec.Replicas != nil && fmt.Sprint(*primary.Spec.Replicas) != set {
 		scaled, err := r.autoscaled(ctx, primary)
+		scaled = scaled || c.Spec.AutoscalerRef != nil // a ScaledObject's HPA is KEDA's to make
 		if err != nil {
 			return "", "", err
 		}

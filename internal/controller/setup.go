@@ -352,17 +352,15 @@ func (r *CanaryReconciler) canariesForConfig(kind string) handler.MapFunc {
 	}
 }
 
-// canariesForAutoscaler maps an HPA to the Canaries whose primary it
-// scales (an HPA decides whether a replica change is drift).
+// canariesForAutoscaler maps an HPA to the Canaries whose primary or
+// target it scales (an HPA decides whether a replica change is drift, and
+// spec.autoscalerRef's is copied to the primary).
 func (r *CanaryReconciler) canariesForAutoscaler(ctx context.Context, o client.Object) []reconcile.Request {
 	h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler)
 	if !ok || h.Spec.ScaleTargetRef.Kind != "Deployment" {
 		return nil
 	}
-	target, ok := strings.CutSuffix(h.Spec.ScaleTargetRef.Name, workload.PrimarySuffix)
-	if !ok {
-		return nil
-	}
+	target, _ := strings.CutSuffix(h.Spec.ScaleTargetRef.Name, workload.PrimarySuffix)
 	var list v1alpha1.CanaryList
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{targetIndex: target}); err != nil {
 		return nil

@@ -44,6 +44,11 @@
 // still at full size, where a failed round or an abort switches back. Then
 // Promoting and Finalising as above.
 //
+// With an autoscaler (Observations.Autoscaler) the copies' counts are the
+// autoscalers': Desired asks for a count only to scale a copy up from
+// zero, to raise the canary to the primary's count before it takes all
+// traffic, and to scale the canary down at the end.
+//
 // A configuration a router or a backend check refuses (Observations.Blocked)
 // is reported Stalled in every phase. spec.suspend freezes every phase.
 //
