@@ -1089,6 +1089,11 @@ type MetricStatus struct {
 	// Webhook is true for a rollout webhook's result.
 	// +optional
 	Webhook bool `json:"webhook,omitempty"`
+	// Skipped is true when the check was not judged this round (Passed is
+	// then true, and Message says why): a builtin metric in a blue/green
+	// preview, which the router's traffic does not reach.
+	// +optional
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // GateStatus is the webhook gate a release waits on, or passed last.

@@ -153,3 +153,29 @@ func TestHookCallsAndForget(t *testing.T) {
 		t.Errorf("a call running at Forget answered: %+v", got)
 	}
 }
+
+// In a blue/green preview a builtin metric is not judged (the router's
+// traffic, which it reads, does not reach the preview); after the switch
+// it is.
+func TestBuiltinMetricsSkippedInThePreview(t *testing.T) {
+	ctx := context.Background()
+	r := &Runner{}
+	r.init()
+	c := canary("u1")
+	c.Spec.Strategy.BlueGreen = &v1alpha1.BlueGreen{}
+	c.Spec.Analysis.Metrics = []v1alpha1.MetricCheck{{Name: "request-success-rate", ThresholdRange: &v1alpha1.ThresholdRange{}}}
+	c.Status.Phase, c.Status.CurrentStep = v1alpha1.PhaseProgressing, engine.BlueGreenPreviewStep
+	r.Submit(c, 1)
+	queued(r)[0](ctx)
+	res, _ := r.Result(c)
+	if m := res.Metrics[0]; !m.Passed || !m.Skipped || m.Message == "" {
+		t.Errorf("preview round: %+v, want passed, skipped, with a reason", m)
+	}
+	c.Status.CurrentStep = engine.BlueGreenDelayStep
+	r.Submit(c, 2)
+	queued(r)[0](ctx)
+	res, _ = r.Result(c)
+	if m := res.Metrics[0]; m.Passed || m.Skipped {
+		t.Errorf("round after the switch: %+v, want judged (and failed here: no metrics server)", m)
+	}
+}

@@ -87,6 +87,9 @@ func Render(w io.Writer, v View, now time.Time) {
 			verdict := "not yet checked"
 			if ok {
 				verdict = "passed"
+				if r.Skipped {
+					verdict = "skipped: " + r.Message
+				}
 				if !r.Passed {
 					verdict = "FAILED: " + r.Message
 				}
