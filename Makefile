@@ -18,7 +18,7 @@ help: ## list the targets
 
 .PHONY: demo
 demo: deps cluster traefik ## the playground: local control plane, Traefik, Prometheus, traffic, the controller; a release promoted and one rolled back
-	bash hack/demo.sh
+	bash hack/demo.sh $(if $(SCENARIO),--scenario $(SCENARIO))
 
 .PHONY: test
 test: deps cluster harness verify ## everything CI runs: static checks, unit and integration tests on the local control plane, real traffic end to end, the playground

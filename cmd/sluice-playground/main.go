@@ -19,6 +19,7 @@ import (
 
 func main() {
 	root := flag.String("root", ".", "repository root (bin/ and .local/ are under it)")
+	scenario := flag.String("scenario", playground.ScenarioCanary, "how the demo app is released: canary or blue-green")
 	stay := flag.Bool("stay", term.IsTerminal(int(os.Stdin.Fd())), "keep everything running after the releases until Ctrl-C (default: when run from a terminal)")
 	flag.Parse()
 	abs, err := filepath.Abs(*root)
@@ -32,7 +33,7 @@ func main() {
 	if tty {
 		fmt.Print("\033[H\033[2J")
 	}
-	sum, err := playground.Run(ctx, playground.Options{Root: abs, Out: os.Stdout, TTY: tty, Stay: *stay})
+	sum, err := playground.Run(ctx, playground.Options{Root: abs, Out: os.Stdout, TTY: tty, Stay: *stay, Scenario: *scenario})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "playground:", err)
 		os.Exit(1)

@@ -57,6 +57,40 @@ type Options struct {
 	TTY bool
 	// Stay keeps everything running after the releases until ctx ends.
 	Stay bool
+	// Scenario is how the demo app is released: ScenarioCanary (the
+	// default) or ScenarioBlueGreen.
+	Scenario string
+}
+
+// Scenarios of the playground.
+const (
+	// ScenarioCanary walks 10, 30, 60% with Traefik's metrics judging
+	// each step.
+	ScenarioCanary = "canary"
+	// ScenarioBlueGreen previews the new version (one replica, no
+	// traffic), switches all traffic at once, and judges it for the
+	// scale-down delay with the old version kept: the bad one is switched
+	// back.
+	ScenarioBlueGreen = "blue-green"
+)
+
+// strategies are the Canary's spec.strategy per scenario.
+var strategies = map[string]string{
+	ScenarioCanary: `  strategy:
+    steps:
+    - setWeight: 10
+    - pause: {duration: 10s}
+    - setWeight: 30
+    - pause: {duration: 10s}
+    - setWeight: 60
+    - pause: {duration: 10s}
+`,
+	ScenarioBlueGreen: `  strategy:
+    blueGreen:
+      previewReplicaCount: 1
+      autoPromotionSeconds: 10
+      scaleDownDelay: 30s
+`,
 }
 
 func (o Options) path(parts ...string) string {
@@ -143,8 +177,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 
-	s.say("installing the demo app: Deployment %s (2 replicas, version 6.7.0), your IngressRoute, and a Canary", App)
-	if err := install(ctx, cl); err != nil {
+	strategy, ok := strategies[o.scenario()]
+	if !ok {
+		return nil, fmt.Errorf("scenario %q: choose %s or %s", o.Scenario, ScenarioCanary, ScenarioBlueGreen)
+	}
+	s.say("installing the demo app: Deployment %s (2 replicas, version 6.7.0), your IngressRoute, and a Canary (%s)", App, o.scenario())
+	if err := install(ctx, cl, manifests+strategy); err != nil {
 		return nil, err
 	}
 	if _, err := s.until(ctx, "", v1alpha1.PhaseInitialized); err != nil {
@@ -161,8 +199,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		version, what string
 		errRate       float64
 	}{
-		{"6.7.1", "a good version walks its steps and is promoted", 0},
-		{"6.7.2", "a bad version (30% of its answers are 500s): the analysis catches it and rolls it back", 0.3},
+		{"6.7.1", o.goodStory(), 0},
+		{"6.7.2", o.badStory(), 0.3},
 	} {
 		s.say("release %s: %s", r.version, r.what)
 		rs, err := s.release(ctx, cl, r.version, r.errRate)
@@ -313,17 +351,30 @@ spec:
     threshold: 2
     metrics:
     - {name: request-success-rate, thresholdRange: {min: 99}}
-  strategy:
-    steps:
-    - setWeight: 10
-    - pause: {duration: 10s}
-    - setWeight: 30
-    - pause: {duration: 10s}
-    - setWeight: 60
-    - pause: {duration: 10s}
 `
 
-func install(ctx context.Context, cl client.Client) error {
+func (o Options) scenario() string {
+	if o.Scenario == "" {
+		return ScenarioCanary
+	}
+	return o.Scenario
+}
+
+func (o Options) goodStory() string {
+	if o.scenario() == ScenarioBlueGreen {
+		return "a good version is previewed, switched to at once, kept through the scale-down delay and promoted"
+	}
+	return "a good version walks its steps and is promoted"
+}
+
+func (o Options) badStory() string {
+	if o.scenario() == ScenarioBlueGreen {
+		return "a bad version (30% of its answers are 500s): after the switch the analysis catches it and switches back to the old version, still running"
+	}
+	return "a bad version (30% of its answers are 500s): the analysis catches it and rolls it back"
+}
+
+func install(ctx context.Context, cl client.Client, manifests string) error {
 	for _, doc := range strings.Split(manifests, "\n---\n") {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {

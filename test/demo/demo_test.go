@@ -43,3 +43,32 @@ func TestDemoPromotesTheGoodReleaseAndRollsBackTheBadOne(t *testing.T) {
 		}
 	}
 }
+
+// The blue/green scenario (make demo SCENARIO=blue-green): the good
+// release previewed, switched to and promoted with no request failing; the
+// bad one switched back by the analysis in the scale-down delay.
+func TestDemoBlueGreen(t *testing.T) {
+	c := testenv.Get(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(c.Root, "hack", "demo.sh"), "--scenario", "blue-green")
+	cmd.Dir = c.Root
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo failed: %v", err)
+	}
+	for _, re := range []string{
+		`release 6\.7\.1: Succeeded .* answered by 6\.7\.1, +0 failed as users saw them`,
+		`release 6\.7\.2: Failed .*AnalysisFailed`,
+		`preview \(1 replicas, no traffic\) for 10s`,
+		`scale-down delay 30s \(the old copy kept\)`,
+		`skipped: not judged in the blue/green preview`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("demo output does not match %q", re)
+		}
+	}
+}
