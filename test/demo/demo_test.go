@@ -63,9 +63,10 @@ func TestDemoBlueGreen(t *testing.T) {
 	for _, re := range []string{
 		`release 6\.7\.1: Succeeded .* answered by 6\.7\.1, +0 failed as users saw them`,
 		`release 6\.7\.2: Failed .*AnalysisFailed`,
-		`preview \(1 replicas, no traffic\) for 10s`,
-		`scale-down delay 30s \(the old copy kept\)`,
-		`skipped: not judged in the blue/green preview`,
+		`step 0/3 .*previewing revision \w+ for 10s before the switch`,
+		`0\.0% answered by 6\.7\.1 \(canary weight set: 0%\)`,
+		`step 2/3 .*the old copy keeps running for 30s \(scale-down delay\)`,
+		`100\.0% answered by 6\.7\.1 \(canary weight set: 100%\)`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("demo output does not match %q", re)
