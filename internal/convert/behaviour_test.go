@@ -2,25 +2,21 @@ package convert
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kptr "k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
-	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -140,21 +136,7 @@ func ignoredObject(t *testing.T, file, ref, ns string) client.Object {
 // Canaries labelled with the instance id it returns.
 func startController(t *testing.T, c *testenv.Cluster) string {
 	t.Helper()
-	ctrl.SetLogger(logrDiscard())
-	instance := fmt.Sprintf("convert-%d", os.Getpid())
-	scheme, err := controller.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartController(t, c.ControllerConfig(t), controller.ManagerConfig{
-		Manager:      ctrl.Options{Scheme: scheme},
-		InstanceID:   instance,
-		RecorderName: "sluice-convert-test",
-		TargetPoll:   2 * time.Second,
-		Options:      controller.Options{Workers: 2},
-		Routers:      routers.All(),
-	})
-	return instance
+	return c.StartInstance(t, "convert")
 }
 
 // deploymentFor is the Deployment a Flagger Canary targets, as its user
@@ -213,5 +195,3 @@ func deleteCanary(t *testing.T, cl client.Client, cn *v1alpha1.Canary) {
 	}
 	t.Errorf("canary %s/%s not finalized within 30s", cn.Namespace, cn.Name)
 }
-
-func logrDiscard() logr.Logger { return logr.Discard() }

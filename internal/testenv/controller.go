@@ -2,8 +2,13 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -11,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/routers"
 )
 
 // StartController runs one more Sluice controller in the test process
@@ -37,4 +43,27 @@ func StartController(t testing.TB, cfg *rest.Config, mc controller.ManagerConfig
 			t.Errorf("controller %s: %v", mc.InstanceID, err)
 		}
 	})
+}
+
+// StartInstance runs a controller as an install does (the cluster's
+// ControllerConfig, every router, 2 workers, a 2 s target poll, logs
+// discarded) for the Canaries labelled controller.InstanceLabel with the
+// instance id it returns (name and the process id), until the test ends.
+func (c *Cluster) StartInstance(t testing.TB, name string) string {
+	t.Helper()
+	ctrl.SetLogger(logr.Discard())
+	instance := fmt.Sprintf("%s-%d", name, os.Getpid())
+	scheme, err := controller.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	StartController(t, c.ControllerConfig(t), controller.ManagerConfig{
+		Manager:      ctrl.Options{Scheme: scheme},
+		InstanceID:   instance,
+		RecorderName: "sluice-" + name + "-test",
+		TargetPoll:   2 * time.Second,
+		Options:      controller.Options{Workers: 2},
+		Routers:      routers.All(),
+	})
+	return instance
 }

@@ -7,13 +7,11 @@ package autoscaling_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -21,12 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kptr "k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
-	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -62,16 +58,7 @@ func TestReleaseWithHPA(t *testing.T) {
 	cl := env.SluiceClient(t)
 	metrics := serveMetrics(t, cl)
 	ns := env.Namespace(t)
-	instance := fmt.Sprintf("autoscaling-%d", os.Getpid())
-	ctrl.SetLogger(logr.Discard())
-	scheme, err := controller.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartController(t, env.ControllerConfig(t), controller.ManagerConfig{
-		Manager: ctrl.Options{Scheme: scheme}, InstanceID: instance, RecorderName: "sluice-autoscaling-test",
-		TargetPoll: 2 * time.Second, Options: controller.Options{Workers: 2}, Routers: routers.All(),
-	})
+	instance := env.StartInstance(t, "autoscaling")
 	ctx := t.Context()
 
 	// 20 units of load, 10 a replica: 2 replicas.

@@ -3,23 +3,19 @@ package autoscaling_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kptr "k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
-	"github.com/sluice-dev/sluice/internal/routers"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -39,16 +35,7 @@ func TestReleaseWithScaledObject(t *testing.T) {
 	}
 	cl := env.SluiceClient(t)
 	ns := env.Namespace(t)
-	instance := fmt.Sprintf("keda-%d", os.Getpid())
-	ctrl.SetLogger(logr.Discard())
-	scheme, err := controller.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartController(t, env.ControllerConfig(t), controller.ManagerConfig{
-		Manager: ctrl.Options{Scheme: scheme}, InstanceID: instance, RecorderName: "sluice-keda-test",
-		TargetPoll: 2 * time.Second, Options: controller.Options{Workers: 2}, Routers: routers.All(),
-	})
+	instance := env.StartInstance(t, "keda")
 	ctx := t.Context()
 	labels := map[string]string{"app": "shop"}
 	dep := &appsv1.Deployment{

@@ -15,11 +15,14 @@ import (
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
-func TestDemoPromotesTheGoodReleaseAndRollsBackTheBadOne(t *testing.T) {
+// runDemo runs hack/demo.sh with args as a user would, non-interactively,
+// and returns its output; a failed run fails the test.
+func runDemo(t *testing.T, args ...string) *bytes.Buffer {
+	t.Helper()
 	c := testenv.Get(t) // the same cluster make demo starts
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(c.Root, "hack", "demo.sh"))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.Root, "hack", "demo.sh")}, args...)...)
 	cmd.Dir = c.Root
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -28,6 +31,11 @@ func TestDemoPromotesTheGoodReleaseAndRollsBackTheBadOne(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo failed: %v", err)
 	}
+	return &out
+}
+
+func TestDemoPromotesTheGoodReleaseAndRollsBackTheBadOne(t *testing.T) {
+	out := runDemo(t)
 	// The good release promoted with no request failing, the bad one
 	// rolled back by the analysis, and each shown step by step with the
 	// traffic measured.
@@ -48,18 +56,7 @@ func TestDemoPromotesTheGoodReleaseAndRollsBackTheBadOne(t *testing.T) {
 // release previewed, switched to and promoted with no request failing; the
 // bad one switched back by the analysis in the scale-down delay.
 func TestDemoBlueGreen(t *testing.T) {
-	c := testenv.Get(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(c.Root, "hack", "demo.sh"), "--scenario", "blue-green")
-	cmd.Dir = c.Root
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	t.Logf("demo output:\n%s", out.String())
-	if err != nil {
-		t.Fatalf("demo failed: %v", err)
-	}
+	out := runDemo(t, "--scenario", "blue-green")
 	for _, re := range []string{
 		`release 6\.7\.1: Succeeded .* answered by 6\.7\.1, +0 failed as users saw them`,
 		`release 6\.7\.2: Failed .*AnalysisFailed`,
