@@ -26,7 +26,7 @@ func argoRollout(t *tracker, in input) []Output {
 	spec := t.at("spec")
 	name, ns := nameOf(t.root)
 	if bg := spec.get("strategy").get("blueGreen"); bg.ok {
-		bg.drop("Sluice has no blue/green strategy; the nearest is a Canary whose steps are one pause without a duration (promote by hand), through a router")
+		bg.drop("not translated yet: write spec.strategy.blueGreen by hand (docs/blue-green.md maps each field)")
 	}
 	c := &v1alpha1.Canary{ObjectMeta: objectMeta(t, name)}
 	c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Canary"

@@ -89,7 +89,7 @@ func flaggerCanary(t *tracker, in input, opts Options) []Output {
 		spec.get("skipAnalysis").carry("Canary spec")
 	}
 	spec.get("metricsServer").drop("Sluice reads builtin metrics from the controller's --metrics-server flag; set it there")
-	spec.get("autoscalerRef").drop("Sluice creates no autoscaler for the primary: create an HPA for <target>-primary yourself (Sluice then counts its replica changes as no drift)")
+	flaggerAutoscaler(spec.get("autoscalerRef"), s)
 	spec.get("routeRef").drop("an APISIX route: Sluice has no APISIX router")
 	spec.get("upstreamRef").drop("a Gloo Upstream: Sluice has no Gloo router")
 
@@ -486,6 +486,36 @@ func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, na
 	s.Analysis = an
 }
 
+// flaggerAutoscaler converts spec.autoscalerRef: the same reference, the
+// primary's copy made by Sluice as by Flagger.
+func flaggerAutoscaler(ar node, s *v1alpha1.CanarySpec) {
+	if !ar.ok {
+		return
+	}
+	const to = "Canary spec.autoscalerRef"
+	ref := &v1alpha1.AutoscalerRef{Kind: ar.get("kind").str(), Name: ar.get("name").carry(to + ".name").str()}
+	switch ref.Kind {
+	case "HorizontalPodAutoscaler":
+		ref.APIVersion = "autoscaling/v2"
+		if ar.get("apiVersion").str() == ref.APIVersion {
+			ar.get("apiVersion").carry(to + ".apiVersion")
+		} else {
+			ar.get("apiVersion").translate(to+".apiVersion", "autoscaling/v2, the version Sluice reads (the same HPA, served in every version)")
+		}
+		ar.get("primaryScalerQueries").drop("it rewrites KEDA triggers; a HorizontalPodAutoscaler's copy keeps its metrics")
+	case "ScaledObject":
+		ref.APIVersion = "keda.sh/v1alpha1"
+		ar.get("apiVersion").carry(to + ".apiVersion")
+		ref.PrimaryScalerQueries = ar.get("primaryScalerQueries").carry(to + ".primaryScalerQueries").stringMap()
+	default:
+		ar.dropf("Sluice copies a HorizontalPodAutoscaler or a KEDA ScaledObject, not a %s", ref.Kind)
+		return
+	}
+	ar.get("kind").carry(to + ".kind")
+	ar.get("primaryScalerReplicas").drop("Sluice's copy has your autoscaler's own bounds: set them on yours")
+	s.AutoscalerRef = ref
+}
+
 // flaggerSessionAffinity converts spec.analysis.sessionAffinity: the
 // cookie that keeps a client the canary answered on it.
 func flaggerSessionAffinity(sa node, s *v1alpha1.CanarySpec, router string) {
@@ -533,8 +563,26 @@ func flaggerStrategy(a node, s *v1alpha1.CanarySpec, iv *metav1.Duration, router
 		}()
 	}
 
+	if (iterations > 0 || (sw == 0 && len(sws) == 0)) && headerRoute == nil && !mirror {
+		// Blue/green: checks run `iterations` intervals against the
+		// canary with no production traffic, then all of it switches.
+		n := max(iterations, 1)
+		st.BlueGreen = &v1alpha1.BlueGreen{AutoPromotionSeconds: ptr(int32(time.Duration(n) * iv.Duration / time.Second)),
+			ScaleDownDelay: &metav1.Duration{}}
+		a.get("iterations").translate("Canary spec.strategy.blueGreen.autoPromotionSeconds", "a preview of iterations × interval, checked every interval, then all traffic at once; scaleDownDelay 0s, as Flagger scales the canary down at once")
+		a.get("mirror").carry("Canary spec.strategy.blueGreen")
+		a.get("mirrorWeight").drop("mirror is off, so it had no effect")
+		if st.SessionAffinity != nil {
+			st.SessionAffinity = nil
+			a.get("sessionAffinity").drop("a blue/green release moves all traffic at once: there is no share to keep a client on")
+		}
+		for _, k := range []string{"stepWeight", "stepWeights", "maxWeight"} {
+			a.get(k).drop("Flagger ignores it with iterations")
+		}
+		return
+	}
 	if iterations > 0 || (sw == 0 && len(sws) == 0) {
-		// A/B testing (match) or blue/green: the canary gets no weighted
+		// A/B testing (match) or mirroring: the canary gets no weighted
 		// traffic; checks run `iterations` intervals, then promotion.
 		n := max(iterations, 1)
 		a.get("iterations").translate("Canary spec.strategy.steps[pause]", "one pause of iterations × interval, checked every interval; the canary gets no weighted traffic")
