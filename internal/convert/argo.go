@@ -25,9 +25,6 @@ const (
 func argoRollout(t *tracker, in input) []Output {
 	spec := t.at("spec")
 	name, ns := nameOf(t.root)
-	if bg := spec.get("strategy").get("blueGreen"); bg.ok {
-		bg.drop("not translated yet: write spec.strategy.blueGreen by hand (docs/blue-green.md maps each field)")
-	}
 	c := &v1alpha1.Canary{ObjectMeta: objectMeta(t, name)}
 	c.APIVersion, c.Kind = v1alpha1.GroupVersion.String(), "Canary"
 	s := &c.Spec
@@ -70,6 +67,9 @@ func argoRollout(t *tracker, in input) []Output {
 			d.Spec.RevisionHistoryLimit = ptr(int32(r))
 		}
 		cs := spec.get("strategy").get("canary")
+		if bg := spec.get("strategy").get("blueGreen"); bg.ok {
+			cs = bg
+		}
 		for _, k := range []string{"maxSurge", "maxUnavailable"} {
 			v := cs.get(k)
 			if !v.ok {
@@ -93,6 +93,7 @@ func argoRollout(t *tracker, in input) []Output {
 		}
 		for _, k := range []string{"maxSurge", "maxUnavailable"} {
 			spec.get("strategy").get("canary").get(k).drop("with workloadRef, set it on the Deployment's rolling update")
+			spec.get("strategy").get("blueGreen").get(k).drop("with workloadRef, set it on the Deployment's rolling update")
 		}
 	}
 
@@ -106,6 +107,12 @@ func argoRollout(t *tracker, in input) []Output {
 	spec.get("rollbackWindow").drop("Sluice releases every revision through the steps; a rollback is a new release (kubectl sluice undo)")
 	spec.get("analysis").drop("Sluice keeps no AnalysisRuns; check results are in the Canary's status and Events")
 
+	if bg := spec.get("strategy").get("blueGreen"); bg.ok {
+		if !argoBlueGreen(bg, s, in, ns, tmpl) || !deployment {
+			return outs
+		}
+		return append([]Output{{Object: c}}, append(outs, argoMetricTemplates(c, in, ns)...)...)
+	}
 	cs := spec.get("strategy").get("canary")
 	if !cs.ok {
 		return nil
@@ -145,14 +152,70 @@ func argoRollout(t *tracker, in input) []Output {
 	return append([]Output{{Object: c}}, append(outs, argoMetricTemplates(c, in, ns)...)...)
 }
 
+// argoBlueGreen converts spec.strategy.blueGreen: a Canary without a
+// router whose apex Service is the active one (its selector is the
+// switch), and the blue/green settings of the same names. It reports
+// whether a Canary can be written.
+func argoBlueGreen(bg node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *corev1.PodTemplateSpec) bool {
+	const to = "Canary spec.strategy.blueGreen"
+	active := bg.get("activeService")
+	s.Service.Name = active.translate("Canary spec.service.name", "the apex Service: Sluice takes it over, and with no router its selector is the switch (the primary's pods, then the new revision's)").str()
+	argoServicePort(active, s, in, ns, tmpl)
+	b := &v1alpha1.BlueGreen{}
+	if ps := bg.get("previewService").str(); ps != "" {
+		b.PreviewService = ps
+		bg.get("previewService").translate(to+".previewService", "Sluice takes it over and keeps it selecting the new revision's pods")
+	}
+	if n, ok := bg.get("previewReplicaCount").carry(to + ".previewReplicaCount").int(); ok && n > 0 {
+		b.PreviewReplicaCount = ptr(int32(n))
+	}
+	if ap := bg.get("autoPromotionEnabled"); ap.ok {
+		b.AutoPromotionEnabled = ptr(ap.carry(to + ".autoPromotionEnabled").bool())
+	}
+	if b.AutoPromotionEnabled != nil && !*b.AutoPromotionEnabled {
+		bg.get("autoPromotionSeconds").drop("Argo Rollouts ignores it with autoPromotionEnabled: false (so does Sluice's CRD refuse the pair)")
+	} else if n, ok := bg.get("autoPromotionSeconds").carry(to + ".autoPromotionSeconds").int(); ok && n > 0 {
+		b.AutoPromotionSeconds = ptr(int32(n))
+	}
+	if d := seconds(bg.get("scaleDownDelaySeconds")); d != nil {
+		b.ScaleDownDelay = d
+		bg.get("scaleDownDelaySeconds").translate(to+".scaleDownDelay", "seconds written as a duration")
+	} else if bg.get("scaleDownDelaySeconds").ok {
+		b.ScaleDownDelay = &metav1.Duration{}
+		bg.get("scaleDownDelaySeconds").translate(to+".scaleDownDelay", "0s")
+	}
+	an := &v1alpha1.Analysis{}
+	for _, k := range []string{"prePromotionAnalysis", "postPromotionAnalysis"} {
+		if a := bg.get(k); a.ok {
+			argoAnalysisRef(a, an, in, ns, "Canary spec.analysis")
+		}
+	}
+	if len(an.Metrics) > 0 || len(an.Webhooks) > 0 {
+		s.Analysis = an
+	}
+	bg.get("abortScaleDownDelaySeconds").drop("an abort scales the new revision down once the traffic is back on the old copy")
+	bg.get("scaleDownDelayRevisionLimit").drop("Sluice keeps one old copy, <name>-primary")
+	bg.get("antiAffinity").drop("Sluice sets no anti-affinity between the copies; add it to the pod template")
+	for _, k := range []string{"activeMetadata", "previewMetadata"} {
+		bg.get(k).drop("Sluice adds no labels or annotations per copy; its own pod-template label tells the copies apart")
+	}
+	s.Strategy = v1alpha1.Strategy{BlueGreen: b}
+	return true
+}
+
 // argoServices sets the port Sluice's Services expose, from the stable
 // Service when it is among the inputs, else from the pod template.
 func argoServices(cs node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *corev1.PodTemplateSpec) {
 	note := "Sluice makes its own Services <name>, <name>-primary and <name>-canary; yours are left unused once you switch (delete them after)"
-	stable := cs.get("stableService").str()
 	cs.get("canaryService").translate("Canary spec.service", note)
 	cs.get("stableService").translate("Canary spec.service", note)
-	if svc := in.find("v1", "Service", ns, stable); svc != nil {
+	argoServicePort(cs.get("stableService"), s, in, ns, tmpl)
+}
+
+// argoServicePort sets spec.service's port from the Service svc names when
+// it is among the inputs, else from the pod template (80 without one).
+func argoServicePort(svcNode node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *corev1.PodTemplateSpec) {
+	if svc := in.find("v1", "Service", ns, svcNode.str()); svc != nil {
 		ports, _ := svc["spec"].(map[string]any)["ports"].([]any)
 		if len(ports) > 0 {
 			p, _ := ports[0].(map[string]any)
@@ -178,7 +241,7 @@ func argoServices(cs node, s *v1alpha1.CanarySpec, in input, ns string, tmpl *co
 		}
 	}
 	s.Service.Port = 80
-	cs.t.set(cs.path+".stableService", mark{disp: NotCarried, note: "its port is not among the inputs (give the Service with -f): spec.service.port is 80, check it"})
+	svcNode.t.set(svcNode.path, mark{disp: NotCarried, note: "its port is not among the inputs (give the Service with -f): spec.service.port is 80, check it"})
 }
 
 // argoRouter sets the Canary's router from spec.strategy.canary
@@ -463,6 +526,7 @@ func argoAnalysisRef(a node, an *v1alpha1.Analysis, in input, ns, to string) {
 	for _, arg := range a.get("args").items() {
 		if v := arg.get("value"); v.ok {
 			vars[arg.get("name").carry(to+".metrics[].templateVariables").str()] = v.carry(to + ".metrics[].templateVariables").str()
+			arg.get("valueFrom").drop("value is given and used: Sluice's template variables are values")
 		} else {
 			arg.drop("an argument from a field or the pod template hash: Sluice's template variables are values; {{ target }} and {{ namespace }} cover the common uses")
 		}
@@ -492,7 +556,12 @@ func argoAnalysisRef(a node, an *v1alpha1.Analysis, in input, ns, to string) {
 				an.Metrics = append(an.Metrics, mc)
 			}
 			if m.hook != nil && !hasMetric(an, m.hook.Name) {
-				an.Webhooks = append(an.Webhooks, *m.hook)
+				h := *m.hook
+				for k, v := range vars {
+					// A web metric's URL takes the analysis' arguments.
+					h.URL = strings.ReplaceAll(h.URL, "{{args."+k+"}}", v)
+				}
+				an.Webhooks = append(an.Webhooks, h)
 			}
 			if m.threshold > 0 && (an.Threshold == nil || m.threshold < *an.Threshold) {
 				an.Threshold = ptr(m.threshold)
