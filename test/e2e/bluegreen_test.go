@@ -102,7 +102,10 @@ func (w *world) blueGreenRun(t *testing.T, ns string, tl *timeline, load *datapl
 		return rs
 	}
 	row("before the release", "0", time.Time{}, released)
-	preview := row("preview (1 replica)", "0", released.Add(controller.DefaultRouteSettle), tl.first(func(p statusPoint) bool { return p.step == 1 }))
+	// The preview ends when the switch is written, which the sampled
+	// status shows up to one sample (and its write) later.
+	switchAsked := tl.first(func(p statusPoint) bool { return p.step == 1 })
+	preview := row("preview (1 replica)", "0", released.Add(controller.DefaultRouteSettle), switchAsked.Add(-sampleSlack))
 	row("switch and delay", "100", settled, promoting)
 	row("promotion and finalise", "100→0", promoting, done)
 	after := row("after (primary runs v2)", "0", done, time.Now())
