@@ -58,7 +58,7 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 	checks := make([]v1alpha1.MetricStatus, len(c.Spec.Analysis.Metrics)+len(rollout))
 	rollbacks := make([]string, len(rollback))
 	var wg sync.WaitGroup
-	preview := previewing(c)
+	preview := engine.InPreview(c.Spec.Strategy, c.Status)
 	for i, m := range c.Spec.Analysis.Metrics {
 		if preview && m.TemplateRef == nil {
 			checks[i] = v1alpha1.MetricStatus{Name: m.Name, Passed: true, Skipped: true,
@@ -98,19 +98,6 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 	if r.end(key, c.UID, want, func(j *job) { j.round = res }) {
 		r.announce(ctx, c)
 	}
-}
-
-// previewing says whether the round is one of a blue/green preview (the
-// Canary as decided: its status at the preview step of a release).
-func previewing(c *v1alpha1.Canary) bool {
-	if c.Spec.Strategy.BlueGreen == nil || c.Status.CurrentStep != engine.BlueGreenPreviewStep {
-		return false
-	}
-	switch c.Status.Phase {
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
-		return true
-	}
-	return false
 }
 
 // check runs one metric; every failure to get a value is a failed check

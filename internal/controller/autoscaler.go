@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -80,7 +82,7 @@ func (r *CanaryReconciler) observeAutoscaler(ctx context.Context, c *v1alpha1.Ca
 		so := &unstructured.Unstructured{}
 		so.SetGroupVersionKind(scaledObjectGVK)
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: ref.Name}, so); err != nil {
-			if apierrors.IsNotFound(err) || meta404(err) {
+			if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) { // or KEDA is not installed
 				return r.autoscalerBlocked(s, v1alpha1.ReasonAutoscalerNotFound, fmt.Sprintf("spec.autoscalerRef: ScaledObject %s/%s not found (is KEDA installed?); create it for Deployment %s, or remove autoscalerRef", c.Namespace, ref.Name, s.target.Name))
 			}
 			return fmt.Errorf("read scaledobject %s/%s: %w", c.Namespace, ref.Name, err)
@@ -114,12 +116,8 @@ func (r *CanaryReconciler) observeAutoscaler(ctx context.Context, c *v1alpha1.Ca
 	return nil
 }
 
-// meta404 says whether err means the kind is not served (KEDA not
-// installed).
-func meta404(err error) bool {
-	return apierrors.IsNotFound(err) || meta.IsNoMatchError(err)
-}
-
+// autoscalerBlocked reports a problem of the autoscaler as what stops
+// traffic (unless another was found first); the reconcile goes on.
 func (r *CanaryReconciler) autoscalerBlocked(s *scope, reason, msg string) error {
 	if s.obs.Blocked == "" {
 		s.obs.Blocked, s.obs.BlockedReason = msg, reason
@@ -209,17 +207,18 @@ func (r *CanaryReconciler) applyPrimaryScaledObject(ctx context.Context, c *v1al
 		return fmt.Errorf("canary %s/%s: no APIReader to read scaledobject %s", c.Namespace, c.Name, name)
 	}
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, have)
+	exists := err == nil
 	switch {
-	case err == nil && !sync:
+	case exists && !sync:
 		return nil
-	case err != nil && !apierrors.IsNotFound(err):
+	case !exists && !apierrors.IsNotFound(err):
 		return fmt.Errorf("read scaledobject %s/%s: %w", c.Namespace, name, err)
 	}
 	spec, err := PrimaryScaledObjectSpec(user, s.primary.Name, c.Spec.AutoscalerRef.PrimaryScalerQueries)
 	if err != nil {
 		return fmt.Errorf("scaledobject %s/%s: %w", c.Namespace, user.GetName(), err)
 	}
-	if haveSpec, ok, _ := unstructured.NestedMap(have.Object, "spec"); err == nil && ok && equality.Semantic.DeepEqual(haveSpec, spec) {
+	if haveSpec, ok, _ := unstructured.NestedMap(have.Object, "spec"); exists && ok && equality.Semantic.DeepEqual(haveSpec, spec) {
 		return nil
 	}
 	want := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
@@ -245,7 +244,7 @@ func PrimaryScaledObjectSpec(user *unstructured.Unstructured, primary string, qu
 	if err != nil {
 		return nil, fmt.Errorf("spec: %w", err)
 	}
-	spec = runtimeDeepCopy(spec)
+	spec = runtime.DeepCopyJSON(spec)
 	if err := unstructured.SetNestedField(spec, primary, "scaleTargetRef", "name"); err != nil {
 		return nil, err
 	}
@@ -276,10 +275,6 @@ func PrimaryScaledObjectSpec(user *unstructured.Unstructured, primary string, qu
 	return spec, nil
 }
 
-func runtimeDeepCopy(m map[string]any) map[string]any {
-	return (&unstructured.Unstructured{Object: m}).DeepCopy().Object
-}
-
 // pauseScaledObject holds the user's ScaledObject at zero (KEDA's
 // paused-replicas) while the canary is scaled down, and lets it scale
 // while a release runs: KEDA, unlike an HPA, would scale an idle target
@@ -295,7 +290,7 @@ func (r *CanaryReconciler) pauseScaledObject(ctx context.Context, so *unstructur
 	default:
 		return nil
 	}
-	if err := r.Client.Patch(ctx, so, client.RawPatch("application/merge-patch+json", []byte(patch)), client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, so, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("annotate scaledobject %s/%s (%s): %w", so.GetNamespace(), so.GetName(), kedaPausedReplicas, err)
 	}
 	return nil

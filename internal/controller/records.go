@@ -76,10 +76,14 @@ func (r *CanaryReconciler) drift(ctx context.Context, c *v1alpha1.Canary, primar
 	}
 	set, ok := primary.Annotations[ReplicasAnnotation]
 	if ok && primary.Spec.Replicas != nil && fmt.Sprint(*primary.Spec.Replicas) != set {
-		scaled, err := r.autoscaled(ctx, primary)
-		scaled = scaled || c.Spec.AutoscalerRef != nil // a ScaledObject's HPA is KEDA's to make
-		if err != nil {
-			return "", "", err
+		// With spec.autoscalerRef its copy scales the primary (for a
+		// ScaledObject, through an HPA KEDA makes).
+		scaled := c.Spec.AutoscalerRef != nil
+		if !scaled {
+			var err error
+			if scaled, err = r.autoscaled(ctx, primary); err != nil {
+				return "", "", err
+			}
 		}
 		if !scaled {
 			return fmt.Sprintf("replicas %d, Sluice set %s", *primary.Spec.Replicas, set), "replicas", nil

@@ -19,13 +19,17 @@ import (
 func (d *decider) blueGreen() *v1alpha1.BlueGreen { return d.c.Spec.Strategy.BlueGreen }
 
 // previewing says whether a blue/green release is at its preview step.
-func (d *decider) previewing() bool {
-	switch d.st.Phase {
+func (d *decider) previewing() bool { return InPreview(d.c.Spec.Strategy, d.st) }
+
+// InPreview says whether a status (as decided) is a blue/green release at
+// its preview step: the new revision runs with no production traffic.
+func InPreview(s v1alpha1.Strategy, st v1alpha1.CanaryStatus) bool {
+	switch st.Phase {
 	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
 	default:
 		return false
 	}
-	return d.blueGreen() != nil && d.st.CurrentStep == BlueGreenPreviewStep
+	return s.BlueGreen != nil && st.CurrentStep == BlueGreenPreviewStep
 }
 
 // releaseTargetReplicas is how many replicas the canary runs while a

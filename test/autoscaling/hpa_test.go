@@ -48,17 +48,8 @@ func (s sample) key() string {
 // has set, the weights never go back), the release promotes, the canary
 // ends at 0, and the primary's HPA ends with the user's settings.
 func TestReleaseWithHPA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("local control plane")
-	}
-	env := testenv.Get(t)
-	if err := env.InstallSluiceCRDs(); err != nil {
-		t.Fatal(err)
-	}
-	cl := env.SluiceClient(t)
+	cl, ns, instance := setup(t, "autoscaling")
 	metrics := serveMetrics(t, cl)
-	ns := env.Namespace(t)
-	instance := env.StartInstance(t, "autoscaling")
 	ctx := t.Context()
 
 	// 20 units of load, 10 a replica: 2 replicas.
@@ -223,6 +214,21 @@ func TestReleaseWithHPA(t *testing.T) {
 		t.Errorf("primary ends at %d replicas, want 5 (its HPA's count for 50 units of load)", pri)
 	}
 	checkCopy(t, cl, ns, hpa)
+}
+
+// setup gives a test the local control plane with Sluice's CRDs, a
+// client, a fresh namespace and a controller for the Canaries labelled
+// with the instance id it returns.
+func setup(t *testing.T, name string) (client.Client, string, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("local control plane")
+	}
+	env := testenv.Get(t)
+	if err := env.InstallSluiceCRDs(); err != nil {
+		t.Fatal(err)
+	}
+	return env.SluiceClient(t), env.Namespace(t), env.StartInstance(t, name)
 }
 
 func waitPhase(t *testing.T, cl client.Client, ns string, phase v1alpha1.CanaryPhase, timeout time.Duration) {

@@ -26,16 +26,7 @@ import (
 // HPA name suffixed; the user's ScaledObject is paused at 0 while the
 // canary is idle, not during the release, and again after it.
 func TestReleaseWithScaledObject(t *testing.T) {
-	if testing.Short() {
-		t.Skip("local control plane")
-	}
-	env := testenv.Get(t)
-	if err := env.InstallSluiceCRDs(); err != nil {
-		t.Fatal(err)
-	}
-	cl := env.SluiceClient(t)
-	ns := env.Namespace(t)
-	instance := env.StartInstance(t, "keda")
+	cl, ns, instance := setup(t, "keda")
 	ctx := t.Context()
 	labels := map[string]string{"app": "shop"}
 	dep := &appsv1.Deployment{

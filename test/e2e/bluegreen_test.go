@@ -73,17 +73,10 @@ func (w *world) blueGreenNoRouter(t *testing.T) {
 }
 
 func (w *world) blueGreenRun(t *testing.T, ns string, tl *timeline, load *dataplane.Load, title string) {
-	wait(3 * time.Second)
-	released := time.Now()
-	w.release(t, ns, "shop", "v2", 0)
 	// The preview answers as v2 on its own Service while production
 	// traffic stays on v1.
-	w.previewServes(t, ns, "shop-preview", "v2")
-	w.waitFor(t, ns, "shop", v1alpha1.PhaseSucceeded, 3*time.Minute)
-	done := time.Now()
-	wait(5 * time.Second)
-	results := load.Stop()
-	tl.end()
+	results, released, done := w.releaseUnderLoad(t, ns, tl, load, 3*time.Minute, 5*time.Second,
+		func() { w.previewServes(t, ns, "shop-preview", "v2") })
 
 	switched := tl.first(func(p statusPoint) bool { return p.step == 2 && p.phase == v1alpha1.PhaseProgressing })
 	promoting := tl.first(func(p statusPoint) bool { return p.phase == v1alpha1.PhasePromoting })
@@ -146,14 +139,7 @@ func (w *world) noRouterCanary(t *testing.T) {
 	w.deployNoRouter(t, ns, scaled(app(ns, "shop", "v1", 0), 4), c)
 	tl := w.watch(t, ns, "shop", apexShare)
 	load := dataplane.StartLoad(w.clusterURL(t, ns, "shop"), rate, dataplane.Stream{Name: "plain"})
-	wait(3 * time.Second)
-	released := time.Now()
-	w.release(t, ns, "shop", "v2", 0)
-	w.waitFor(t, ns, "shop", v1alpha1.PhaseSucceeded, 4*time.Minute)
-	done := time.Now()
-	wait(3 * time.Second)
-	results := load.Stop()
-	tl.end()
+	results, released, done := w.releaseUnderLoad(t, ns, tl, load, 4*time.Minute, 3*time.Second, nil)
 
 	tb := &table{title: "(h) canary without a router: declared weight, the endpoints' share, the share measured"}
 	for i, s := range steps {

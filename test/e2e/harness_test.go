@@ -180,6 +180,26 @@ func (w *world) release(t *testing.T, ns, name, version string, errRate float64)
 	}
 }
 
+// releaseUnderLoad releases v2 of the app "shop" while load runs (3 s of
+// it before the release), runs meanwhile (if any) once the release has
+// started, waits up to timeout for the promotion, keeps the load tail
+// longer, and returns the answers with the release's start and end.
+func (w *world) releaseUnderLoad(t *testing.T, ns string, tl *timeline, load *dataplane.Load, timeout, tail time.Duration, meanwhile func()) (results []dataplane.Result, released, done time.Time) {
+	t.Helper()
+	wait(3 * time.Second)
+	released = time.Now()
+	w.release(t, ns, "shop", "v2", 0)
+	if meanwhile != nil {
+		meanwhile()
+	}
+	w.waitFor(t, ns, "shop", v1alpha1.PhaseSucceeded, timeout)
+	done = time.Now()
+	wait(tail)
+	results = load.Stop()
+	tl.end()
+	return results, released, done
+}
+
 // statusPoint is the Canary's status at a moment.
 type statusPoint struct {
 	at     time.Time

@@ -121,15 +121,7 @@ func (w *world) ingressRouteRelease(t *testing.T) {
 	w.deploy(t, ns, app(ns, "shop", "v1", 0), canary(ns, "shop", nil, steps...))
 
 	tl := w.watch(t, ns, "shop", ingressRouteShare)
-	load := w.plainLoad(ns)
-	wait(3 * time.Second)
-	released := time.Now()
-	w.release(t, ns, "shop", "v2", 0)
-	w.waitFor(t, ns, "shop", v1alpha1.PhaseSucceeded, 3*time.Minute)
-	done := time.Now()
-	wait(5 * time.Second)
-	results := load.Stop()
-	tl.end()
+	results, released, done := w.releaseUnderLoad(t, ns, tl, w.plainLoad(ns), 3*time.Minute, 5*time.Second, nil)
 
 	tb := &table{title: "(a) IngressRoute mode: canary to promotion"}
 	base := window(results, "plain", time.Time{}, released)
