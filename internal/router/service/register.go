@@ -12,6 +12,7 @@ import (
 // config/rbac/role.yaml):
 //
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=endpoints,verbs=delete
 
 // Name is the router's name: a Canary whose spec.router names none.
 const Name = "service"

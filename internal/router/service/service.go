@@ -100,10 +100,12 @@ type state struct {
 	// controllerReady says whether the EndpointSlice controller lists any
 	// Ready endpoint for the apex Service.
 	controllerReady bool
-	// stale are the EndpointSlice controller's slices of an apex Service
-	// without a selector: the controller stops updating them, but does not
-	// delete them, and proxies still read them.
-	stale []*discoveryv1.EndpointSlice
+	// controller are the EndpointSlice controller's slices of the apex
+	// Service. Once the Service has no selector the controller stops
+	// updating them but does not delete them, and proxies still read them
+	// (stale is then true).
+	controller []*discoveryv1.EndpointSlice
+	stale      bool
 }
 
 func (r *Router) read(ctx context.Context, c *v1alpha1.Canary, s router.Split) (*state, error) {
@@ -129,9 +131,20 @@ func (r *Router) read(ctx context.Context, c *v1alpha1.Canary, s router.Split) (
 			return nil, err
 		}
 	}
-	list, err := r.slicesOf(ctx, c.Namespace, r.Apex)
-	if err != nil {
+	if err := r.readApexSlices(ctx, c.Namespace, len(apex.Spec.Selector) > 0, st); err != nil {
 		return nil, err
+	}
+	return st, nil
+}
+
+// readApexSlices sorts the apex Service's EndpointSlices into st: Sluice's
+// own (by copy), the EndpointSlice controller's (stale when the Service
+// has no selector), the Ready addresses listed, and whether the controller
+// lists any.
+func (r *Router) readApexSlices(ctx context.Context, ns string, hasSelector bool, st *state) error {
+	list, err := r.slicesOf(ctx, ns, r.Apex)
+	if err != nil {
+		return err
 	}
 	served := map[string]bool{}
 	for i := range list {
@@ -143,8 +156,9 @@ func (r *Router) read(ctx context.Context, c *v1alpha1.Canary, s router.Split) (
 					st.own[n] = es
 				}
 			}
-		} else if len(apex.Spec.Selector) == 0 {
-			st.stale = append(st.stale, es)
+		} else {
+			st.controller = append(st.controller, es)
+			st.stale = !hasSelector
 		}
 		for _, ep := range es.Endpoints {
 			if ready(ep) {
@@ -158,7 +172,7 @@ func (r *Router) read(ctx context.Context, c *v1alpha1.Canary, s router.Split) (
 		}
 	}
 	st.served = slices.Sorted(maps.Keys(served))
-	return st, nil
+	return nil
 }
 
 func (r *Router) readCopy(ctx context.Context, ns, svcName string, into *copyState) error {
@@ -290,10 +304,21 @@ func (r *Router) Apply(ctx context.Context, c *v1alpha1.Canary, s router.Split) 
 	if err := r.setSelector(ctx, st.apex, nil); err != nil {
 		return err
 	}
-	// The EndpointSlice controller leaves its slices in place when a
-	// Service loses its selector; they would keep listing the selector's
-	// pods beside Sluice's. It makes them again when the selector returns.
-	for _, es := range st.stale {
+	// When a Service loses its selector, the EndpointSlice controller
+	// leaves its slices in place, and the endpoints controller its
+	// Endpoints object, which the EndpointSlice mirroring controller then
+	// copies into a slice of its own; both would keep listing the
+	// selector's pods beside Sluice's. The Endpoints object goes first (so
+	// nothing is mirrored again), then the slices. Both are made again
+	// when the selector returns.
+	if len(st.controller) == 0 {
+		return nil
+	}
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: r.Apex}}
+	if err := r.Client.Delete(ctx, ep); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete endpoints %s/%s: %w", c.Namespace, r.Apex, err)
+	}
+	for _, es := range st.controller {
 		if err := r.Client.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete endpointslice %s/%s: %w", es.Namespace, es.Name, err)
 		}
@@ -410,6 +435,8 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 	}
 	out := engine.Route{Exists: true, Settle: Settle, Share: &v1alpha1.EndpointShare{Primary: int32(np), Canary: int32(nc)}}
 	switch {
+	case st.stale:
+		out.Pending = fmt.Sprintf("service %s has no selector, and the EndpointSlice controller's slices of it are not deleted yet", r.Apex)
 	case other > 0:
 		out.Pending = fmt.Sprintf("service %s lists %d Ready endpoints of neither copy (its endpoints are being updated)", r.Apex, other)
 	case np == 0 && nc == 0:
@@ -441,20 +468,9 @@ func (r *Router) Observe(ctx context.Context, c *v1alpha1.Canary, s router.Split
 // selector was set by the controller (the copy that serves); Sluice's
 // slices go once that selector's endpoints are listed.
 func (r *Router) Release(ctx context.Context, c *v1alpha1.Canary, _ router.Backend) error {
-	list, err := r.slicesOf(ctx, c.Namespace, r.Apex)
-	if err != nil {
-		return err
-	}
 	st := &state{own: map[string]*discoveryv1.EndpointSlice{}}
-	for i := range list {
-		es := &list[i]
-		if es.Labels[discoveryv1.LabelManagedBy] == ManagedBy {
-			st.own[es.Name] = es
-			continue
-		}
-		for _, ep := range es.Endpoints {
-			st.controllerReady = st.controllerReady || ready(ep)
-		}
+	if err := r.readApexSlices(ctx, c.Namespace, true, st); err != nil {
+		return err
 	}
 	if len(st.own) > 0 && !st.controllerReady {
 		return fmt.Errorf("service %s/%s: waiting for the EndpointSlice controller to list the serving copy's endpoints before removing Sluice's", c.Namespace, r.Apex)
