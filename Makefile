@@ -125,7 +125,7 @@ run: build ## run the controller locally against $$KUBECONFIG (default .local/ku
 	$(BIN)/sluice --kubeconfig "$(KUBECONFIG)" --metrics-bind-address 127.0.0.1:18080 --health-probe-bind-address 127.0.0.1:18081
 
 .PHONY: deps
-deps: ## install the Debian packages the tests need (prometheus), if missing
+deps: ## install the Debian packages the tests need (prometheus, influxdb, victoria-metrics, graphite-web, python3-whisper), if missing
 	bash hack/deps.sh
 
 .PHONY: cluster

@@ -471,3 +471,52 @@ func (hr *HeaderRoute) Headers() []HeaderMatch {
 	}
 	return out
 }
+
+// Datadog and New Relic defaults.
+const (
+	DefaultDatadogSite       = "datadoghq.com"
+	DefaultDatadogAPIVersion = "v2"
+	DefaultDatadogAggregator = "avg"
+	DefaultNewRelicRegion    = "US"
+	DefaultWebMethod         = "GET"
+)
+
+// GetSite is spec.provider.datadog.site or its default.
+func (d *DatadogProvider) GetSite() string {
+	if d != nil && d.Site != "" {
+		return d.Site
+	}
+	return DefaultDatadogSite
+}
+
+// GetAPIVersion is spec.provider.datadog.apiVersion or its default.
+func (d *DatadogProvider) GetAPIVersion() string {
+	if d != nil && d.APIVersion != "" {
+		return d.APIVersion
+	}
+	return DefaultDatadogAPIVersion
+}
+
+// GetAggregator is spec.provider.datadog.aggregator or its default.
+func (d *DatadogProvider) GetAggregator() string {
+	if d != nil && d.Aggregator != "" {
+		return d.Aggregator
+	}
+	return DefaultDatadogAggregator
+}
+
+// GetRegion is spec.provider.newRelic.region or its default.
+func (n *NewRelicProvider) GetRegion() string {
+	if n != nil && n.Region != "" {
+		return n.Region
+	}
+	return DefaultNewRelicRegion
+}
+
+// GetMethod is spec.provider.web.method or its default.
+func (w *WebProvider) GetMethod() string {
+	if w != nil && w.Method != "" {
+		return w.Method
+	}
+	return DefaultWebMethod
+}

@@ -3,6 +3,8 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -43,24 +45,39 @@ func TestPromDuration(t *testing.T) {
 	}
 }
 
-func TestParseAnswer(t *testing.T) {
+// Prometheus's documented answers, served as they are, read through the
+// client: one value, or an error that says why there is none.
+func TestPrometheusAnswers(t *testing.T) {
 	cases := []struct {
+		status int
 		body   string
 		want   float64
 		err    string
 		noVals bool
 	}{
-		{`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"99.5"]}]}}`, 99.5, "", false},
-		{`{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`, 3, "", false},
-		{`{"status":"success","data":{"resultType":"vector","result":[]}}`, 0, "no values", true},
-		{`{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"NaN"]}]}}`, 0, "no values", true},
-		{`{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"1"]},{"value":[1,"2"]}]}}`, 0, "2 series; aggregate", false},
-		{`{"status":"success","data":{"resultType":"matrix","result":[]}}`, 0, "returned a matrix", false},
-		{`{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, "bad_data: parse error", false},
-		{`<html>gateway timeout</html>`, 0, "not a Prometheus answer", false},
+		{200, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"99.5"]}]}}`, 99.5, "", false},
+		{200, `{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}`, 3, "", false},
+		{200, `{"status":"success","data":{"resultType":"vector","result":[]}}`, 0, "no values", true},
+		{200, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}`, 0, "no values", true},
+		{200, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}`, 0, "2 series; aggregate", false},
+		{200, `{"status":"success","data":{"resultType":"matrix","result":[]}}`, 0, "returned a matrix", false},
+		{400, `{"status":"error","errorType":"bad_data","error":"parse error"}`, 0, "bad_data: parse error", false},
+		{422, `{"status":"error","errorType":"execution","error":"query processing would load too many samples"}`, 0, "execution: query processing would load too many samples", false},
+		{503, `{"status":"error","errorType":"unavailable","error":"TSDB not ready"}`, 0, "TSDB not ready", false},
+		{200, `<html>gateway timeout</html>`, 0, "<html>gateway timeout", false},
 	}
 	for _, c := range cases {
-		got, err := parseAnswer("q", 200, []byte(c.body))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/query" || r.FormValue("query") != "q" {
+				http.Error(w, "unexpected request "+r.URL.String(), http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(c.status)
+			fmt.Fprint(w, c.body)
+		}))
+		got, err := NewQuerier(1, nil).Query(t.Context(), Prometheus(srv.URL), Request{Query: "q"}, 0)
+		srv.Close()
 		if c.err == "" {
 			if err != nil || got != c.want {
 				t.Errorf("%s: %v, %v; want %v", c.body, got, err, c.want)

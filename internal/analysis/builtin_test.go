@@ -177,7 +177,7 @@ func expectBuiltins(t *testing.T, source string, lookup func(metric string) (str
 			t.Fatalf("%s: %v", name, err)
 		}
 		testenv.Eventually(t, 30*time.Second, name, func(ctx context.Context) error {
-			v, err := q.Query(ctx, analysis.Provider{Address: prom.URL}, query, 0)
+			v, err := q.Query(ctx, analysis.Prometheus(prom.URL), analysis.Request{Query: query}, 0)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -119,9 +121,11 @@ const successRate = `100 * sum(http_requests_total{app="web",code!~"5.."}) / sum
 func TestQueryRealPrometheus(t *testing.T) {
 	_, px := setupProm(t)
 	q := analysis.NewQuerier(4, nil)
-	p := analysis.Provider{Address: px.URL, BearerToken: "s3cret", Headers: map[string]string{"X-Scope-OrgID": "team-a"}}
+	p := analysis.Prometheus(px.URL)
+	p.Secret = map[string][]byte{"token": []byte("s3cret")}
+	p.Headers = map[string]string{"X-Scope-OrgID": "team-a"}
 
-	v, err := q.Query(t.Context(), p, successRate, time.Minute)
+	v, err := q.Query(t.Context(), p, analysis.Request{Query: successRate}, time.Minute)
 	if err != nil || v != 95 {
 		t.Fatalf("success rate = %v, %v; want 95", v, err)
 	}
@@ -132,16 +136,17 @@ func TestQueryRealPrometheus(t *testing.T) {
 		t.Errorf("X-Scope-OrgID header %q", got)
 	}
 
-	_, err = q.Query(t.Context(), p, `sum(http_requests_total{app="nothing-here"})`, time.Minute)
+	_, err = q.Query(t.Context(), p, analysis.Request{Query: `sum(http_requests_total{app="nothing-here"})`}, time.Minute)
 	if !errors.Is(err, analysis.ErrNoValues) || !strings.Contains(err.Error(), "is the canary receiving traffic?") {
 		t.Errorf("a query without series: %v, want the no-values error", err)
 	}
-	_, err = q.Query(t.Context(), p, `http_requests_total`, time.Minute)
+	_, err = q.Query(t.Context(), p, analysis.Request{Query: `http_requests_total`}, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "2 series") {
 		t.Errorf("a two-series answer: %v", err)
 	}
-	basic := analysis.Provider{Address: px.URL, Username: "u", Password: "p"}
-	if _, err := q.Query(t.Context(), basic, successRate, time.Minute); err != nil {
+	basic := analysis.Prometheus(px.URL)
+	basic.Secret = map[string][]byte{"username": []byte("u"), "password": []byte("p")}
+	if _, err := q.Query(t.Context(), basic, analysis.Request{Query: successRate}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if got := px.lastAuth.Load(); got != "Basic dTpw" {
@@ -157,7 +162,7 @@ func TestQueryCacheAndSingleFlight(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
 	q := analysis.NewQuerier(4, func() time.Time { return time.Unix(0, clock.Load()) })
-	p := analysis.Provider{Address: px.URL}
+	p := analysis.Prometheus(px.URL)
 	px.delay.Store(int64(200 * time.Millisecond))
 
 	var wg sync.WaitGroup
@@ -165,7 +170,7 @@ func TestQueryCacheAndSingleFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if v, err := q.Query(context.Background(), p, successRate, time.Minute); err != nil || v != 95 {
+			if v, err := q.Query(context.Background(), p, analysis.Request{Query: successRate}, time.Minute); err != nil || v != 95 {
 				t.Errorf("concurrent query: %v, %v", v, err)
 			}
 		}()
@@ -174,14 +179,14 @@ func TestQueryCacheAndSingleFlight(t *testing.T) {
 	if n := px.requests.Load(); n != 1 {
 		t.Errorf("100 identical concurrent queries sent %d requests, want 1", n)
 	}
-	if _, err := q.Query(t.Context(), p, successRate, time.Minute); err != nil {
+	if _, err := q.Query(t.Context(), p, analysis.Request{Query: successRate}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if n := px.requests.Load(); n != 1 {
 		t.Errorf("a cached query within its interval sent a request (total %d)", n)
 	}
 	clock.Add(int64(61 * time.Second))
-	if _, err := q.Query(t.Context(), p, successRate, time.Minute); err != nil {
+	if _, err := q.Query(t.Context(), p, analysis.Request{Query: successRate}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if n := px.requests.Load(); n != 2 {
@@ -193,7 +198,7 @@ func TestQueryCacheAndSingleFlight(t *testing.T) {
 func TestQueryConcurrencyBound(t *testing.T) {
 	_, px := setupProm(t)
 	q := analysis.NewQuerier(3, nil)
-	p := analysis.Provider{Address: px.URL}
+	p := analysis.Prometheus(px.URL)
 	px.delay.Store(int64(100 * time.Millisecond))
 	var wg sync.WaitGroup
 	for i := range 30 {
@@ -201,7 +206,7 @@ func TestQueryConcurrencyBound(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			promql := fmt.Sprintf(`sum(http_requests_total) + %d`, i)
-			if v, err := q.Query(context.Background(), p, promql, time.Minute); err != nil || v != float64(1000+i) {
+			if v, err := q.Query(context.Background(), p, analysis.Request{Query: promql}, time.Minute); err != nil || v != float64(1000+i) {
 				t.Errorf("%s = %v, %v", promql, v, err)
 			}
 		}()
@@ -222,7 +227,7 @@ func TestQueryDeadlineAndProviderDown(t *testing.T) {
 	q := analysis.NewQuerier(4, nil)
 	px.delay.Store(int64(time.Hour))
 	start := time.Now()
-	_, err := q.Query(t.Context(), analysis.Provider{Address: px.URL, Timeout: 300 * time.Millisecond}, successRate, time.Minute)
+	_, err := q.Query(t.Context(), withTimeout(analysis.Prometheus(px.URL), 300*time.Millisecond), analysis.Request{Query: successRate}, time.Minute)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("hanging provider: %v, want a deadline error", err)
 	}
@@ -231,8 +236,13 @@ func TestQueryDeadlineAndProviderDown(t *testing.T) {
 	}
 
 	prom.Stop()
-	_, err = q.Query(t.Context(), analysis.Provider{Address: prom.URL, Timeout: 2 * time.Second}, successRate, time.Minute)
+	_, err = q.Query(t.Context(), withTimeout(analysis.Prometheus(prom.URL), 2*time.Second), analysis.Request{Query: successRate}, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), prom.URL) {
 		t.Errorf("stopped Prometheus: %v, want an error naming its address", err)
 	}
+}
+
+func withTimeout(p analysis.Provider, d time.Duration) analysis.Provider {
+	p.Timeout = &metav1.Duration{Duration: d}
+	return p
 }

@@ -114,20 +114,27 @@ func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Metri
 	if m.Interval != nil {
 		window = m.Interval.Duration
 	}
-	rendered, err := analysis.Render(query, analysis.Vars{
+	vars := analysis.Vars{
 		Namespace: c.Namespace, Name: c.Name, Target: c.Spec.TargetRef.Name,
 		Service: workload.ServiceName(c), Interval: window, Variables: m.TemplateVariables,
-	})
-	if err != nil {
+	}
+	req := analysis.Request{Window: window}
+	if req.Query, err = analysis.Render(query, vars); err != nil {
 		st.Message = err.Error()
 		return st
 	}
+	if p.Web != nil && p.Web.Body != "" {
+		if req.Body, err = analysis.Render(p.Web.Body, vars); err != nil {
+			st.Message = "spec.provider.web.body: " + err.Error()
+			return st
+		}
+	}
 	// A result is shared for the interval: canaries asking the same query
 	// in that time cost one request.
-	value, err := r.Querier.Query(ctx, p, rendered, interval)
+	value, err := r.Querier.Query(ctx, p, req, interval)
 	if err != nil {
 		if errors.Is(err, analysis.ErrNoValues) {
-			st.Message = "no values: is the canary receiving traffic? (" + rendered + ")"
+			st.Message = "no values: is the canary receiving traffic? (" + err.Error() + ")"
 		} else {
 			st.Message = err.Error()
 		}
@@ -181,24 +188,22 @@ func (r *Runner) resolve(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Met
 		if r.MetricsServer == "" {
 			return analysis.Provider{}, "", fmt.Errorf("builtin metric %s needs the controller's --metrics-server", m.Name)
 		}
-		return analysis.Provider{Address: r.MetricsServer}, q, nil
+		return analysis.Prometheus(r.MetricsServer), q, nil
 	}
 	ns := m.TemplateRef.GetNamespace(c.Namespace)
 	var t v1alpha1.MetricTemplate
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, &t); err != nil {
 		return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: %w", ns, m.TemplateRef.Name, err)
 	}
-	pv := t.Spec.Provider
-	p := analysis.Provider{Address: pv.Address, Headers: pv.Headers, InsecureSkipVerify: pv.InsecureSkipVerify, Timeout: pv.GetTimeout()}
-	if pv.SecretRef != nil {
-		data, err := r.secret(ctx, types.NamespacedName{Namespace: ns, Name: pv.SecretRef.Name})
+	p := analysis.Provider{MetricProvider: *t.Spec.Provider.DeepCopy()}
+	if ref := p.SecretRef; ref != nil {
+		data, err := r.secret(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name})
 		if err != nil {
-			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s: %w", ns, t.Name, pv.SecretRef.Name, err)
+			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s: %w", ns, t.Name, ref.Name, err)
 		}
-		p.BearerToken = string(data["token"])
-		p.Username, p.Password = string(data["username"]), string(data["password"])
-		if p.BearerToken == "" && p.Username == "" {
-			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s has neither a token key nor username/password keys", ns, t.Name, pv.SecretRef.Name)
+		p.Secret = data
+		if err := analysis.CheckSecret(p); err != nil {
+			return analysis.Provider{}, "", fmt.Errorf("metric template %s/%s: secret %s %w", ns, t.Name, ref.Name, err)
 		}
 	}
 	return p, t.Spec.Query, nil
