@@ -923,6 +923,80 @@ type Analysis struct {
 	// +listMapKey=name
 	// +optional
 	Webhooks []Webhook `json:"webhooks,omitempty"`
+	// Judge scores the metrics that compare the canary with the primary
+	// (metrics[].compare): each round, the share of those metrics (by
+	// weight) in which the canary is no worse than the primary, 0 to 100.
+	// A score of at least passScore passes the round, at least
+	// marginalScore holds the step without counting a failed round (a
+	// round later decides, or a person promotes or aborts), below it fails
+	// the round.
+	// +optional
+	Judge *Judge `json:"judge,omitempty"`
+}
+
+// Judge sets the statistical judge's thresholds.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.marginalScore) ? self.marginalScore : 75) <= (has(self.passScore) ? self.passScore : 95)",message="spec.analysis.judge: marginalScore must not be above passScore"
+type Judge struct {
+	// PassScore is the lowest passing score. Default 95.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	PassScore *int32 `json:"passScore,omitempty"`
+	// MarginalScore is the lowest score that does not fail the round.
+	// Default 75.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MarginalScore *int32 `json:"marginalScore,omitempty"`
+	// Confidence of the test that the canary differs from the primary, in
+	// percent: a metric is worse only when the Mann-Whitney U test says so
+	// at this confidence (one-sided; split over both sides for Either).
+	// Default 99.
+	// +kubebuilder:validation:Minimum=80
+	// +kubebuilder:validation:Maximum=99
+	// +optional
+	Confidence *int32 `json:"confidence,omitempty"`
+}
+
+// Comparison judges a metric by comparing the canary's samples with the
+// primary's over the round instead of against a fixed threshold.
+type Comparison struct {
+	// Direction is the way that is worse: Increase (latency, errors),
+	// Decrease (success rate, throughput) or Either. Default Either.
+	// +kubebuilder:validation:Enum=Increase;Decrease;Either
+	// +optional
+	Direction string `json:"direction,omitempty"`
+	// TolerancePercent is the change (relative to the primary's median)
+	// within which the canary is no worse even when the test finds a
+	// difference: 10 lets the canary be up to 10% slower. Default 5.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	TolerancePercent *int32 `json:"tolerancePercent,omitempty"`
+	// MinSamples is the fewest samples of each copy the metric is judged
+	// on; with fewer it is "not enough data", which never passes. Default
+	// 20.
+	// +kubebuilder:validation:Minimum=5
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	MinSamples *int32 `json:"minSamples,omitempty"`
+	// SampleInterval is the step between samples over the metric's
+	// window: the query is asked as a range query, once per copy. Default:
+	// the window divided by 30 (at least 1s).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	SampleInterval *metav1.Duration `json:"sampleInterval,omitempty"`
+	// Weight of the metric in the score. Default 1.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Weight *int32 `json:"weight,omitempty"`
+	// Critical: a canary worse in this metric scores 0, whatever the
+	// others say.
+	// +optional
+	Critical bool `json:"critical,omitempty"`
 }
 
 // WebhookType says when a webhook is called and what its answer means.
@@ -1017,7 +1091,10 @@ type SecretKeyRef struct {
 // MetricCheck is one metric and how its value is judged.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.templateRef) || self.name in ['request-success-rate', 'request-duration']",message="spec.analysis.metrics[]: without templateRef, name must be a builtin metric: request-success-rate or request-duration"
-// +kubebuilder:validation:XValidation:rule="has(self.thresholdRange) || has(self.successCondition) || has(self.failureCondition)",message="spec.analysis.metrics[]: give thresholdRange, successCondition or failureCondition, or nothing could fail the check"
+// +kubebuilder:validation:XValidation:rule="self.name != 'judge'",message="spec.analysis.metrics[].name: judge is the statistical judge's entry in status.metrics; pick another name"
+// +kubebuilder:validation:XValidation:rule="!has(self.compare) || has(self.templateRef)",message="spec.analysis.metrics[].compare needs a templateRef: a MetricTemplate whose query selects one copy with {{ target }} or {{ copy }}"
+// +kubebuilder:validation:XValidation:rule="!has(self.compare) || !(has(self.thresholdRange) || has(self.successCondition) || has(self.failureCondition))",message="spec.analysis.metrics[]: compare judges against the primary; drop thresholdRange, successCondition and failureCondition (or use another metric for a fixed threshold)"
+// +kubebuilder:validation:XValidation:rule="has(self.thresholdRange) || has(self.successCondition) || has(self.failureCondition) || has(self.compare)",message="spec.analysis.metrics[]: give thresholdRange, successCondition, failureCondition or compare, or nothing could fail the check"
 type MetricCheck struct {
 	// Name of the check; a builtin metric's name when templateRef is empty.
 	// +kubebuilder:validation:MinLength=1
@@ -1049,6 +1126,13 @@ type MetricCheck struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+	// Compare judges the metric by comparing the canary with the primary
+	// (spec.analysis.judge) instead of a threshold. The template's query
+	// is asked for each copy over the window, with {{ target }} the copy's
+	// Deployment (<target> or <target>-primary) and {{ copy }} "canary"
+	// or "primary".
+	// +optional
+	Compare *Comparison `json:"compare,omitempty"`
 }
 
 // TemplateRef names a MetricTemplate.
@@ -1094,6 +1178,70 @@ type MetricStatus struct {
 	// preview, which the router's traffic does not reach.
 	// +optional
 	Skipped bool `json:"skipped,omitempty"`
+	// Inconclusive is true when the check neither passed nor failed: the
+	// judge's marginal score. The step is not left, and the round is not
+	// counted as failed.
+	// +optional
+	Inconclusive bool `json:"inconclusive,omitempty"`
+}
+
+// Judge verdicts: of a round's score, and of one metric.
+const (
+	VerdictPass     = "Pass"
+	VerdictMarginal = "Marginal"
+	VerdictFail     = "Fail"
+	// VerdictHigh and VerdictLow: the canary is worse, higher or lower
+	// than the primary.
+	VerdictHigh = "High"
+	VerdictLow  = "Low"
+	// VerdictNoData: fewer samples than minSamples, or none; never a pass.
+	VerdictNoData = "NoData"
+	// VerdictError: the samples could not be read.
+	VerdictError = "Error"
+)
+
+// JudgeStatus is the statistical judge's last round.
+type JudgeStatus struct {
+	// Round is the check round judged.
+	Round int64 `json:"round"`
+	// Score is 0 to 100.
+	Score string `json:"score"`
+	// Verdict is Pass, Marginal or Fail.
+	Verdict string `json:"verdict"`
+	// Metrics are each compared metric's verdict.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []ComparisonStatus `json:"metrics,omitempty"`
+}
+
+// ComparisonStatus is one metric's comparison of the canary with the
+// primary.
+type ComparisonStatus struct {
+	// Name of the metric.
+	Name string `json:"name"`
+	// Verdict is Pass, High, Low, NoData or Error.
+	Verdict string `json:"verdict"`
+	// CanarySamples and PrimarySamples are the sample sizes.
+	// +optional
+	CanarySamples int32 `json:"canarySamples,omitempty"`
+	// +optional
+	PrimarySamples int32 `json:"primarySamples,omitempty"`
+	// CanaryMedian and PrimaryMedian are the samples' medians.
+	// +optional
+	CanaryMedian string `json:"canaryMedian,omitempty"`
+	// +optional
+	PrimaryMedian string `json:"primaryMedian,omitempty"`
+	// Shift is the estimated change of the canary from the primary
+	// (Hodges-Lehmann), relative to the primary's median, e.g. "+23.4%".
+	// +optional
+	Shift string `json:"shift,omitempty"`
+	// PValue of the Mann-Whitney U test in the worse direction.
+	// +optional
+	PValue string `json:"pValue,omitempty"`
+	// Message says why, in words.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // GateStatus is the webhook gate a release waits on, or passed last.
@@ -1264,6 +1412,10 @@ type CanaryStatus struct {
 	// +listMapKey=name
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
+	// Judge is the statistical judge's last round, with each compared
+	// metric's verdict.
+	// +optional
+	Judge *JudgeStatus `json:"judge,omitempty"`
 
 	// Gate is the webhook gate the release waits on, or passed last.
 	// +optional

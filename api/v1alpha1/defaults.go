@@ -520,3 +520,99 @@ func (w *WebProvider) GetMethod() string {
 	}
 	return DefaultWebMethod
 }
+
+// The statistical judge's defaults.
+const (
+	DefaultJudgePassScore         = 95
+	DefaultJudgeMarginalScore     = 75
+	DefaultJudgeConfidence        = 99
+	DefaultCompareDirection       = "Either"
+	DefaultCompareTolerance       = 5
+	DefaultCompareMinSamples      = 20
+	DefaultCompareWeight          = 1
+	DefaultCompareSamplesPerRound = 30
+)
+
+// GetPassScore is spec.analysis.judge.passScore or its default.
+func (j *Judge) GetPassScore() int32 {
+	if j != nil && j.PassScore != nil {
+		return *j.PassScore
+	}
+	return DefaultJudgePassScore
+}
+
+// GetMarginalScore is spec.analysis.judge.marginalScore or its default.
+func (j *Judge) GetMarginalScore() int32 {
+	if j != nil && j.MarginalScore != nil {
+		return *j.MarginalScore
+	}
+	return DefaultJudgeMarginalScore
+}
+
+// GetConfidence is spec.analysis.judge.confidence or its default, in
+// percent.
+func (j *Judge) GetConfidence() int32 {
+	if j != nil && j.Confidence != nil {
+		return *j.Confidence
+	}
+	return DefaultJudgeConfidence
+}
+
+// GetDirection is compare.direction or its default.
+func (c *Comparison) GetDirection() string {
+	if c != nil && c.Direction != "" {
+		return c.Direction
+	}
+	return DefaultCompareDirection
+}
+
+// GetTolerancePercent is compare.tolerancePercent or its default.
+func (c *Comparison) GetTolerancePercent() int32 {
+	if c != nil && c.TolerancePercent != nil {
+		return *c.TolerancePercent
+	}
+	return DefaultCompareTolerance
+}
+
+// GetMinSamples is compare.minSamples or its default.
+func (c *Comparison) GetMinSamples() int32 {
+	if c != nil && c.MinSamples != nil {
+		return *c.MinSamples
+	}
+	return DefaultCompareMinSamples
+}
+
+// GetWeight is compare.weight or its default.
+func (c *Comparison) GetWeight() int32 {
+	if c != nil && c.Weight != nil {
+		return *c.Weight
+	}
+	return DefaultCompareWeight
+}
+
+// GetSampleInterval is compare.sampleInterval, or the window divided by
+// DefaultCompareSamplesPerRound (at least a second).
+func (c *Comparison) GetSampleInterval(window time.Duration) time.Duration {
+	if c != nil && c.SampleInterval != nil && c.SampleInterval.Duration > 0 {
+		return c.SampleInterval.Duration
+	}
+	return max(window/DefaultCompareSamplesPerRound, time.Second)
+}
+
+// JudgeCheckName is the judge's entry among a round's checks
+// (status.metrics).
+const JudgeCheckName = "judge"
+
+// Compares says whether any metric compares the canary with the primary
+// (so the statistical judge scores each round).
+func (a *Analysis) Compares() bool {
+	if a == nil {
+		return false
+	}
+	for _, m := range a.Metrics {
+		if m.Compare != nil {
+			return true
+		}
+	}
+	return false
+}

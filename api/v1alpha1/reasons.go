@@ -263,6 +263,9 @@ const (
 	// ReasonCheckFailed (Warning): a check round (or the pre-rollout
 	// webhooks) failed; the message names each failed check.
 	ReasonCheckFailed = "CheckFailed"
+	// ReasonCheckInconclusive: a check round neither passed nor failed
+	// (the judge's marginal score): the step waits, nothing is counted.
+	ReasonCheckInconclusive = "CheckInconclusive"
 	// ReasonGateOpened: a webhook gate's hooks all answered 2xx.
 	ReasonGateOpened = "GateOpened"
 	// ReasonGateClosed: a webhook gate's hooks refused.

@@ -27,17 +27,23 @@ func (q *Querier) prometheus(ctx context.Context, p Provider, r Request) (float6
 	}
 	v, _, err := promv1.NewAPI(c).Query(ctx, r.Query, q.now())
 	if err != nil {
-		var pe *promv1.Error
-		if errors.As(err, &pe) {
-			msg := fmt.Sprintf("%s: %s", pe.Type, pe.Msg)
-			if d := strings.TrimSpace(pe.Detail); d != "" && pe.Type != promv1.ErrBadData && pe.Type != promv1.ErrExec {
-				msg += ": " + snippet([]byte(d))
-			}
-			return 0, errors.New(msg)
-		}
-		return 0, err
+		return 0, promError(err)
 	}
 	return promValue(v)
+}
+
+// promError is client_golang's error with the server's own words: its
+// error for a 4xx with an error body, else the start of the answer.
+func promError(err error) error {
+	var pe *promv1.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	msg := fmt.Sprintf("%s: %s", pe.Type, pe.Msg)
+	if d := strings.TrimSpace(pe.Detail); d != "" && pe.Type != promv1.ErrBadData && pe.Type != promv1.ErrExec {
+		msg += ": " + snippet([]byte(d))
+	}
+	return errors.New(msg)
 }
 
 // promValue reads an instant query's answer down to one value.
@@ -64,4 +70,30 @@ func promValue(v model.Value) (float64, error) {
 		return 0, ErrNoValues
 	}
 	return float64(f), nil
+}
+
+// prometheusRange asks a range query over the window, one point per step,
+// and returns every value of every series (NaN included: the judge drops
+// them).
+func (q *Querier) prometheusRange(ctx context.Context, p Provider, r Request) ([]float64, error) {
+	c, err := api.NewClient(api.Config{Address: p.Address, Client: q.client(p)})
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", p.Address, err)
+	}
+	end := q.now()
+	v, _, err := promv1.NewAPI(c).QueryRange(ctx, r.Query, promv1.Range{Start: end.Add(-r.Window), End: end, Step: r.Step})
+	if err != nil {
+		return nil, promError(err)
+	}
+	m, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("returned a %s; want a matrix", v.Type())
+	}
+	var out []float64
+	for _, s := range m {
+		for _, pt := range s.Values {
+			out = append(out, float64(pt.Value))
+		}
+	}
+	return out, nil
 }

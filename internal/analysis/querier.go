@@ -103,9 +103,14 @@ type Request struct {
 	Query  string
 	Body   string
 	Window time.Duration
+	// Step, when set, asks for samples over the window, one per step
+	// (Samples), instead of one value.
+	Step time.Duration
 }
 
-func (r Request) key() string { return r.Query + "\x00" + r.Body + "\x00" + r.Window.String() }
+func (r Request) key() string {
+	return r.Query + "\x00" + r.Body + "\x00" + r.Window.String() + "\x00" + r.Step.String()
+}
 
 // Querier asks providers for single values. It is safe for concurrent use;
 // one Querier serves the whole controller.
@@ -129,6 +134,7 @@ type Querier struct {
 type entry struct {
 	done    chan struct{}
 	value   float64
+	samples []float64
 	err     error
 	expires time.Time
 }
@@ -156,6 +162,33 @@ func NewQuerier(maxConcurrent int, now func() time.Time) *Querier {
 // same ttl (or until the time a rate-limited provider said to come back,
 // if later): a provider that is down is not hammered by every canary.
 func (q *Querier) Query(ctx context.Context, p Provider, r Request, ttl time.Duration) (float64, error) {
+	r.Step = 0
+	e, err := q.lookup(ctx, p, r, ttl, func(ctx context.Context, e *entry) { e.value, e.err = q.fetch(ctx, p, r) })
+	if err != nil {
+		return 0, err
+	}
+	return e.value, e.err
+}
+
+// Samples returns a query's values over the window, one per r.Step (every
+// series' values, for a query giving several), for the statistical judge;
+// cached and shared like Query. Only providers with range queries answer
+// samples: prometheus.
+func (q *Querier) Samples(ctx context.Context, p Provider, r Request, ttl time.Duration) ([]float64, error) {
+	if r.Step <= 0 {
+		return nil, fmt.Errorf("query %q: samples need a step", r.Query)
+	}
+	e, err := q.lookup(ctx, p, r, ttl, func(ctx context.Context, e *entry) { e.samples, e.err = q.fetchSamples(ctx, p, r) })
+	if err != nil {
+		return nil, err
+	}
+	return e.samples, e.err
+}
+
+// lookup finds the live cache entry of (provider, request), or makes one
+// and fills it with fill. The returned error is only the caller's context
+// ending while it waited for another caller's request.
+func (q *Querier) lookup(ctx context.Context, p Provider, r Request, ttl time.Duration, fill func(context.Context, *entry)) (*entry, error) {
 	key := p.key() + "\x00" + r.key()
 	q.mu.Lock()
 	e, ok := q.cache[key]
@@ -164,7 +197,7 @@ func (q *Querier) Query(ctx context.Context, p Provider, r Request, ttl time.Dur
 		case <-e.done:
 			if q.now().Before(e.expires) {
 				q.mu.Unlock()
-				return e.value, e.err
+				return e, nil
 			}
 			ok = false // expired: ask again
 		default: // in flight: wait for it below
@@ -176,21 +209,21 @@ func (q *Querier) Query(ctx context.Context, p Provider, r Request, ttl time.Dur
 		q.mu.Unlock()
 		// The request serves every caller waiting on it: one caller giving
 		// up must not fail it for the others. It keeps its own deadline.
-		e.value, e.err = q.fetch(context.WithoutCancel(ctx), p, r)
+		fill(context.WithoutCancel(ctx), e)
 		e.expires = q.now().Add(ttl)
 		if rl := (*RateLimitError)(nil); errors.As(e.err, &rl) && rl.Until.After(e.expires) {
 			e.expires = rl.Until
 		}
 		close(e.done)
 		q.sweep()
-		return e.value, e.err
+		return e, nil
 	}
 	q.mu.Unlock()
 	select {
 	case <-e.done:
-		return e.value, e.err
+		return e, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("query %q: %w", r.Query, ctx.Err())
+		return nil, fmt.Errorf("query %q: %w", r.Query, ctx.Err())
 	}
 }
 
@@ -219,38 +252,62 @@ func (q *Querier) sweep() {
 // fetch sends one query, within the bound on concurrent requests and the
 // provider's timeout, to the provider's own client.
 func (q *Querier) fetch(ctx context.Context, p Provider, r Request) (float64, error) {
+	var v float64
+	err := q.bounded(ctx, p, r, func(ctx context.Context) (err error) {
+		switch p.kind() {
+		case v1alpha1.ProviderPrometheus:
+			v, err = q.prometheus(ctx, p, r)
+		case v1alpha1.ProviderWeb:
+			v, err = q.web(ctx, p, r)
+		case v1alpha1.ProviderDatadog:
+			v, err = q.datadog(ctx, p, r)
+		case v1alpha1.ProviderNewRelic:
+			v, err = q.newRelic(ctx, p, r)
+		case v1alpha1.ProviderGraphite:
+			v, err = q.graphite(ctx, p, r)
+		case v1alpha1.ProviderInfluxDB:
+			v, err = q.influxDB(ctx, p, r)
+		case v1alpha1.ProviderCloudWatch:
+			v, err = q.cloudWatchQuery(ctx, p, r)
+		default:
+			err = fmt.Errorf("unknown provider type %q", p.Type)
+		}
+		return err
+	})
+	return v, err
+}
+
+// fetchSamples asks for samples, like fetch.
+func (q *Querier) fetchSamples(ctx context.Context, p Provider, r Request) ([]float64, error) {
+	var v []float64
+	err := q.bounded(ctx, p, r, func(ctx context.Context) (err error) {
+		switch p.kind() {
+		case v1alpha1.ProviderPrometheus:
+			v, err = q.prometheusRange(ctx, p, r)
+		default:
+			err = fmt.Errorf("the %s provider gives no samples; compare needs a prometheus MetricTemplate", p.kind())
+		}
+		return err
+	})
+	return v, err
+}
+
+// bounded runs one request within the bound on concurrent requests and
+// the provider's timeout; its error names the provider and the query,
+// credentials redacted.
+func (q *Querier) bounded(ctx context.Context, p Provider, r Request, do func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, p.GetTimeout())
 	defer cancel()
 	select {
 	case q.sem <- struct{}{}:
 		defer func() { <-q.sem }()
 	case <-ctx.Done():
-		return 0, fmt.Errorf("query %q: waiting for a free query slot: %w", r.Query, ctx.Err())
+		return fmt.Errorf("query %q: waiting for a free query slot: %w", r.Query, ctx.Err())
 	}
-	var v float64
-	var err error
-	switch p.kind() {
-	case v1alpha1.ProviderPrometheus:
-		v, err = q.prometheus(ctx, p, r)
-	case v1alpha1.ProviderWeb:
-		v, err = q.web(ctx, p, r)
-	case v1alpha1.ProviderDatadog:
-		v, err = q.datadog(ctx, p, r)
-	case v1alpha1.ProviderNewRelic:
-		v, err = q.newRelic(ctx, p, r)
-	case v1alpha1.ProviderGraphite:
-		v, err = q.graphite(ctx, p, r)
-	case v1alpha1.ProviderInfluxDB:
-		v, err = q.influxDB(ctx, p, r)
-	case v1alpha1.ProviderCloudWatch:
-		v, err = q.cloudWatchQuery(ctx, p, r)
-	default:
-		err = fmt.Errorf("unknown provider type %q", p.Type)
+	if err := do(ctx); err != nil {
+		return &queryError{provider: p.kind(), query: r.Query, address: p.Address, msg: p.redact(err.Error()), err: err}
 	}
-	if err != nil {
-		return 0, &queryError{provider: p.kind(), query: r.Query, address: p.Address, msg: p.redact(err.Error()), err: err}
-	}
-	return v, nil
+	return nil
 }
 
 // queryError is a failed query: the provider's type, the query and the

@@ -23,6 +23,9 @@ type Vars struct {
 	Target    string
 	Service   string
 	Interval  time.Duration
+	// Copy is "canary" or "primary" when a compared metric is asked of
+	// one copy ({{ copy }}); empty otherwise.
+	Copy string
 	// Variables are the Canary's templateVariables, available as fields:
 	// {{ .name }}.
 	Variables map[string]string
@@ -37,6 +40,12 @@ func Render(query string, v Vars) (string, error) {
 		"target":    func() string { return v.Target },
 		"service":   func() string { return v.Service },
 		"interval":  func() string { return promDuration(v.Interval) },
+		"copy": func() (string, error) {
+			if v.Copy == "" {
+				return "", errors.New("{{ copy }} is only set for a metric with compare")
+			}
+			return v.Copy, nil
+		},
 	}
 	t, err := template.New("query").Funcs(funcs).Option("missingkey=error").Parse(query)
 	if err != nil {

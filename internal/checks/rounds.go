@@ -55,11 +55,19 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 			rollback = append(rollback, h)
 		}
 	}
-	checks := make([]v1alpha1.MetricStatus, len(c.Spec.Analysis.Metrics)+len(rollout))
+	var plain, compared []v1alpha1.MetricCheck
+	for _, m := range c.Spec.Analysis.Metrics {
+		if m.Compare != nil {
+			compared = append(compared, m)
+		} else {
+			plain = append(plain, m)
+		}
+	}
+	checks := make([]v1alpha1.MetricStatus, len(plain)+len(rollout))
 	rollbacks := make([]string, len(rollback))
 	var wg sync.WaitGroup
 	preview := engine.InPreview(c.Spec.Strategy, c.Status)
-	for i, m := range c.Spec.Analysis.Metrics {
+	for i, m := range plain {
 		if preview && m.TemplateRef == nil {
 			checks[i] = v1alpha1.MetricStatus{Name: m.Name, Passed: true, Skipped: true,
 				Message: "not judged in the blue/green preview: a builtin metric reads the router's traffic, which the preview does not get"}
@@ -67,13 +75,17 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 		}
 		wg.Go(func() { checks[i] = r.check(ctx, c, m) })
 	}
+	var judged v1alpha1.MetricStatus
+	if len(compared) > 0 {
+		wg.Go(func() { res.Judge, judged = r.judge(ctx, c, want.round, compared) })
+	}
 	for i, h := range rollout {
 		wg.Go(func() {
 			st := v1alpha1.MetricStatus{Name: h.Name, Webhook: true, Passed: true}
 			if err := r.call(ctx, c, h, nil); err != nil {
 				st.Passed, st.Message = false, err.Error()
 			}
-			checks[len(c.Spec.Analysis.Metrics)+i] = st
+			checks[len(plain)+i] = st
 		})
 	}
 	for i, h := range rollback {
@@ -86,6 +98,9 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 		})
 	}
 	wg.Wait()
+	if res.Judge != nil {
+		checks = append(checks, judged)
+	}
 	res.Metrics = checks
 	for _, msg := range rollbacks {
 		if msg != "" {

@@ -153,6 +153,32 @@ func TestRenderGetBlueGreenNoRouter(t *testing.T) {
 	}
 }
 
+// TestRenderGetJudge: compared metrics show both medians, the shift and
+// the verdict; the judge's row shows the score against its thresholds.
+func TestRenderGetJudge(t *testing.T) {
+	v := midRelease()
+	c := v.Canary
+	c.Spec.Analysis.Metrics = append(c.Spec.Analysis.Metrics,
+		v1alpha1.MetricCheck{Name: "p99-latency", TemplateRef: &v1alpha1.TemplateRef{Name: "p99"}, Compare: &v1alpha1.Comparison{Direction: "Increase"}},
+		v1alpha1.MetricCheck{Name: "error-ratio", TemplateRef: &v1alpha1.TemplateRef{Name: "errors"}, Compare: &v1alpha1.Comparison{Direction: "Increase", TolerancePercent: i32(20)}})
+	c.Spec.Analysis.Judge = &v1alpha1.Judge{PassScore: i32(90), MarginalScore: i32(50)}
+	c.Status.Metrics = append(c.Status.Metrics, v1alpha1.MetricStatus{Name: "judge", Value: "50", Inconclusive: true, Message: "marginal score 50 (pass 90, marginal 50)"})
+	c.Status.Judge = &v1alpha1.JudgeStatus{Round: 7, Score: "50", Verdict: v1alpha1.VerdictMarginal, Metrics: []v1alpha1.ComparisonStatus{
+		{Name: "p99-latency", Verdict: v1alpha1.VerdictHigh, CanarySamples: 30, PrimarySamples: 30, CanaryMedian: "131", PrimaryMedian: "104", Shift: "+25.3%", PValue: "0.0001",
+			Message: "canary higher than primary (median 131 vs 104, shift +25.3%, p=0.0001, n=30/30)"},
+		{Name: "error-ratio", Verdict: v1alpha1.VerdictPass, CanarySamples: 30, PrimarySamples: 30, CanaryMedian: "0.002", PrimaryMedian: "0.002", Shift: "+0.0%", PValue: "0.48"},
+	}}
+	var b bytes.Buffer
+	Render(&b, v, now)
+	golden(t, "get-judge.golden", b.String())
+	for _, want := range []string{"p99-latency           131 vs 104 (+25.3%)", "vs primary (Increase, ±5%)", "HIGH: canary higher than primary",
+		"error-ratio           0.002 vs 0.002 (+0.0%)", "judge                 50", "score >= 90 (marginal >= 50)", "MARGINAL: waiting for a round that decides"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestRenderGetAtGate(t *testing.T) {
 	var b bytes.Buffer
 	Render(&b, atGate(), now)

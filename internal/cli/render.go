@@ -96,8 +96,46 @@ func Render(w io.Writer, v View, now time.Time) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, orDash(r.Value), bound, verdict)
 		}
+		compared := map[string]v1alpha1.ComparisonStatus{}
+		if st.Judge != nil {
+			for _, m := range st.Judge.Metrics {
+				compared[m.Name] = m
+			}
+		}
 		for _, m := range a.Metrics {
-			row(m.Name, bound(m))
+			if m.Compare == nil {
+				row(m.Name, bound(m))
+				continue
+			}
+			// A compared metric: its medians and its verdict from the judge.
+			value, verdict := "-", "not yet judged"
+			if r, ok := compared[m.Name]; ok {
+				value = fmt.Sprintf("%s vs %s", orDash(r.CanaryMedian), orDash(r.PrimaryMedian))
+				if r.Shift != "" {
+					value += " (" + r.Shift + ")"
+				}
+				verdict = "passed"
+				if r.Verdict != v1alpha1.VerdictPass {
+					verdict = strings.ToUpper(r.Verdict) + ": " + r.Message
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.Name, value, fmt.Sprintf("vs primary (%s, ±%d%%)", m.Compare.GetDirection(), m.Compare.GetTolerancePercent()), verdict)
+		}
+		if a.Compares() {
+			r, ok := results[v1alpha1.JudgeCheckName]
+			verdict := "not yet scored"
+			if ok {
+				switch {
+				case r.Inconclusive:
+					verdict = "MARGINAL: waiting for a round that decides (or promote/abort)"
+				case r.Passed:
+					verdict = "passed"
+				default:
+					verdict = "FAILED"
+				}
+			}
+			j := a.Judge
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v1alpha1.JudgeCheckName, orDash(r.Value), fmt.Sprintf("score >= %d (marginal >= %d)", j.GetPassScore(), j.GetMarginalScore()), verdict)
 		}
 		for _, h := range a.Webhooks {
 			if h.GetType() == v1alpha1.WebhookRollout {

@@ -177,6 +177,22 @@ func TestInvalidCanariesAreRejected(t *testing.T) {
 			c.Spec.Router = v1alpha1.RouterSpec{NGINX: &v1alpha1.NGINXRouter{Ingress: "front"}}
 			c.Spec.Strategy.Steps = []v1alpha1.Step{{SetHeaderRoute: &v1alpha1.HeaderRoute{Match: []v1alpha1.HeaderMatch{{Name: "X-A", Exact: &v}, {Name: "X-B", Exact: &v}}}}}
 		}, []string{"spec.strategy.steps[].setHeaderRoute", "one header"}},
+		{"a compared metric without a template", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Metrics: []v1alpha1.MetricCheck{{Name: "request-duration", Compare: &v1alpha1.Comparison{}}}}
+		}, []string{"spec.analysis.metrics[0]", "compare needs a templateRef"}},
+		{"a compared metric with a threshold too", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Metrics: []v1alpha1.MetricCheck{{Name: "p99", TemplateRef: &v1alpha1.TemplateRef{Name: "p99"},
+				Compare: &v1alpha1.Comparison{Direction: "Increase"}, ThresholdRange: &v1alpha1.ThresholdRange{Max: ptr.To(500.0)}}}}
+		}, []string{"spec.analysis.metrics[0]", "compare judges against the primary; drop thresholdRange"}},
+		{"a metric named judge", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Metrics: []v1alpha1.MetricCheck{{Name: "judge", TemplateRef: &v1alpha1.TemplateRef{Name: "t"}, SuccessCondition: "result > 1"}}}
+		}, []string{"spec.analysis.metrics[0]", "judge is the statistical judge's"}},
+		{"a marginal score above the pass score", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Judge: &v1alpha1.Judge{MarginalScore: ptr.To(int32(98))}}
+		}, []string{"spec.analysis.judge", "marginalScore must not be above passScore"}},
+		{"an unknown direction", func(c *v1alpha1.Canary) {
+			c.Spec.Analysis = &v1alpha1.Analysis{Metrics: []v1alpha1.MetricCheck{{Name: "p99", TemplateRef: &v1alpha1.TemplateRef{Name: "p99"}, Compare: &v1alpha1.Comparison{Direction: "Up"}}}}
+		}, []string{"spec.analysis.metrics[0].compare.direction", "Increase"}},
 		{"bad port", func(c *v1alpha1.Canary) { c.Spec.Service.Port = 70000 },
 			[]string{"spec.service.port", "65535"}},
 		{"a header match with both exact and regex", func(c *v1alpha1.Canary) {

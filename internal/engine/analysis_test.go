@@ -36,6 +36,15 @@ func result(round int64, ok bool, msg string) obsOpt {
 	}
 }
 
+// marginal is a round whose metric passed and whose judge was marginal.
+func marginal(round int64) obsOpt {
+	return func(o *engine.Observations) {
+		o.Checks = &engine.CheckResult{Round: round,
+			Metrics: []v1alpha1.MetricStatus{{Name: "error-rate", Passed: true}, {Name: "judge", Value: "80", Inconclusive: true, Message: "marginal score 80"}},
+			Judge:   &v1alpha1.JudgeStatus{Round: round, Score: "80", Verdict: v1alpha1.VerdictMarginal}}
+	}
+}
+
 func TestDecideAnalysis(t *testing.T) {
 	d := func(x time.Duration) *time.Duration { return &x }
 	healthy := func(w int32, extra ...obsOpt) engine.Observations {
@@ -79,6 +88,13 @@ func TestDecideAnalysis(t *testing.T) {
 		{"interval not over since the last round: none asked",
 			newCanary(releasing(1, 20), withAnalysis, rounds(1, 1, 0, d(10*time.Second)), passed(true)), healthy(20),
 			v1alpha1.PhaseProgressing, 1, 0, 1, 0, "PauseStep", ""},
+		{"the judge's marginal round: not counted, the step waits",
+			newCanary(releasing(0, 20), withAnalysis, rounds(1, 0, 0, nil)), healthy(20, marginal(1)),
+			v1alpha1.PhaseProgressing, 0, 0, 1, 0, "WaitingForChecks", "CheckInconclusive"},
+		{"a marginal round at the threshold's edge does not roll back",
+			newCanary(releasing(0, 20), withAnalysis, rounds(2, 1, 0, d(time.Minute)), passed(false), func(c *v1alpha1.Canary) { c.Status.FailedChecks = 1 }),
+			healthy(20, marginal(2)),
+			v1alpha1.PhaseProgressing, 0, 0, 2, 1, "WaitingForChecks", "CheckInconclusive"},
 		{"interval over: a background round is asked",
 			newCanary(releasing(1, 20), withAnalysis, rounds(1, 1, 0, d(2*time.Minute)), passed(true)), healthy(20),
 			v1alpha1.PhaseProgressing, 1, 2, 2, 0, "PauseStep", ""},
@@ -101,6 +117,9 @@ func TestDecideAnalysis(t *testing.T) {
 				if !found {
 					t.Errorf("no %s event in %+v", tc.event, out.Events)
 				}
+			}
+			if tc.event == "CheckInconclusive" && (st.Judge == nil || st.Judge.Verdict != v1alpha1.VerdictMarginal) {
+				t.Errorf("the judge's round is not in the status: %+v", st.Judge)
 			}
 			if tc.phase == v1alpha1.PhaseFailed && !strings.Contains(st.Message, "error-rate: no values") {
 				t.Errorf("rollback message does not name the metric and why: %s", st.Message)

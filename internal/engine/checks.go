@@ -33,17 +33,26 @@ func (d *decider) countChecks() bool {
 	d.st.CheckedRound = r.Round
 	d.st.LastCheckTime = d.stamp()
 	d.st.Metrics = r.Metrics
+	d.st.Judge = r.Judge
 	if r.Rollback != "" {
 		d.rollback(v1alpha1.ReasonRollbackWebhook, r.Rollback)
 		return true
 	}
-	var failed []string
+	var failed, inconclusive []string
 	for _, m := range r.Metrics {
-		if !m.Passed {
+		switch {
+		case m.Inconclusive:
+			inconclusive = append(inconclusive, m.Name+": "+m.Message)
+		case !m.Passed:
 			failed = append(failed, m.Name+": "+m.Message)
 		}
 	}
 	if len(failed) == 0 {
+		if len(inconclusive) > 0 {
+			// Neither passed nor failed: the step waits for a round that
+			// decides (or for a person), and nothing is counted.
+			d.event(false, v1alpha1.ReasonCheckInconclusive, fmt.Sprintf("check round %d inconclusive: %s", r.Round, strings.Join(inconclusive, "; ")))
+		}
 		return false
 	}
 	d.st.FailedChecks++

@@ -125,6 +125,7 @@ func (d *decider) resetRelease() {
 	d.st.CurrentStep = 0
 	d.st.FailedChecks = 0
 	d.st.Metrics = nil
+	d.st.Judge = nil
 	d.st.StepCheckRound = d.st.CheckRound
 	d.st.StepStartedAt = d.stamp()
 	d.st.LastProgressTime = &d.now

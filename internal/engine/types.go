@@ -143,6 +143,9 @@ type HookCall struct {
 type CheckResult struct {
 	Round   int64
 	Metrics []v1alpha1.MetricStatus
+	// Judge is the statistical judge's round (its verdict is also among
+	// Metrics, named "judge"), when metrics compare.
+	Judge *v1alpha1.JudgeStatus
 	// Rollback, when not empty, is a rollback webhook's 2xx answer: the
 	// release must roll back.
 	Rollback string

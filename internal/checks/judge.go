@@ -1,0 +1,123 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/workload"
+)
+
+// judge runs a round's compared metrics: each template's query asked for
+// samples of the canary and of the primary over the window, each metric's
+// verdict, and the score. It returns the judge's status and its entry
+// among the round's checks (passed, inconclusive or failed).
+func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, metrics []v1alpha1.MetricCheck) (*v1alpha1.JudgeStatus, v1alpha1.MetricStatus) {
+	cfg := c.Spec.Analysis.Judge
+	alpha := 1 - float64(cfg.GetConfidence())/100
+	st := &v1alpha1.JudgeStatus{Round: round, Metrics: make([]v1alpha1.ComparisonStatus, len(metrics))}
+	scored := make([]analysis.Scored, len(metrics))
+	var wg sync.WaitGroup
+	for i, m := range metrics {
+		wg.Go(func() {
+			st.Metrics[i] = r.compare(ctx, c, m, alpha)
+			scored[i] = analysis.Scored{Verdict: st.Metrics[i].Verdict, Weight: int(m.Compare.GetWeight()), Critical: m.Compare.Critical}
+		})
+	}
+	wg.Wait()
+	score := analysis.Score(scored)
+	st.Score = strconv.FormatFloat(score, 'f', -1, 64)
+	st.Verdict = analysis.Classify(score, cfg.GetPassScore(), cfg.GetMarginalScore())
+	check := v1alpha1.MetricStatus{Name: v1alpha1.JudgeCheckName, Value: st.Score}
+	var worse []string
+	for _, m := range st.Metrics {
+		if m.Verdict != v1alpha1.VerdictPass {
+			worse = append(worse, m.Name+" "+m.Verdict+": "+m.Message)
+		}
+	}
+	why := fmt.Sprintf("score %s (pass %d, marginal %d)", st.Score, cfg.GetPassScore(), cfg.GetMarginalScore())
+	if len(worse) > 0 {
+		why += "; " + strings.Join(worse, "; ")
+	}
+	switch st.Verdict {
+	case v1alpha1.VerdictPass:
+		check.Passed = true
+	case v1alpha1.VerdictMarginal:
+		check.Inconclusive = true
+		check.Message = "marginal " + why
+	default:
+		check.Message = why
+	}
+	return st, check
+}
+
+// compare samples one metric of both copies and judges the canary's.
+func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck, alpha float64) v1alpha1.ComparisonStatus {
+	out := v1alpha1.ComparisonStatus{Name: m.Name, Verdict: v1alpha1.VerdictError}
+	p, query, err := r.resolve(ctx, c, m)
+	if err != nil {
+		out.Message = err.Error()
+		return out
+	}
+	window := c.Spec.Analysis.GetInterval()
+	if m.Interval != nil {
+		window = m.Interval.Duration
+	}
+	samples := map[string][]float64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []string
+	for _, cp := range []struct{ copy, target string }{
+		{"canary", c.Spec.TargetRef.Name},
+		{"primary", workload.PrimaryName(c.Spec.TargetRef.Name)},
+	} {
+		wg.Go(func() {
+			q, err := analysis.Render(query, analysis.Vars{
+				Namespace: c.Namespace, Name: c.Name, Target: cp.target, Copy: cp.copy,
+				Service: workload.ServiceName(c), Interval: window, Variables: m.TemplateVariables,
+			})
+			var v []float64
+			if err == nil {
+				v, err = r.Querier.Samples(ctx, p, analysis.Request{Query: q, Window: window, Step: m.Compare.GetSampleInterval(window)},
+					c.Spec.Analysis.GetInterval())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, cp.copy+": "+err.Error())
+			}
+			samples[cp.copy] = v
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		out.Message = strings.Join(errs, "; ")
+		return out
+	}
+	v := analysis.Compare(samples["canary"], samples["primary"], analysis.Comparison{
+		Direction:  m.Compare.GetDirection(),
+		Tolerance:  float64(m.Compare.GetTolerancePercent()) / 100,
+		MinSamples: int(m.Compare.GetMinSamples()),
+		Alpha:      alpha,
+	})
+	out.Verdict, out.Message = v.Verdict, v.Message
+	out.CanarySamples, out.PrimarySamples = int32(v.Canary), int32(v.Primary)
+	out.CanaryMedian, out.PrimaryMedian = num(v.CanaryMedian), num(v.PrimaryMedian)
+	if !math.IsNaN(v.RelativeShift) {
+		out.Shift = analysis.FormatPercent(v.RelativeShift)
+	}
+	out.PValue = num(v.P)
+	return out
+}
+
+func num(f float64) string {
+	if math.IsNaN(f) {
+		return ""
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}
