@@ -246,34 +246,42 @@ type Scored struct {
 	Critical bool
 }
 
-// Score is the share, by weight, of the metrics in which the canary is no
-// worse, 0 to 100. A critical metric that is not a pass scores 0; so does
-// a round where no metric passed for want of data. NoData and Error count
-// as not passed: a metric without evidence never passes.
-func Score(metrics []Scored) float64 {
-	var total, passed float64
+// Score judges a round from its metrics' verdicts: the share, by weight,
+// of the metrics with data in which the canary is no worse, 0 to 100, and
+// Pass, Marginal or Fail by the thresholds. A metric that could not be
+// read (Error) fails the round, as a fixed check's query error does; so
+// does a critical metric that is worse (score 0). Without enough data (a
+// critical metric, or half the weight, NoData) the verdict is NoData: not
+// a pass and not a failure, the step waits for a round with the data.
+func Score(metrics []Scored, pass, marginal int32) (float64, string) {
+	var total, noData, passed float64
+	criticalNoData := false
 	for _, m := range metrics {
 		w := float64(max(m.Weight, 1))
 		total += w
-		if m.Verdict == v1alpha1.VerdictPass {
+		switch m.Verdict {
+		case v1alpha1.VerdictPass:
 			passed += w
-		} else if m.Critical {
-			return 0
+		case v1alpha1.VerdictError:
+			return 0, v1alpha1.VerdictFail
+		case v1alpha1.VerdictNoData:
+			noData += w
+			criticalNoData = criticalNoData || m.Critical
+		default:
+			if m.Critical {
+				return 0, v1alpha1.VerdictFail
+			}
 		}
 	}
-	if total == 0 {
-		return 0
+	if total == 0 || criticalNoData || 2*noData >= total {
+		return 0, v1alpha1.VerdictNoData
 	}
-	return math.Round(10000*passed/total) / 100
-}
-
-// Classify turns a score into Pass, Marginal or Fail.
-func Classify(score float64, pass, marginal int32) string {
+	score := math.Round(10000*passed/(total-noData)) / 100
 	switch {
 	case score >= float64(pass):
-		return v1alpha1.VerdictPass
+		return score, v1alpha1.VerdictPass
 	case score >= float64(marginal):
-		return v1alpha1.VerdictMarginal
+		return score, v1alpha1.VerdictMarginal
 	}
-	return v1alpha1.VerdictFail
+	return score, v1alpha1.VerdictFail
 }

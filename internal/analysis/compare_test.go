@@ -151,24 +151,28 @@ func constant(n int, v float64) []float64 {
 }
 
 func TestScore(t *testing.T) {
-	p, h, nd := v1alpha1.VerdictPass, v1alpha1.VerdictHigh, v1alpha1.VerdictNoData
+	p, h, nd, e := v1alpha1.VerdictPass, v1alpha1.VerdictHigh, v1alpha1.VerdictNoData, v1alpha1.VerdictError
 	cases := []struct {
+		name    string
 		metrics []Scored
 		want    float64
 		verdict string
 	}{
-		{[]Scored{{Verdict: p}, {Verdict: p}}, 100, v1alpha1.VerdictPass},
-		{[]Scored{{Verdict: p}, {Verdict: p}, {Verdict: h}}, 66.67, v1alpha1.VerdictFail},
-		{[]Scored{{Verdict: p, Weight: 3}, {Verdict: h, Weight: 1}}, 75, v1alpha1.VerdictMarginal},
-		{[]Scored{{Verdict: p, Weight: 9}, {Verdict: h, Weight: 1, Critical: true}}, 0, v1alpha1.VerdictFail},
-		{[]Scored{{Verdict: p, Weight: 19}, {Verdict: nd}}, 95, v1alpha1.VerdictPass},
-		{[]Scored{{Verdict: nd}}, 0, v1alpha1.VerdictFail},
-		{nil, 0, v1alpha1.VerdictFail},
+		{"all pass", []Scored{{Verdict: p}, {Verdict: p}}, 100, v1alpha1.VerdictPass},
+		{"one of three worse", []Scored{{Verdict: p}, {Verdict: p}, {Verdict: h}}, 66.67, v1alpha1.VerdictFail},
+		{"weights", []Scored{{Verdict: p, Weight: 3}, {Verdict: h, Weight: 1}}, 75, v1alpha1.VerdictMarginal},
+		{"a critical metric worse", []Scored{{Verdict: p, Weight: 9}, {Verdict: h, Weight: 1, Critical: true}}, 0, v1alpha1.VerdictFail},
+		{"a metric not read", []Scored{{Verdict: p, Weight: 9}, {Verdict: e}}, 0, v1alpha1.VerdictFail},
+		{"a small metric without data is left out", []Scored{{Verdict: p, Weight: 3}, {Verdict: nd}}, 100, v1alpha1.VerdictPass},
+		{"half the weight without data", []Scored{{Verdict: p}, {Verdict: nd}}, 0, v1alpha1.VerdictNoData},
+		{"a critical metric without data", []Scored{{Verdict: p, Weight: 9}, {Verdict: nd, Critical: true}}, 0, v1alpha1.VerdictNoData},
+		{"no data at all", []Scored{{Verdict: nd}}, 0, v1alpha1.VerdictNoData},
+		{"nothing", nil, 0, v1alpha1.VerdictNoData},
 	}
 	for _, c := range cases {
-		got := Score(c.metrics)
-		if got != c.want || Classify(got, 95, 75) != c.verdict {
-			t.Errorf("%+v: score %v (%s), want %v (%s)", c.metrics, got, Classify(got, 95, 75), c.want, c.verdict)
+		got, verdict := Score(c.metrics, 95, 75)
+		if got != c.want || verdict != c.verdict {
+			t.Errorf("%s: score %v (%s), want %v (%s)", c.name, got, verdict, c.want, c.verdict)
 		}
 	}
 }

@@ -30,7 +30,7 @@ func (q *Querier) newRelic(ctx context.Context, p Provider, r Request) (float64,
 			base = "https://api.eu.newrelic.com"
 		}
 	}
-	account, err := strconv.ParseInt(p.secret("account-id"), 10, 64)
+	account, err := strconv.ParseInt(p.SecretValue("account-id"), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("secret key account-id is not an account number")
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/analysis/cloudwatch"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -109,7 +110,7 @@ func TestProviderMatrix(t *testing.T) {
 	for _, pc := range cases {
 		t.Run(pc.name, func(t *testing.T) {
 			t.Logf("%s: %s", pc.name, pc.real)
-			q := analysis.NewQuerier(4, nil)
+			q := newQuerier(nil)
 			query := func(t *testing.T, p analysis.Provider, query string) (float64, error) {
 				t.Helper()
 				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -183,7 +184,7 @@ func TestProviderMatrix(t *testing.T) {
 				defer pc.front.mode.Store("")
 				var clock atomic.Int64
 				clock.Store(time.Now().UnixNano())
-				q := analysis.NewQuerier(4, func() time.Time { return time.Unix(0, clock.Load()) })
+				q := newQuerier(func() time.Time { return time.Unix(0, clock.Load()) })
 				r := analysis.Request{Query: pc.good, Window: 5 * time.Minute}
 				before := pc.front.requests.Load()
 				_, err := q.Query(t.Context(), pc.provider, r, time.Minute)
@@ -208,6 +209,14 @@ func TestProviderMatrix(t *testing.T) {
 			})
 		})
 	}
+}
+
+// newQuerier is a Querier with every provider, as the controller builds
+// it.
+func newQuerier(now func() time.Time) *analysis.Querier {
+	q := analysis.NewQuerier(4, now)
+	q.Register(v1alpha1.ProviderCloudWatch, cloudwatch.New())
+	return q
 }
 
 func clone(m map[string][]byte) map[string][]byte {

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
@@ -54,8 +52,8 @@ func (p Provider) kind() string {
 	return p.Type
 }
 
-// secret is the first of the keys the Secret has, as a string.
-func (p Provider) secret(keys ...string) string {
+// SecretValue is the first of the keys the Secret has, as a string.
+func (p Provider) SecretValue(keys ...string) string {
 	for _, k := range keys {
 		if v := p.Secret[k]; len(v) > 0 {
 			return string(v)
@@ -71,9 +69,9 @@ var (
 	datadogAppKey = []string{"app-key", "datadog_application_key"}
 )
 
-// key identifies a provider configuration (credentials hashed, never kept
+// Key identifies a provider configuration (credentials hashed, never kept
 // in clear in the key).
-func (p Provider) key() string {
+func (p Provider) Key() string {
 	h := sha256.New()
 	spec := p.MetricProvider
 	spec.SecretRef = nil
@@ -124,8 +122,8 @@ type Querier struct {
 	now       func() time.Time
 	lastSweep time.Time
 
-	// cloudWatch are the CloudWatch clients, by provider key.
-	cloudWatch map[string]*cloudwatch.Client
+	// fetchers answer the provider types registered (Register).
+	fetchers map[string]Fetcher
 }
 
 // entry is one cached (provider, query) result. done is closed when the
@@ -137,6 +135,24 @@ type entry struct {
 	samples []float64
 	err     error
 	expires time.Time
+}
+
+// Fetcher answers the queries of a provider type the Querier does not
+// build in (cloudwatch: its SDK stays out of what else imports this
+// package). hc is the provider's HTTP client (credentials headers, bounds,
+// rate limits); now is the Querier's clock.
+type Fetcher interface {
+	Fetch(ctx context.Context, hc *http.Client, p Provider, r Request, now time.Time) (float64, error)
+}
+
+// Register makes typ answered by f. Call it before the first query.
+func (q *Querier) Register(typ string, f Fetcher) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fetchers == nil {
+		q.fetchers = map[string]Fetcher{}
+	}
+	q.fetchers[typ] = f
 }
 
 // NewQuerier makes a Querier allowing at most maxConcurrent requests in
@@ -189,7 +205,7 @@ func (q *Querier) Samples(ctx context.Context, p Provider, r Request, ttl time.D
 // and fills it with fill. The returned error is only the caller's context
 // ending while it waited for another caller's request.
 func (q *Querier) lookup(ctx context.Context, p Provider, r Request, ttl time.Duration, fill func(context.Context, *entry)) (*entry, error) {
-	key := p.key() + "\x00" + r.key()
+	key := p.Key() + "\x00" + r.key()
 	q.mu.Lock()
 	e, ok := q.cache[key]
 	if ok {
@@ -267,10 +283,14 @@ func (q *Querier) fetch(ctx context.Context, p Provider, r Request) (float64, er
 			v, err = q.graphite(ctx, p, r)
 		case v1alpha1.ProviderInfluxDB:
 			v, err = q.influxDB(ctx, p, r)
-		case v1alpha1.ProviderCloudWatch:
-			v, err = q.cloudWatchQuery(ctx, p, r)
 		default:
-			err = fmt.Errorf("unknown provider type %q", p.Type)
+			q.mu.Lock()
+			f, ok := q.fetchers[p.kind()]
+			q.mu.Unlock()
+			if !ok {
+				return fmt.Errorf("the %s provider is not built into this binary", p.kind())
+			}
+			v, err = f.Fetch(ctx, q.client(p), p, r, q.now())
 		}
 		return err
 	})
@@ -349,7 +369,7 @@ func (e *RateLimitError) Error() string {
 func (q *Querier) client(p Provider) *http.Client {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := p.key()
+	k := p.Key()
 	if c, ok := q.clients[k]; ok {
 		return c
 	}
@@ -394,23 +414,23 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func authorize(req *http.Request, p Provider) {
 	switch p.kind() {
 	case v1alpha1.ProviderDatadog:
-		req.Header.Set("DD-API-KEY", p.secret(datadogAPIKey...))
-		req.Header.Set("DD-APPLICATION-KEY", p.secret(datadogAppKey...))
+		req.Header.Set("DD-API-KEY", p.SecretValue(datadogAPIKey...))
+		req.Header.Set("DD-APPLICATION-KEY", p.SecretValue(datadogAppKey...))
 	case v1alpha1.ProviderNewRelic:
-		req.Header.Set("API-Key", p.secret("api-key"))
+		req.Header.Set("API-Key", p.SecretValue("api-key"))
 	case v1alpha1.ProviderInfluxDB:
 		switch {
-		case p.secret("token") != "":
-			req.Header.Set("Authorization", "Token "+p.secret("token"))
-		case p.secret("username") != "":
-			req.SetBasicAuth(p.secret("username"), p.secret("password"))
+		case p.SecretValue("token") != "":
+			req.Header.Set("Authorization", "Token "+p.SecretValue("token"))
+		case p.SecretValue("username") != "":
+			req.SetBasicAuth(p.SecretValue("username"), p.SecretValue("password"))
 		}
 	default:
 		switch {
-		case p.secret("token") != "":
-			req.Header.Set("Authorization", "Bearer "+p.secret("token"))
-		case p.secret("username") != "":
-			req.SetBasicAuth(p.secret("username"), p.secret("password"))
+		case p.SecretValue("token") != "":
+			req.Header.Set("Authorization", "Bearer "+p.SecretValue("token"))
+		case p.SecretValue("username") != "":
+			req.SetBasicAuth(p.SecretValue("username"), p.SecretValue("password"))
 		}
 	}
 }
@@ -418,7 +438,7 @@ func authorize(req *http.Request, p Provider) {
 // CheckSecret says what the Secret of a provider's secretRef lacks,
 // naming the keys it needs; nil when it has them.
 func CheckSecret(p Provider) error {
-	has := func(k ...string) bool { return p.secret(k...) != "" }
+	has := func(k ...string) bool { return p.SecretValue(k...) != "" }
 	switch p.kind() {
 	case v1alpha1.ProviderDatadog:
 		if !has(datadogAPIKey...) || !has(datadogAppKey...) {
@@ -428,7 +448,7 @@ func CheckSecret(p Provider) error {
 		if !has("api-key") || !has("account-id") {
 			return errors.New("needs keys api-key (a New Relic user key) and account-id")
 		}
-		if _, err := strconv.ParseInt(p.secret("account-id"), 10, 64); err != nil {
+		if _, err := strconv.ParseInt(p.SecretValue("account-id"), 10, 64); err != nil {
 			return errors.New("key account-id must be the account's number")
 		}
 	case v1alpha1.ProviderCloudWatch:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
+	"github.com/sluice-dev/sluice/internal/analysis/cloudwatch"
 	"github.com/sluice-dev/sluice/internal/checks"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
@@ -114,11 +115,13 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	}
 	// The check runner reads MetricTemplates from the cache and provider
 	// credentials past it (the cache keeps Secrets without their data).
+	querier := analysis.NewQuerier(maxQueries, nil)
+	querier.Register(v1alpha1.ProviderCloudWatch, cloudwatch.New())
 	runner := &checks.Runner{
 		Reader:        mgr.GetClient(),
 		SecretReader:  mgr.GetAPIReader(),
 		MetricsServer: mc.MetricsServer,
-		Querier:       analysis.NewQuerier(maxQueries, nil),
+		Querier:       querier,
 		Judge:         analysis.NewJudge(),
 		Hooks:         webhook.NewCaller(),
 		Recorder:      mgr.GetEventRecorder(recorder),

@@ -2,7 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -447,8 +446,6 @@ func argoGatewayRouter(p node, in input, ns string) *v1alpha1.GatewayAPIRouter {
 	return gw
 }
 
-var resultIndex = regexp.MustCompile(`result\[0\]`)
-
 // argoSteps converts the canary steps.
 func argoSteps(steps node, s *v1alpha1.CanarySpec, an *v1alpha1.Analysis, in input, ns string) {
 	const to = "Canary spec.strategy.steps[]"
@@ -546,8 +543,8 @@ func argoAnalysisRef(a node, an *v1alpha1.Analysis, in input, ns, to string) {
 			ref.dropf("%s %s is not among the inputs: give it with -f", kind, tn)
 			continue
 		}
-		ref.get("templateName").translate(to+".metrics", "each Prometheus metric of the template a metric check against the MetricTemplate <template>-<metric>; each web metric a rollout webhook")
-		for _, m := range argoMetrics(tn, tmpl) {
+		ref.get("templateName").translate(to+".metrics", "a metric check against the MetricTemplate <template>-<metric> per metric of the template whose provider Sluice has; a rollout webhook per web metric that judges no single number")
+		for _, m := range argoMetrics(tn, tmpl, in) {
 			if m.check != nil && !hasMetric(an, m.check.Name) {
 				mc := *m.check
 				if len(vars) > 0 {
@@ -587,64 +584,6 @@ func hasMetric(an *v1alpha1.Analysis, name string) bool {
 	return false
 }
 
-// argoMetric is what one metric of an AnalysisTemplate becomes in a
-// Canary that uses it.
-type argoMetric struct {
-	check     *v1alpha1.MetricCheck
-	hook      *v1alpha1.Webhook
-	template  *v1alpha1.MetricTemplate
-	threshold int32
-	interval  *metav1.Duration
-}
-
-// argoMetrics converts the metrics of an AnalysisTemplate (untracked: the
-// template's own conversion reports its fields).
-func argoMetrics(templateName string, tmpl map[string]any) []argoMetric {
-	t := newTracker("", tmpl)
-	var out []argoMetric
-	for _, m := range t.at("spec").get("metrics").items() {
-		var am argoMetric
-		name := m.get("name").str()
-		if fl, ok := m.get("failureLimit").int(); ok && fl >= 0 {
-			am.threshold = int32(fl + 1)
-		}
-		am.interval, _ = duration(m.get("interval"))
-		succ := resultIndex.ReplaceAllString(m.get("successCondition").str(), "result")
-		fail := resultIndex.ReplaceAllString(m.get("failureCondition").str(), "result")
-		switch p := m.get("provider"); {
-		case p.get("prometheus").ok:
-			if succ == "" && fail == "" {
-				continue
-			}
-			mtName := templateName + "-" + name
-			am.check = &v1alpha1.MetricCheck{Name: name, TemplateRef: &v1alpha1.TemplateRef{Name: mtName}, SuccessCondition: succ, FailureCondition: fail}
-			pr := p.get("prometheus")
-			mt := &v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Name: mtName}}
-			mt.APIVersion, mt.Kind = v1alpha1.GroupVersion.String(), "MetricTemplate"
-			mt.Spec.Provider = v1alpha1.MetricProvider{Type: "prometheus", Address: pr.get("address").str(), InsecureSkipVerify: pr.get("insecure").bool()}
-			mt.Spec.Provider.Timeout = seconds(pr.get("timeout"))
-			for _, h := range pr.get("headers").items() {
-				if mt.Spec.Provider.Headers == nil {
-					mt.Spec.Provider.Headers = map[string]string{}
-				}
-				mt.Spec.Provider.Headers[h.get("key").str()] = h.get("value").str()
-			}
-			mt.Spec.Query = argoArgs.ReplaceAllStringFunc(pr.get("query").str(), func(s string) string {
-				return variableRef(argoArgs.FindStringSubmatch(s)[1])
-			})
-			am.template = mt
-		case p.get("web").ok:
-			am.hook = &v1alpha1.Webhook{Name: name, Type: v1alpha1.WebhookRollout, URL: p.get("web").get("url").str()}
-		default:
-			continue
-		}
-		out = append(out, am)
-	}
-	return out
-}
-
-var argoArgs = regexp.MustCompile(`\{\{\s*args\.([A-Za-z0-9_-]+)\s*\}\}`)
-
 // argoMetricTemplates are the MetricTemplates the Canary's checks
 // reference, made from the AnalysisTemplates among the inputs.
 func argoMetricTemplates(c *v1alpha1.Canary, in input, ns string) []Output {
@@ -658,7 +597,7 @@ func argoMetricTemplates(c *v1alpha1.Canary, in input, ns string) []Output {
 			continue
 		}
 		tn, _ := nameOf(o)
-		for _, m := range argoMetrics(tn, o) {
+		for _, m := range argoMetrics(tn, o, in) {
 			if m.template == nil || seen[m.template.Name] {
 				continue
 			}
@@ -673,67 +612,4 @@ func argoMetricTemplates(c *v1alpha1.Canary, in input, ns string) []Output {
 		}
 	}
 	return outs
-}
-
-// argoAnalysisTemplate reports the fields of an AnalysisTemplate or
-// ClusterAnalysisTemplate; what they become is written with the Rollouts
-// that use them.
-func argoAnalysisTemplate(t *tracker) {
-	spec := t.at("spec")
-	const to = "MetricTemplate <template>-<metric>"
-	const chk = "Canary spec.analysis.metrics[]"
-	for _, a := range spec.get("args").items() {
-		a.get("name").translate(chk+".templateVariables", "{{args.x}} in a query is written {{ .x }}; the value comes from the Rollout's args")
-		a.get("value").translate(chk+".templateVariables", "a default value: Sluice takes the Rollout's args only; give every value there")
-		a.get("valueFrom").drop("a value from a Secret or a field: Sluice's template variables are values")
-	}
-	spec.get("dryRun").drop("Sluice has no dry-run metrics; every check counts")
-	spec.get("measurementRetention").drop("Sluice keeps the last round's results in status.metrics")
-	spec.get("templates").drop("nested templates: list each template in the Rollout instead")
-	for _, m := range spec.get("metrics").items() {
-		m.get("name").carry(chk + ".name")
-		p := m.get("provider")
-		switch {
-		case p.get("prometheus").ok:
-			pr := p.get("prometheus")
-			pr.get("address").carry(to + " spec.provider.address")
-			pr.get("insecure").carry(to + " spec.provider.insecureSkipVerify")
-			pr.get("timeout").translate(to+" spec.provider.timeout", "seconds written as a duration")
-			pr.get("headers").translate(to+" spec.provider.headers", "a key/value list written as a map")
-			if strings.Contains(pr.get("query").str(), "args.") {
-				pr.get("query").translate(to+" spec.query", "{{args.x}} written as {{ .x }}")
-			} else {
-				pr.get("query").carry(to + " spec.query")
-			}
-			pr.get("authentication").drop("SigV4 and OAuth2: Sluice's Prometheus provider takes a bearer token or basic auth from spec.provider.secretRef")
-			pr.get("rangeQuery").drop("Sluice runs instant queries; write the range into the query")
-			if !m.get("successCondition").ok && !m.get("failureCondition").ok {
-				m.drop("no successCondition or failureCondition: nothing could fail the check, so it is not carried")
-				continue
-			}
-		case p.get("web").ok:
-			w := p.get("web")
-			w.get("url").translate("Canary spec.analysis.webhooks[].url", "a rollout webhook: Sluice POSTs its payload and a 2xx answer passes")
-			for _, k := range []string{"method", "headers", "body", "jsonBody", "jsonPath", "timeoutSeconds", "insecure", "authentication"} {
-				w.get(k).dropf("Sluice's webhooks POST their own payload and pass on 2xx; %s has no equivalent", k)
-			}
-			m.get("successCondition").drop("a webhook passes on a 2xx answer; make the endpoint answer that way")
-			m.get("failureCondition").drop("a webhook fails on a non-2xx answer; make the endpoint answer that way")
-		default:
-			for _, k := range p.keys() {
-				p.get(k).dropf("a %s metric: Sluice queries Prometheus only (and calls webhooks)", k)
-			}
-			m.drop("no provider Sluice has")
-			continue
-		}
-		m.get("successCondition").translate(chk+".successCondition", "result[0] written as result: Sluice's queries return one value")
-		m.get("failureCondition").translate(chk+".failureCondition", "result[0] written as result: Sluice's queries return one value")
-		m.get("interval").translate("Canary spec.analysis.interval", "the time between check rounds (the first metric's)")
-		m.get("failureLimit").translate("Canary spec.analysis.threshold", "failureLimit + 1 failed rounds roll back (the lowest of the metrics')")
-		m.get("count").drop("Sluice checks every round until the steps end, not a fixed count")
-		m.get("initialDelay").drop("Sluice checks from the start of each step; add a pause step before the weight")
-		m.get("inconclusiveLimit").drop("Sluice has no inconclusive results")
-		m.get("consecutiveErrorLimit").drop("a query error fails the round in Sluice, counted toward the threshold")
-		m.get("consecutiveSuccessLimit").drop("Sluice counts failed rounds only")
-	}
 }

@@ -116,7 +116,7 @@ func Convert(objs []map[string]any, opts Options) Result {
 		case av == argoGroup && kind == "Rollout":
 			outs = argoRollout(t, in)
 		case av == argoGroup && (kind == "AnalysisTemplate" || kind == "ClusterAnalysisTemplate"):
-			argoAnalysisTemplate(t)
+			argoAnalysisTemplate(t, in)
 		default:
 			r.Ignored = append(r.Ignored, ref)
 			continue

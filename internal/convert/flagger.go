@@ -802,37 +802,181 @@ func flaggerWebhook(w node) v1alpha1.Webhook {
 	return h
 }
 
-// flaggerMetricTemplate converts a Prometheus MetricTemplate.
+// flaggerMetricTemplate converts a MetricTemplate whose provider Sluice
+// has: prometheus, datadog, newrelic, graphite or cloudwatch. An influxdb
+// template is not converted: Flagger read its org from the Secret, and
+// Sluice needs it in the template.
 func flaggerMetricTemplate(t *tracker) []Output {
+	const to = "MetricTemplate spec.provider"
 	spec := t.at("spec")
 	name, _ := nameOf(t.root)
 	p := spec.get("provider")
-	if typ := p.get("type").str(); typ != "prometheus" {
-		spec.dropf("a %s provider: Sluice queries Prometheus only; this template was not converted", typ)
+	typ := p.get("type").str()
+	if typ == "" {
+		typ = v1alpha1.ProviderPrometheus // Flagger's default
+	}
+	if hint := flaggerProviderMissing(p, typ); hint != "" {
+		spec.drop(hint)
 		return nil
 	}
 	mt := &v1alpha1.MetricTemplate{ObjectMeta: objectMeta(t, name)}
 	mt.APIVersion, mt.Kind = v1alpha1.GroupVersion.String(), "MetricTemplate"
-	mt.Spec.Provider.Type = p.get("type").carry("MetricTemplate spec.provider.type").str()
-	mt.Spec.Provider.Address = p.get("address").carry("MetricTemplate spec.provider.address").str()
+	pr := &mt.Spec.Provider
+	pr.Type = typ
+	p.get("type").carry(to + ".type")
+
+	addr := p.get("address")
+	switch typ {
+	case v1alpha1.ProviderNewRelic:
+		flaggerNewRelicAddress(addr, pr)
+	case v1alpha1.ProviderCloudWatch:
+		addr.drop("Flagger's cloudwatch provider did not read it (the AWS SDK chose the regional endpoint), and Sluice would send every query there: set spec.provider.address by hand only for a VPC endpoint")
+	default:
+		// For datadog too: an address replaces the site's API address
+		// (Flagger's default and Sluice's are https://api.datadoghq.com).
+		pr.Address = addr.carry(to + ".address").str()
+	}
+
 	if h := p.get("headers"); h.ok {
-		mt.Spec.Provider.Headers = h.stringMap()
-		h.carry("MetricTemplate spec.provider.headers")
+		pr.Headers = h.stringMap()
+		if typ == v1alpha1.ProviderPrometheus {
+			h.carry(to + ".headers")
+		} else {
+			h.translate(to+".headers", "Flagger sent these headers to Prometheus only; Sluice adds them to every request to this "+typ+" provider")
+		}
 	}
+
 	if sr := p.get("secretRef"); sr.ok {
-		mt.Spec.Provider.SecretRef = &corev1.LocalObjectReference{Name: sr.get("name").str()}
-		sr.translate("MetricTemplate spec.provider.secretRef", "Sluice reads keys username and password (basic auth) or token (bearer); Flagger's address key is not read")
+		ref := &corev1.LocalObjectReference{Name: sr.get("name").str()}
+		switch typ {
+		case v1alpha1.ProviderPrometheus:
+			pr.SecretRef = ref
+			sr.translate(to+".secretRef", "Sluice reads keys username and password (basic auth) or token (bearer); Flagger's address key is not read")
+		case v1alpha1.ProviderGraphite:
+			pr.SecretRef = ref
+			sr.carry(to + ".secretRef")
+		case v1alpha1.ProviderDatadog:
+			// Sluice reads Flagger's key names datadog_api_key and
+			// datadog_application_key as well as its own.
+			pr.SecretRef = ref
+			sr.carry(to + ".secretRef")
+		case v1alpha1.ProviderNewRelic:
+			pr.SecretRef = ref
+			sr.translate(to+".secretRef", "Sluice asks New Relic's NerdGraph API, not the Insights query API Flagger asked: the Secret needs key api-key holding a user key (Flagger's newrelic_query_key is an Insights query key, which NerdGraph refuses) and key account-id (the value of Flagger's newrelic_account_id)")
+		case v1alpha1.ProviderCloudWatch:
+			sr.drop("Flagger's cloudwatch provider read no Secret (it used its pod's AWS identity); Sluice reads keys aws-access-key-id and aws-secret-access-key from a secretRef, so none is written: Sluice uses its own pod's identity")
+		}
 	}
-	mt.Spec.Provider.InsecureSkipVerify = p.get("insecureSkipVerify").carry("MetricTemplate spec.provider.insecureSkipVerify").bool()
-	p.get("region").drop("a cloud region: Sluice's Prometheus provider has none")
+
+	if in := p.get("insecureSkipVerify"); in.ok {
+		switch {
+		case !in.bool():
+			in.carry(to + ".insecureSkipVerify")
+		case typ != v1alpha1.ProviderPrometheus && typ != v1alpha1.ProviderGraphite:
+			in.dropf("Flagger's %s provider did not read it; Sluice verifies the certificate", typ)
+		case !strings.HasPrefix(pr.Address, "https://"):
+			in.drop("the address is not https://: there is no certificate to verify (Sluice refuses the setting there)")
+		default:
+			pr.InsecureSkipVerify = true
+			in.carry(to + ".insecureSkipVerify")
+		}
+	}
+
+	region := p.get("region")
+	if typ == v1alpha1.ProviderCloudWatch {
+		pr.CloudWatch = &v1alpha1.CloudWatchProvider{Region: region.carry(to + ".cloudWatch.region").str()}
+	} else {
+		region.dropf("a cloud region: only a cloudwatch provider reads one (Flagger's %s provider did not either)", typ)
+	}
+	if typ == v1alpha1.ProviderDatadog {
+		pr.Datadog = &v1alpha1.DatadogProvider{APIVersion: "v1"}
+	}
+
 	q, note := flaggerQuery(spec.get("query").str())
 	mt.Spec.Query = q
+	var notes []string
 	if note != "" {
-		spec.get("query").translate("MetricTemplate spec.query", note)
+		notes = append(notes, note)
+	}
+	switch typ {
+	case v1alpha1.ProviderDatadog:
+		notes = append(notes, "Flagger asked Datadog's v1 query API (kept: spec.provider.datadog.apiVersion v1) over 10 metric intervals and read the oldest point; Sluice reads the newest non-null point over the check's interval (raise the check's interval for a longer window)")
+	case v1alpha1.ProviderCloudWatch:
+		notes = append(notes, "Flagger asked GetMetricData over 10 metric intervals, Sluice over the check's interval; both read the newest value of the first result, and Sluice wants exactly one (ReturnData false on the others). Without a secretRef Sluice uses its controller pod's AWS identity, as Flagger used its own: give Sluice's service account cloudwatch:GetMetricData")
+	case v1alpha1.ProviderGraphite:
+		if !graphiteHasFrom(q) {
+			notes = append(notes, "no from: Flagger left the range to graphite-web (its default, the last 24 hours); Sluice asks for the check's interval (from=-<interval>s)")
+		}
+	case v1alpha1.ProviderNewRelic:
+		if nrqlSince.MatchString(q) {
+			notes = append(notes, "the query has its own SINCE: Flagger appended a second one (SINCE <interval> seconds ago); Sluice appends its window only to a query without SINCE, so the query's own applies")
+		}
+	}
+	if len(notes) > 0 {
+		spec.get("query").translate("MetricTemplate spec.query", strings.Join(notes, "; "))
 	} else {
 		spec.get("query").carry("MetricTemplate spec.query")
 	}
 	return []Output{{Object: mt}}
+}
+
+// flaggerProviderMissing says why a template of provider type typ is not
+// converted, or "" when it is: Sluice has no such provider, or the
+// template lacks what Sluice's provider needs and convert cannot know.
+func flaggerProviderMissing(p node, typ string) string {
+	switch typ {
+	case v1alpha1.ProviderPrometheus, v1alpha1.ProviderGraphite:
+		if p.get("address").str() == "" {
+			return fmt.Sprintf("a %s provider without an address (Flagger could not query it either): add spec.provider.address and convert again; this template was not converted", typ)
+		}
+	case v1alpha1.ProviderDatadog, v1alpha1.ProviderNewRelic:
+		if !p.get("secretRef").ok {
+			return fmt.Sprintf("a %s provider without a secretRef (Flagger could not query it either): add spec.provider.secretRef and convert again; this template was not converted", typ)
+		}
+	case v1alpha1.ProviderCloudWatch:
+		if p.get("region").str() == "" {
+			return "a cloudwatch provider without a region (Flagger could not query it either): add spec.provider.region and convert again; this template was not converted"
+		}
+	case v1alpha1.ProviderInfluxDB:
+		return "an InfluxDB 2 (Flux) provider: Flagger read the organisation from the Secret's org key, which convert does not see, and Sluice needs it in the template; this template was not converted: write it by hand with the same address, secretRef and query, and spec.provider.influxDB: {org: <your org>} (Sluice reads the Secret's token key as it is)"
+	default:
+		return fmt.Sprintf("a %s provider: Sluice has none (it queries Prometheus, Datadog, New Relic, CloudWatch, Graphite and InfluxDB, and any JSON endpoint with the web provider); this template was not converted", typ)
+	}
+	return ""
+}
+
+// flaggerNewRelicAddress maps the Insights API address Flagger asked onto
+// the NerdGraph endpoint Sluice asks: the region's, or none Sluice knows.
+func flaggerNewRelicAddress(addr node, pr *v1alpha1.MetricProvider) {
+	const to = "MetricTemplate spec.provider"
+	a := strings.TrimRight(addr.str(), "/")
+	switch {
+	case !addr.ok:
+	case a == "https://insights-api.newrelic.com":
+		addr.translate(to, "the Insights API of a US account, Flagger's default: Sluice asks NerdGraph at its default, https://api.newrelic.com")
+	case a == "https://insights-api.eu.newrelic.com":
+		pr.NewRelic = &v1alpha1.NewRelicProvider{Region: "EU"}
+		addr.translate(to+".newRelic.region", "the Insights API of an EU account: Sluice asks NerdGraph in the EU region (https://api.eu.newrelic.com)")
+	default:
+		addr.drop("an Insights API address: Sluice asks NerdGraph instead (POST <address>/graphql); set spec.provider.address to the NerdGraph endpoint your proxy serves, or set spec.provider.newRelic.region")
+	}
+}
+
+var nrqlSince = regexp.MustCompile(`(?i)\bSINCE\b`)
+
+// graphiteHasFrom says whether a Graphite query in render-parameter form
+// (target=...&from=...) sets its range.
+func graphiteHasFrom(q string) bool {
+	q = strings.Join(strings.Fields(q), "")
+	if !strings.HasPrefix(q, "target=") {
+		return false
+	}
+	for _, kv := range strings.Split(q, "&") {
+		if strings.HasPrefix(kv, "from=") {
+			return true
+		}
+	}
+	return false
 }
 
 var flaggerVariable = regexp.MustCompile(`\{\{-?\s*variables\.([A-Za-z0-9_-]+)\s*-?\}\}`)

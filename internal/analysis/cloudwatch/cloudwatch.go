@@ -1,4 +1,9 @@
-package analysis
+// Package cloudwatch is the cloudwatch metric provider: GetMetricData
+// through the AWS SDK for Go v2. It is its own package, registered with
+// the controller's Querier (analysis.Querier.Register), so that what else
+// imports internal/analysis (the kubectl plugin's lint and convert) does
+// not carry the SDK.
+package cloudwatch
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,14 +22,26 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/sluice-dev/sluice/internal/analysis"
 )
 
-// cloudWatchQuery asks CloudWatch's GetMetricData through the AWS SDK for
+// Fetcher asks CloudWatch; it keeps one SDK client per provider
+// configuration.
+type Fetcher struct {
+	mu      sync.Mutex
+	clients map[string]*cloudwatch.Client
+}
+
+// New makes a Fetcher.
+func New() *Fetcher { return &Fetcher{clients: map[string]*cloudwatch.Client{}} }
+
+// Fetch asks CloudWatch's GetMetricData through the AWS SDK for
 // Go v2 (SigV4, the credential chain, the regional endpoints and the wire
 // protocol are the SDK's). The query is a JSON array of MetricDataQuery
 // objects, as the API spells them; exactly one may return data, and its
 // newest value is the check's value. The window is the check's.
-func (q *Querier) cloudWatchQuery(ctx context.Context, p Provider, r Request) (float64, error) {
+func (f *Fetcher) Fetch(ctx context.Context, hc *http.Client, p analysis.Provider, r analysis.Request, now time.Time) (float64, error) {
 	var queries []types.MetricDataQuery
 	if err := json.Unmarshal([]byte(r.Query), &queries); err != nil {
 		var one types.MetricDataQuery
@@ -35,11 +53,11 @@ func (q *Querier) cloudWatchQuery(ctx context.Context, p Provider, r Request) (f
 	if len(queries) == 0 {
 		return 0, errors.New("the query has no MetricDataQuery")
 	}
-	c, err := q.cloudWatchClient(ctx, p)
+	c, err := f.client(ctx, hc, p)
 	if err != nil {
 		return 0, err
 	}
-	end := q.now().Truncate(time.Second)
+	end := now.Truncate(time.Second)
 	out, err := c.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
 		StartTime:         aws.Time(end.Add(-r.Window)),
 		EndTime:           aws.Time(end),
@@ -55,7 +73,7 @@ func (q *Querier) cloudWatchQuery(ctx context.Context, p Provider, r Request) (f
 	}
 	switch len(out.MetricDataResults) {
 	case 0:
-		return 0, ErrNoValues
+		return 0, analysis.ErrNoValues
 	case 1:
 	default:
 		return 0, fmt.Errorf("returned %d results; set ReturnData false on all queries but one", len(out.MetricDataResults))
@@ -65,7 +83,7 @@ func (q *Querier) cloudWatchQuery(ctx context.Context, p Provider, r Request) (f
 		return 0, fmt.Errorf("result %s: %s%s", aws.ToString(res.Id), res.StatusCode, cloudWatchMessages(res.Messages, out.Messages))
 	}
 	if len(res.Values) == 0 {
-		return 0, fmt.Errorf("%w%s", ErrNoValues, cloudWatchMessages(res.Messages, out.Messages))
+		return 0, fmt.Errorf("%w%s", analysis.ErrNoValues, cloudWatchMessages(res.Messages, out.Messages))
 	}
 	// Newest first (ScanBy TimestampDescending).
 	return res.Values[0], nil
@@ -89,11 +107,11 @@ func cloudWatchMessages(lists ...[]types.MessageData) string {
 // IRSA, EKS Pod Identity, instance metadata); spec.provider.address, when
 // set, replaces the regional endpoint. Requests go through the provider's
 // HTTP client (its bounds and headers).
-func (q *Querier) cloudWatchClient(ctx context.Context, p Provider) (*cloudwatch.Client, error) {
-	k := p.key()
-	q.mu.Lock()
-	c, ok := q.cloudWatch[k]
-	q.mu.Unlock()
+func (f *Fetcher) client(ctx context.Context, httpClient *http.Client, p analysis.Provider) (*cloudwatch.Client, error) {
+	k := p.Key()
+	f.mu.Lock()
+	c, ok := f.clients[k]
+	f.mu.Unlock()
 	if ok {
 		return c, nil
 	}
@@ -101,14 +119,14 @@ func (q *Querier) cloudWatchClient(ctx context.Context, p Provider) (*cloudwatch
 	var cfg aws.Config
 	if p.Secret != nil {
 		cfg = aws.Config{Region: region, Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
-			p.secret("aws-access-key-id"), p.secret("aws-secret-access-key"), p.secret("aws-session-token")))}
+			p.SecretValue("aws-access-key-id"), p.SecretValue("aws-secret-access-key"), p.SecretValue("aws-session-token")))}
 	} else {
 		var err error
 		if cfg, err = config.LoadDefaultConfig(ctx, config.WithRegion(region)); err != nil {
 			return nil, fmt.Errorf("AWS credentials from the pod's identity: %w", err)
 		}
 	}
-	hc := cborOnly{q.client(p)}
+	hc := cborOnly{httpClient}
 	c = cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
 		o.HTTPClient = hc
 		// One attempt: a failed query is asked again at the next round,
@@ -118,12 +136,9 @@ func (q *Querier) cloudWatchClient(ctx context.Context, p Provider) (*cloudwatch
 			o.BaseEndpoint = aws.String(p.Address)
 		}
 	})
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.cloudWatch == nil {
-		q.cloudWatch = map[string]*cloudwatch.Client{}
-	}
-	q.cloudWatch[k] = c
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clients[k] = c
 	return c, nil
 }
 
@@ -138,5 +153,5 @@ func (c cborOnly) Do(req *http.Request) (*http.Response, error) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return nil, fmt.Errorf("not a CloudWatch answer (HTTP %d, %s): %s", resp.StatusCode, resp.Header.Get("Content-Type"), snippet(b))
+	return nil, fmt.Errorf("not a CloudWatch answer (HTTP %d, %s): %s", resp.StatusCode, resp.Header.Get("Content-Type"), strings.Join(strings.Fields(string(b)), " "))
 }
