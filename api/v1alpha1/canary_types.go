@@ -975,8 +975,10 @@ type Comparison struct {
 	// +optional
 	TolerancePercent *int32 `json:"tolerancePercent,omitempty"`
 	// MinSamples is the fewest samples of each copy the metric is judged
-	// on; with fewer it is "not enough data", which never passes. Default
-	// 20.
+	// on; with fewer it is "not enough data", which never passes: the
+	// metric is left out of the score, and when it is critical or half
+	// the weight lacks data the round is inconclusive (the step waits).
+	// Default 20.
 	// +kubebuilder:validation:Minimum=5
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
@@ -1206,7 +1208,8 @@ type JudgeStatus struct {
 	Round int64 `json:"round"`
 	// Score is 0 to 100.
 	Score string `json:"score"`
-	// Verdict is Pass, Marginal or Fail.
+	// Verdict is Pass, Marginal, Fail, or NoData (not enough samples to
+	// judge: the step waits for a round with them).
 	Verdict string `json:"verdict"`
 	// Metrics are each compared metric's verdict.
 	// +listType=map

@@ -30,9 +30,9 @@ func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, met
 		})
 	}
 	wg.Wait()
-	score := analysis.Score(scored)
+	score, verdict := analysis.Score(scored, cfg.GetPassScore(), cfg.GetMarginalScore())
 	st.Score = strconv.FormatFloat(score, 'f', -1, 64)
-	st.Verdict = analysis.Classify(score, cfg.GetPassScore(), cfg.GetMarginalScore())
+	st.Verdict = verdict
 	check := v1alpha1.MetricStatus{Name: v1alpha1.JudgeCheckName, Value: st.Score}
 	var worse []string
 	for _, m := range st.Metrics {
@@ -50,6 +50,10 @@ func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, met
 	case v1alpha1.VerdictMarginal:
 		check.Inconclusive = true
 		check.Message = "marginal " + why
+	case v1alpha1.VerdictNoData:
+		check.Inconclusive = true
+		check.Value = ""
+		check.Message = "not enough data yet; " + strings.Join(worse, "; ")
 	default:
 		check.Message = why
 	}
