@@ -81,7 +81,14 @@ func (q *Querier) prometheusRange(ctx context.Context, p Provider, r Request) ([
 		return nil, fmt.Errorf("address %q: %w", p.Address, err)
 	}
 	end := q.now()
-	v, _, err := promv1.NewAPI(c).QueryRange(ctx, r.Query, promv1.Range{Start: end.Add(-r.Window), End: end, Step: r.Step})
+	start := end.Add(-r.Window)
+	if r.From.After(start) {
+		start = r.From
+	}
+	if !start.Before(end) {
+		return nil, nil
+	}
+	v, _, err := promv1.NewAPI(c).QueryRange(ctx, r.Query, promv1.Range{Start: start, End: end, Step: r.Step})
 	if err != nil {
 		return nil, promError(err)
 	}

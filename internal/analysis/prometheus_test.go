@@ -192,6 +192,15 @@ func TestQueryCacheAndSingleFlight(t *testing.T) {
 	if n := px.requests.Load(); n != 2 {
 		t.Errorf("after the interval the query must be asked again: %d requests, want 2", n)
 	}
+	// A round that started after the cached answer was fetched asks
+	// again, within the interval all the same.
+	clock.Add(int64(time.Second))
+	if _, err := q.Query(t.Context(), p, analysis.Request{Query: successRate, NotBefore: time.Unix(0, clock.Load())}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := px.requests.Load(); n != 3 {
+		t.Errorf("a round newer than the cached answer must not reuse it: %d requests, want 3", n)
+	}
 }
 
 // Different queries at once never exceed the bound on requests in flight.

@@ -104,10 +104,19 @@ type Request struct {
 	// Step, when set, asks for samples over the window, one per step
 	// (Samples), instead of one value.
 	Step time.Duration
+	// From, when later than the window's start, starts the samples there
+	// (the step's start: no sample of the copy before it took this
+	// step's traffic, or of the last revision).
+	From time.Time
+	// NotBefore, when set, refuses a cached result fetched before it (a
+	// check round's start: a round judges what was measured during it,
+	// never the last round's or the last release's answer). A rate
+	// limit's error is kept until its time all the same.
+	NotBefore time.Time
 }
 
 func (r Request) key() string {
-	return r.Query + "\x00" + r.Body + "\x00" + r.Window.String() + "\x00" + r.Step.String()
+	return r.Query + "\x00" + r.Body + "\x00" + r.Window.String() + "\x00" + r.Step.String() + "\x00" + r.From.String()
 }
 
 // Querier asks providers for single values. It is safe for concurrent use;
@@ -131,6 +140,7 @@ type Querier struct {
 // sending their own.
 type entry struct {
 	done    chan struct{}
+	fetched time.Time
 	value   float64
 	samples []float64
 	err     error
@@ -211,16 +221,17 @@ func (q *Querier) lookup(ctx context.Context, p Provider, r Request, ttl time.Du
 	if ok {
 		select {
 		case <-e.done:
-			if q.now().Before(e.expires) {
+			rl := (*RateLimitError)(nil)
+			if q.now().Before(e.expires) && (!e.fetched.Before(r.NotBefore) || errors.As(e.err, &rl)) {
 				q.mu.Unlock()
 				return e, nil
 			}
-			ok = false // expired: ask again
+			ok = false // expired, or older than the caller takes: ask again
 		default: // in flight: wait for it below
 		}
 	}
 	if !ok {
-		e = &entry{done: make(chan struct{})}
+		e = &entry{done: make(chan struct{}), fetched: q.now()}
 		q.cache[key] = e
 		q.mu.Unlock()
 		// The request serves every caller waiting on it: one caller giving

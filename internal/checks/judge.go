@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
@@ -17,7 +18,7 @@ import (
 // samples of the canary and of the primary over the window, each metric's
 // verdict, and the score. It returns the judge's status and its entry
 // among the round's checks (passed, inconclusive or failed).
-func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, metrics []v1alpha1.MetricCheck) (*v1alpha1.JudgeStatus, v1alpha1.MetricStatus) {
+func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, start time.Time, metrics []v1alpha1.MetricCheck) (*v1alpha1.JudgeStatus, v1alpha1.MetricStatus) {
 	cfg := c.Spec.Analysis.Judge
 	alpha := 1 - float64(cfg.GetConfidence())/100
 	st := &v1alpha1.JudgeStatus{Round: round, Metrics: make([]v1alpha1.ComparisonStatus, len(metrics))}
@@ -25,7 +26,7 @@ func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, met
 	var wg sync.WaitGroup
 	for i, m := range metrics {
 		wg.Go(func() {
-			st.Metrics[i] = r.compare(ctx, c, m, alpha)
+			st.Metrics[i] = r.compare(ctx, c, m, alpha, start)
 			scored[i] = analysis.Scored{Verdict: st.Metrics[i].Verdict, Weight: int(m.Compare.GetWeight()), Critical: m.Compare.Critical}
 		})
 	}
@@ -61,7 +62,7 @@ func (r *Runner) judge(ctx context.Context, c *v1alpha1.Canary, round int64, met
 }
 
 // compare samples one metric of both copies and judges the canary's.
-func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck, alpha float64) v1alpha1.ComparisonStatus {
+func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck, alpha float64, start time.Time) v1alpha1.ComparisonStatus {
 	out := v1alpha1.ComparisonStatus{Name: m.Name, Verdict: v1alpha1.VerdictError}
 	p, query, err := r.resolve(ctx, c, m)
 	if err != nil {
@@ -71,6 +72,12 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Met
 	window := c.Spec.Analysis.GetInterval()
 	if m.Interval != nil {
 		window = m.Interval.Duration
+	}
+	// Samples of this step only: none from before its weight, or from
+	// the last revision.
+	var from time.Time
+	if t := c.Status.StepStartedAt; t != nil {
+		from = t.Time
 	}
 	samples := map[string][]float64{}
 	var mu sync.Mutex
@@ -87,7 +94,7 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Met
 			})
 			var v []float64
 			if err == nil {
-				v, err = r.Querier.Samples(ctx, p, analysis.Request{Query: q, Window: window, Step: m.Compare.GetSampleInterval(window)},
+				v, err = r.Querier.Samples(ctx, p, analysis.Request{Query: q, Window: window, Step: m.Compare.GetSampleInterval(window), From: from, NotBefore: start},
 					c.Spec.Analysis.GetInterval())
 			}
 			mu.Lock()

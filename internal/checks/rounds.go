@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,8 @@ func (r *Runner) Result(c *v1alpha1.Canary) (engine.CheckResult, bool) {
 // at once.
 func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want run) {
 	res := engine.CheckResult{Round: want.round}
+	// Every answer of the round is measured during it.
+	start := time.Now()
 	var rollout, rollback []v1alpha1.Webhook
 	for _, h := range c.Spec.Analysis.Webhooks {
 		switch h.GetType() {
@@ -73,11 +76,11 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 				Message: "not judged in the blue/green preview: a builtin metric reads the router's traffic, which the preview does not get"}
 			continue
 		}
-		wg.Go(func() { checks[i] = r.check(ctx, c, m) })
+		wg.Go(func() { checks[i] = r.check(ctx, c, m, start) })
 	}
 	var judged v1alpha1.MetricStatus
 	if len(compared) > 0 {
-		wg.Go(func() { res.Judge, judged = r.judge(ctx, c, want.round, compared) })
+		wg.Go(func() { res.Judge, judged = r.judge(ctx, c, want.round, start, compared) })
 	}
 	for i, h := range rollout {
 		wg.Go(func() {
@@ -117,7 +120,7 @@ func (r *Runner) run(ctx context.Context, key jobKey, c *v1alpha1.Canary, want r
 
 // check runs one metric; every failure to get a value is a failed check
 // whose message says which and why.
-func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck) v1alpha1.MetricStatus {
+func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.MetricCheck, start time.Time) v1alpha1.MetricStatus {
 	st := v1alpha1.MetricStatus{Name: m.Name}
 	p, query, err := r.resolve(ctx, c, m)
 	if err != nil {
@@ -133,7 +136,7 @@ func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Metri
 		Namespace: c.Namespace, Name: c.Name, Target: c.Spec.TargetRef.Name,
 		Service: workload.ServiceName(c), Interval: window, Variables: m.TemplateVariables,
 	}
-	req := analysis.Request{Window: window}
+	req := analysis.Request{Window: window, NotBefore: start}
 	if req.Query, err = analysis.Render(query, vars); err != nil {
 		st.Message = err.Error()
 		return st
@@ -144,8 +147,8 @@ func (r *Runner) check(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Metri
 			return st
 		}
 	}
-	// A result is shared for the interval: canaries asking the same query
-	// in that time cost one request.
+	// A result is shared for the interval by canaries asking the same
+	// query in the same moment (one request), never with a later round.
 	value, err := r.Querier.Query(ctx, p, req, interval)
 	if err != nil {
 		if errors.Is(err, analysis.ErrNoValues) {

@@ -109,6 +109,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("g-blue-green", w.blueGreenRelease)
 	t.Run("h-no-router-canary", w.noRouterCanary)
 	t.Run("i-no-router-blue-green", w.blueGreenNoRouter)
+	t.Run("j-judge-catches-slow-canary", w.judgeCatchesSlowCanary)
 }
 
 // (a) IngressRoute mode, canary to promotion: at every step the measured
