@@ -932,6 +932,13 @@ type Analysis struct {
 	// the round.
 	// +optional
 	Judge *Judge `json:"judge,omitempty"`
+	// Alerts post the Canary's events to chat or webhook destinations
+	// (AlertProviders), filtered by severity.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Alerts []Alert `json:"alerts,omitempty"`
 }
 
 // Judge sets the statistical judge's thresholds.

@@ -616,3 +616,42 @@ func (a *Analysis) Compares() bool {
 	}
 	return false
 }
+
+// Alert defaults.
+const (
+	DefaultAlertSeverity      = SeverityInfo
+	DefaultAlertDedupWindow   = 10 * time.Minute
+	DefaultAlertRatePerMinute = 20
+)
+
+// GetSeverity is the alert's severity or its default.
+func (a *Alert) GetSeverity() string {
+	if a != nil && a.Severity != "" {
+		return a.Severity
+	}
+	return DefaultAlertSeverity
+}
+
+// GetNamespace is the provider's namespace, or def.
+func (r AlertProviderRef) GetNamespace(def string) string {
+	if r.Namespace != "" {
+		return r.Namespace
+	}
+	return def
+}
+
+// GetDedupWindow is spec.dedupWindow or its default.
+func (s *AlertProviderSpec) GetDedupWindow() time.Duration {
+	if s != nil && s.DedupWindow != nil && s.DedupWindow.Duration > 0 {
+		return s.DedupWindow.Duration
+	}
+	return DefaultAlertDedupWindow
+}
+
+// GetRatePerMinute is spec.ratePerMinute or its default.
+func (s *AlertProviderSpec) GetRatePerMinute() int32 {
+	if s != nil && s.RatePerMinute != nil && *s.RatePerMinute > 0 {
+		return *s.RatePerMinute
+	}
+	return DefaultAlertRatePerMinute
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/checks"
+	"github.com/sluice-dev/sluice/internal/notify"
 	"github.com/sluice-dev/sluice/internal/engine"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/statusbatch"
@@ -53,6 +54,8 @@ type CanaryReconciler struct {
 	RouterCache cache.Cache
 	// Checks runs metric check rounds off the reconcile workers.
 	Checks *checks.Runner
+	// Notifier posts events to the Canaries' alerts; nil for none.
+	Notifier *notify.Notifier
 	// Routers are the routers the reconciler can drive; a Canary's
 	// spec.router selects one (internal/routers lists them).
 	Routers router.Registry
@@ -93,6 +96,7 @@ const DefaultRouteSettle = 3 * time.Second
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaries/finalizers,verbs=update
 // +kubebuilder:rbac:groups=sluice.dev,resources=metrictemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sluice.dev,resources=alertproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaryrevisions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=sluice.dev,resources=canaryrevisions/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
@@ -147,6 +151,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	for _, e := range out.Events {
 		r.Recorder.Eventf(&c, nil, e.Type(), e.Reason, "Reconcile", "%s", e.Message)
 		r.Checks.Notify(ctx, next, e)
+		if r.Notifier != nil {
+			r.Notifier.Notify(next, notify.Event{Warning: e.Warning, Reason: e.Reason, Message: e.Message})
+		}
 	}
 	if applyErr == nil {
 		applyErr = r.syncRecords(ctx, &c, s, out.Status)

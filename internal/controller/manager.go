@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/analysis/cloudwatch"
 	"github.com/sluice-dev/sluice/internal/checks"
+	"github.com/sluice-dev/sluice/internal/notify"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 )
@@ -133,7 +134,17 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if mc.Metrics != nil {
 		runner.Metrics = mc.Metrics.Checks
 	}
+	// Alerts are posted by their own workers: a slow chat service never
+	// holds a check round or a reconcile.
+	notifier := &notify.Notifier{Reader: mgr.GetClient(), SecretReader: mgr.GetAPIReader()}
+	if mc.Metrics != nil {
+		notifier.Metrics = mc.Metrics.Notify
+	}
+	if err := mgr.Add(notifier); err != nil {
+		return nil, nil, fmt.Errorf("add the notifier: %w", err)
+	}
 	r := &CanaryReconciler{
+		Notifier:    notifier,
 		Metrics:     mc.Metrics,
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/checks"
+	"github.com/sluice-dev/sluice/internal/notify"
 )
 
 // Metrics are the controller's own Prometheus metrics, registered on
@@ -20,6 +21,8 @@ type Metrics struct {
 	// registered with these; the runner is given them (checks.Runner's
 	// Metrics).
 	Checks *checks.Metrics
+	// Notify are the notifier's (sluice_notifications_total).
+	Notify *notify.Metrics
 }
 
 // NewMetrics makes the metrics; Register adds them to a registry.
@@ -43,6 +46,7 @@ func NewMetrics() *Metrics {
 			Help: "1 for each Canary's current verification state (Verifying, Verified, Failed, Drifted); one series per Canary.",
 		}, []string{"namespace", "name", "state"}),
 		Checks: checks.NewMetrics(),
+		Notify: notify.NewMetrics(),
 	}
 }
 
@@ -55,6 +59,9 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
+	}
+	if err := m.Notify.Register(reg); err != nil {
+		return err
 	}
 	return m.Checks.Register(reg)
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +112,78 @@ func TestDatadogTemplateThroughTheController(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A Canary's alerts through the real controller: an alert at severity
+// error gets the failed release, once, in Slack's format with the failing
+// check, and nothing of the release's normal steps; the webhook URL (a
+// credential) appears in no status and no Event.
+func TestAlertOfAFailedRelease(t *testing.T) {
+	_, ns, cl := setup(t)
+	dd := testenv.StartDatadog(t, "k1-api-0000", "k1-app-0000", testenv.Series{"avg:app.errors{canary:noisy}": testenv.Num(40)})
+	var mu sync.Mutex
+	var posts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, string(b))
+		mu.Unlock()
+		fmt.Fprint(w, "ok")
+	}))
+	defer slack.Close()
+	hook := slack.URL + "/services/T0001/B0001/secret-path-4f2a"
+	c := canary(ns, "noisy", weightStep(20), pauseStep(time.Hour))
+	c.Spec.Analysis = &v1alpha1.Analysis{
+		Interval: &metav1.Duration{Duration: 2 * time.Second}, Threshold: ptr.To(int32(2)),
+		Metrics: []v1alpha1.MetricCheck{{Name: "errors", TemplateRef: &v1alpha1.TemplateRef{Name: "errors"}, ThresholdRange: &v1alpha1.ThresholdRange{Max: ptr.To(5.0)}}},
+		Alerts:  []v1alpha1.Alert{{Name: "on-call", Severity: v1alpha1.SeverityError, ProviderRef: v1alpha1.AlertProviderRef{Name: "chat"}}},
+	}
+	create(t, cl,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dd"}, Data: map[string][]byte{"api-key": []byte("k1-api-0000"), "app-key": []byte("k1-app-0000")}},
+		&v1alpha1.MetricTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "errors"}, Spec: v1alpha1.MetricTemplateSpec{
+			Provider: v1alpha1.MetricProvider{Type: v1alpha1.ProviderDatadog, Address: dd.URL, SecretRef: &corev1.LocalObjectReference{Name: "dd"}},
+			Query:    `avg:app.errors{canary:{{ name }}}`}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat-webhook"}, Data: map[string][]byte{"address": []byte(hook)}},
+		&v1alpha1.AlertProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat"}, Spec: v1alpha1.AlertProviderSpec{
+			Type: v1alpha1.AlertSlack, SecretRef: corev1.LocalObjectReference{Name: "chat-webhook"}}},
+		app(ns, "noisy", "example.com/noisy:1", 1), c)
+	waitPhase(t, cl, ns, "noisy", v1alpha1.PhaseInitialized, 60*time.Second)
+	setImage(t, cl, ns, "noisy", "example.com/noisy:2")
+	waitPhase(t, cl, ns, "noisy", v1alpha1.PhaseFailed, 90*time.Second)
+	testenv.Eventually(t, 30*time.Second, "the alert posted", func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(posts) == 0 {
+			return fmt.Errorf("nothing posted")
+		}
+		return nil
+	})
+	mu.Lock()
+	got := append([]string(nil), posts...)
+	mu.Unlock()
+	for _, p := range got {
+		if !strings.Contains(p, `"blocks"`) || !strings.Contains(p, "Failed") {
+			t.Errorf("a post that is not the failed release in Slack's format: %s", p)
+		}
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "(AnalysisFailed)") || !strings.Contains(got[0], "40 is above the maximum 5") {
+		t.Errorf("want one alert, the failure (AnalysisFailed) with the failing check; got %d: %s", len(got), strings.Join(got, "\n"))
+	}
+	cur, err := getCanary(t.Context(), cl, ns, "noisy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := json.Marshal(cur.Status)
+	if strings.Contains(string(status), "secret-path-4f2a") {
+		t.Errorf("the status shows the webhook URL: %s", status)
+	}
+	var list corev1.EventList
+	if err := cl.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if strings.Contains(e.Message, "secret-path-4f2a") {
+			t.Errorf("event %s shows the webhook URL: %s", e.Reason, e.Message)
+		}
+	}
 }

@@ -24,6 +24,7 @@ func SluiceKinds() []schema.GroupVersionKind {
 		v1alpha1.GroupVersion.WithKind("Canary"),
 		v1alpha1.GroupVersion.WithKind("CanaryRevision"),
 		v1alpha1.GroupVersion.WithKind("MetricTemplate"),
+		v1alpha1.GroupVersion.WithKind("AlertProvider"),
 	}
 }
 

@@ -112,7 +112,7 @@ func Convert(objs []map[string]any, opts Options) Result {
 		case av == flaggerGroup && kind == "MetricTemplate":
 			outs = flaggerMetricTemplate(t)
 		case av == flaggerGroup && kind == "AlertProvider":
-			flaggerAlertProvider(t)
+			outs = flaggerAlertProvider(t)
 		case av == argoGroup && kind == "Rollout":
 			outs = argoRollout(t, in)
 		case av == argoGroup && (kind == "AnalysisTemplate" || kind == "ClusterAnalysisTemplate"):

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -471,7 +472,6 @@ func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, na
 	}
 	a.get("stepWeightPromotion").drop("Sluice promotes in one step: the primary is updated, then gets all the traffic back once ready")
 	flaggerSessionAffinity(a.get("sessionAffinity"), s, router)
-	a.get("alerts").drop("Sluice sends no alerts itself; an event webhook (spec.analysis.webhooks[].type: event) gets every Event, point it at a relay for your chat tool")
 
 	flaggerStrategy(a, s, iv, router)
 
@@ -483,6 +483,7 @@ func flaggerAnalysis(a node, s *v1alpha1.CanarySpec, router string, in input, na
 	for _, w := range a.get("webhooks").items() {
 		an.Webhooks = append(an.Webhooks, flaggerWebhook(w))
 	}
+	flaggerAlerts(a.get("alerts"), an)
 	s.Analysis = an
 }
 
@@ -797,7 +798,11 @@ func flaggerWebhook(w node) v1alpha1.Webhook {
 		h.Metadata = md.stringMap()
 		md.carry(to + ".metadata")
 	}
-	w.get("muteAlert").drop("Sluice sends no alerts")
+	if m := w.get("muteAlert"); m.bool() {
+		m.drop("Sluice has no per-webhook mute: alerts are filtered by their severity only (spec.analysis.alerts[].severity)")
+	} else {
+		m.carry(to)
+	}
 	w.get("disableTLS").drop("Sluice always verifies TLS; use an http:// URL or a trusted certificate")
 	return h
 }
@@ -1007,9 +1012,116 @@ func variableRef(name string) string {
 	return fmt.Sprintf("{{ index . %q }}", name)
 }
 
-// flaggerAlertProvider reports an AlertProvider: Sluice has none.
-func flaggerAlertProvider(t *tracker) {
-	t.at("spec").drop("Sluice sends no alerts itself; an event webhook on the Canary gets every Event: point it at a relay for " + t.at("spec").get("type").str())
+// flaggerAlertProvider converts an AlertProvider into Sluice's of the same
+// name. Sluice reads the webhook URL from a Secret only (the URL is a
+// credential), so a provider without a secretRef is not converted, nor is
+// a Rocket.Chat one: Sluice has no such type.
+func flaggerAlertProvider(t *tracker) []Output {
+	const to = "AlertProvider spec"
+	spec := t.at("spec")
+	name, _ := nameOf(t.root)
+	typ, typeNote := flaggerAlertType(spec.get("type").str())
+	if typ == "" {
+		spec.drop(typeNote)
+		return nil
+	}
+	secret := spec.get("secretRef").get("name").str()
+	if secret == "" {
+		if spec.get("address").str() != "" {
+			spec.drop("the webhook URL is in spec.address: Sluice reads it from a Secret only (it is a credential), so this provider was not converted: create a Secret with key address holding the URL, set spec.secretRef to it, and convert again")
+		} else {
+			spec.drop("neither an address nor a secretRef (Flagger could not post either): create a Secret with key address holding the webhook URL, set spec.secretRef to it, and convert again; this provider was not converted")
+		}
+		return nil
+	}
+	ap := &v1alpha1.AlertProvider{ObjectMeta: objectMeta(t, name)}
+	ap.APIVersion, ap.Kind = v1alpha1.GroupVersion.String(), "AlertProvider"
+	ap.Spec.Type = typ
+	if typeNote == "" {
+		spec.get("type").carry(to + ".type")
+	} else {
+		spec.get("type").translate(to+".type", typeNote)
+	}
+	ap.Spec.SecretRef.Name = secret
+	t.set(spec.get("secretRef").path, mark{disp: Carried, to: to + ".secretRef", note: "Sluice reads the Secret's keys address (the webhook URL) and token (sent as a bearer token) as they are; a proxy key is not read: Sluice posts through the controller's HTTPS_PROXY environment"})
+	if spec.get("address").ok {
+		spec.get("address").drop("Sluice reads the webhook URL from the Secret's address key only, as Flagger did when the Secret had one: if the Secret has no address key, add this URL to it (a credential: it is not written here)")
+	}
+	spec.get("proxy").drop("Sluice posts through the proxy in the controller's environment (HTTPS_PROXY, NO_PROXY): set it on the controller's Deployment")
+	for _, f := range []struct {
+		key string
+		out *string
+	}{{"channel", &ap.Spec.Channel}, {"username", &ap.Spec.Username}} {
+		n := spec.get(f.key)
+		if utf8.RuneCountInString(n.str()) > 80 {
+			n.dropf("longer than the 80 characters Sluice takes")
+		} else {
+			*f.out = n.carry(to + "." + f.key).str()
+		}
+	}
+	return []Output{{Object: ap}}
+}
+
+// flaggerAlertType is the Sluice provider type of a Flagger one, and a
+// note when it posts otherwise; no type (and why, and what to use) when
+// Sluice has none.
+func flaggerAlertType(typ string) (string, string) {
+	switch typ {
+	case "slack":
+		return v1alpha1.AlertSlack, ""
+	case "discord":
+		return v1alpha1.AlertDiscord, "Flagger posted Slack-format messages to the webhook's /slack endpoint; Sluice posts Discord's own embeds to the Secret's address as it is: the same webhook URL serves"
+	case "gchat":
+		return v1alpha1.AlertGoogleChat, "Sluice's name for Google Chat; the Secret's address, the space's incoming webhook URL, is read as it is"
+	case "msteams":
+		return v1alpha1.AlertMSTeams, "Sluice posts an Adaptive Card to a Teams Workflows webhook: the Secret's address must be a Workflows webhook URL (in Teams: Workflows, \"Post to a channel when a webhook request is received\"); the Office 365 connector URL Flagger posted MessageCards to is retired and takes another format"
+	case "rocket":
+		return "", "a Rocket.Chat provider: Sluice has no rocket type; Rocket.Chat's incoming webhooks take Slack-style messages, so an AlertProvider of type slack with the same Secret is the nearest (check how the messages show), or type webhook (Sluice's own JSON) through a bridge; this provider was not converted"
+	case "":
+		return "", "no type (Flagger's CRD requires one): this provider was not converted"
+	}
+	return "", fmt.Sprintf("a %s provider: Sluice has none (slack, msteams, discord, googlechat, webhook); this provider was not converted", typ)
+}
+
+// flaggerAlerts converts spec.analysis.alerts: Sluice's alerts are
+// Flagger's, and so are the severities (info: every event; warn: warnings
+// and failures; error: failed releases).
+func flaggerAlerts(al node, an *v1alpha1.Analysis) {
+	const to = "Canary spec.analysis.alerts[]"
+	items := al.items()
+	if al.ok && len(items) == 0 {
+		al.carry("Canary spec.analysis.alerts")
+	}
+	seen := map[string]bool{}
+	for _, a := range items {
+		name, ref, sev := a.get("name").str(), a.get("providerRef"), a.get("severity").str()
+		switch {
+		case name == "" || ref.get("name").str() == "":
+			a.drop("an alert needs a name and providerRef.name (Flagger's CRD requires both): not written")
+			continue
+		case utf8.RuneCountInString(name) > 63:
+			a.drop("Sluice's alert names are at most 63 characters: not written (rename it)")
+			continue
+		case seen[name]:
+			a.dropf("a second alert named %s: Sluice's alerts are keyed by name; not written (rename it)", name)
+			continue
+		case sev != "" && sev != v1alpha1.SeverityInfo && sev != v1alpha1.SeverityWarn && sev != v1alpha1.SeverityError:
+			a.dropf("severity %s: Sluice's are info, warn and error; not written", sev)
+			continue
+		case len(an.Alerts) == 10:
+			a.drop("Sluice takes at most 10 alerts per Canary: not written")
+			continue
+		}
+		seen[name] = true
+		an.Alerts = append(an.Alerts, v1alpha1.Alert{
+			Name:     a.get("name").carry(to + ".name").str(),
+			Severity: a.get("severity").carry(to + ".severity").str(),
+			ProviderRef: v1alpha1.AlertProviderRef{
+				Name:      ref.get("name").carry(to + ".providerRef.name").str(),
+				Namespace: ref.get("namespace").carry(to + ".providerRef.namespace").str(),
+			},
+		})
+	}
 }
 
 // headerMatch converts a string match on header name (Istio's exact,

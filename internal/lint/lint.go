@@ -153,7 +153,7 @@ func (l *Linter) lintObject(ctx context.Context, n int, obj map[string]any) []Fi
 	k, ok := l.kinds[apiVersion+"/"+kind]
 	if !ok {
 		if strings.HasPrefix(apiVersion, v1alpha1.GroupVersion.Group+"/") {
-			return []Finding{{Object: name, Message: fmt.Sprintf("apiVersion %s kind %s: not a Sluice kind (Canary or MetricTemplate in %s)", apiVersion, kind, v1alpha1.GroupVersion)}}
+			return []Finding{{Object: name, Message: fmt.Sprintf("apiVersion %s kind %s: not a Sluice kind (Canary, MetricTemplate or AlertProvider in %s)", apiVersion, kind, v1alpha1.GroupVersion)}}
 		}
 		return nil // not ours
 	}
