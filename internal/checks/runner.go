@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -23,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/analysis"
 	"github.com/sluice-dev/sluice/internal/engine"
+	"github.com/sluice-dev/sluice/internal/secretcache"
 	"github.com/sluice-dev/sluice/internal/router"
 	"github.com/sluice-dev/sluice/internal/webhook"
 )
@@ -69,7 +69,7 @@ type Runner struct {
 	// jobs holds each Canary's check round and gate calls: what runs and
 	// the last answer.
 	jobs     map[jobKey]*job
-	secrets  map[types.NamespacedName]cachedSecret
+	secrets  *secretcache.Cache
 	initOnce sync.Once
 }
 
@@ -107,12 +107,6 @@ func (a run) same(b run) bool {
 	return a.round == b.round && a.call.Type == b.call.Type && a.call.Key == b.call.Key && a.call.Since.Equal(b.call.Since)
 }
 
-type cachedSecret struct {
-	data    map[string][]byte
-	err     error
-	fetched time.Time
-}
-
 func (r *Runner) init() {
 	r.initOnce.Do(func() {
 		r.queue = make(chan func(context.Context), 4096)
@@ -124,10 +118,7 @@ func (r *Runner) init() {
 		if r.Judge == nil {
 			r.Judge = analysis.NewJudge()
 		}
-		r.secrets = map[types.NamespacedName]cachedSecret{}
-		if r.SecretTTL <= 0 {
-			r.SecretTTL = 5 * time.Minute
-		}
+		r.secrets = &secretcache.Cache{Reader: r.SecretReader, TTL: r.SecretTTL}
 	})
 }
 
@@ -266,21 +257,10 @@ func (r *Runner) announce(ctx context.Context, c *v1alpha1.Canary) {
 // secret reads a Secret's data past the cache, at most once per SecretTTL
 // (an error is kept as long).
 func (r *Runner) secret(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
-	r.mu.Lock()
-	cs, ok := r.secrets[key]
-	r.mu.Unlock()
-	if ok && time.Since(cs.fetched) < r.SecretTTL {
-		return cs.data, cs.err
-	}
-	var s corev1.Secret
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err := r.SecretReader.Get(ctx, key, &s)
-	r.mu.Lock()
-	r.secrets[key] = cachedSecret{data: s.Data, err: err, fetched: time.Now()}
-	r.mu.Unlock()
+	r.init()
+	data, err := r.secrets.Get(ctx, key)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Read provider secret", "secret", key)
 	}
-	return s.Data, err
+	return data, err
 }

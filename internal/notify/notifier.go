@@ -22,13 +22,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/secretcache"
 )
 
 // Event is what the engine reports, as the notifier needs it.
@@ -66,13 +66,7 @@ type Notifier struct {
 	mu       sync.Mutex
 	seen     map[string]time.Time
 	limiters map[string]*rate.Limiter
-	secrets  map[types.NamespacedName]cachedSecret
-}
-
-type cachedSecret struct {
-	data    map[string][]byte
-	err     error
-	fetched time.Time
+	secrets  *secretcache.Cache
 }
 
 type job struct {
@@ -110,7 +104,7 @@ func (n *Notifier) init() {
 		n.jobs = make(chan job, n.Queue)
 		n.seen = map[string]time.Time{}
 		n.limiters = map[string]*rate.Limiter{}
-		n.secrets = map[types.NamespacedName]cachedSecret{}
+		n.secrets = &secretcache.Cache{Reader: n.SecretReader, TTL: n.SecretTTL, Now: n.Now}
 	})
 }
 
@@ -328,20 +322,7 @@ func (n *Notifier) attempt(ctx context.Context, address, token string, body []by
 }
 
 func (n *Notifier) secret(ctx context.Context, key types.NamespacedName) (map[string][]byte, error) {
-	n.mu.Lock()
-	cs, ok := n.secrets[key]
-	n.mu.Unlock()
-	if ok && n.Now().Sub(cs.fetched) < n.SecretTTL {
-		return cs.data, cs.err
-	}
-	var s corev1.Secret
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err := n.SecretReader.Get(ctx, key, &s)
-	n.mu.Lock()
-	n.secrets[key] = cachedSecret{data: s.Data, err: err, fetched: n.Now()}
-	n.mu.Unlock()
-	return s.Data, err
+	return n.secrets.Get(ctx, key)
 }
 
 // Outcomes of a notification, the label of sluice_notifications_total.
