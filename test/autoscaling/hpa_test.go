@@ -121,6 +121,7 @@ func TestReleaseWithHPA(t *testing.T) {
 	var timeline []sample
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	first := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
@@ -128,6 +129,9 @@ func TestReleaseWithHPA(t *testing.T) {
 				mu.Lock()
 				if n := len(timeline); n == 0 || timeline[n-1].key() != s.key() {
 					timeline = append(timeline, s)
+					if n == 0 {
+						close(first)
+					}
 				}
 				mu.Unlock()
 			}
@@ -138,6 +142,12 @@ func TestReleaseWithHPA(t *testing.T) {
 			}
 		}
 	}()
+	// The timeline starts before the release does.
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no sample of the replicas in 30s")
+	}
 	patchImage(t, cl, ns, "example.org/shop:2")
 	// At the hold after 20%: the load rises to 50 (5 replicas); both HPAs
 	// must move their copies before the release goes on.

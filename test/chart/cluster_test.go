@@ -3,6 +3,7 @@ package chart_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	crdbases "github.com/sluice-dev/sluice/config/crd/bases"
 
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -86,8 +89,12 @@ func TestChartServerSideDryRun(t *testing.T) {
 			crds++
 		}
 	}
-	if crds != 3 {
-		t.Fatalf("helm template --include-crds rendered %d CRDs, want 3: %s", crds, kinds(defaults))
+	want, err := fs.Glob(crdbases.FS, "*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crds != len(want) {
+		t.Fatalf("helm template --include-crds rendered %d CRDs, want %d (config/crd/bases): %s", crds, len(want), kinds(defaults))
 	}
 	dryRunApply(t, cl, defaults)
 	dryRunApply(t, cl, h.render("sluice-dry-run", ns,
