@@ -209,7 +209,7 @@ func (v Verdict) describe(c Comparison) string {
 	if !math.IsNaN(v.RelativeShift) {
 		shift = FormatPercent(v.RelativeShift)
 	}
-	sizes := fmt.Sprintf("median %s vs %s, shift %s, p=%s, n=%d/%d", g(v.CanaryMedian), g(v.PrimaryMedian), shift, g(v.P), v.Canary, v.Primary)
+	sizes := fmt.Sprintf("median %s vs %s, shift %s, p=%s, n=%d/%d", FormatValue(v.CanaryMedian), FormatValue(v.PrimaryMedian), shift, FormatValue(v.P), v.Canary, v.Primary)
 	switch v.Verdict {
 	case v1alpha1.VerdictHigh:
 		return "canary higher than primary (" + sizes + ")"
@@ -222,7 +222,14 @@ func (v Verdict) describe(c Comparison) string {
 // FormatPercent writes a ratio as a signed percentage: 0.234 is "+23.4%".
 func FormatPercent(r float64) string { return fmt.Sprintf("%+.1f%%", 100*r) }
 
-func g(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
+// FormatValue writes a sample statistic with 4 significant digits; NaN
+// (no samples) is "".
+func FormatValue(f float64) string {
+	if math.IsNaN(f) {
+		return ""
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}
 
 // finite drops NaN and infinite samples (a rate over no requests) and
 // keeps at most maxSamples, the newest.

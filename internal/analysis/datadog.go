@@ -70,13 +70,13 @@ func datadogV2Value(b []byte) (float64, error) {
 		Errors json.RawMessage `json:"errors"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
-		return 0, fmt.Errorf("not a Datadog answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a Datadog answer: %s", Snippet(b))
 	}
 	if e := datadogErrors(a.Errors); e != "" {
 		return 0, fmt.Errorf("datadog: %s", e)
 	}
 	if a.Data == nil {
-		return 0, fmt.Errorf("not a Datadog answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a Datadog answer: %s", Snippet(b))
 	}
 	for _, c := range a.Data.Attributes.Columns {
 		if c.Type != "number" {
@@ -109,7 +109,7 @@ func datadogV1Value(b []byte) (float64, error) {
 		Errors json.RawMessage `json:"errors"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
-		return 0, fmt.Errorf("not a Datadog answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a Datadog answer: %s", Snippet(b))
 	}
 	if e := datadogErrors(a.Errors); e != "" {
 		return 0, fmt.Errorf("datadog: %s", e)
@@ -118,7 +118,7 @@ func datadogV1Value(b []byte) (float64, error) {
 		return 0, fmt.Errorf("datadog: %s", a.Error)
 	}
 	if a.Series == nil {
-		return 0, fmt.Errorf("not a Datadog answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a Datadog answer: %s", Snippet(b))
 	}
 	switch n := len(*a.Series); {
 	case n == 0:

@@ -45,7 +45,7 @@ func (q *Querier) graphite(ctx context.Context, p Provider, r Request) (float64,
 		Datapoints [][2]json.RawMessage `json:"datapoints"`
 	}
 	if err := json.Unmarshal(b, &series); err != nil {
-		return 0, fmt.Errorf("not a Graphite render answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a Graphite render answer: %s", Snippet(b))
 	}
 	switch len(series) {
 	case 0:

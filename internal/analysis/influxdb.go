@@ -51,7 +51,7 @@ func influxQLValue(b []byte) (float64, error) {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
-		return 0, fmt.Errorf("not an InfluxDB answer: %s", snippet(b))
+		return 0, fmt.Errorf("not an InfluxDB answer: %s", Snippet(b))
 	}
 	if a.Error != "" {
 		return 0, errors.New(a.Error)
@@ -114,7 +114,7 @@ func (q *Querier) flux(ctx context.Context, p Provider, base string, r Request) 
 		if json.Unmarshal(b, &e) == nil && e.Message != "" {
 			return 0, fmt.Errorf("HTTP %d: %s: %s", status, e.Code, e.Message)
 		}
-		return 0, fmt.Errorf("HTTP %d: %s", status, snippet(b))
+		return 0, fmt.Errorf("HTTP %d: %s", status, Snippet(b))
 	}
 	return fluxValue(b)
 }
@@ -146,7 +146,7 @@ func fluxValue(b []byte) (float64, error) {
 		if header == nil {
 			header = rec
 			if !slices.Contains(header, "table") && !slices.Contains(header, "error") {
-				return 0, fmt.Errorf("not annotated CSV (no table column): %s", snippet(b))
+				return 0, fmt.Errorf("not annotated CSV (no table column): %s", Snippet(b))
 			}
 			continue
 		}

@@ -71,9 +71,9 @@ func (q *Querier) newRelic(ctx context.Context, p Provider, r Request) (float64,
 	}
 	if err := json.Unmarshal(b, &a); err != nil || (status >= 400 && len(a.Errors) == 0) {
 		if status >= 400 {
-			return 0, fmt.Errorf("HTTP %d: %s", status, snippet(b))
+			return 0, fmt.Errorf("HTTP %d: %s", status, Snippet(b))
 		}
-		return 0, fmt.Errorf("not a NerdGraph answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a NerdGraph answer: %s", Snippet(b))
 	}
 	if len(a.Errors) > 0 {
 		var msgs []string
@@ -87,7 +87,7 @@ func (q *Querier) newRelic(ctx context.Context, p Provider, r Request) (float64,
 		return 0, fmt.Errorf("nerdgraph: %s", strings.Join(msgs, "; "))
 	}
 	if a.Data == nil || a.Data.Actor.Account == nil || a.Data.Actor.Account.NRQL == nil {
-		return 0, fmt.Errorf("not a NerdGraph answer: %s", snippet(b))
+		return 0, fmt.Errorf("not a NerdGraph answer: %s", Snippet(b))
 	}
 	return nrqlValue(a.Data.Actor.Account.NRQL.Results)
 }

@@ -41,7 +41,7 @@ func promError(err error) error {
 	}
 	msg := fmt.Sprintf("%s: %s", pe.Type, pe.Msg)
 	if d := strings.TrimSpace(pe.Detail); d != "" && pe.Type != promv1.ErrBadData && pe.Type != promv1.ErrExec {
-		msg += ": " + snippet([]byte(d))
+		msg += ": " + Snippet([]byte(d))
 	}
 	return errors.New(msg)
 }

@@ -538,13 +538,13 @@ func (q *Querier) send(req *http.Request, p Provider, keep func(status int) bool
 		return resp.StatusCode, nil, fmt.Errorf("at %s: read answer: %w", req.URL.Host, err)
 	}
 	if (resp.StatusCode < 200 || resp.StatusCode > 299) && (keep == nil || !keep(resp.StatusCode)) {
-		return resp.StatusCode, body, fmt.Errorf("HTTP %d from %s: %s", resp.StatusCode, req.URL.Host, snippet(body))
+		return resp.StatusCode, body, fmt.Errorf("HTTP %d from %s: %s", resp.StatusCode, req.URL.Host, Snippet(body))
 	}
 	return resp.StatusCode, body, nil
 }
 
-// snippet is the start of an answer, on one line, for an error message.
-func snippet(b []byte) string {
+// Snippet is the start of an answer, on one line, for an error message.
+func Snippet(b []byte) string {
 	s := strings.Join(strings.Fields(string(b)), " ")
 	if len(s) > 300 {
 		s = s[:300] + "…"

@@ -68,7 +68,7 @@ func jsonPathValue(body []byte, path string) (float64, error) {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
 	if err := d.Decode(&doc); err != nil {
-		return 0, fmt.Errorf("answer is not JSON: %s", snippet(body))
+		return 0, fmt.Errorf("answer is not JSON: %s", Snippet(body))
 	}
 	jp := jsonpath.New("value")
 	if err := jp.Parse(path); err != nil {
@@ -77,7 +77,7 @@ func jsonPathValue(body []byte, path string) (float64, error) {
 	results, err := jp.FindResults(doc)
 	if err != nil {
 		if strings.Contains(err.Error(), "is not found") {
-			return 0, fmt.Errorf("%w (jsonPath %s found nothing in %s)", ErrNoValues, path, snippet(body))
+			return 0, fmt.Errorf("%w (jsonPath %s found nothing in %s)", ErrNoValues, path, Snippet(body))
 		}
 		return 0, fmt.Errorf("jsonPath %s: %w", path, err)
 	}

@@ -118,17 +118,10 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Canary, m v1alpha1.Met
 	})
 	out.Verdict, out.Message = v.Verdict, v.Message
 	out.CanarySamples, out.PrimarySamples = int32(v.Canary), int32(v.Primary)
-	out.CanaryMedian, out.PrimaryMedian = num(v.CanaryMedian), num(v.PrimaryMedian)
+	out.CanaryMedian, out.PrimaryMedian = analysis.FormatValue(v.CanaryMedian), analysis.FormatValue(v.PrimaryMedian)
 	if !math.IsNaN(v.RelativeShift) {
 		out.Shift = analysis.FormatPercent(v.RelativeShift)
 	}
-	out.PValue = num(v.P)
+	out.PValue = analysis.FormatValue(v.P)
 	return out
-}
-
-func num(f float64) string {
-	if math.IsNaN(f) {
-		return ""
-	}
-	return strconv.FormatFloat(f, 'g', 4, 64)
 }

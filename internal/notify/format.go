@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf16"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // Message is one notification about a Canary.
@@ -41,20 +43,21 @@ type Message struct {
 // Check is one check that failed in the last analysis round.
 type Check struct{ Name, Value, Message string }
 
-// Severities. Anything else is rendered like SeverityInfo, with its own word.
+// Severities (the API's alert severities). Anything else is rendered like
+// SeverityInfo, with its own word.
 const (
-	SeverityInfo  = "info"
-	SeverityWarn  = "warn"
-	SeverityError = "error"
+	SeverityInfo  = v1alpha1.SeverityInfo
+	SeverityWarn  = v1alpha1.SeverityWarn
+	SeverityError = v1alpha1.SeverityError
 )
 
-// Provider types Render knows.
+// Provider types Render knows (the API's AlertProvider types).
 const (
-	TypeSlack      = "slack"
-	TypeMSTeams    = "msteams"
-	TypeDiscord    = "discord"
-	TypeGoogleChat = "googlechat"
-	TypeWebhook    = "webhook"
+	TypeSlack      = v1alpha1.AlertSlack
+	TypeMSTeams    = v1alpha1.AlertMSTeams
+	TypeDiscord    = v1alpha1.AlertDiscord
+	TypeGoogleChat = v1alpha1.AlertGoogleChat
+	TypeWebhook    = v1alpha1.AlertWebhook
 )
 
 // Types lists the provider types Render knows, in a stable order.

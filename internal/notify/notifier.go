@@ -65,6 +65,7 @@ type Notifier struct {
 	jobs     chan job
 	mu       sync.Mutex
 	seen     map[string]time.Time
+	swept    time.Time
 	limiters map[string]*rate.Limiter
 	secrets  *secretcache.Cache
 }
@@ -201,9 +202,12 @@ func (n *Notifier) post(ctx context.Context, c *v1alpha1.Canary, a v1alpha1.Aler
 		return nil
 	}
 	n.seen[dedup] = j.at
-	for k, t := range n.seen { // keep the map to live windows
-		if j.at.Sub(t) > 24*time.Hour {
-			delete(n.seen, k)
+	if j.at.Sub(n.swept) > time.Minute { // keep the map to live windows
+		n.swept = j.at
+		for k, t := range n.seen {
+			if j.at.Sub(t) > 24*time.Hour {
+				delete(n.seen, k)
+			}
 		}
 	}
 	lim, ok := n.limiters[key.String()]

@@ -153,5 +153,5 @@ func (c cborOnly) Do(req *http.Request) (*http.Response, error) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return nil, fmt.Errorf("not a CloudWatch answer (HTTP %d, %s): %s", resp.StatusCode, resp.Header.Get("Content-Type"), strings.Join(strings.Fields(string(b)), " "))
+	return nil, fmt.Errorf("not a CloudWatch answer (HTTP %d, %s): %s", resp.StatusCode, resp.Header.Get("Content-Type"), analysis.Snippet(b))
 }
