@@ -41,6 +41,10 @@ func startFront(t *testing.T, target, auth string) *front {
 	f := &front{auth: auth}
 	f.mode.Store("")
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// A fresh connection to the provider per request: a kept-alive one the
+	// provider closes as the proxy reuses it would fail a POST (not
+	// replayed) with an error of the proxy's making, not the provider's.
+	rp.Transport = &http.Transport{DisableKeepAlives: true}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
