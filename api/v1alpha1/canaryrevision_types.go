@@ -98,13 +98,70 @@ type CanaryRevisionStatus struct {
 	// FailedChecks is the number of failed check rounds of its release.
 	// +optional
 	FailedChecks int32 `json:"failedChecks,omitempty"`
-	// CheckRounds is not recorded yet (always 0).
+	// CheckRounds is the number of check rounds counted in its release.
 	// +optional
 	CheckRounds int64 `json:"checkRounds,omitempty"`
 	// Metrics are the last round's results.
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
+	// History is the release as it went: a point for each counted check
+	// round and each change of step or weight, oldest first, for charts
+	// (kubectl sluice dashboard). Bounded: past MaxHistory points the
+	// older half is thinned (every other point dropped, the first kept),
+	// so the whole release stays drawn and the recent rounds stay whole.
+	// +kubebuilder:validation:MaxItems=200
+	// +listType=atomic
+	// +optional
+	History []ReleasePoint `json:"history,omitempty"`
 }
+
+// MaxHistory bounds a record's status.history.
+const MaxHistory = 200
+
+// ReleasePoint is one point of a release's history.
+type ReleasePoint struct {
+	// Time the point was recorded.
+	Time metav1.Time `json:"time"`
+	// Step is the index of the step being run.
+	Step int32 `json:"step"`
+	// Weight is the canary's share (percent) at the time.
+	Weight int32 `json:"weight"`
+	// Round is the check round counted at this point (the Canary's
+	// status.checkedRound); 0 when the point is only a step or weight
+	// change.
+	// +optional
+	Round int64 `json:"round,omitempty"`
+	// FailedChecks is the release's count of failed rounds at the time.
+	// +optional
+	FailedChecks int32 `json:"failedChecks,omitempty"`
+	// Values are the round's results, one per metric or webhook.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Values []PointValue `json:"values,omitempty"`
+}
+
+// PointValue is one metric's result in a round.
+type PointValue struct {
+	// Name of the metric or webhook.
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Value as the status showed it; empty when the query did not answer.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Value string `json:"value,omitempty"`
+	// Result: Passed, Failed, Inconclusive or Skipped.
+	// +kubebuilder:validation:Enum=Passed;Failed;Inconclusive;Skipped
+	Result string `json:"result"`
+}
+
+// Results of a PointValue.
+const (
+	ResultPassed       = "Passed"
+	ResultFailed       = "Failed"
+	ResultInconclusive = "Inconclusive"
+	ResultSkipped      = "Skipped"
+)
 
 // CanaryRevision records one revision a Canary released, and what became
 // of it. Sluice creates one per revision, owned by the Canary, and keeps

@@ -3,8 +3,10 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +116,45 @@ func TestHealthyCanaryPromotesOnRealMetrics(t *testing.T) {
 	if c.Status.CheckedRound < 3 {
 		t.Errorf("only %d check rounds counted; every step should have run one", c.Status.CheckedRound)
 	}
+	// The record keeps the release's history: each counted round with its
+	// value, and each weight the route carried, in order.
+	rec := releaseRecord(t, cl, c)
+	rounds := checkedPoints(rec.Status.History)
+	if rec.Status.Outcome != v1alpha1.OutcomeSucceeded || int64(len(rounds)) != rec.Status.CheckRounds || len(rounds) < 3 {
+		t.Errorf("record: outcome %s, checkRounds %d, %d round points; want Succeeded and one point per round (≥ 3)", rec.Status.Outcome, rec.Status.CheckRounds, len(rounds))
+	}
+	var weights []int32
+	for i, p := range rec.Status.History {
+		if len(weights) == 0 || weights[len(weights)-1] != p.Weight {
+			weights = append(weights, p.Weight)
+		}
+		if i > 0 && p.Time.Before(&rec.Status.History[i-1].Time) {
+			t.Errorf("history point %d is older than the one before it", i)
+		}
+	}
+	if !slices.Contains(weights, 20) || !slices.Contains(weights, 60) || !slices.IsSorted(weights[:len(weights)-1]) {
+		t.Errorf("history weights %v: want 20 then 60 in order", weights)
+	}
+	for _, p := range rounds {
+		if len(p.Values) != 1 || p.Values[0].Name != "error-rate" || p.Values[0].Value != "1" || p.Values[0].Result != v1alpha1.ResultPassed {
+			t.Errorf("round %d values %+v: want error-rate 1 Passed", p.Round, p.Values)
+		}
+	}
+	// And the gauges and counters say the same.
+	who := map[string]string{"namespace": ns, "name": "good"}
+	expectSeries(t, "sluice_releases_total", merged(who, "outcome", v1alpha1.OutcomeSucceeded), 1)
+	expectSeries(t, "sluice_canary_phase", merged(who, "phase", string(v1alpha1.PhaseSucceeded)), 1)
+	expectSeries(t, "sluice_canary_check_value", merged(who, "metric", "error-rate"), 1)
+	expectSeries(t, "sluice_canary_failed_checks", who, 0)
+	if _, ok := series(t, "sluice_canary_phase", merged(who, "phase", string(v1alpha1.PhaseProgressing))); ok {
+		t.Errorf("sluice_canary_phase still has a Progressing series for a Succeeded Canary")
+	}
+}
+
+func merged(m map[string]string, k, v string) map[string]string {
+	out := maps.Clone(m)
+	out[k] = v
+	return out
 }
 
 func TestErrorRateRollsBackAfterExactlyThreshold(t *testing.T) {
@@ -134,6 +175,23 @@ func TestErrorRateRollsBackAfterExactlyThreshold(t *testing.T) {
 	expectShare(t, cl, ns, "flaky", 0)
 	expectTargetReplicas(t, cl, ns, "flaky", 0)
 	assertEvents(t, cl, ns, "flaky", "CheckFailed", "AnalysisFailed")
+	rec := releaseRecord(t, cl, c)
+	rounds := checkedPoints(rec.Status.History)
+	h := rec.Status.History
+	if rec.Status.Outcome != v1alpha1.OutcomeFailed || rec.Status.CheckRounds != 2 || len(rounds) != 2 || len(h) == 0 || h[len(h)-1].Weight != 0 {
+		t.Errorf("record: outcome %s, checkRounds %d, history %+v; want Failed after 2 rounds, ending at weight 0", rec.Status.Outcome, rec.Status.CheckRounds, h)
+	}
+	for i, p := range rounds {
+		if len(p.Values) != 1 || p.Values[0].Value != "20" || p.Values[0].Result != v1alpha1.ResultFailed || p.FailedChecks != int32(i+1) {
+			t.Errorf("round %d: failed %d, values %+v; want error-rate 20 Failed, %d failed so far", p.Round, p.FailedChecks, p.Values, i+1)
+		}
+	}
+	who := map[string]string{"namespace": ns, "name": "flaky"}
+	expectSeries(t, "sluice_rollbacks_total", merged(who, "reason", "AnalysisFailed"), 1)
+	expectSeries(t, "sluice_releases_total", merged(who, "outcome", v1alpha1.OutcomeFailed), 1)
+	expectSeries(t, "sluice_canary_failed_checks", who, 2)
+	expectSeries(t, "sluice_canary_weight_ratio", who, 0)
+	expectSeries(t, "sluice_canary_check_value", merged(who, "metric", "error-rate"), 20)
 }
 
 func TestNoSeriesIsAFailedCheck(t *testing.T) {

@@ -696,6 +696,7 @@ func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary,
 	// Counted once the status that records it is written (a conflict
 	// repeats the decision).
 	r.observeVerification(c, written, st)
+	r.observeCanary(c, written, st)
 	return out.RequeueAfter, nil
 }
 

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -17,6 +19,17 @@ type Metrics struct {
 	VerificationMismatches *prometheus.CounterVec
 	VerificationDuration   *prometheus.HistogramVec
 	VerificationState      *prometheus.GaugeVec
+	// Per Canary, from the status each reconcile writes.
+	Phase        *prometheus.GaugeVec
+	Weight       *prometheus.GaugeVec
+	Step         *prometheus.GaugeVec
+	Steps        *prometheus.GaugeVec
+	FailedChecks *prometheus.GaugeVec
+	CheckValue   *prometheus.GaugeVec
+	// Releases and Rollbacks count ends of releases, on the status
+	// transition that records them.
+	Releases  *prometheus.CounterVec
+	Rollbacks *prometheus.CounterVec
 	// Checks are the check runner's (sluice_webhook_events_dropped_total),
 	// registered with these; the runner is given them (checks.Runner's
 	// Metrics).
@@ -45,6 +58,38 @@ func NewMetrics() *Metrics {
 			Name: "sluice_canary_verification",
 			Help: "1 for each Canary's current verification state (Verifying, Verified, Failed, Drifted); one series per Canary.",
 		}, []string{"namespace", "name", "state"}),
+		Phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_phase",
+			Help: "1 for each Canary's current phase (Initializing, Initialized, Waiting, Progressing, Paused, WaitingPromotion, Promoting, Finalising, Succeeded, Failed); one series per Canary.",
+		}, []string{"namespace", "name", "phase"}),
+		Weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_weight_ratio",
+			Help: "The canary's share of the route Sluice set, from 0 to 1 (status.canaryWeight / 100).",
+		}, []string{"namespace", "name"}),
+		Step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_step",
+			Help: "The index of the step the release runs (0-based).",
+		}, []string{"namespace", "name"}),
+		Steps: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_steps",
+			Help: "The number of steps of the release.",
+		}, []string{"namespace", "name"}),
+		FailedChecks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_failed_checks",
+			Help: "Failed check rounds of the current release (spec.analysis.threshold of them roll it back).",
+		}, []string{"namespace", "name"}),
+		CheckValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_canary_check_value",
+			Help: "Each metric's value in the last check round, when it answered a number.",
+		}, []string{"namespace", "name", "metric"}),
+		Releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_releases_total",
+			Help: "Releases that ended, by outcome (Succeeded, Failed, Superseded).",
+		}, []string{"namespace", "name", "outcome"}),
+		Rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_rollbacks_total",
+			Help: "Releases rolled back, by the reason in the Canary's status (ChecksFailed, ProgressDeadlineExceeded, Aborted, ...).",
+		}, []string{"namespace", "name", "reason"}),
 		Checks: checks.NewMetrics(),
 		Notify: notify.NewMetrics(),
 	}
@@ -55,7 +100,8 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	if reg == nil {
 		reg = metrics.Registry
 	}
-	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState} {
+	for _, c := range []prometheus.Collector{m.VerificationAttempts, m.VerificationMismatches, m.VerificationDuration, m.VerificationState,
+		m.Phase, m.Weight, m.Step, m.Steps, m.FailedChecks, m.CheckValue, m.Releases, m.Rollbacks} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -113,12 +159,69 @@ func (r *CanaryReconciler) observeVerification(c *v1alpha1.Canary, prev, next v1
 	}
 }
 
-// forgetMetrics drops a deleted Canary's series.
-func (r *CanaryReconciler) forgetMetrics(c *v1alpha1.Canary) {
-	if r.Metrics == nil {
+var phases = []v1alpha1.CanaryPhase{v1alpha1.PhaseInitializing, v1alpha1.PhaseInitialized, v1alpha1.PhaseWaiting,
+	v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion, v1alpha1.PhasePromoting,
+	v1alpha1.PhaseFinalising, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed}
+
+// observeCanary sets a Canary's gauges from the status written, and
+// counts a release's end on the transition into it: prev is the status
+// read, so a restarted controller, reading the end already written, does
+// not count it again.
+func (r *CanaryReconciler) observeCanary(c *v1alpha1.Canary, prev, next v1alpha1.CanaryStatus) {
+	m := r.Metrics
+	if m == nil {
 		return
 	}
-	for _, s := range verificationStates {
-		r.Metrics.VerificationState.DeleteLabelValues(c.Namespace, c.Name, s)
+	ns, name := c.Namespace, c.Name
+	for _, p := range phases {
+		if p == next.Phase {
+			m.Phase.WithLabelValues(ns, name, string(p)).Set(1)
+		} else {
+			m.Phase.DeleteLabelValues(ns, name, string(p))
+		}
+	}
+	m.Weight.WithLabelValues(ns, name).Set(float64(next.CanaryWeight) / 100)
+	m.Step.WithLabelValues(ns, name).Set(float64(next.CurrentStep))
+	m.Steps.WithLabelValues(ns, name).Set(float64(next.Steps))
+	m.FailedChecks.WithLabelValues(ns, name).Set(float64(next.FailedChecks))
+	m.CheckValue.DeletePartialMatch(prometheus.Labels{"namespace": ns, "name": name})
+	for _, v := range next.Metrics {
+		if f, err := strconv.ParseFloat(v.Value, 64); err == nil {
+			m.CheckValue.WithLabelValues(ns, name, v.Name).Set(f)
+		}
+	}
+	ended := func(p v1alpha1.CanaryPhase) bool { return p == v1alpha1.PhaseSucceeded || p == v1alpha1.PhaseFailed }
+	switch {
+	case ended(next.Phase) && (!ended(prev.Phase) || prev.CanaryRevision != next.CanaryRevision):
+		m.Releases.WithLabelValues(ns, name, outcome(next.Phase)).Inc()
+		if next.Phase == v1alpha1.PhaseFailed {
+			m.Rollbacks.WithLabelValues(ns, name, next.Reason).Inc()
+		}
+	case prev.CanaryRevision != "" && prev.CanaryRevision != next.CanaryRevision && releasing(prev.Phase):
+		m.Releases.WithLabelValues(ns, name, v1alpha1.OutcomeSuperseded).Inc()
+	}
+}
+
+// releasing: a release is under way in the phase (it can be superseded).
+func releasing(p v1alpha1.CanaryPhase) bool {
+	switch p {
+	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion,
+		v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
+		return true
+	}
+	return false
+}
+
+// forgetMetrics drops a deleted Canary's series.
+func (r *CanaryReconciler) forgetMetrics(c *v1alpha1.Canary) {
+	m := r.Metrics
+	if m == nil {
+		return
+	}
+	labels := prometheus.Labels{"namespace": c.Namespace, "name": c.Name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.VerificationState, m.Phase, m.Weight, m.Step, m.Steps, m.FailedChecks, m.CheckValue, m.Releases, m.Rollbacks,
+	} {
+		v.DeletePartialMatch(labels)
 	}
 }

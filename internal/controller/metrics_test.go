@@ -123,3 +123,68 @@ func TestVerificationMetricsAfterAPromotion(t *testing.T) {
 		t.Errorf("%s grew by %d after the release settled", attemptsTotal, n-attempts1)
 	}
 }
+
+// series reads one series of a family from controller-runtime's registry
+// by its labels (a gauge's or a counter's value); false when there is no
+// such series.
+func series(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// expectSeries fails unless the series is there with the value.
+func expectSeries(t *testing.T, name string, labels map[string]string, want float64) {
+	t.Helper()
+	if got, ok := series(t, name, labels); !ok || got != want {
+		t.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
+	}
+}
+
+// releaseRecord reads the record of the Canary's current revision.
+func releaseRecord(t *testing.T, cl client.Client, c *v1alpha1.Canary) *v1alpha1.CanaryRevision {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var rec v1alpha1.CanaryRevision
+	key := client.ObjectKey{Namespace: c.Namespace, Name: c.Name + "-" + c.Status.CanaryRevision}
+	if err := cl.Get(ctx, key, &rec); err != nil {
+		t.Fatalf("record of %s: %v", key, err)
+	}
+	return &rec
+}
+
+// checkedPoints are a history's points of counted rounds.
+func checkedPoints(h []v1alpha1.ReleasePoint) []v1alpha1.ReleasePoint {
+	var out []v1alpha1.ReleasePoint
+	for _, p := range h {
+		if p.Round > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}

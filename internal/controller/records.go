@@ -173,6 +173,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 		// The same revision released again (a retry, an undo): a new start,
 		// and the newest number, so history and pruning see it as recent.
 		want.StartTime, want.EndTime = &now, nil
+		want.History, want.CheckRounds = nil, 0
 		number, err := r.nextNumber(ctx, c)
 		if err != nil {
 			return err
@@ -196,6 +197,9 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	}
 	want.FailedChecks = st.FailedChecks
 	want.Metrics = st.Metrics
+	if rec.Status.Outcome == v1alpha1.OutcomeProgressing || rec.Status.Outcome == "" || out == v1alpha1.OutcomeProgressing {
+		want.History, want.CheckRounds = addPoint(want.History, want.CheckRounds, st, now)
+	}
 	if !equality.Semantic.DeepEqual(*want, rec.Status) {
 		patch := client.MergeFrom(rec.DeepCopy())
 		rec.Status = *want
@@ -333,4 +337,68 @@ func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Cana
 		return nil, err
 	}
 	return want, nil
+}
+
+// addPoint adds a point to a release's history when a check round was
+// counted since the last point, or the step or weight moved, and counts
+// the round; it returns the history unchanged otherwise. A round belongs
+// to the release once its results are in the status (a new release starts
+// with none), and is new when its number is above every recorded one.
+func addPoint(h []v1alpha1.ReleasePoint, rounds int64, st v1alpha1.CanaryStatus, now metav1.Time) ([]v1alpha1.ReleasePoint, int64) {
+	var last *v1alpha1.ReleasePoint
+	seen := int64(0)
+	for i := range h {
+		seen = max(seen, h[i].Round)
+		last = &h[i]
+	}
+	p := v1alpha1.ReleasePoint{Time: now, Step: st.CurrentStep, Weight: st.CanaryWeight, FailedChecks: st.FailedChecks}
+	if len(st.Metrics) > 0 && st.CheckedRound > seen {
+		p.Round = st.CheckedRound
+		rounds++
+		for _, m := range st.Metrics {
+			p.Values = append(p.Values, v1alpha1.PointValue{Name: m.Name, Value: clip(m.Value, 128), Result: result(m)})
+		}
+		if len(p.Values) > 64 {
+			p.Values = p.Values[:64]
+		}
+	} else if last != nil && last.Step == p.Step && last.Weight == p.Weight {
+		return h, rounds
+	}
+	h = append(slices.Clone(h), p)
+	if len(h) > v1alpha1.MaxHistory {
+		h = thin(h)
+	}
+	return h, rounds
+}
+
+// thin halves the older half of a history: the first point and every
+// other one after it are kept, the newer half whole.
+func thin(h []v1alpha1.ReleasePoint) []v1alpha1.ReleasePoint {
+	half := len(h) / 2
+	out := make([]v1alpha1.ReleasePoint, 0, len(h))
+	for i := 0; i < half; i++ {
+		if i%2 == 0 {
+			out = append(out, h[i])
+		}
+	}
+	return append(out, h[half:]...)
+}
+
+func result(m v1alpha1.MetricStatus) string {
+	switch {
+	case m.Skipped:
+		return v1alpha1.ResultSkipped
+	case m.Inconclusive:
+		return v1alpha1.ResultInconclusive
+	case m.Passed:
+		return v1alpha1.ResultPassed
+	}
+	return v1alpha1.ResultFailed
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
