@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sluice's tests and playground need, when they
 # are missing: Prometheus, and the metric stores of the provider tests
-# (internal/testenv/metricstores.go). Idempotent; quiet when everything is
+# (internal/testenv/metricstores.go), and Chromium for the dashboard's
+# browser tests. Idempotent; quiet when everything is
 # present.
 set -euo pipefail
 need=()
@@ -11,6 +12,9 @@ need=()
 # Debian's python3 (not one earlier on PATH) runs graphite-web and whisper.
 [[ -x /usr/bin/graphite-manage ]] || /usr/bin/python3 -c 'import graphite' 2>/dev/null || need+=(graphite-web)
 /usr/bin/python3 -c 'import whisper' 2>/dev/null || need+=(python3-whisper)
+# Headless Chromium drives the dashboard's browser tests (internal/dashboard).
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -d /usr/share/fonts/truetype/liberation ]] || need+=(fonts-liberation)
 if (( ${#need[@]} )); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"

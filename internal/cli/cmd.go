@@ -29,7 +29,8 @@ import (
 type UsageError struct{ error }
 
 // NewRoot builds `kubectl sluice`. Exit codes: 0 ok, 1 error, 2 usage.
-func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
+// More commands (the dashboard's) are made from the same kubeconfig flags.
+func NewRoot(streams genericiooptions.IOStreams, more ...func(*genericclioptions.ConfigFlags) *cobra.Command) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	root := &cobra.Command{
 		Use:           "kubectl-sluice",
@@ -177,6 +178,9 @@ func NewRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 	}
 	root.AddCommand(list, get, lint, history, undoCmd, newConvert(streams), versionCmd)
+	for _, m := range more {
+		root.AddCommand(m(flags))
+	}
 
 	var full bool
 	for _, a := range []struct {
@@ -335,18 +339,19 @@ func load(ctx context.Context, cl client.Client, ns, name string) (View, error) 
 	return v, nil
 }
 
-// act checks the action against the Canary's state, says what will happen
-// and makes the one patch the controller honours.
-func act(ctx context.Context, cl client.Client, ns, name string, a Action, streams genericiooptions.IOStreams) error {
+// Act checks the action against the Canary's state and makes the one
+// patch the controller honours; it returns what will happen. The apiserver's
+// refusal (RBAC, admission) is returned wrapped, its message intact.
+func Act(ctx context.Context, cl client.Client, ns, name string, a Action) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c := &v1alpha1.Canary{}
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, c); err != nil {
-		return fmt.Errorf("canary %s/%s: %w", ns, name, err)
+		return "", fmt.Errorf("canary %s/%s: %w", ns, name, err)
 	}
 	what, err := Plan(c, a)
 	if err != nil {
-		return err
+		return "", err
 	}
 	patch := client.MergeFrom(c.DeepCopy())
 	switch a {
@@ -359,7 +364,16 @@ func act(ctx context.Context, cl client.Client, ns, name string, a Action, strea
 		c.Annotations[v1alpha1.RequestAnnotation] = fmt.Sprintf("%s/%d", a, time.Now().UnixNano())
 	}
 	if err := cl.Patch(ctx, c, patch, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
-		return fmt.Errorf("%s canary %s/%s: %w", a, ns, name, err)
+		return "", fmt.Errorf("%s canary %s/%s: %w", a, ns, name, err)
+	}
+	return what, nil
+}
+
+// act is Act for the command line.
+func act(ctx context.Context, cl client.Client, ns, name string, a Action, streams genericiooptions.IOStreams) error {
+	what, err := Act(ctx, cl, ns, name, a)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(streams.Out, what)
 	return nil

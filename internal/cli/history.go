@@ -93,48 +93,73 @@ func UndoTarget(c *v1alpha1.Canary, recs []v1alpha1.CanaryRevision, n int64) (*v
 	return nil, fmt.Errorf("canary %s has no earlier Succeeded revision to go back to", name)
 }
 
-// undo sets the ConfigMaps and Secrets a recorded revision references back
+// Undone is what Undo did.
+type Undone struct {
+	// Restored are the ConfigMaps and Secrets set back to their data at
+	// the revision; Missing the ones whose data is no longer kept (left
+	// as they are).
+	Restored, Missing []string
+	// Number is the recorded revision gone back to.
+	Number int64
+	// Message says where the target is now and what Sluice does next.
+	Message string
+}
+
+// Undo sets the ConfigMaps and Secrets a recorded revision references back
 // to their recorded data (restoreConfig) and the target Deployment's pod
 // template to the recorded one; Sluice then handles it like any change: a
 // release, or nothing to release when it is the primary's revision.
-func undo(ctx context.Context, cl client.Client, ns, name string, n int64, streams genericiooptions.IOStreams) error {
+// Revision n 0 is the newest Succeeded one before the current (UndoTarget).
+func Undo(ctx context.Context, cl client.Client, ns, name string, n int64) (Undone, error) {
+	var out Undone
 	c, recs, err := loadHistory(ctx, cl, ns, name)
 	if err != nil {
-		return err
+		return out, err
 	}
 	rec, err := UndoTarget(c, recs, n)
 	if err != nil {
-		return err
+		return out, err
 	}
+	out.Number = rec.Spec.Number
 	var tmpl corev1.PodTemplateSpec
 	if err := json.Unmarshal(rec.Spec.Template.Raw, &tmpl); err != nil {
-		return fmt.Errorf("canaryrevision %s/%s: decode template: %w", ns, rec.Name, err)
+		return out, fmt.Errorf("canaryrevision %s/%s: decode template: %w", ns, rec.Name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var d appsv1.Deployment
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.Spec.TargetRef.Name}, &d); err != nil {
-		return fmt.Errorf("deployment %s/%s: %w", ns, c.Spec.TargetRef.Name, err)
+		return out, fmt.Errorf("deployment %s/%s: %w", ns, c.Spec.TargetRef.Name, err)
 	}
-	restored, missing, err := restoreConfig(ctx, cl, ns, workload.PrimaryName(d.Name), rec)
-	for _, ref := range restored {
-		fmt.Fprintf(streams.Out, "%s back to its data at revision #%d\n", ref, rec.Spec.Number)
-	}
-	for _, ref := range missing {
-		fmt.Fprintf(streams.ErrOut, "warning: %s: its data at revision #%d is no longer kept; left as it is\n", ref, rec.Spec.Number)
-	}
+	out.Restored, out.Missing, err = restoreConfig(ctx, cl, ns, workload.PrimaryName(d.Name), rec)
 	if err != nil {
-		return err
+		return out, err
 	}
 	patch := client.MergeFrom(d.DeepCopy())
 	d.Spec.Template = tmpl
 	if err := cl.Patch(ctx, &d, patch, client.FieldOwner(v1alpha1.CLIFieldOwner)); err != nil {
-		return fmt.Errorf("undo deployment %s/%s: %w", ns, d.Name, err)
+		return out, fmt.Errorf("undo deployment %s/%s: %w", ns, d.Name, err)
 	}
 	next := "Sluice releases it as a new revision"
 	if rec.Spec.Revision == c.Status.StableRevision {
 		next = "the primary runs it already: nothing is released"
 	}
-	fmt.Fprintf(streams.Out, "deployment %s/%s back to revision #%d %s (%s); %s\n", ns, d.Name, rec.Spec.Number, rec.Spec.Revision, rec.Spec.Images, next)
+	out.Message = fmt.Sprintf("deployment %s/%s back to revision #%d %s (%s); %s", ns, d.Name, rec.Spec.Number, rec.Spec.Revision, rec.Spec.Images, next)
+	return out, nil
+}
+
+// undo is Undo for the command line.
+func undo(ctx context.Context, cl client.Client, ns, name string, n int64, streams genericiooptions.IOStreams) error {
+	done, err := Undo(ctx, cl, ns, name, n)
+	for _, ref := range done.Restored {
+		fmt.Fprintf(streams.Out, "%s back to its data at revision #%d\n", ref, done.Number)
+	}
+	for _, ref := range done.Missing {
+		fmt.Fprintf(streams.ErrOut, "warning: %s: its data at revision #%d is no longer kept; left as it is\n", ref, done.Number)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(streams.Out, done.Message)
 	return nil
 }

@@ -69,11 +69,7 @@ func Render(w io.Writer, v View, now time.Time) {
 		case releasing(st.Phase) && int32(i) < st.CurrentStep, st.Phase == v1alpha1.PhaseSucceeded:
 			mark = " ✓ "
 		}
-		text := describe(s)
-		if bg != nil {
-			text = describeBlueGreen(bg, i, s)
-		}
-		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, text)
+		fmt.Fprintf(w, "%s%2d  %s\n", mark, i, StepText(c, i, s))
 	}
 	if a := c.Spec.Analysis; a != nil && (len(a.Metrics) > 0 || engine.HasHooks(c, v1alpha1.WebhookRollout)) {
 		fmt.Fprintf(w, "Analysis:  failed rounds %d/%d, last round %s\n", st.FailedChecks, a.GetThreshold(), since(timeOf(st.LastCheckTime), now))
@@ -207,12 +203,24 @@ func RenderList(w io.Writer, cs []v1alpha1.Canary, allNamespaces bool, now time.
 	tw.Flush()
 }
 
+// Releasing says whether a release walks its steps in the phase (the
+// phases promote, pause and abort act on).
+func Releasing(p v1alpha1.CanaryPhase) bool { return releasing(p) }
+
 func releasing(p v1alpha1.CanaryPhase) bool {
 	switch p {
 	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
 		return true
 	}
 	return false
+}
+
+// StepText says what step i of the Canary's release does.
+func StepText(c *v1alpha1.Canary, i int, s v1alpha1.Step) string {
+	if bg := c.Spec.Strategy.BlueGreen; bg != nil {
+		return describeBlueGreen(bg, i, s)
+	}
+	return describe(s)
 }
 
 func describe(s v1alpha1.Step) string {
@@ -251,6 +259,9 @@ func describeBlueGreen(bg *v1alpha1.BlueGreen, i int, s v1alpha1.Step) string {
 	}
 	return describe(s)
 }
+
+// Bound says what a metric's value must be to pass.
+func Bound(m v1alpha1.MetricCheck) string { return bound(m) }
 
 func bound(m v1alpha1.MetricCheck) string {
 	var parts []string
