@@ -244,7 +244,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	// shows it (the page notes when its table changed).
 	lat := latencies(t, tab, cl, can, 10)
 	t.Logf("apiserver → page (Event written → row in the page), %d samples: min %v, median %v, max %v", len(lat), lat[0], lat[len(lat)/2], lat[len(lat)-1])
-	if lat[len(lat)-1] > 5*time.Second {
+	if lat[len(lat)-1] > 10*time.Second {
 		t.Errorf("a change took %v to reach the page; it should be live", lat[len(lat)-1])
 	}
 
