@@ -163,6 +163,20 @@ const (
 	ResultSkipped      = "Skipped"
 )
 
+// Result names a check's result in one word: Passed, Failed,
+// Inconclusive or Skipped.
+func (m MetricStatus) Result() string {
+	switch {
+	case m.Skipped:
+		return ResultSkipped
+	case m.Inconclusive:
+		return ResultInconclusive
+	case m.Passed:
+		return ResultPassed
+	}
+	return ResultFailed
+}
+
 // CanaryRevision records one revision a Canary released, and what became
 // of it. Sluice creates one per revision, owned by the Canary, and keeps
 // the Canary's spec.revisionHistoryLimit newest.

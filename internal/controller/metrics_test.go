@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"math"
 	"testing"
 	"time"
@@ -21,6 +22,25 @@ import (
 // series not there yet).
 func served(t *testing.T, name, label, value string) (count uint64, sum float64) {
 	t.Helper()
+	labels := map[string]string{}
+	if label != "" {
+		labels[label] = value
+	}
+	m := gathered(t, name, labels)
+	switch {
+	case m == nil:
+	case m.GetCounter() != nil:
+		return uint64(m.GetCounter().GetValue()), 0
+	case m.GetHistogram() != nil:
+		return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	}
+	return 0, 0
+}
+
+// gathered is the first series of a family in the registry with the
+// labels; nil when there is none.
+func gathered(t *testing.T, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatalf("gather metrics: %v", err)
@@ -29,21 +49,21 @@ func served(t *testing.T, name, label, value string) (count uint64, sum float64)
 		if f.GetName() != name {
 			continue
 		}
+	next:
 		for _, m := range f.GetMetric() {
-			match := label == ""
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				match = match || (l.GetName() == label && l.GetValue() == value)
+				have[l.GetName()] = l.GetValue()
 			}
-			switch {
-			case !match:
-			case m.GetCounter() != nil:
-				return uint64(m.GetCounter().GetValue()), 0
-			case m.GetHistogram() != nil:
-				return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
 			}
+			return m
 		}
 	}
-	return 0, 0
+	return nil
 }
 
 // A promotion moves the verification metrics as documented: nothing is
@@ -129,32 +149,14 @@ func TestVerificationMetricsAfterAPromotion(t *testing.T) {
 // such series.
 func series(t *testing.T, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
+	m := gathered(t, name, labels)
+	switch {
+	case m == nil:
+		return 0, false
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue(), true
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue(), true
-			}
-			return m.GetCounter().GetValue(), true
-		}
-	}
-	return 0, false
+	return m.GetCounter().GetValue(), true
 }
 
 // expectSeries fails unless the series is there with the value.

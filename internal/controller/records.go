@@ -356,7 +356,7 @@ func addPoint(h []v1alpha1.ReleasePoint, rounds int64, st v1alpha1.CanaryStatus,
 		p.Round = st.CheckedRound
 		rounds++
 		for _, m := range st.Metrics {
-			p.Values = append(p.Values, v1alpha1.PointValue{Name: m.Name, Value: clip(m.Value, 128), Result: result(m)})
+			p.Values = append(p.Values, v1alpha1.PointValue{Name: m.Name, Value: clip(m.Value, 128), Result: m.Result()})
 		}
 		if len(p.Values) > 64 {
 			p.Values = p.Values[:64]
@@ -382,18 +382,6 @@ func thin(h []v1alpha1.ReleasePoint) []v1alpha1.ReleasePoint {
 		}
 	}
 	return append(out, h[half:]...)
-}
-
-func result(m v1alpha1.MetricStatus) string {
-	switch {
-	case m.Skipped:
-		return v1alpha1.ResultSkipped
-	case m.Inconclusive:
-		return v1alpha1.ResultInconclusive
-	case m.Passed:
-		return v1alpha1.ResultPassed
-	}
-	return v1alpha1.ResultFailed
 }
 
 func clip(s string, n int) string {

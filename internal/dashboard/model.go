@@ -172,7 +172,7 @@ func (s *Server) detail(ctx context.Context, ns, name string) (*Detail, error) {
 	}
 	check := func(v CheckView) {
 		if r, ok := results[v.Name]; ok {
-			v.Value, v.Message, v.Result = r.Value, r.Message, resultOf(r)
+			v.Value, v.Message, v.Result = r.Value, r.Message, r.Result()
 		}
 		d.Checks = append(d.Checks, v)
 	}
@@ -258,18 +258,6 @@ func (s *Server) detail(ctx context.Context, ns, name string) (*Detail, error) {
 		d.EventsHidden = true
 	}
 	return d, nil
-}
-
-func resultOf(m v1alpha1.MetricStatus) string {
-	switch {
-	case m.Skipped:
-		return v1alpha1.ResultSkipped
-	case m.Inconclusive:
-		return v1alpha1.ResultInconclusive
-	case m.Passed:
-		return v1alpha1.ResultPassed
-	}
-	return v1alpha1.ResultFailed
 }
 
 func trimFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
