@@ -36,6 +36,7 @@ func PrintSummary(w io.Writer, root string, s *Summary, took time.Duration, runn
 		fmt.Fprintf(w, "  Everything keeps running until Ctrl-C. Meanwhile:\n")
 		fmt.Fprintf(w, "  curl -H 'Host: %s' http://%s/          # through Traefik; the X-Version header says who answered\n", Host, WebAddr)
 		fmt.Fprintf(w, "  bin/kubectl-sluice -n %s get %s --watch   # in a second terminal\n", Namespace, App)
+		fmt.Fprintf(w, "  bin/kubectl-sluice -n %s dashboard         # the same in a browser: http://127.0.0.1:3100/\n", Namespace)
 		fmt.Fprintf(w, "  bin/localcluster kubectl -n %s set env deployment/%s VERSION=6.8.0   # a release by hand (ERROR_RATE=0.5 for a bad one)\n", Namespace, App)
 		fmt.Fprintf(w, "  Prometheus: http://%s  (traefik_service_requests_total)\n", PromAddr)
 	} else {
