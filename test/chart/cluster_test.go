@@ -110,6 +110,7 @@ func TestChartServerSideDryRun(t *testing.T) {
 		"--set", "podAnnotations.team=platform",
 		"--set", "imagePullSecrets[0].name=registry",
 		"--set-string", "metrics.service.annotations.scrape=true",
+		"--set", "grafanaDashboard.enabled=true",
 	))
 
 	base := kustomizeBase(t, h.root)

@@ -3,6 +3,7 @@ package chart_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,6 +69,7 @@ func TestHelmLint(t *testing.T) {
 	h.must(time.Minute, "lint", "--strict", h.chart())
 	h.must(time.Minute, "lint", "--strict", h.chart(),
 		"--set", "metrics.serviceMonitor.enabled=true",
+		"--set", "grafanaDashboard.enabled=true",
 		"--set", "image.digest=sha256:"+strings.Repeat("ab", 32),
 		"--set", "metricsServer=http://prometheus.monitoring:9090")
 }
@@ -250,12 +252,56 @@ func TestChartValues(t *testing.T) {
 		t.Fatalf("ServiceMonitor endpoints = %v", endpoints)
 	}
 	ep := endpoints[0].(map[string]any)
-	if ep["port"] != svc.Spec.Ports[0].Name || ep["interval"] != "15s" || ep["path"] != "/metrics" {
-		t.Errorf("ServiceMonitor endpoint = %v, want port %q, interval 15s, path /metrics", ep, svc.Spec.Ports[0].Name)
+	if ep["port"] != svc.Spec.Ports[0].Name || ep["interval"] != "15s" || ep["path"] != "/metrics" || ep["honorLabels"] != true {
+		t.Errorf("ServiceMonitor endpoint = %v, want port %q, interval 15s, path /metrics, honorLabels (the Canaries' namespace label)", ep, svc.Spec.Ports[0].Name)
 	}
 	ns, _, _ := unstructured.NestedSlice(sm.Object, "spec", "namespaceSelector", "matchNames")
 	if len(ns) != 1 || ns[0] != "ops" {
 		t.Errorf("ServiceMonitor namespaceSelector = %v", ns)
+	}
+}
+
+// The Grafana dashboard ships as a ConfigMap for Grafana's sidecar only
+// when asked: files/grafana-dashboard.json as it is, under the sidecar's
+// label, in the release's namespace or the one given.
+func TestChartGrafanaDashboard(t *testing.T) {
+	h := newHelm(t, "")
+	for _, o := range h.render("sluice", "sluice-system") {
+		if o.GetKind() == "ConfigMap" {
+			t.Errorf("rendered by default: ConfigMap %s", o.GetName())
+		}
+	}
+	want, err := os.ReadFile(filepath.Join(h.root, "charts", "sluice", "files", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var board struct {
+		UID string `json:"uid"`
+	}
+	if err := json.Unmarshal(want, &board); err != nil || board.UID != "sluice" {
+		t.Fatalf("files/grafana-dashboard.json: uid %q, %v", board.UID, err)
+	}
+
+	var cm corev1.ConfigMap
+	find(t, h.render("sluice", "sluice-system", "--set", "grafanaDashboard.enabled=true"), "ConfigMap", "sluice-grafana-dashboard", &cm)
+	if cm.Namespace != "sluice-system" || cm.Labels["grafana_dashboard"] != "1" || cm.Labels["app.kubernetes.io/instance"] != "sluice" {
+		t.Errorf("ConfigMap %s/%s labels %v; want the release's namespace, grafana_dashboard=1 and the chart's labels", cm.Namespace, cm.Name, cm.Labels)
+	}
+	if len(cm.Data) != 1 || cm.Data["sluice.json"] != strings.TrimRight(string(want), "\n") {
+		t.Errorf("ConfigMap data: keys %v; want sluice.json holding files/grafana-dashboard.json as it is", slices.Sorted(maps.Keys(cm.Data)))
+	}
+
+	cm = corev1.ConfigMap{}
+	find(t, h.render("canary-ops", "ops",
+		"--set", "grafanaDashboard.enabled=true",
+		"--set", "grafanaDashboard.namespace=monitoring",
+		"--set", "grafanaDashboard.labels.grafana_dashboard=null",
+		"--set", "grafanaDashboard.labels.dashboards=sluice",
+		"--set", "grafanaDashboard.annotations.grafana_folder=Delivery",
+	), "ConfigMap", "canary-ops-sluice-grafana-dashboard", &cm)
+	if _, ok := cm.Labels["grafana_dashboard"]; cm.Namespace != "monitoring" || ok || cm.Labels["dashboards"] != "sluice" || cm.Annotations["grafana_folder"] != "Delivery" {
+		t.Errorf("ConfigMap %s/%s labels %v annotations %v; want monitoring, the label dashboards=sluice instead of the default, the folder annotation",
+			cm.Namespace, cm.Name, cm.Labels, cm.Annotations)
 	}
 }
 
@@ -271,6 +317,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"extraArgs={workers=4}",
 		"replicaCount=0",
 		"podAnnotations.scrape=true", // a bool: the apiserver takes only strings
+		"grafanaDashboard.namespace=Monitoring",
 	} {
 		if out, err := h.run(time.Minute, "template", "x", h.chart(), "--set", set); err == nil {
 			t.Errorf("--set %s rendered:\n%s", set, out)
