@@ -55,6 +55,23 @@ bench-scale: deps ## scale benchmark: N Canaries on one controller, idle and rel
 	  $(BENCH_CLUSTER) bash hack/cluster.sh up --api-port 17443 --etcd-port 13379 --nodes 1 --controllers='$(BENCH_CONTROLLERS)' --apiserver-profiling; \
 	  $(BENCH_CLUSTER) SLUICE_BENCH=1 $(GO) test -count=1 -timeout 120m -run TestScale -v ./test/scale | grep --line-buffered -v '^=== RUN'
 
+# The peer benchmark: Sluice, Flagger and Argo Rollouts (built from their
+# modules by hack/peers.sh), each alone on a fresh bench cluster whose
+# audit log attributes each tool's apiserver requests, then one report.
+COMPARE_TOOLS ?= sluice flagger argo-rollouts
+COMPARE_CLUSTER := --api-port 17443 --etcd-port 13379 --nodes 1 --controllers='$(BENCH_CONTROLLERS)' --apiserver-profiling --audited-users sluice,flagger,argo-rollouts
+
+.PHONY: bench-compare
+bench-compare: deps ## the same releases under Sluice, Flagger v1.41.0 and Argo Rollouts v1.10.1: memory, CPU, apiserver requests, step lag, side by side (SLUICE_BENCH_SIZES=100,1000; COMPARE_TOOLS)
+	bash hack/peers.sh build
+	trap '$(BENCH_CLUSTER) bash hack/cluster.sh down >/dev/null' EXIT; \
+	  for tool in $(COMPARE_TOOLS); do \
+	    $(BENCH_CLUSTER) bash hack/cluster.sh down >/dev/null; \
+	    $(BENCH_CLUSTER) bash hack/cluster.sh up $(COMPARE_CLUSTER) || exit 1; \
+	    $(BENCH_CLUSTER) SLUICE_BENCH=1 SLUICE_COMPARE_TOOL=$$tool $(GO) test -count=1 -timeout 180m -run 'TestCompare$$' -v ./test/scale | grep --line-buffered -v '^=== RUN' || exit 1; \
+	  done
+	SLUICE_BENCH=1 SLUICE_COMPARE_REPORT=1 $(GO) test -count=1 -run TestCompareReport -v ./test/scale | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok'
+
 .PHONY: test-unit
 test-unit: ## unit tests only (no cluster)
 	$(GO) test -short -count=1 ./...

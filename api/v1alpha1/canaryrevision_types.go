@@ -105,7 +105,7 @@ type CanaryRevisionStatus struct {
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
 	// History is the release as it went: a point for each counted check
-	// round and each change of step or weight, oldest first, for charts
+	// round and each change of weight, oldest first, for charts
 	// (kubectl sluice dashboard). Bounded: past MaxHistory points the
 	// older half is thinned (every other point dropped, the first kept),
 	// so the whole release stays drawn and the recent rounds stay whole.
@@ -127,7 +127,7 @@ type ReleasePoint struct {
 	// Weight is the canary's share (percent) at the time.
 	Weight int32 `json:"weight"`
 	// Round is the check round counted at this point (the Canary's
-	// status.checkedRound); 0 when the point is only a step or weight
+	// status.checkedRound); 0 when the point is only a weight
 	// change.
 	// +optional
 	Round int64 `json:"round,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,34 @@ func (p pki) ensure() (string, error) {
 	}
 	if err := os.WriteFile(p.adminTokenFile(), []byte(token), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return token, nil
+}
+
+// userToken returns a user's bearer token, adding the user to the token
+// file (in system:masters, like admin) the first time.
+func (p pki) userToken(user string) (string, error) {
+	b, err := os.ReadFile(p.tokenFile())
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Split(line, ","); len(f) >= 2 && f[1] == user {
+			return f[0], nil
+		}
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("token of %s: %w", user, err)
+	}
+	token := hex.EncodeToString(raw)
+	f, err := os.OpenFile(p.tokenFile(), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("open token file: %w", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s,%s,%s,system:masters\n", token, user, user); err != nil {
+		return "", fmt.Errorf("write token of %s: %w", user, err)
 	}
 	return token, nil
 }

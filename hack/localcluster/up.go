@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +43,11 @@ type options struct {
 	gatewayCh string
 	ctrls     string
 	profiling bool
+	// audited are users (besides admin) with their own token and
+	// kubeconfig-<user>, whose requests the apiserver's audit log records
+	// at Metadata level (logs/audit.log): the peer benchmark attributes
+	// apiserver load to each tool by them.
+	audited []string
 }
 
 func runUp(args []string) int {
@@ -55,6 +62,17 @@ func runUp(args []string) int {
 	fs.StringVar(&o.gatewayCh, "gateway-channel", "standard", "Gateway API CRD channel: standard or experimental")
 	fs.StringVar(&o.ctrls, "controllers", "*", "kube-controller-manager's --controllers (the scale benchmark leaves out the EndpointSlice controllers)")
 	fs.BoolVar(&o.profiling, "apiserver-profiling", false, "serve kube-apiserver's /debug/pprof (the scale benchmark profiles it)")
+	fs.Func("audited-users", "comma-separated users given their own token (system:masters) and kubeconfig-<user>, whose requests the audit log (logs/audit.log) records", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				if !userName.MatchString(u) {
+					return fmt.Errorf("user %q: use lowercase letters, digits and dashes", u)
+				}
+				o.audited = append(o.audited, u)
+			}
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +112,20 @@ func up(ctx context.Context, o options) error {
 	kubeconfig := filepath.Join(o.dir, "kubeconfig")
 	if err := writeKubeconfig(kubeconfig, apiURL, p.caCert(), token); err != nil {
 		return err
+	}
+	for _, u := range o.audited {
+		t, err := p.userToken(u)
+		if err != nil {
+			return err
+		}
+		if err := writeKubeconfig(filepath.Join(o.dir, "kubeconfig-"+u), apiURL, p.caCert(), t); err != nil {
+			return err
+		}
+	}
+	if len(o.audited) > 0 {
+		if err := os.WriteFile(auditPolicy(o.dir), []byte(auditPolicyYAML(o.audited)), 0o644); err != nil {
+			return fmt.Errorf("write audit policy: %w", err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(o.dir, "kwok.yaml"), []byte(kwokStages()), 0o644); err != nil {
 		return fmt.Errorf("write kwok config: %w", err)
@@ -168,7 +200,7 @@ func up(ctx context.Context, o options) error {
 }
 
 func apiserverArgs(o options, p pki, etcdURL string) []string {
-	return []string{"kube-apiserver",
+	args := []string{"kube-apiserver",
 		"--etcd-servers", etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port", strconv.Itoa(o.apiPort),
@@ -187,6 +219,31 @@ func apiserverArgs(o options, p pki, etcdURL string) []string {
 		"--profiling=" + strconv.FormatBool(o.profiling),
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
 	}
+	if len(o.audited) > 0 {
+		// Blocking mode: the batch mode drops events once its buffer fills.
+		args = append(args, "--audit-policy-file", auditPolicy(o.dir),
+			"--audit-log-path", filepath.Join(o.dir, "logs", "audit.log"), "--audit-log-format=json",
+			"--audit-log-mode=blocking", "--audit-log-maxsize=2048", "--audit-log-maxbackup=1")
+	}
+	return args
+}
+
+var userName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+func auditPolicy(dir string) string { return filepath.Join(dir, "audit-policy.yaml") }
+
+// auditPolicyYAML records the audited users' requests at Metadata level
+// (who, user agent, verb, resource, subresource, status; no bodies), once
+// the response started, and nothing else.
+func auditPolicyYAML(users []string) string {
+	return fmt.Sprintf(`apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [%s]
+- level: None
+`, strings.Join(users, ", "))
 }
 
 // component is one supervised child process.

@@ -340,7 +340,7 @@ func (r *CanaryReconciler) restoredPrimary(ctx context.Context, c *v1alpha1.Cana
 }
 
 // addPoint adds a point to a release's history when a check round was
-// counted since the last point, or the step or weight moved, and counts
+// counted since the last point, or the weight moved, and counts
 // the round; it returns the history unchanged otherwise. A round belongs
 // to the release once its results are in the status (a new release starts
 // with none), and is new when its number is above every recorded one.
@@ -361,7 +361,9 @@ func addPoint(h []v1alpha1.ReleasePoint, rounds int64, st v1alpha1.CanaryStatus,
 		if len(p.Values) > 64 {
 			p.Values = p.Values[:64]
 		}
-	} else if last != nil && last.Step == p.Step && last.Weight == p.Weight {
+	} else if last != nil && last.Weight == p.Weight {
+		// A step that does not move the weight (a pause) is no point:
+		// the chart does not change, and every point is a write.
 		return h, rounds
 	}
 	h = append(slices.Clone(h), p)

@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +13,8 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/controller"
 )
@@ -23,6 +26,12 @@ func (c *Cluster) InstallSluiceCRDs() error {
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no CRDs in config/crd/bases (run make generate): %v", err)
 	}
+	return c.InstallCRDFiles(files)
+}
+
+// InstallCRDFiles applies the CRDs in the files (YAML, several documents
+// each allowed) with server-side apply, and waits until each serves.
+func (c *Cluster) InstallCRDFiles(files []string) error {
 	scheme := runtime.NewScheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		return err
@@ -36,32 +45,48 @@ func (c *Cluster) InstallSluiceCRDs() error {
 		if err != nil {
 			return err
 		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(b, crd); err != nil {
-			return fmt.Errorf("decode %s: %w", f, err)
-		}
-		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = cl.Patch(ctx, crd, client.Apply, client.FieldOwner("sluice-test"), client.ForceOwnership)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("apply %s: %w", f, err)
-		}
-		err = poll(30*time.Second, func(ctx context.Context) error {
-			var got apiextensionsv1.CustomResourceDefinition
-			if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &got); err != nil {
-				return err
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := dec.Decode(crd); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return fmt.Errorf("decode %s: %w", f, err)
 			}
-			for _, cond := range got.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return nil
-				}
+			if crd.Name == "" {
+				continue // an empty document
 			}
-			return fmt.Errorf("not established")
-		})
-		if err != nil {
-			return fmt.Errorf("CRD %s: %w", crd.Name, err)
+			if err := applyCRD(cl, crd); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
 		}
+	}
+	return nil
+}
+
+func applyCRD(cl client.Client, crd *apiextensionsv1.CustomResourceDefinition) error {
+	crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+	crd.ResourceVersion, crd.Status = "", apiextensionsv1.CustomResourceDefinitionStatus{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := cl.Patch(ctx, crd, client.Apply, client.FieldOwner("sluice-test"), client.ForceOwnership)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
+	}
+	err = poll(30*time.Second, func(ctx context.Context) error {
+		var got apiextensionsv1.CustomResourceDefinition
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &got); err != nil {
+			return err
+		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("not established")
+	})
+	if err != nil {
+		return fmt.Errorf("CRD %s: %w", crd.Name, err)
 	}
 	return nil
 }
