@@ -599,13 +599,14 @@ func TestCompare(t *testing.T) {
 			}
 			return nil
 		})
+		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds()}
 		// Ready by its status is not done: the tool may still be scaling
 		// down Deployments or writing Events. Idle starts once it wrote
-		// nothing for 10 s.
+		// nothing for 10 s (Flagger never stops writing Events: then after
+		// 5 minutes).
 		if err := quiet(log, p.user, 10*time.Second, 5*time.Minute); err != nil {
 			t.Logf("%s at %d: %v", name, n, err)
 		}
-		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds() - 10}
 		cpu0, rss, err := proc(pid)
 		if err != nil {
 			t.Fatal(err)
