@@ -193,6 +193,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 
 const eventObjectIndex = "involvedObject.name"
 
+// stripRecord is the controller's cache transform for records
+// (controller.StripRecordTemplate), repeated here so the plugin does not
+// link the controller.
 func stripRecord(obj any) (any, error) {
 	if rec, ok := obj.(*v1alpha1.CanaryRevision); ok {
 		rec.Spec.Template.Raw, rec.Spec.Template.Object = nil, nil
