@@ -1303,6 +1303,16 @@ const (
 	PhaseFailed CanaryPhase = "Failed"
 )
 
+// InRelease says whether a release is under way in the phase: from
+// Waiting (for its confirm-rollout gate) to Finalising.
+func (p CanaryPhase) InRelease() bool {
+	switch p {
+	case PhaseWaiting, PhaseProgressing, PhasePaused, PhaseWaitingPromotion, PhasePromoting, PhaseFinalising:
+		return true
+	}
+	return false
+}
+
 // Condition types. Ready, Stalled and Reconciling follow kstatus, so Flux
 // and Argo CD read a Canary's health right; Progressing mirrors Reconciling
 // under the name Deployment users know.

@@ -197,19 +197,9 @@ func (r *CanaryReconciler) observeCanary(c *v1alpha1.Canary, prev, next v1alpha1
 		if next.Phase == v1alpha1.PhaseFailed {
 			m.Rollbacks.WithLabelValues(ns, name, next.Reason).Inc()
 		}
-	case prev.CanaryRevision != "" && prev.CanaryRevision != next.CanaryRevision && releasing(prev.Phase):
+	case prev.CanaryRevision != "" && prev.CanaryRevision != next.CanaryRevision && prev.Phase.InRelease():
 		m.Releases.WithLabelValues(ns, name, v1alpha1.OutcomeSuperseded).Inc()
 	}
-}
-
-// releasing: a release is under way in the phase (it can be superseded).
-func releasing(p v1alpha1.CanaryPhase) bool {
-	switch p {
-	case v1alpha1.PhaseWaiting, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion,
-		v1alpha1.PhasePromoting, v1alpha1.PhaseFinalising:
-		return true
-	}
-	return false
 }
 
 // forgetMetrics drops a deleted Canary's series.

@@ -37,7 +37,7 @@ func rowOf(c *v1alpha1.Canary) Row {
 		Namespace: c.Namespace, Name: c.Name, Phase: string(c.Status.Phase), Reason: c.Status.Reason,
 		Weight: c.Status.CanaryWeight, Step: c.Status.CurrentStep, Steps: len(engine.Steps(c.Spec.Strategy)),
 		FailedChecks: c.Status.FailedChecks, Created: c.CreationTimestamp.Time, Paused: c.Spec.Paused,
-		Releasing: releasingNow(c.Status.Phase),
+		Releasing: c.Status.Phase.InRelease(),
 	}
 	if r.Phase == "" {
 		r.Phase = "New"
@@ -50,12 +50,6 @@ func rowOf(c *v1alpha1.Canary) Row {
 		r.LastCheck = &lc
 	}
 	return r
-}
-
-// releasingNow: a release is under way (the list marks it, and charts add
-// a live point).
-func releasingNow(p v1alpha1.CanaryPhase) bool {
-	return cli.Releasing(p) || p == v1alpha1.PhaseWaiting || p == v1alpha1.PhasePromoting || p == v1alpha1.PhaseFinalising
 }
 
 // Detail is one Canary's page.

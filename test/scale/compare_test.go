@@ -37,6 +37,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/controller"
+	"github.com/sluice-dev/sluice/internal/kubeapi"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -294,10 +295,7 @@ func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecord
 		key := client.ObjectKeyFromObject(u)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		seen := r.weights[key]
-		if len(seen) == 0 || seen[len(seen)-1].weight != share {
-			r.weights[key] = append(seen, weightAt{weight: share, at: now})
-		}
+		r.weights[key] = addWeight(r.weights[key], share, now)
 	}
 	if _, err := routes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: weigh, UpdateFunc: func(_, o any) { weigh(o) }}); err != nil {
 		return nil, err
@@ -440,19 +438,11 @@ func quiet(log audit, user string, window, limit time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if total(got, isWriteVerb) == 0 {
+		if total(got, kubeapi.IsWrite) == 0 {
 			return nil
 		}
 	}
 	return fmt.Errorf("still writing after %s", limit)
-}
-
-func isWriteVerb(v string) bool {
-	switch v {
-	case "create", "update", "patch", "delete", "deletecollection":
-		return true
-	}
-	return false
 }
 
 func total(m map[string]float64, keep func(verb string) bool) float64 {

@@ -144,15 +144,9 @@ func (p *controllerProc) sample(t *testing.T) sample {
 
 func (p *controllerProc) scrape(ctx context.Context) (sample, error) {
 	s := sample{at: time.Now(), requests: map[string]float64{}, timers: map[timer]sumCount{}}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
+	var err error
+	if _, s.rss, err = proc(p.cmd.Process.Pid); err != nil {
 		return s, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			s.rss = kb * 1024
-		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
 	if err != nil {

@@ -110,10 +110,16 @@ func (r *recorder) route(o any) {
 	key := client.ObjectKey{Namespace: u.GetNamespace(), Name: name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seen := r.weights[key]
+	r.weights[key] = addWeight(r.weights[key], share, now)
+}
+
+// addWeight adds a weight seen at a time to a route's sequence when it
+// differs from the last one.
+func addWeight(seen []weightAt, share int32, at time.Time) []weightAt {
 	if len(seen) == 0 || seen[len(seen)-1].weight != share {
-		r.weights[key] = append(seen, weightAt{weight: share, at: now})
+		return append(seen, weightAt{weight: share, at: at})
 	}
+	return seen
 }
 
 func (r *recorder) canary(o any) {
