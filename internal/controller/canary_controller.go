@@ -155,13 +155,18 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.Notifier.Notify(next, notify.Event{Warning: e.Warning, Reason: e.Reason, Message: e.Message})
 		}
 	}
-	if applyErr == nil {
-		applyErr = r.syncRecords(ctx, &c, s, out.Status)
-	}
 	c.Status = *written
-	requeue, err := r.recordStatus(ctx, &c, out, applyErr, now)
-	if err != nil {
-		return ctrl.Result{}, err
+	requeue, held := r.holdStatus(&c, out, applyErr == nil, now)
+	if !held {
+		// The records follow the statuses written: a held status (a route
+		// in flight, words only) adds nothing to them.
+		if applyErr == nil {
+			applyErr = r.syncRecords(ctx, &c, s, out.Status)
+		}
+		if err := r.recordStatus(ctx, &c, out, applyErr, now); err != nil {
+			return ctrl.Result{}, err
+		}
+		requeue = out.RequeueAfter
 	}
 	if applyErr != nil {
 		return ctrl.Result{}, applyErr
@@ -665,19 +670,25 @@ func servicePortsMatch(have, want []corev1.ServicePort) bool {
 	return true
 }
 
-// recordStatus writes the status decided, or holds it back (statusbatch),
-// and returns when to look again. An apply that failed (other than on a
-// conflict, which only means the cache was behind) is reported as
+// holdStatus keeps the status decided unwritten when the Batcher allows it
+// (statusbatch.Holdable) and the decision was applied, and returns when to
+// look again: the decision's requeue, or when the hold ends.
+func (r *CanaryReconciler) holdStatus(c *v1alpha1.Canary, out engine.Output, applied bool, now time.Time) (time.Duration, bool) {
+	left, ok := r.status.Hold(client.ObjectKeyFromObject(c), c.ResourceVersion, c.Status, out.Status, out, applied, now)
+	if !ok {
+		return 0, false
+	}
+	if out.RequeueAfter > 0 && out.RequeueAfter < left {
+		return out.RequeueAfter, true
+	}
+	return left, true
+}
+
+// recordStatus writes the status decided. An apply that failed (other than
+// on a conflict, which only means the cache was behind) is reported as
 // Ready=False with reason ApplyFailed and the error, and observedGeneration
 // is left where it was: the spec is not in force yet.
-func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary, out engine.Output, applyErr error, now time.Time) (time.Duration, error) {
-	key := client.ObjectKeyFromObject(c)
-	if left, ok := r.status.Hold(key, c.ResourceVersion, c.Status, out.Status, out, applyErr == nil, now); ok {
-		if out.RequeueAfter > 0 && out.RequeueAfter < left {
-			return out.RequeueAfter, nil
-		}
-		return left, nil
-	}
+func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary, out engine.Output, applyErr error, now time.Time) error {
 	st := out.Status
 	if applyErr != nil {
 		st = *st.DeepCopy()
@@ -691,13 +702,13 @@ func (r *CanaryReconciler) recordStatus(ctx context.Context, c *v1alpha1.Canary,
 	}
 	written := c.Status
 	if err := r.writeStatus(ctx, c, st); err != nil {
-		return 0, err
+		return err
 	}
 	// Counted once the status that records it is written (a conflict
 	// repeats the decision).
 	r.observeVerification(c, written, st)
 	r.observeCanary(c, written, st)
-	return out.RequeueAfter, nil
+	return nil
 }
 
 // writeStatus patches the status when it changed; never otherwise.

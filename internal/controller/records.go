@@ -159,6 +159,9 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	if err != nil {
 		return err
 	}
+	// base is the record's status on the apiserver: empty for a record
+	// just created, whose status createRecord fills in.
+	var base *v1alpha1.CanaryRevision
 	if rec == nil {
 		if s.target == nil || s.revision != rev {
 			return nil // the target moved on; nothing to record it from
@@ -166,6 +169,10 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 		if rec, err = r.createRecord(ctx, c, s, rev, &now); err != nil {
 			return err
 		}
+		base = rec.DeepCopy()
+		base.Status = v1alpha1.CanaryRevisionStatus{}
+	} else {
+		base = rec.DeepCopy()
 	}
 	want := rec.Status.DeepCopy()
 	out := outcome(st.Phase)
@@ -184,6 +191,7 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 			if err := r.Client.Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 				return fmt.Errorf("renumber canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)
 			}
+			base = rec.DeepCopy() // as the apiserver answered
 		}
 	}
 	want.Outcome = out
@@ -200,8 +208,12 @@ func (r *CanaryReconciler) syncRecords(ctx context.Context, c *v1alpha1.Canary, 
 	if rec.Status.Outcome == v1alpha1.OutcomeProgressing || rec.Status.Outcome == "" || out == v1alpha1.OutcomeProgressing {
 		want.History, want.CheckRounds = addPoint(want.History, want.CheckRounds, st, now)
 	}
-	if !equality.Semantic.DeepEqual(*want, rec.Status) {
-		patch := client.MergeFrom(rec.DeepCopy())
+	if !equality.Semantic.DeepEqual(*want, base.Status) {
+		// The history is a list a merge patch replaces whole: a record
+		// read from a cache behind our last write would drop that write's
+		// point, so the patch holds the resourceVersion it was made from
+		// and a stale one is refused (and decided again).
+		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 		rec.Status = *want
 		if err := r.Client.Status().Patch(ctx, rec, patch, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return fmt.Errorf("write status of canaryrevision %s/%s: %w", rec.Namespace, rec.Name, err)

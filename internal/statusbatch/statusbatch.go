@@ -8,6 +8,10 @@
 // its route write and two status writes (the router carrying the weight,
 // the step done). A held status is lost with the controller, which only
 // repeats the wait: it records nothing the cluster does not show again.
+// Progress told only in words (a Deployment rolling: "canary 0/1
+// available") is held the same way, so a release writes its status when
+// something other than a message changes, or when the words have stood
+// for the hold's limit.
 //
 // The package also remembers which resourceVersion each of our own status
 // writes replaced, so that a reconcile of a cached Canary that predates
@@ -21,6 +25,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -55,19 +60,52 @@ type entry struct {
 }
 
 // Holdable says whether next may stay unwritten, given written (the status
-// on the apiserver) and the decision out: the decision only waits for its
-// router to carry a weight (engine.Output.RouteInFlight), records no
-// Event, and changes none of what other parts act on (the phase stays
-// Progressing, the revisions, check rounds and handled request are those
-// written). Check rounds are submitted and requests handled from the
-// status; holding a change to them could repeat either.
+// on the apiserver) and the decision out, which records no Event. Two
+// kinds of change are held:
+//
+//   - a weight step waiting for its router to carry the weight
+//     (engine.Output.RouteInFlight), changing none of what other parts act
+//     on (the phase stays Progressing, the revisions, check rounds and
+//     handled request are those written: check rounds are submitted and
+//     requests handled from the status, and holding a change to them could
+//     repeat either);
+//   - progress told in words only: next differs from written in
+//     status.message and the conditions' messages alone ("canary 0/1
+//     available", "1 old replicas still running"), as a Deployment rolls.
+//     Each such change would be a write; the words the Canary settles on
+//     are written once they stand for the hold's limit, or with the next
+//     change that must be written.
 func Holdable(written, next v1alpha1.CanaryStatus, out engine.Output) bool {
-	return out.RouteInFlight && len(out.Events) == 0 &&
+	if len(out.Events) > 0 || equality.Semantic.DeepEqual(written, next) {
+		return false
+	}
+	if out.RouteInFlight &&
 		written.Phase == v1alpha1.PhaseProgressing && next.Phase == v1alpha1.PhaseProgressing &&
 		next.CanaryRevision == written.CanaryRevision && next.StableRevision == written.StableRevision &&
 		next.CheckRound == written.CheckRound && next.FailedChecks == written.FailedChecks &&
-		next.LastHandledRequest == written.LastHandledRequest &&
-		!equality.Semantic.DeepEqual(written, next)
+		next.LastHandledRequest == written.LastHandledRequest {
+		return true
+	}
+	return onlyWords(written, next)
+}
+
+// onlyWords says whether next and written differ in messages alone: the
+// status's and its conditions' (each condition of the same type, status
+// and reason).
+func onlyWords(written, next v1alpha1.CanaryStatus) bool {
+	if len(written.Conditions) != len(next.Conditions) {
+		return false
+	}
+	n := next
+	n.Message = written.Message
+	n.Conditions = make([]metav1.Condition, len(next.Conditions))
+	for i, c := range next.Conditions {
+		if w := written.Conditions[i]; w.Type == c.Type {
+			c.Message = w.Message
+		}
+		n.Conditions[i] = c
+	}
+	return equality.Semantic.DeepEqual(written, n)
 }
 
 // Stale says whether a Canary read at resourceVersion rv predates our own

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -50,6 +51,83 @@ func TestHoldable(t *testing.T) {
 				t.Errorf("Holdable = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// rolling is a Canary waiting for its canary Deployment to roll: the
+// status written, and the next one, whose words alone differ.
+func rolling(phase v1alpha1.CanaryPhase) (written, next v1alpha1.CanaryStatus, out engine.Output) {
+	cond := func(typ string, status metav1.ConditionStatus, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: status, Reason: "WaitingForCanary", Message: msg}
+	}
+	words := func(msg string) v1alpha1.CanaryStatus {
+		return v1alpha1.CanaryStatus{
+			Phase: phase, Reason: "WaitingForCanary", Message: msg, CanaryRevision: "r2", StableRevision: "r1",
+			Conditions: []metav1.Condition{
+				cond(v1alpha1.ConditionReady, metav1.ConditionUnknown, msg),
+				cond(v1alpha1.ConditionProgressing, metav1.ConditionTrue, msg),
+				{Type: v1alpha1.ConditionStalled, Status: metav1.ConditionFalse, Reason: "NotStalled"},
+			},
+		}
+	}
+	written, next = words("canary 0/2 available"), words("canary 1/2 available")
+	return written, next, engine.Output{Status: next}
+}
+
+func TestHoldableWords(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(written, next *v1alpha1.CanaryStatus, out *engine.Output)
+		want   bool
+	}{
+		{"only the words change", func(_, _ *v1alpha1.CanaryStatus, _ *engine.Output) {}, true},
+		{"the reason changes", func(_, n *v1alpha1.CanaryStatus, _ *engine.Output) { n.Reason = "PauseStep" }, false},
+		{"a condition's reason changes", func(_, n *v1alpha1.CanaryStatus, _ *engine.Output) { n.Conditions[1].Reason = "PauseStep" }, false},
+		{"a condition's status changes", func(_, n *v1alpha1.CanaryStatus, _ *engine.Output) {
+			n.Conditions[0].Status = metav1.ConditionTrue
+		}, false},
+		{"a condition more", func(_, n *v1alpha1.CanaryStatus, _ *engine.Output) {
+			n.Conditions = append(n.Conditions, metav1.Condition{Type: v1alpha1.ConditionDrifted})
+		}, false},
+		{"the weight changes too", func(_, n *v1alpha1.CanaryStatus, _ *engine.Output) { n.CanaryWeight = 10 }, false},
+		{"with an Event", func(_, _ *v1alpha1.CanaryStatus, o *engine.Output) { o.Events = []engine.Event{{Reason: "X"}} }, false},
+		{"nothing changed", func(w, n *v1alpha1.CanaryStatus, _ *engine.Output) { *n = *w.DeepCopy() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, phase := range []v1alpha1.CanaryPhase{v1alpha1.PhaseInitializing, v1alpha1.PhaseProgressing, v1alpha1.PhasePromoting} {
+				w, n, out := rolling(phase)
+				tc.change(&w, &n, &out)
+				if got := statusbatch.Holdable(w, n, out); got != tc.want {
+					t.Errorf("%s: Holdable = %v, want %v", phase, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// Words held stand in for the written status at the next decision, and
+// are written once they stood for the limit.
+func TestBatcherHoldsWordsUntilTheLimit(t *testing.T) {
+	b := &statusbatch.Batcher{Limit: 8 * time.Second}
+	written, next, out := rolling(v1alpha1.PhasePromoting)
+	t0 := time.Unix(1000, 0)
+	left, ok := b.Hold(key, "5", written, next, out, true, t0)
+	if !ok || left != 8*time.Second {
+		t.Fatalf("Hold = %s, %v; want 8s, true", left, ok)
+	}
+	if got := b.Start(key, "5", written); got.Message != "canary 1/2 available" {
+		t.Errorf("Start = %q, want the words held", got.Message)
+	}
+	later := *next.DeepCopy()
+	later.Message = "canary 2/2 available"
+	if left, ok = b.Hold(key, "5", written, later, engine.Output{Status: later}, true, t0.Add(3*time.Second)); !ok || left != 5*time.Second {
+		t.Errorf("Hold 3 s later = %s, %v; want 5s, true (the limit counts from the first words held)", left, ok)
+	}
+	if _, ok = b.Hold(key, "5", written, later, engine.Output{Status: later}, true, t0.Add(8*time.Second)); ok {
+		t.Error("words held past the limit: they must be written")
+	}
+	if got := b.Start(key, "5", written); got.Message != written.Message {
+		t.Errorf("after the limit Start = %q, want the written status", got.Message)
 	}
 }
 

@@ -137,37 +137,53 @@ func peers(instance string) map[string]peer {
 		argoSteps = append(argoSteps, map[string]any{"setWeight": int64(w)}, map[string]any{"pause": map[string]any{"duration": comparePause.String()}})
 		flaggerWeights = append(flaggerWeights, int64(w))
 	}
-	return map[string]peer{
-		"sluice": {
-			name: "Sluice (this commit)", user: "sluice",
-			crds: func(_ *testing.T, root string) []string {
-				files, _ := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
-				return files
-			},
-			start: func(t *testing.T, root, kubeconfig string) *exec.Cmd {
-				bin := filepath.Join(t.TempDir(), "sluice")
-				if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "sluice")).CombinedOutput(); err != nil {
-					t.Fatalf("build sluice: %v\n%s", err, out)
-				}
-				return exec.Command(bin, "--kubeconfig", kubeconfig, "--instance-id", instance,
-					"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
-			},
-			kind:  v1alpha1.GroupVersion.WithKind("Canary"),
-			route: traefikService,
-			objects: func(ns, name string) []client.Object {
-				c := &v1alpha1.Canary{
-					TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Canary"},
-					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{controller.InstanceLabel: instance}},
-					Spec: v1alpha1.CanarySpec{
-						TargetRef: v1alpha1.TargetRef{Name: name}, Service: v1alpha1.ServiceSpec{Port: 80},
-						Router:   v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}},
-						Strategy: v1alpha1.Strategy{Steps: steps},
-					},
-				}
-				return []client.Object{deploymentFor(ns, name), c}
-			},
-			settled: succeeded,
+	sluice := peer{
+		name: "Sluice (this commit)", user: "sluice",
+		crds: func(_ *testing.T, root string) []string {
+			files, _ := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+			return files
 		},
+		start: func(t *testing.T, root, kubeconfig string) *exec.Cmd {
+			bin := filepath.Join(t.TempDir(), "sluice")
+			build := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
+			build.Dir = root
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("build sluice: %v\n%s", err, out)
+			}
+			return exec.Command(bin, "--kubeconfig", kubeconfig, "--instance-id", instance,
+				"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+		},
+		kind:  v1alpha1.GroupVersion.WithKind("Canary"),
+		route: traefikService,
+		objects: func(ns, name string) []client.Object {
+			c := &v1alpha1.Canary{
+				TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Canary"},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{controller.InstanceLabel: instance}},
+				Spec: v1alpha1.CanarySpec{
+					TargetRef: v1alpha1.TargetRef{Name: name}, Service: v1alpha1.ServiceSpec{Port: 80},
+					Router:   v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}},
+					Strategy: v1alpha1.Strategy{Steps: steps},
+				},
+			}
+			return []client.Object{deploymentFor(ns, name), c}
+		},
+		settled: succeeded,
+	}
+	// sluice-base is Sluice built from another commit
+	// (SLUICE_COMPARE_BASE), with that commit's CRDs: the same work before
+	// and after a change, in one `make bench-compare`.
+	base := sluice
+	base.name = "Sluice at " + os.Getenv("SLUICE_COMPARE_BASE")
+	base.crds = func(t *testing.T, root string) []string {
+		files, _ := filepath.Glob(filepath.Join(baseTree(t, root), "config", "crd", "bases", "*.yaml"))
+		return files
+	}
+	base.start = func(t *testing.T, root, kubeconfig string) *exec.Cmd {
+		return sluice.start(t, baseTree(t, root), kubeconfig)
+	}
+	return map[string]peer{
+		"sluice":      sluice,
+		"sluice-base": base,
 		"flagger": {
 			name: "Flagger v1.41.0", user: "flagger",
 			crds: func(t *testing.T, root string) []string { return peerCRDs(t, root, "flagger") },
@@ -231,6 +247,45 @@ func peers(instance string) map[string]peer {
 			},
 		},
 	}
+}
+
+// baseTree is the tree of commit SLUICE_COMPARE_BASE, extracted once per
+// test binary into a git-ignored folder of the repository (so its build
+// shares the module cache and build cache).
+func baseTree(t *testing.T, root string) string {
+	ref := os.Getenv("SLUICE_COMPARE_BASE")
+	if ref == "" {
+		t.Fatal("sluice-base needs SLUICE_COMPARE_BASE: the commit to compare this one with")
+	}
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--verify", ref+"^{commit}").Output()
+	if err != nil {
+		t.Fatalf("SLUICE_COMPARE_BASE=%s: not a commit: %v", ref, err)
+	}
+	commit := strings.TrimSpace(string(out))
+	dir := filepath.Join(root, "bin", "compare-base", commit)
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		return dir
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := exec.Command("git", "-C", root, "archive", commit)
+	untar := exec.Command("tar", "-x", "-C", dir)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	untar.Stdin = pipe
+	if err := untar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.Run(); err != nil {
+		t.Fatalf("git archive %s: %v", commit, err)
+	}
+	if err := untar.Wait(); err != nil {
+		t.Fatalf("untar %s: %v", commit, err)
+	}
+	return dir
 }
 
 // peerRecorder watches the tool's objects and its TraefikServices: each
@@ -493,7 +548,11 @@ func TestCompare(t *testing.T) {
 	set := readSettings(t)
 	// Every tool's CRDs in every run: the apiserver serves the same.
 	var files []string
-	for _, q := range peers(instance) {
+	for tool, q := range peers(instance) {
+		// Sluice's CRDs once: those of the build that runs.
+		if (tool == "sluice-base" && name != tool) || (tool == "sluice" && name == "sluice-base") {
+			continue
+		}
 		files = append(files, q.crds(t, c.Root)...)
 	}
 	if err := c.InstallCRDFiles(files); err != nil {
@@ -731,7 +790,7 @@ func TestCompareReport(t *testing.T) {
 	}
 	set := readSettings(t)
 	results := map[string][]compareRow{}
-	for _, tool := range []string{"sluice", "flagger", "argo-rollouts"} {
+	for _, tool := range []string{"sluice", "sluice-base", "flagger", "argo-rollouts"} {
 		b, err := os.ReadFile(filepath.Join(set.out, "compare-"+tool+".json"))
 		if err != nil {
 			t.Logf("no results of %s: %v", tool, err)
@@ -762,7 +821,7 @@ func TestCompareReport(t *testing.T) {
 			return nil
 		}
 		s := row("sluice")
-		tools := []string{"sluice", "flagger", "argo-rollouts"}
+		tools := []string{"sluice", "sluice-base", "flagger", "argo-rollouts"}
 		fmt.Printf("\n%d apps, %d released at once:\n\n|  |", n, max(1, int(math.Round(float64(n)*set.progress))))
 		for _, tool := range tools {
 			if r := row(tool); r != nil {
@@ -811,6 +870,9 @@ func TestCompareReport(t *testing.T) {
 		line("wave: controller CPU, s", "%.1f", func(r *compareRow) float64 { return r.WaveCPU })
 		line("wave: apiserver requests per release", "%.1f", func(r *compareRow) float64 { return r.WaveRequests / float64(max(r.Released, 1)) })
 		line("wave: apiserver CPU, s", "%.1f", func(r *compareRow) float64 { return r.APIServerCPU })
+		line("wave: apiserver CPU per weight step, ms", "%.1f", func(r *compareRow) float64 {
+			return 1000 * r.APIServerCPU / float64(max(r.Released, 1)*len(compareWeights))
+		})
 		for _, tool := range tools {
 			r := row(tool)
 			if r == nil {
