@@ -55,6 +55,20 @@ bench-scale: deps ## scale benchmark: N Canaries on one controller, idle and rel
 	  $(BENCH_CLUSTER) bash hack/cluster.sh up --api-port 17443 --etcd-port 13379 --nodes 1 --controllers='$(BENCH_CONTROLLERS)' --apiserver-profiling; \
 	  $(BENCH_CLUSTER) SLUICE_BENCH=1 $(GO) test -count=1 -timeout 120m -run TestScale -v ./test/scale | grep --line-buffered -v '^=== RUN'
 
+# The chaos run: releases under faults drawn from a seed, on a local
+# control plane of its own (state in .local-chaos, other ports), since it
+# kills that apiserver. SLUICE_CHAOS_SEED replays a run,
+# SLUICE_CHAOS_ROUND one round of it; SLUICE_CHAOS_ROUNDS and
+# SLUICE_CHAOS_APPS size it (docs/chaos.md).
+CHAOS_CLUSTER := SLUICE_LOCAL_DIR=$(CURDIR)/.local-chaos
+
+.PHONY: chaos
+chaos: deps ## releases under killed controllers and leaders, a killed apiserver and route conflict storms, invariants checked all along (SLUICE_CHAOS_SEED, SLUICE_CHAOS_ROUNDS, SLUICE_CHAOS_APPS)
+	$(CHAOS_CLUSTER) bash hack/cluster.sh down >/dev/null
+	trap '$(CHAOS_CLUSTER) bash hack/cluster.sh down >/dev/null' EXIT; \
+	  $(CHAOS_CLUSTER) bash hack/cluster.sh up --api-port 18443 --etcd-port 14379 --nodes 1 || exit 1; \
+	  $(CHAOS_CLUSTER) SLUICE_CHAOS=1 SLUICE_CHAOS_APISERVER=1 $(GO) test -count=1 -timeout 600m -run TestChaos -v ./test/chaos | grep --line-buffered -v '^=== RUN'
+
 # The peer benchmark: Sluice, Flagger and Argo Rollouts (built from their
 # modules by hack/peers.sh), each alone on a fresh bench cluster whose
 # audit log attributes each tool's apiserver requests, then one report.

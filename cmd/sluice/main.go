@@ -29,6 +29,9 @@ func main() {
 	flag.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&cfg.leaderElect, "leader-elect", false, "elect a leader with a Lease so that only one replica acts")
 	flag.StringVar(&cfg.leaderElectNS, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's namespace)")
+	flag.DurationVar(&cfg.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking the Lease: a leader that dies without giving it up is replaced after about this long (docs/chaos.md)")
+	flag.DurationVar(&cfg.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew the Lease before it stops acting (and exits); shorter than the lease duration")
+	flag.DurationVar(&cfg.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often replicas try to take or renew the Lease")
 	flag.IntVar(&cfg.workers, "workers", 16, "Canaries reconciled concurrently (docs/performance.md: how the default was chosen)")
 	flag.Float64Var(&cfg.qps, "kube-api-qps", 300, "client-side rate limit to the apiserver (requests/s)")
 	flag.IntVar(&cfg.burst, "kube-api-burst", 600, "client-side burst to the apiserver")
@@ -91,6 +94,9 @@ type config struct {
 	metricsAddr, probeAddr string
 	leaderElect            bool
 	leaderElectNS          string
+	leaseDuration          time.Duration
+	renewDeadline          time.Duration
+	retryPeriod            time.Duration
 	workers                int
 	qps                    float64
 	burst                  int
@@ -137,6 +143,9 @@ func run(c config) error {
 			LeaderElection:          leaderElect,
 			LeaderElectionID:        leaderID,
 			LeaderElectionNamespace: leaderElectNS,
+			LeaseDuration:           &c.leaseDuration,
+			RenewDeadline:           &c.renewDeadline,
+			RetryPeriod:             &c.retryPeriod,
 			// A stopping leader gives the Lease up at once, so a standby
 			// takes over in seconds instead of waiting for the Lease to
 			// expire.

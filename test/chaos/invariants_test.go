@@ -1,0 +1,298 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// The invariants, checked at every route and Deployment change the watch
+// delivers and every sampleEvery:
+//
+//  1. no traffic on a copy that is not Ready: a canary share above 0
+//     needs an available canary (never for a bad release, whose pods
+//     never become Ready), a share under 100 an available primary;
+//  2. the canary's share never moves backwards, except to 0 (a rollback,
+//     or the end of a promotion);
+//  3. the primary's template never changes while it carries traffic.
+//
+// The watch may deliver a Deployment's change after a route's that the
+// controller decided on later, so a suspicion of (1) for a good release is
+// a violation only when it still holds, read straight from the apiserver,
+// confirmGrace later.
+const (
+	sampleEvery  = 150 * time.Millisecond
+	confirmGrace = time.Second
+)
+
+type watcher struct {
+	t  *testing.T
+	cl client.Client
+	ns string
+
+	mu         sync.Mutex
+	rels       map[string]release
+	share      map[string]int32
+	deploys    map[string]*appsv1.Deployment
+	suspect    map[string]time.Time // app -> when (1) first looked broken
+	violations []string
+	storms     sync.WaitGroup
+	took       []time.Duration
+	// seen counts what the watch checked: route changes, primary
+	// template changes and samples.
+	routeChanges, primaryChanges, samples int
+}
+
+func newWatcher(t *testing.T, cl client.Client, ns string) *watcher {
+	return &watcher{t: t, cl: cl, ns: ns, rels: map[string]release{}, share: map[string]int32{},
+		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}}
+}
+
+func startWatch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme, ns string) *watcher {
+	t.Helper()
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWatcher(t, cl, ns)
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { w.storms.Wait(); cancel() })
+	handle := func(obj client.Object, on func(o any)) {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handle(&appsv1.Deployment{}, w.onDeployment)
+	route := &unstructured.Unstructured{}
+	route.SetAPIVersion("traefik.io/v1alpha1")
+	route.SetKind("TraefikService")
+	handle(route, w.onRoute)
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("the chaos watch did not sync")
+	}
+	go func() {
+		tick := time.NewTicker(sampleEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				w.sample()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watcher) violate(format string, args ...any) {
+	// w.mu is held.
+	w.violations = append(w.violations, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+}
+
+func available(d *appsv1.Deployment) bool {
+	return d != nil && d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas > 0
+}
+
+func (w *watcher) onRoute(o any) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	services, found, _ := unstructured.NestedSlice(u.Object, "spec", "weighted", "services")
+	if !found {
+		return
+	}
+	app := u.GetName()
+	share := canaryShare(services, app+"-canary")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prev, seen := w.share[app]
+	w.share[app] = share
+	if !seen || prev == share {
+		return
+	}
+	w.routeChanges++
+	if share < prev && share != 0 {
+		w.violate("%s: the canary's share moved back from %d%% to %d%%", app, prev, share)
+	}
+	w.checkReady(app, share)
+}
+
+func (w *watcher) onDeployment(o any) {
+	d, ok := o.(*appsv1.Deployment)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.deploys[d.Name]
+	w.deploys[d.Name] = d
+	if app, ok := strings.CutSuffix(d.Name, "-primary"); ok && old != nil &&
+		!equality.Semantic.DeepEqual(old.Spec.Template, d.Spec.Template) {
+		w.primaryChanges++
+		if s := w.share[app]; s != 100 {
+			w.violate("%s: the primary's template changed while it carried %d%% of the traffic", app, 100-s)
+		}
+	}
+}
+
+// checkReady looks at invariant (1) for app with the canary's share; w.mu
+// is held.
+func (w *watcher) checkReady(app string, share int32) {
+	rel, releasing := w.rels[app]
+	if !releasing {
+		// Outside a release (the apps' initialisation) the route may point
+		// at a primary still starting: nothing was moved there.
+		delete(w.suspect, app)
+		return
+	}
+	target := w.deploys[app]
+	if share > 0 && rel.bad && target != nil && target.Spec.Template.Annotations[testenv.NeverReadyAnnotation] != "" {
+		w.violate("%s: %d%% of the traffic on a canary whose pods never become Ready", app, share)
+		return
+	}
+	broken := (share > 0 && !available(target)) || (share < 100 && !available(w.deploys[app+"-primary"]))
+	if !broken {
+		delete(w.suspect, app)
+		return
+	}
+	if _, ok := w.suspect[app]; !ok {
+		w.suspect[app] = time.Now()
+	}
+}
+
+// sample re-checks every app; suspicions older than confirmGrace are
+// confirmed (or cleared) from the apiserver itself.
+func (w *watcher) sample() {
+	w.mu.Lock()
+	w.samples++
+	var confirm []string
+	for app, share := range w.share {
+		w.checkReady(app, share)
+		if since, ok := w.suspect[app]; ok && time.Since(since) > confirmGrace {
+			confirm = append(confirm, app)
+		}
+	}
+	w.mu.Unlock()
+	for _, app := range confirm {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var target, primary appsv1.Deployment
+		route := &unstructured.Unstructured{}
+		route.SetAPIVersion("traefik.io/v1alpha1")
+		route.SetKind("TraefikService")
+		err := w.cl.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: app}, route)
+		if err == nil {
+			err = w.cl.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: app}, &target)
+		}
+		if err == nil {
+			err = w.cl.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: app + "-primary"}, &primary)
+		}
+		cancel()
+		if err != nil {
+			continue // the apiserver may be restarting: look again later
+		}
+		services, _, _ := unstructured.NestedSlice(route.Object, "spec", "weighted", "services")
+		share := canaryShare(services, app+"-canary")
+		w.mu.Lock()
+		switch {
+		case share > 0 && !available(&target):
+			w.violate("%s: %d%% of the traffic on the canary for over %s while it has no available pod", app, share, confirmGrace)
+		case share < 100 && !available(&primary):
+			w.violate("%s: %d%% of the traffic on the primary for over %s while it has no available pod", app, 100-share, confirmGrace)
+		}
+		delete(w.suspect, app)
+		w.mu.Unlock()
+	}
+}
+
+// canaryShare is the percentage of a TraefikService's weight on the
+// canary's Service.
+func canaryShare(services []any, canary string) int32 {
+	var total, c int64
+	for _, x := range services {
+		e, _ := x.(map[string]any)
+		wt, ok := e["weight"].(int64)
+		if !ok {
+			wt = 1
+		}
+		total += wt
+		if e["name"] == canary {
+			c += wt
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return int32(c * 100 / total)
+}
+
+// begin starts a round's releases.
+func (w *watcher) begin(rels []release) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range rels {
+		w.rels[r.app] = r
+	}
+}
+
+// end ends the round: its storms are over, and it returns the violations
+// seen since begin and what the watch checked.
+func (w *watcher) end() (violations []string, checked string) {
+	w.storms.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := w.violations
+	checked = fmt.Sprintf("%d route changes, %d primary template changes, %d samples", w.routeChanges, w.primaryChanges, w.samples)
+	w.routeChanges, w.primaryChanges, w.samples = 0, 0, 0
+	w.violations = nil
+	w.rels = map[string]release{}
+	return v, checked
+}
+
+func (w *watcher) ended(app string, took time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.rels, app)
+	w.took = append(w.took, took)
+}
+
+func (w *watcher) canaryShare(app string) int32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.share[app]
+}
+
+// storm runs f for d in the background; the round waits for it to end.
+func (w *watcher) storm(f func(ctx context.Context), d time.Duration) {
+	w.storms.Add(1)
+	go func() {
+		defer w.storms.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		f(ctx)
+	}()
+}
