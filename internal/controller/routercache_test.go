@@ -76,7 +76,7 @@ spec:
 		if err != nil {
 			return err
 		}
-		if share := canaryShareOf(routeServices(u), "wtc-canary"); share != 50 {
+		if share := testenv.Share(routeServices(u), "weight", "wtc-canary"); share != 50 {
 			return fmt.Errorf("share %d", share)
 		}
 		paused = u

@@ -32,26 +32,6 @@ func traefikObject(ctx context.Context, cl client.Client, kind, ns, name string)
 	return u, err
 }
 
-// canaryShareOf is the canary Service's percent of a services list.
-func canaryShareOf(services []any, canarySvc string) int32 {
-	var total, canary int64
-	for _, s := range services {
-		e := s.(map[string]any)
-		w := int64(1)
-		if v, ok := e["weight"].(int64); ok {
-			w = v
-		}
-		total += w
-		if e["name"] == canarySvc {
-			canary += w
-		}
-	}
-	if total == 0 {
-		return 0
-	}
-	return int32(canary * 100 / total)
-}
-
 // recordTraefik records the canary shares a Traefik object walks (see
 // recordShares).
 func recordTraefik(t *testing.T, kind, ns, name string, services func(*unstructured.Unstructured) []any, canarySvc string) *stateRecorder[int32] {
@@ -68,7 +48,7 @@ func recordTraefik(t *testing.T, kind, ns, name string, services func(*unstructu
 		if !ok {
 			return 0, false
 		}
-		return canaryShareOf(services(u), canarySvc), true
+		return testenv.Share(services(u), "weight", canarySvc), true
 	})
 }
 
@@ -194,7 +174,7 @@ spec:
 		if err != nil {
 			return err
 		}
-		if share := canaryShareOf(routeServices(u), "irt-canary"); share != 25 {
+		if share := testenv.Share(routeServices(u), "weight", "irt-canary"); share != 25 {
 			return fmt.Errorf("share %d", share)
 		}
 		return nil

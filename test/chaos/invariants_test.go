@@ -127,7 +127,7 @@ func (w *watcher) onRoute(o any) {
 		return
 	}
 	app := u.GetName()
-	share := canaryShare(services, app+"-canary")
+	share := testenv.Share(services, "weight", app+"-canary")
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	prev, seen := w.share[app]
@@ -216,7 +216,7 @@ func (w *watcher) sample() {
 			continue // the apiserver may be restarting: look again later
 		}
 		services, _, _ := unstructured.NestedSlice(route.Object, "spec", "weighted", "services")
-		share := canaryShare(services, app+"-canary")
+		share := testenv.Share(services, "weight", app+"-canary")
 		w.mu.Lock()
 		switch {
 		case share > 0 && !available(&target):
@@ -227,27 +227,6 @@ func (w *watcher) sample() {
 		delete(w.suspect, app)
 		w.mu.Unlock()
 	}
-}
-
-// canaryShare is the percentage of a TraefikService's weight on the
-// canary's Service.
-func canaryShare(services []any, canary string) int32 {
-	var total, c int64
-	for _, x := range services {
-		e, _ := x.(map[string]any)
-		wt, ok := e["weight"].(int64)
-		if !ok {
-			wt = 1
-		}
-		total += wt
-		if e["name"] == canary {
-			c += wt
-		}
-	}
-	if total == 0 {
-		return 0
-	}
-	return int32(c * 100 / total)
 }
 
 // begin starts a round's releases.

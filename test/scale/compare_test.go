@@ -346,7 +346,7 @@ func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecord
 		if !found {
 			return
 		}
-		share := shareOf(s, "weight", u.GetName()+"-canary")
+		share := testenv.Share(s, "weight", u.GetName()+"-canary")
 		key := client.ObjectKeyFromObject(u)
 		r.mu.Lock()
 		defer r.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/router/consul"
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // benchRouter is how the bench drives one router (SLUICE_BENCH_ROUTER):
@@ -64,7 +65,7 @@ func benchRouters() map[string]benchRouter {
 					return 0, false
 				}
 				refs, _ := rules[len(rules)-1].(map[string]any)["backendRefs"].([]any)
-				return shareOf(refs, "weight", canary+"-canary"), true
+				return testenv.Share(refs, "weight", canary+"-canary"), true
 			},
 		},
 		"traefik": {
@@ -76,7 +77,7 @@ func benchRouters() map[string]benchRouter {
 			canaryOf: sameName,
 			share: func(u *unstructured.Unstructured, canary string) (int32, bool) {
 				s, ok, _ := unstructured.NestedSlice(u.Object, "spec", "weighted", "services")
-				return shareOf(s, "weight", canary+"-canary"), ok
+				return testenv.Share(s, "weight", canary+"-canary"), ok
 			},
 		},
 		"traefik-ingressroute": {
@@ -103,7 +104,7 @@ func benchRouters() map[string]benchRouter {
 					return 0, false
 				}
 				s, _ := routes[0].(map[string]any)["services"].([]any)
-				return shareOf(s, "weight", canary+"-canary"), true
+				return testenv.Share(s, "weight", canary+"-canary"), true
 			},
 		},
 		"consul": {
@@ -121,7 +122,7 @@ func benchRouters() map[string]benchRouter {
 				var total, canary float64
 				for _, x := range s {
 					e, _ := x.(map[string]any)
-					w := number(e["weight"])
+					w := testenv.Number(e["weight"])
 					total += w
 					if e["serviceSubset"] == "canary" {
 						canary += w
@@ -179,35 +180,4 @@ func benchRouterFrom() (benchRouter, error) {
 		return benchRouter{}, fmt.Errorf("SLUICE_BENCH_ROUTER %q: want one of %s", name, strings.Join(names, ", "))
 	}
 	return r, nil
-}
-
-// shareOf is the percent of a weighted list's entries named canarySvc
-// (an entry without a weight counts 1).
-func shareOf(entries []any, weightField, canarySvc string) int32 {
-	var total, canary float64
-	for _, x := range entries {
-		e, _ := x.(map[string]any)
-		w := 1.0
-		if v, ok := e[weightField]; ok {
-			w = number(v)
-		}
-		total += w
-		if e["name"] == canarySvc {
-			canary += w
-		}
-	}
-	if total == 0 {
-		return 0
-	}
-	return int32(canary * 100 / total)
-}
-
-func number(v any) float64 {
-	switch n := v.(type) {
-	case int64:
-		return float64(n)
-	case float64:
-		return n
-	}
-	return 0
 }
