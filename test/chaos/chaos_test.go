@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,6 +479,8 @@ func (cs *controllers) start(name string) {
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
 		"--route-settle", routeSettle.String(), "--workers", "4")
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("SLUICE_CHAOS_FLAGS"))...)
+	// Gone with the test binary, even when it dies without its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		cs.t.Fatalf("start controller %s: %v", name, err)
