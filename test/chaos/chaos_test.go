@@ -356,7 +356,7 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher)
 			if !rel.bad && c.Status.StableRevision != c.Status.CanaryRevision {
 				t.Errorf("%s round %d: Succeeded with stable %s, canary %s", rel.app, rel.round, c.Status.StableRevision, c.Status.CanaryRevision)
 			}
-			w.ended(rel.app, time.Since(rel.started))
+			w.ended(rel.app)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -276,23 +276,6 @@ func metricSum(addr, prefix string) (float64, error) {
 // leads says whether the controller serving metrics at addr holds the
 // leader lease.
 func leads(addr string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "leader_election_master_status{") && strings.HasSuffix(l, " 1") {
-			return true
-		}
-	}
-	return false
+	n, err := metricSum(addr, "leader_election_master_status{")
+	return err == nil && n > 0
 }

@@ -51,7 +51,6 @@ type watcher struct {
 	suspect    map[string]time.Time // app -> when (1) first looked broken
 	violations []string
 	storms     sync.WaitGroup
-	took       []time.Duration
 	// seen counts what the watch checked: route changes, primary
 	// template changes and samples.
 	routeChanges, primaryChanges, samples int
@@ -252,11 +251,11 @@ func (w *watcher) end() (violations []string, checked string) {
 	return v, checked
 }
 
-func (w *watcher) ended(app string, took time.Duration) {
+// ended marks app's release of the round as over.
+func (w *watcher) ended(app string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.rels, app)
-	w.took = append(w.took, took)
 }
 
 func (w *watcher) canaryShare(app string) int32 {
