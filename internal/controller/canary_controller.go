@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -80,6 +81,11 @@ type CanaryReconciler struct {
 	// watches starts the watches of a router's kinds when a Canary first
 	// uses it.
 	watches *routerWatches
+	// acting is when this process first reconciled (Unix nanoseconds, 0
+	// before): the controller reconciles only once it holds the lease,
+	// and a lost lease ends the process, so it is when this leader
+	// started to act (engine.Input.ActingSince).
+	acting atomic.Int64
 }
 
 // DefaultRouteSettle is --route-settle's default. A router reads back what
@@ -136,7 +142,8 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	now := r.now()
-	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: now})
+	r.acting.CompareAndSwap(0, now.UnixNano())
+	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: now, ActingSince: time.Unix(0, r.acting.Load())})
 	// Rounds and webhooks see the status just decided (their payload's
 	// phase, weight and step).
 	next := c.DeepCopy()

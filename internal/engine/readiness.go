@@ -116,9 +116,11 @@ func (d *decider) startWaiting(reason string) {
 	}
 }
 
-func (d *decider) checkDeadline(waitingFor string) {
+// checkDeadline rolls the release back once the progress deadline has
+// passed; state says what it was still waiting for.
+func (d *decider) checkDeadline(state string) {
 	if d.deadlinePassed() {
-		d.rollback(v1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf("no progress for %s while waiting for %s", d.deadline(), waitingFor))
+		d.rollback(v1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf("no progress for %s: %s", d.deadline(), state))
 		return
 	}
 	d.requeue(d.deadlineLeft())
@@ -141,9 +143,16 @@ func (d *decider) stallPastDeadline(reason, msg string) {
 
 func (d *decider) deadlinePassed() bool { return d.deadlineLeft() <= 0 }
 
+// deadlineLeft is the time left before the progress deadline: from the
+// last progress, or from when this controller started acting if that is
+// later (an outage of the controller is not charged to the release).
 func (d *decider) deadlineLeft() time.Duration {
 	if d.st.LastProgressTime == nil {
 		return d.deadline()
 	}
-	return d.st.LastProgressTime.Add(d.deadline()).Sub(d.now.Time)
+	from := d.st.LastProgressTime.Time
+	if a := d.in.ActingSince.Truncate(time.Second); a.After(from) {
+		from = a
+	}
+	return from.Add(d.deadline()).Sub(d.now.Time)
 }

@@ -128,7 +128,7 @@ func (d *decider) blockedHold() bool {
 	d.stall(d.obs.BlockedReason, d.obs.Blocked)
 	d.requeue(BlockedRecheckInterval) // what it names may not be watched
 	if !d.c.Spec.Paused {
-		d.checkDeadline("the configuration to be fixed: " + d.obs.Blocked)
+		d.checkDeadline("waiting for the configuration to be fixed: " + d.obs.Blocked)
 	}
 	return true
 }

@@ -208,6 +208,12 @@ type Input struct {
 	Canary *v1alpha1.Canary
 	Obs    Observations
 	Now    time.Time
+	// ActingSince is when the controller deciding started to act: its
+	// process's first decision, after it took the lease. Time before it
+	// (a killed controller, a lease that had to expire) is no release's
+	// fault, so the progress deadline counts from it at the earliest.
+	// Zero for none.
+	ActingSince time.Time
 }
 
 // Output is what Decide returns.
