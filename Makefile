@@ -63,7 +63,7 @@ bench-scale: deps ## scale benchmark: N Canaries on one controller, idle and rel
 CHAOS_CLUSTER := SLUICE_LOCAL_DIR=$(CURDIR)/.local-chaos
 
 .PHONY: chaos
-chaos: deps ## releases under killed controllers and leaders, a killed apiserver and route conflict storms, invariants checked all along (SLUICE_CHAOS_SEED, SLUICE_CHAOS_ROUNDS, SLUICE_CHAOS_APPS)
+chaos: deps harness ## releases under killed controllers and leaders, a killed apiserver, route conflict storms, a dead metric provider, failing webhooks and canaries turning not-Ready, invariants checked all along (SLUICE_CHAOS_SEED, _ROUNDS, _APPS, _ROUND, _TRAFFIC)
 	$(CHAOS_CLUSTER) bash hack/cluster.sh down >/dev/null
 	trap '$(CHAOS_CLUSTER) bash hack/cluster.sh down >/dev/null' EXIT; \
 	  $(CHAOS_CLUSTER) bash hack/cluster.sh up --api-port 18443 --etcd-port 14379 --nodes 1 || exit 1; \

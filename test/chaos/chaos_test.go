@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,13 +55,16 @@ type settings struct {
 	apiserver bool
 	// badShare is the share of releases whose pods never become Ready.
 	badShare float64
+	// traffic sends real requests through a real Traefik to every app.
+	traffic bool
 }
 
 // ciSample is the chaos run `make test` does without SLUICE_CHAOS, on the
-// shared test cluster (whose apiserver it leaves alone): seed 2's first
-// two rounds, which kill the only controller twice and then the leader of
-// two (about a minute and a half).
-var ciSample = settings{seed: 2, rounds: 2, apps: 4, round: -1, badShare: 0.25}
+// shared test cluster (whose apiserver it leaves alone): seed 21's first
+// two rounds, which kill the leader of two, fail the webhooks with 503,
+// take the metric provider away twice, turn the canaries not-Ready and
+// storm the routes, with real traffic through Traefik.
+var ciSample = settings{seed: 21, rounds: 2, apps: 4, round: -1, badShare: 0.25, traffic: true}
 
 func readSettings(t *testing.T) settings {
 	t.Helper()
@@ -84,12 +88,14 @@ func readSettings(t *testing.T) settings {
 	num("SLUICE_CHAOS_ROUND", &round)
 	s.rounds, s.apps, s.round = int(rounds), int(apps), int(round)
 	s.apiserver = os.Getenv("SLUICE_CHAOS_APISERVER") != ""
+	s.traffic = os.Getenv("SLUICE_CHAOS_TRAFFIC") != ""
 	return s
 }
 
 // The releases: three weight steps of a short pause each, a route settle
-// of 1 s, and a progress deadline that ends a release whose canary never
-// becomes Ready.
+// of 1 s (with real traffic, the default: Traefik loads a route up to 2 s
+// after it reads it), and a progress deadline that ends a release whose
+// canary never becomes Ready.
 const (
 	routeSettle      = time.Second
 	stepPause        = time.Second
@@ -104,7 +110,7 @@ const (
 
 var stepWeights = []int32{10, 30, 60}
 
-func canaryFor(ns, name, instance string) *v1alpha1.Canary {
+func canaryFor(ns, name, instance, hookURL string) *v1alpha1.Canary {
 	var steps []v1alpha1.Step
 	for _, w := range stepWeights {
 		steps = append(steps, v1alpha1.Step{SetWeight: ptr.To(w)}, v1alpha1.Step{Pause: &v1alpha1.PauseStep{Duration: &metav1.Duration{Duration: stepPause}}})
@@ -113,9 +119,10 @@ func canaryFor(ns, name, instance string) *v1alpha1.Canary {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{controller.InstanceLabel: instance}},
 		Spec: v1alpha1.CanarySpec{
 			TargetRef: v1alpha1.TargetRef{Name: name}, Service: v1alpha1.ServiceSpec{Port: 80},
-			Router:           v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{}},
+			Router:           v1alpha1.RouterSpec{Traefik: &v1alpha1.TraefikRouter{NativeLB: ptr.To(true)}}, // the traffic mode's Traefik reaches ClusterIPs
 			ProgressDeadline: &metav1.Duration{Duration: progressDeadline},
 			Strategy:         v1alpha1.Strategy{Steps: steps},
+			Analysis:         analysisFor(hookURL),
 		},
 	}
 }
@@ -178,18 +185,27 @@ func TestChaos(t *testing.T) {
 	}
 	ns := env.Namespace(t)
 	instance := fmt.Sprintf("chaos-%d", os.Getpid())
-	fmt.Printf("chaos: seed %d, %d rounds of %d apps, controller flags %q (replay one round: SLUICE_CHAOS_SEED=%d SLUICE_CHAOS_ROUND=<n>)\n",
-		set.seed, set.rounds, set.apps, os.Getenv("SLUICE_CHAOS_FLAGS"), set.seed)
+	fmt.Printf("chaos: seed %d, %d rounds of %d apps, traffic %v, controller flags %q (replay one round: SLUICE_CHAOS_SEED=%d SLUICE_CHAOS_ROUND=<n>)\n",
+		set.seed, set.rounds, set.apps, set.traffic, os.Getenv("SLUICE_CHAOS_FLAGS"), set.seed)
 
-	ctls := newControllers(t, env, ns, instance)
+	settle := routeSettle
+	if set.traffic {
+		settle = controller.DefaultRouteSettle
+	}
+	ctls := newControllers(t, env, ns, instance, settle)
 	watch := startWatch(t, &cfg, scheme, ns)
+	prov := startProvider(t)
+	rc := startReceiver(t)
+	if err := cl.Create(t.Context(), metricTemplate(ns, prov.url())); err != nil {
+		t.Fatal(err)
+	}
 
 	var apps []string
 	last := map[string]string{} // app -> the primary's image after its last release
 	for i := 0; i < set.apps; i++ {
 		name := fmt.Sprintf("app-%02d", i)
 		apps = append(apps, name)
-		for _, o := range []client.Object{deploymentFor(ns, name), canaryFor(ns, name, instance)} {
+		for _, o := range []client.Object{deploymentFor(ns, name), canaryFor(ns, name, instance, rc.srv.URL)} {
 			if err := cl.Create(t.Context(), o); err != nil {
 				t.Fatal(err)
 			}
@@ -198,10 +214,15 @@ func TestChaos(t *testing.T) {
 	}
 	ctls.start("a")
 	waitAll(t, cl, ns, apps, 2*time.Minute, func(c *v1alpha1.Canary) bool { return c.Status.Phase == v1alpha1.PhaseInitialized })
+	var tf *traffic
+	if set.traffic {
+		tf = startTraffic(t, env, cl, ns, apps)
+	}
 
 	started := time.Now()
+	rg := &rig{cs: ctls, w: watch, cl: cl, ns: ns, apps: apps, prov: prov, rc: rc}
 	counts := map[string]int{}
-	var failovers []time.Duration
+	var fig figures
 	releases, total := 0, 0
 	first, end := 1, set.rounds
 	if set.round >= 1 {
@@ -225,6 +246,9 @@ func TestChaos(t *testing.T) {
 		faults := planFaults(set, r)
 		fmt.Printf("round %d: %s; faults: %s\n", r, describeReleases(rels), describeFaults(faults))
 		watch.begin(rels)
+		rg.rels = rels
+		rc.take()
+		deaths := ctls.deaths.Load()
 		roundStart := time.Now()
 		for i := range rels {
 			rels[i].started = time.Now()
@@ -239,17 +263,43 @@ func TestChaos(t *testing.T) {
 			} else {
 				counts[f.kind]++
 			}
-			if took := f.inject(t, ctls, watch, cl, ns, apps); took > 0 {
-				failovers = append(failovers, took)
+			if took := f.inject(t, rg); took > 0 {
+				fig.failovers = append(fig.failovers, took)
 			}
 		}
 		ctls.ensureRunning()
 		for _, rel := range rels {
-			waitEnd(t, cl, ns, rel, watch)
+			fig.failedRounds += waitEnd(t, cl, ns, rel, watch)
 			last[rel.app] = rel.stableImage
 			releases++
 		}
+		waitPosts(rc, rels)
 		violations, checked := watch.end()
+		hc := rc.take()
+		hookViolations, lost, extra := checkHooks(rels, hc, int(ctls.deaths.Load()-deaths))
+		violations = append(violations, hookViolations...)
+		fig.hookCalls += hc.calls
+		fig.hookRefused += hc.refused
+		fig.hooksLost += lost
+		fig.hooksExtra += extra
+		fig.reactions = append(fig.reactions, watch.takeReactions()...)
+		if tf != nil {
+			excuse := map[string]bool{}
+			for _, f := range faults {
+				for _, rel := range rels {
+					if f.kind == faultUnready && !rel.bad {
+						excuse[rel.app] = true
+					}
+				}
+			}
+			tc := tf.take(excuse)
+			fig.requests += tc.requests
+			fig.failedRequests += tc.failed
+			fig.excusedRequests += tc.excused
+			if tc.failed > 0 {
+				violations = append(violations, fmt.Sprintf("%d of %d requests failed (first: %s)", tc.failed, tc.requests, tc.firstFailure))
+			}
+		}
 		for _, v := range violations {
 			t.Errorf("round %d (seed %d): %s", r, set.seed, v)
 		}
@@ -261,7 +311,24 @@ func TestChaos(t *testing.T) {
 			break
 		}
 	}
-	report(set, releases, counts, failovers, total, time.Since(started))
+	report(set, releases, counts, fig, total, time.Since(started))
+}
+
+// figures are what a run measured beyond its violations.
+type figures struct {
+	// failovers: a leader's death to the next decision.
+	failovers []time.Duration
+	// reactions: a canary turning not-Ready to its share taken away.
+	reactions []time.Duration
+	// failedRounds: check rounds the releases counted as failed (the
+	// metric provider away).
+	failedRounds int
+	// hook calls, those answered 503 or not at all, post-rollout calls
+	// lost and calls beyond one per point (each allowed by a death).
+	hookCalls, hookRefused, hooksLost, hooksExtra int
+	// requests through Traefik, those failed, and those failed on a
+	// canary the round turned not-Ready.
+	requests, failedRequests, excusedRequests int
 }
 
 // planReleases decides, from the seed and the round, which releases of
@@ -331,7 +398,7 @@ func waitAll(t *testing.T, cl client.Client, ns string, apps []string, timeout t
 // state against an undisturbed release's: a good one Succeeded with its
 // revision stable and its image on the primary; a bad one Failed with the
 // last good image on the primary; either way no traffic on the canary.
-func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher) {
+func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher) (failedRounds int) {
 	t.Helper()
 	deadline := rel.started.Add(releaseBound)
 	for {
@@ -357,12 +424,12 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher)
 				t.Errorf("%s round %d: Succeeded with stable %s, canary %s", rel.app, rel.round, c.Status.StableRevision, c.Status.CanaryRevision)
 			}
 			w.ended(rel.app)
-			return
+			return int(c.Status.FailedChecks)
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("%s round %d (bad %v): not ended as an undisturbed release would within %s: phase %s (%s), primary image %s (want %s), canary share %d%%, err %v",
 				rel.app, rel.round, rel.bad, releaseBound, c.Status.Phase, c.Status.Message, imageOfTemplate(&primary), rel.stableImage, w.canaryShare(rel.app), err)
-			return
+			return 0
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -390,7 +457,7 @@ func checkUserFields(t *testing.T, cl client.Client, ns string, apps []string) {
 	}
 }
 
-func report(set settings, releases int, counts map[string]int, failovers []time.Duration, violations int, wall time.Duration) {
+func report(set settings, releases int, counts map[string]int, fig figures, violations int, wall time.Duration) {
 	var kinds []string
 	for k := range counts {
 		kinds = append(kinds, k)
@@ -400,14 +467,24 @@ func report(set settings, releases int, counts map[string]int, failovers []time.
 	for _, k := range kinds {
 		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
 	}
-	slices.Sort(failovers)
-	fo := "none measured"
-	if n := len(failovers); n > 0 {
-		fo = fmt.Sprintf("p50 %s, p99 %s, max %s over %d", failovers[n/2].Round(10*time.Millisecond),
-			failovers[min(n-1, n*99/100)].Round(10*time.Millisecond), failovers[n-1].Round(10*time.Millisecond), n)
+	fmt.Printf("chaos: seed %d: %d releases; faults: %s; invariant violations: %d; leader failover (the leader's death to the next decision): %s; "+
+		"a not-Ready canary's share taken away after %s; %d check rounds failed (the provider away); webhooks: %d calls, %d refused or hung, %d post-rollout calls lost and %d calls repeated (with a controller's death); "+
+		"requests through Traefik: %d, %d failed, and %d failed on canaries turned not-Ready; wall time %s\n",
+		set.seed, releases, strings.Join(parts, ", "), violations, percentiles(fig.failovers), percentiles(fig.reactions),
+		fig.failedRounds, fig.hookCalls, fig.hookRefused, fig.hooksLost, fig.hooksExtra,
+		fig.requests, fig.failedRequests, fig.excusedRequests, wall.Round(time.Second))
+}
+
+// percentiles puts p50, p99 and max of ds in words.
+func percentiles(ds []time.Duration) string {
+	n := len(ds)
+	if n == 0 {
+		return "none measured"
 	}
-	fmt.Printf("chaos: seed %d: %d releases; faults: %s; invariant violations: %d; leader failover (the leader's death to the new leader's first reconcile): %s; wall time %s\n",
-		set.seed, releases, strings.Join(parts, ", "), violations, fo, wall.Round(time.Second))
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return fmt.Sprintf("p50 %s, p99 %s, max %s over %d", ds[n/2].Round(10*time.Millisecond),
+		ds[min(n-1, n*99/100)].Round(10*time.Millisecond), ds[n-1].Round(10*time.Millisecond), n)
 }
 
 // controllers runs the real controller binary, one or two replicas with
@@ -419,9 +496,13 @@ type controllers struct {
 	kubeconfig string
 	ns         string
 	instance   string
+	settle     time.Duration
 
 	mu    sync.Mutex
 	procs map[string]*controllerProc
+	// deaths counts the replicas' processes that ended (killed, or exited
+	// on their own).
+	deaths atomic.Int64
 }
 
 type controllerProc struct {
@@ -431,7 +512,7 @@ type controllerProc struct {
 	log     *os.File
 }
 
-func newControllers(t *testing.T, env *testenv.Cluster, ns, instance string) *controllers {
+func newControllers(t *testing.T, env *testenv.Cluster, ns, instance string, settle time.Duration) *controllers {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "sluice")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
@@ -439,7 +520,7 @@ func newControllers(t *testing.T, env *testenv.Cluster, ns, instance string) *co
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the controller: %v\n%s", err, out)
 	}
-	cs := &controllers{t: t, bin: bin, kubeconfig: env.Kubeconfig, ns: ns, instance: instance, procs: map[string]*controllerProc{}}
+	cs := &controllers{t: t, bin: bin, kubeconfig: env.Kubeconfig, ns: ns, instance: instance, settle: settle, procs: map[string]*controllerProc{}}
 	t.Cleanup(func() {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
@@ -477,7 +558,7 @@ func (cs *controllers) start(name string) {
 	cmd := exec.Command(cs.bin, "--kubeconfig", cs.kubeconfig, "--instance-id", cs.instance,
 		"--leader-elect", "--leader-election-namespace", cs.ns,
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
-		"--route-settle", routeSettle.String(), "--workers", "4")
+		"--route-settle", cs.settle.String(), "--workers", "4")
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("SLUICE_CHAOS_FLAGS"))...)
 	// Gone with the test binary, even when it dies without its cleanups.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -486,7 +567,7 @@ func (cs *controllers) start(name string) {
 		cs.t.Fatalf("start controller %s: %v", name, err)
 	}
 	p := &controllerProc{cmd: cmd, metrics: metrics, done: make(chan struct{}), log: log}
-	go func() { _ = cmd.Wait(); close(p.done) }()
+	go func() { _ = cmd.Wait(); cs.deaths.Add(1); close(p.done) }()
 	cs.procs[name] = p
 }
 

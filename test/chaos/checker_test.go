@@ -3,6 +3,7 @@ package chaos
 import (
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -87,5 +88,78 @@ func TestCheckerCatchesViolations(t *testing.T) {
 				t.Errorf("violations %q, want one saying %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// The webhook check holds post-rollout calls and gates to once per point,
+// and allows one call more or fewer per release for each controller death.
+func TestCheckerCatchesHookCalls(t *testing.T) {
+	rels := []release{{app: "good"}, {app: "bad", bad: true}}
+	for _, tc := range []struct {
+		name   string
+		posts  map[string][]string
+		reask  map[string]int
+		deaths int
+		want   string // a violation containing this; "" for none
+	}{
+		{"once each", map[string][]string{"good": {"Succeeded"}, "bad": {"Failed"}}, nil, 0, ""},
+		{"called twice", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, nil, 0, "good: 2 post-rollout calls"},
+		{"never called", map[string][]string{"good": {"Succeeded"}}, nil, 0, "bad: 0 post-rollout calls"},
+		{"told the wrong outcome", map[string][]string{"good": {"Failed"}, "bad": {"Failed"}}, nil, 0, "told Failed; the release ended Succeeded"},
+		{"an open gate asked again", map[string][]string{"good": {"Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 0, "1 calls of gates already open"},
+		{"a death allows one more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {}}, nil, 1, ""},
+		{"but not two more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 1, "with 1 controller deaths"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.reask == nil {
+				tc.reask = map[string]int{}
+			}
+			v, _, _ := checkHooks(rels, hookCounts{posts: tc.posts, reasked: tc.reask}, tc.deaths)
+			got := strings.Join(v, "; ")
+			switch {
+			case tc.want == "" && got != "":
+				t.Errorf("violations %q, want none", got)
+			case tc.want != "" && !strings.Contains(got, tc.want):
+				t.Errorf("violations %q, want one saying %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A canary whose pods turn not-Ready keeps its share until a controller
+// sees it, within reactionBound; the time to take it away is measured.
+func TestCheckerUnreadyCanary(t *testing.T) {
+	w := newWatcher(t, nil, "ns")
+	w.onDeployment(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "app-primary", Generation: 1},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, AvailableReplicas: 1}})
+	w.begin([]release{{app: "app"}})
+	canary := func(available int32) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "app", Generation: 1},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, AvailableReplicas: available}}
+	}
+	route := func(canary int64) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"weighted": map[string]any{"services": []any{
+			map[string]any{"name": "app-primary", "weight": 100 - canary},
+			map[string]any{"name": "app-canary", "weight": canary},
+		}}}}}
+		u.SetName("app")
+		return u
+	}
+	w.onDeployment(canary(1))
+	w.onRoute(route(0))
+	w.onRoute(route(30))
+	w.turnedUnready([]string{"app"})
+	w.onDeployment(canary(0))
+	// Within the bound the sampler confirms nothing (a confirmation would
+	// need the apiserver, which this watcher has none of).
+	w.unready["app"] = time.Now().Add(-confirmGrace - time.Second)
+	w.suspect["app"] = time.Now().Add(-confirmGrace - time.Second)
+	w.sample()
+	w.onRoute(route(0))
+	if len(w.violations) != 0 {
+		t.Errorf("violations %q, want none", w.violations)
+	}
+	if r := w.takeReactions(); len(r) != 1 || r[0] < confirmGrace {
+		t.Errorf("reactions %v, want one of at least %s", r, confirmGrace)
 	}
 }

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand"
@@ -9,11 +10,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,6 +31,9 @@ const (
 	faultLeaderKill     = "leader-kill"       // two replicas: the leader, SIGKILL, restarted as a standby
 	faultAPIServer      = "apiserver-restart" // SIGKILL of kube-apiserver; the supervisor restarts it
 	faultConflicts      = "route-conflicts"   // a second writer updating the routes' metadata for a while
+	faultMetricsDown    = "metrics-down"      // the metric provider (Prometheus) stopped, started again after a while
+	faultWebhooks       = "webhooks-failing"  // the webhook receiver answers 503, or hangs past the timeout, for a while
+	faultUnready        = "canary-unready"    // the good releases' canary pods turn not-Ready for a while
 
 	// A round's first entry says how many replicas it runs.
 	modeOne = "one replica"
@@ -39,15 +47,21 @@ const faultWindow = 12 * time.Second
 type fault struct {
 	kind string
 	// at is the time from the round's start; delay the restart's delay or
-	// the storm's length.
+	// how long the fault lasts.
 	at, delay time.Duration
+	// mode is how the webhooks fail (hooks5xx or hooksHang).
+	mode string
 }
 
 func (f fault) String() string {
 	if f.kind == modeOne || f.kind == modeTwo {
 		return f.kind
 	}
-	return fmt.Sprintf("%s at %s (%s)", f.kind, f.at.Round(time.Millisecond), f.delay.Round(time.Millisecond))
+	kind := f.kind
+	if f.mode != "" {
+		kind += " " + f.mode
+	}
+	return fmt.Sprintf("%s at %s (%s)", kind, f.at.Round(time.Millisecond), f.delay.Round(time.Millisecond))
 }
 
 func describeFaults(fs []fault) string {
@@ -62,39 +76,40 @@ func describeFaults(fs []fault) string {
 }
 
 // planFaults draws a round's faults from the seed and the round alone, in
-// the order they happen. A round runs one replica or two: two when it
-// kills a leader.
+// the order they happen: one to three of different kinds. A round runs
+// one replica or two: two when it kills a leader.
 func planFaults(set settings, round int) []fault {
 	rnd := rand.New(rand.NewSource(set.seed*7_919 + int64(round)))
-	kinds := []string{faultControllerKill, faultLeaderKill, faultConflicts}
+	kinds := []string{faultControllerKill, faultConflicts, faultMetricsDown, faultWebhooks, faultUnready}
 	if set.apiserver {
 		kinds = append(kinds, faultAPIServer)
 	}
 	n := 1 + rnd.Intn(3)
 	pair := rnd.Intn(2) == 0
+	rnd.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	var out []fault
-	for i := 0; i < n; i++ {
-		k := kinds[rnd.Intn(len(kinds))]
-		switch {
-		case k == faultControllerKill && pair:
+	for _, k := range kinds[:n] {
+		if k == faultControllerKill && pair {
 			k = faultLeaderKill
-		case k == faultLeaderKill && !pair:
-			k = faultControllerKill
 		}
 		f := fault{kind: k, at: time.Duration(rnd.Int63n(int64(faultWindow)))}
 		switch k {
-		case faultConflicts:
+		case faultConflicts, faultWebhooks, faultUnready:
 			f.delay = 2*time.Second + time.Duration(rnd.Int63n(int64(4*time.Second)))
+		case faultMetricsDown:
+			f.delay = 2*time.Second + time.Duration(rnd.Int63n(int64(metricsDownMax-2*time.Second)))
 		default:
 			f.delay = time.Duration(rnd.Int63n(int64(3 * time.Second)))
 		}
+		if k == faultWebhooks {
+			f.mode = hooks5xx
+			if rnd.Intn(2) == 0 {
+				f.mode = hooksHang
+			}
+		}
 		out = append(out, f)
 	}
-	for i := 1; i < len(out); i++ { // in time order
-		for j := i; j > 0 && out[j].at < out[j-1].at; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortStableFunc(out, func(a, b fault) int { return cmp.Compare(a.at, b.at) })
 	if pair {
 		out = append([]fault{{kind: modeTwo}}, out...)
 	} else {
@@ -103,10 +118,27 @@ func planFaults(set settings, round int) []fault {
 	return out
 }
 
+// metricsDownMax is the longest a metric provider outage lasts.
+const metricsDownMax = 5 * time.Second
+
+// rig is what faults act on.
+type rig struct {
+	cs   *controllers
+	w    *watcher
+	cl   client.Client
+	ns   string
+	apps []string
+	prov *provider
+	rc   *receiver
+	// rels are the round's releases.
+	rels []release
+}
+
 // inject does the fault and returns, for a leader's death, the time from
 // the death to the new leader's first write (0 when none was due).
-func (f fault) inject(t *testing.T, cs *controllers, w *watcher, cl client.Client, ns string, apps []string) time.Duration {
+func (f fault) inject(t *testing.T, rg *rig) time.Duration {
 	t.Helper()
+	cs, w, cl, ns, apps := rg.cs, rg.w, rg.cl, rg.ns, rg.apps
 	switch f.kind {
 	case modeOne:
 		cs.kill("b")
@@ -195,8 +227,97 @@ func (f fault) inject(t *testing.T, cs *controllers, w *watcher, cl client.Clien
 				time.Sleep(50 * time.Millisecond)
 			}
 		}, f.delay)
+	case faultMetricsDown:
+		rg.prov.stop()
+		w.storm(func(ctx context.Context) {
+			<-ctx.Done()
+			rg.prov.start()
+		}, f.delay)
+	case faultWebhooks:
+		rg.rc.fail(w, f.mode, f.delay)
+	case faultUnready:
+		var good []string
+		for _, rel := range rg.rels {
+			if !rel.bad {
+				good = append(good, rel.app)
+			}
+		}
+		carrying := w.turnedUnready(good)
+		flipped := setCanaryReady(t, cl, ns, good, nil, false)
+		fmt.Printf("  canary-unready: %d canary pods of %d good releases turned not-Ready, %d of them carrying a share\n", len(flipped), len(good), carrying)
+		w.storm(func(ctx context.Context) {
+			<-ctx.Done()
+			setCanaryReady(t, cl, ns, good, flipped, true)
+			w.recovered(good)
+		}, f.delay)
 	}
 	return 0
+}
+
+// setCanaryReady turns the Ready condition of apps' canary pods (those of
+// the user's Deployment, not the primary's) to ready: all of them that are
+// Ready, when turning them not-Ready (and returns their names), or the
+// pods named, when turning them back. A readiness probe failing and
+// passing again would do the same on a real node.
+func setCanaryReady(t *testing.T, cl client.Client, ns string, apps []string, only map[string]bool, ready bool) map[string]bool {
+	t.Helper()
+	done := map[string]bool{}
+	testenv.Eventually(t, time.Minute, "canary pods' readiness", func(ctx context.Context) error {
+		var pods corev1.PodList
+		if err := cl.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if done[p.Name] || !canaryPodOf(p, apps) || (only != nil && !only[p.Name]) || (!ready && !podReady(p)) {
+				continue
+			}
+			status := corev1.ConditionFalse
+			if ready {
+				status = corev1.ConditionTrue
+			}
+			for j, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+					p.Status.Conditions[j].Status = status
+					p.Status.Conditions[j].LastTransitionTime = metav1.Now()
+				}
+			}
+			for j := range p.Status.ContainerStatuses {
+				p.Status.ContainerStatuses[j].Ready = ready
+			}
+			if err := cl.Status().Update(ctx, p); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("pod %s: %w", p.Name, err)
+			}
+			done[p.Name] = true
+		}
+		return nil
+	})
+	return done
+}
+
+// canaryPodOf says whether p is a pod of one of apps' own Deployments (its
+// ReplicaSet is <app>-<hash>, the primary's <app>-primary-<hash>).
+func canaryPodOf(p *corev1.Pod, apps []string) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind != "ReplicaSet" {
+			continue
+		}
+		for _, app := range apps {
+			if rest, ok := strings.CutPrefix(o.Name, app+"-"); ok && !strings.Contains(rest, "-") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func (cs *controllers) metricsOf(name string) string {

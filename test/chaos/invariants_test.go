@@ -34,9 +34,15 @@ import (
 // controller decided on later, so a suspicion of (1) for a good release is
 // a violation only when it still holds, read straight from the apiserver,
 // confirmGrace later.
+//
+// A canary whose pods turn not-Ready by themselves (the canary-unready
+// fault) carries its share until a controller sees it: that is allowed for
+// reactionBound (a dead leader's lease, 15 s, and a retry, included), and
+// the time to take the share away is measured.
 const (
-	sampleEvery  = 150 * time.Millisecond
-	confirmGrace = time.Second
+	sampleEvery   = 150 * time.Millisecond
+	confirmGrace  = time.Second
+	reactionBound = 25 * time.Second
 )
 
 type watcher struct {
@@ -44,11 +50,15 @@ type watcher struct {
 	cl client.Client
 	ns string
 
-	mu         sync.Mutex
-	rels       map[string]release
-	share      map[string]int32
-	deploys    map[string]*appsv1.Deployment
-	suspect    map[string]time.Time // app -> when (1) first looked broken
+	mu      sync.Mutex
+	rels    map[string]release
+	share   map[string]int32
+	deploys map[string]*appsv1.Deployment
+	suspect map[string]time.Time // app -> when (1) first looked broken
+	// unready: app -> when the fault turned its canary's pods not-Ready;
+	// reactions: from then to the share taken away.
+	unready    map[string]time.Time
+	reactions  []time.Duration
 	violations []string
 	storms     sync.WaitGroup
 	// seen counts what the watch checked: route changes, primary
@@ -58,7 +68,7 @@ type watcher struct {
 
 func newWatcher(t *testing.T, cl client.Client, ns string) *watcher {
 	return &watcher{t: t, cl: cl, ns: ns, rels: map[string]release{}, share: map[string]int32{},
-		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}}
+		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}, unready: map[string]time.Time{}}
 }
 
 func startWatch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme, ns string) *watcher {
@@ -138,6 +148,10 @@ func (w *watcher) onRoute(o any) {
 	if share < prev && share != 0 {
 		w.violate("%s: the canary's share moved back from %d%% to %d%%", app, prev, share)
 	}
+	if since, ok := w.unready[app]; ok && share == 0 {
+		w.reactions = append(w.reactions, time.Since(since))
+		delete(w.unready, app)
+	}
 	w.checkReady(app, share)
 }
 
@@ -192,7 +206,11 @@ func (w *watcher) sample() {
 	var confirm []string
 	for app, share := range w.share {
 		w.checkReady(app, share)
-		if since, ok := w.suspect[app]; ok && time.Since(since) > confirmGrace {
+		since, ok := w.suspect[app]
+		if flipped, unready := w.unready[app]; unready && time.Since(flipped) < reactionBound {
+			continue
+		}
+		if ok && time.Since(since) > confirmGrace {
 			confirm = append(confirm, app)
 		}
 	}
@@ -226,6 +244,40 @@ func (w *watcher) sample() {
 		delete(w.suspect, app)
 		w.mu.Unlock()
 	}
+}
+
+// turnedUnready notes that the fault turns apps' canary pods not-Ready
+// now (before the pods change, so the watch never sees them first). Only a
+// canary with a share has one to take away; for the others the usual rule
+// holds: no share may move onto it.
+func (w *watcher) turnedUnready(apps []string) (carrying int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, app := range apps {
+		if w.share[app] > 0 {
+			w.unready[app] = time.Now()
+			carrying++
+		}
+	}
+	return carrying
+}
+
+// recovered ends the fault for apps: their pods are Ready again.
+func (w *watcher) recovered(apps []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, app := range apps {
+		delete(w.unready, app)
+	}
+}
+
+// takeReactions returns the reaction times measured since the last call.
+func (w *watcher) takeReactions() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.reactions
+	w.reactions = nil
+	return r
 }
 
 // begin starts a round's releases.

@@ -13,8 +13,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -68,30 +66,9 @@ func start(t *testing.T, gateway bool) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(env.Root, "bin", "traefik")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("bin/traefik: %v: build it with hack/traefik.sh build traefik (make test and make e2e do)", err)
-	}
-	ca := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(ca, env.Config.CAData, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if env.Config.CAFile != "" {
-		ca = env.Config.CAFile
-	}
+	tr := env.StartTraefik(t, gateway)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tr, err := dataplane.StartTraefik(ctx, dataplane.TraefikOptions{Bin: bin, APIServer: env.Config.Host, Token: env.Config.BearerToken,
-		CAFile: ca, WebAddr: testenv.FreeAddr(t), AdminAddr: testenv.FreeAddr(t), Gateway: gateway})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		tr.Stop()
-		if t.Failed() {
-			t.Logf("traefik log (tail):\n%s", tail(tr.Log(), 40))
-		}
-	})
 	metricsHost := strings.TrimSuffix(strings.TrimPrefix(tr.MetricsURL, "http://"), "/metrics")
 	prom := testenv.StartPrometheus(t, time.Second, fmt.Sprintf("  - job_name: traefik\n    static_configs:\n      - targets: [%s]\n", testenv.YAMLQuote(metricsHost)))
 
@@ -118,14 +95,6 @@ func start(t *testing.T, gateway bool) *world {
 	}()
 	t.Cleanup(func() { cancel(); <-mgrDone })
 	return &world{env: env, cl: cl, traefik: tr, prom: prom}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // namespace is a fresh namespace with a responder answering on its
