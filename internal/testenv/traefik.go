@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/sluice-dev/sluice/internal/dataplane"
 )
 
@@ -50,4 +52,16 @@ func Tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// IngressRoute is a user's Traefik IngressRoute on the web entry point,
+// sending the host's requests to service (its name, and kind
+// TraefikService or port for a Service).
+func IngressRoute(ns, name, host string, service map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{"entryPoints": []any{"web"}, "routes": []any{map[string]any{
+			"match": "Host(`" + host + "`)", "kind": "Rule", "services": []any{service}}}},
+	}}
 }

@@ -80,13 +80,7 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			w.onDeployment(deploy("app-primary", "v1", 1, false))
 			w.begin([]release{{app: "app", bad: tc.bad}})
 			tc.events(w)
-			got := strings.Join(w.violations, "; ")
-			switch {
-			case tc.want == "" && got != "":
-				t.Errorf("violations %q, want none", got)
-			case tc.want != "" && !strings.Contains(got, tc.want):
-				t.Errorf("violations %q, want one saying %q", got, tc.want)
-			}
+			wantViolation(t, w.violations, tc.want)
 		})
 	}
 }
@@ -115,13 +109,7 @@ func TestCheckerCatchesHookCalls(t *testing.T) {
 				tc.reask = map[string]int{}
 			}
 			v, _, _ := checkHooks(rels, hookCounts{posts: tc.posts, reasked: tc.reask}, tc.deaths)
-			got := strings.Join(v, "; ")
-			switch {
-			case tc.want == "" && got != "":
-				t.Errorf("violations %q, want none", got)
-			case tc.want != "" && !strings.Contains(got, tc.want):
-				t.Errorf("violations %q, want one saying %q", got, tc.want)
-			}
+			wantViolation(t, v, tc.want)
 		})
 	}
 }
@@ -161,5 +149,18 @@ func TestCheckerUnreadyCanary(t *testing.T) {
 	}
 	if r := w.takeReactions(); len(r) != 1 || r[0] < confirmGrace {
 		t.Errorf("reactions %v, want one of at least %s", r, confirmGrace)
+	}
+}
+
+// wantViolation: a violation containing want among got, or none when want
+// is "".
+func wantViolation(t *testing.T, got []string, want string) {
+	t.Helper()
+	all := strings.Join(got, "; ")
+	switch {
+	case want == "" && all != "":
+		t.Errorf("violations %q, want none", all)
+	case want != "" && !strings.Contains(all, want):
+		t.Errorf("violations %q, want one saying %q", all, want)
 	}
 }

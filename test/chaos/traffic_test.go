@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/dataplane"
 	"github.com/sluice-dev/sluice/internal/testenv"
@@ -40,20 +38,7 @@ func startTraffic(t *testing.T, env *testenv.Cluster, cl client.Client, ns strin
 	}
 	var streams []dataplane.Stream
 	for _, app := range apps {
-		u := &unstructured.Unstructured{}
-		doc := fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: %s, namespace: %s}
-spec:
-  entryPoints: [web]
-  routes:
-  - match: Host(%s)
-    kind: Rule
-    services: [{name: %s, kind: TraefikService}]
-`, app, ns, "`"+hostOf(app)+"`", app)
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatal(err)
-		}
+		u := testenv.IngressRoute(ns, app, hostOf(app), map[string]any{"kind": "TraefikService", "name": app})
 		if err := cl.Create(t.Context(), u); err != nil {
 			t.Fatal(err)
 		}

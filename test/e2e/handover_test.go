@@ -376,16 +376,7 @@ func byCount(m map[string]int) string {
 // traefikServiceRoute is the user's IngressRoute shop, for the test's
 // host, sending everything to the TraefikService named.
 func (w *world) traefikServiceRoute(t *testing.T, ns, service string) *unstructured.Unstructured {
-	return w.unstructured(t, fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: shop, namespace: %s}
-spec:
-  entryPoints: [web]
-  routes:
-  - match: Host(%s)
-    kind: Rule
-    services: [{kind: TraefikService, name: %s}]
-`, ns, "`"+host(ns)+"`", service))
+	return testenv.IngressRoute(ns, "shop", host(ns), map[string]any{"kind": "TraefikService", "name": service})
 }
 
 func (w *world) unstructured(t *testing.T, doc string) *unstructured.Unstructured {

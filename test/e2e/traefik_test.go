@@ -10,9 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/dataplane"
@@ -35,20 +33,7 @@ func host(ns string) string { return "shop." + ns + ".test" }
 // ingressRoute is the user's IngressRoute for the apex Service.
 func (w *world) ingressRoute(t *testing.T, ns, name string) {
 	t.Helper()
-	u := &unstructured.Unstructured{}
-	doc := fmt.Sprintf(`apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: %s, namespace: %s}
-spec:
-  entryPoints: [web]
-  routes:
-  - match: Host(%s)
-    kind: Rule
-    services: [{name: %s, port: 80}]
-`, name, ns, "`"+host(ns)+"`", name)
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatal(err)
-	}
+	u := testenv.IngressRoute(ns, name, host(ns), map[string]any{"name": name, "port": int64(80)})
 	if err := w.cl.Create(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
