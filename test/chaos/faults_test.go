@@ -231,7 +231,9 @@ func (f fault) inject(t *testing.T, rg *rig) time.Duration {
 		rg.prov.stop()
 		w.storm(func(ctx context.Context) {
 			<-ctx.Done()
-			rg.prov.start()
+			if err := rg.prov.start(); err != nil {
+				t.Error(err)
+			}
 		}, f.delay)
 	case faultWebhooks:
 		rg.rc.fail(w, f.mode, f.delay)
@@ -243,11 +245,16 @@ func (f fault) inject(t *testing.T, rg *rig) time.Duration {
 			}
 		}
 		carrying := w.turnedUnready(good)
-		flipped := setCanaryReady(t, cl, ns, good, nil, false)
+		flipped, err := setCanaryReady(cl, ns, good, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
 		fmt.Printf("  canary-unready: %d canary pods of %d good releases turned not-Ready, %d of them carrying a share\n", len(flipped), len(good), carrying)
 		w.storm(func(ctx context.Context) {
 			<-ctx.Done()
-			setCanaryReady(t, cl, ns, good, flipped, true)
+			if _, err := setCanaryReady(cl, ns, good, flipped, true); err != nil {
+				t.Error(err)
+			}
 			w.recovered(good)
 		}, f.delay)
 	}
@@ -259,10 +266,9 @@ func (f fault) inject(t *testing.T, rg *rig) time.Duration {
 // Ready, when turning them not-Ready (and returns their names), or the
 // pods named, when turning them back. A readiness probe failing and
 // passing again would do the same on a real node.
-func setCanaryReady(t *testing.T, cl client.Client, ns string, apps []string, only map[string]bool, ready bool) map[string]bool {
-	t.Helper()
+func setCanaryReady(cl client.Client, ns string, apps []string, only map[string]bool, ready bool) (map[string]bool, error) {
 	done := map[string]bool{}
-	testenv.Eventually(t, time.Minute, "canary pods' readiness", func(ctx context.Context) error {
+	flip := func(ctx context.Context) error {
 		var pods corev1.PodList
 		if err := cl.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			return err
@@ -291,8 +297,21 @@ func setCanaryReady(t *testing.T, cl client.Client, ns string, apps []string, on
 			done[p.Name] = true
 		}
 		return nil
-	})
-	return done
+	}
+	// The apiserver may be restarting: try for a minute.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := flip(ctx)
+		cancel()
+		if err == nil {
+			return done, nil
+		}
+		if time.Now().After(deadline) {
+			return done, fmt.Errorf("set the canary pods' readiness to %v: %w", ready, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // canaryPodOf says whether p is a pod of one of apps' own Deployments (its

@@ -62,7 +62,6 @@ func analysisFor(hookURL string) *v1alpha1.Analysis {
 // provider is the real Prometheus the metric check asks. The metrics-down
 // fault stops it and starts it again on the same address and data.
 type provider struct {
-	t    *testing.T
 	dir  string
 	addr string
 
@@ -72,26 +71,29 @@ type provider struct {
 
 func startProvider(t *testing.T) *provider {
 	t.Helper()
-	p := &provider{t: t, dir: t.TempDir(), addr: testenv.FreeAddr(t)}
-	p.start()
+	p := &provider{dir: t.TempDir(), addr: testenv.FreeAddr(t)}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(p.stop)
 	return p
 }
 
 func (p *provider) url() string { return "http://" + p.addr }
 
-func (p *provider) start() {
-	p.t.Helper()
+// start starts the server (again), on the same address and data.
+func (p *provider) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// ctx only bounds the start: the server runs until stop.
 	srv, err := dataplane.StartPrometheus(context.WithoutCancel(ctx), testenv.PrometheusBinary(), p.dir, p.addr, 5*time.Second, "")
 	if err != nil {
-		p.t.Fatalf("start the metric provider: %v", err)
+		return fmt.Errorf("start the metric provider: %w", err)
 	}
 	p.mu.Lock()
 	p.p = srv
 	p.mu.Unlock()
+	return nil
 }
 
 func (p *provider) stop() {
