@@ -31,6 +31,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -159,10 +160,19 @@ type release struct {
 	round int
 	bad   bool
 	// stableImage is the primary's image the release must leave: its own
-	// when it succeeds, the last good one when it fails.
-	stableImage string
-	started     time.Time
+	// when it succeeds, the last good one (previousImage) when it fails.
+	stableImage, previousImage string
+	started                    time.Time
+	// stranded: a good release whose canary the cluster never made
+	// available before its progress deadline (its pods not created,
+	// scheduled or started while the control plane recovered from a
+	// fault). Sluice must roll it back, as any release whose canary is not
+	// Ready: it ends as a bad one.
+	stranded bool
 }
+
+// failed says whether the release must end Failed.
+func (r release) failed() bool { return r.bad || r.stranded }
 
 func TestChaos(t *testing.T) {
 	if testing.Short() {
@@ -268,9 +278,15 @@ func TestChaos(t *testing.T) {
 			}
 		}
 		ctls.ensureRunning()
-		for _, rel := range rels {
+		for i := range rels {
+			rel := &rels[i]
 			fig.failedRounds += waitEnd(t, cl, ns, rel, watch)
 			last[rel.app] = rel.stableImage
+			if rel.stranded {
+				last[rel.app] = rel.previousImage
+				fig.stranded++
+				fmt.Printf("  %s: the cluster made no canary pod available before the progress deadline; rolled back: %s\n", rel.app, describePods(cl, ns, rel.app))
+			}
 			releases++
 		}
 		waitPosts(rc, rels)
@@ -323,6 +339,9 @@ type figures struct {
 	// failedRounds: check rounds the releases counted as failed (the
 	// metric provider away).
 	failedRounds int
+	// stranded: good releases whose canary the cluster never made
+	// available before their deadline (rolled back, as they must be).
+	stranded int
 	// hook calls, those answered 503 or not at all, post-rollout calls
 	// lost and calls beyond one per point (each allowed by a death).
 	hookCalls, hookRefused, hooksLost, hooksExtra int
@@ -342,7 +361,7 @@ func planReleases(set settings, round int, apps []string, last map[string]string
 		if bad {
 			stable = last[app]
 		}
-		out = append(out, release{app: app, round: round, bad: bad, stableImage: stable})
+		out = append(out, release{app: app, round: round, bad: bad, stableImage: stable, previousImage: last[app]})
 	}
 	return out
 }
@@ -398,7 +417,7 @@ func waitAll(t *testing.T, cl client.Client, ns string, apps []string, timeout t
 // state against an undisturbed release's: a good one Succeeded with its
 // revision stable and its image on the primary; a bad one Failed with the
 // last good image on the primary; either way no traffic on the canary.
-func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher) (failedRounds int) {
+func waitEnd(t *testing.T, cl client.Client, ns string, rel *release, w *watcher) (failedRounds int) {
 	t.Helper()
 	deadline := rel.started.Add(releaseBound)
 	for {
@@ -413,13 +432,25 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher)
 			err = cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: rel.app + "-primary"}, &primary)
 		}
 		cancel()
-		want := v1alpha1.PhaseSucceeded
+		settled := err == nil && c.Status.CanaryRevision != "" && c.Status.ObservedGeneration == c.Generation &&
+			imageOfTemplate(&d) == imageOf(rel.app, rel.round) && w.canaryShare(rel.app) == 0
+		if settled && !rel.bad && c.Status.Phase == v1alpha1.PhaseFailed && c.Status.Reason == v1alpha1.ReasonProgressDeadlineExceeded &&
+			imageOfTemplate(&primary) == rel.previousImage {
+			// A good release rolled back at its deadline is right when its
+			// canary never had an available pod before the rollback.
+			if stalled := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionStalled); stalled != nil &&
+				stalled.Reason == v1alpha1.ReasonProgressDeadlineExceeded && !stalled.LastTransitionTime.Time.Before(rel.started.Truncate(time.Second)) &&
+				!w.canaryAvailableBefore(rel.app, stalled.LastTransitionTime.Add(time.Second)) {
+				rel.stranded = true
+				w.ended(rel.app)
+				return int(c.Status.FailedChecks)
+			}
+		}
+		want, wantImage := v1alpha1.PhaseSucceeded, rel.stableImage
 		if rel.bad {
 			want = v1alpha1.PhaseFailed
 		}
-		if err == nil && c.Status.Phase == want && c.Status.CanaryRevision != "" && c.Status.ObservedGeneration == c.Generation &&
-			imageOfTemplate(&d) == imageOf(rel.app, rel.round) &&
-			imageOfTemplate(&primary) == rel.stableImage && w.canaryShare(rel.app) == 0 {
+		if settled && c.Status.Phase == want && imageOfTemplate(&primary) == wantImage {
 			if !rel.bad && c.Status.StableRevision != c.Status.CanaryRevision {
 				t.Errorf("%s round %d: Succeeded with stable %s, canary %s", rel.app, rel.round, c.Status.StableRevision, c.Status.CanaryRevision)
 			}
@@ -429,10 +460,33 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel release, w *watcher)
 		if time.Now().After(deadline) {
 			t.Errorf("%s round %d (bad %v): not ended as an undisturbed release would within %s: phase %s (%s), primary image %s (want %s), canary share %d%%, err %v",
 				rel.app, rel.round, rel.bad, releaseBound, c.Status.Phase, c.Status.Message, imageOfTemplate(&primary), rel.stableImage, w.canaryShare(rel.app), err)
+			t.Logf("%s: its pods now: %s", rel.app, describePods(cl, ns, rel.app))
 			return 0
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// describePods puts app's pods (its own Deployment's and the primary's)
+// in words: name, phase, Ready condition, when created.
+func describePods(cl client.Client, ns, app string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pods corev1.PodList
+	if err := cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, p := range pods.Items {
+		ready := "no Ready condition"
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				ready = fmt.Sprintf("Ready=%s since %s", c.Status, c.LastTransitionTime.Format(time.TimeOnly))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s %s %s, node %q, created %s", p.Name, p.Status.Phase, ready, p.Spec.NodeName, p.CreationTimestamp.Format(time.TimeOnly)))
+	}
+	return strings.Join(out, "; ")
 }
 
 func imageOfTemplate(d *appsv1.Deployment) string {
@@ -468,10 +522,10 @@ func report(set settings, releases int, counts map[string]int, fig figures, viol
 		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
 	}
 	fmt.Printf("chaos: seed %d: %d releases; faults: %s; invariant violations: %d; leader failover (the leader's death to the next decision): %s; "+
-		"a not-Ready canary's share taken away after %s; %d check rounds failed (the provider away); webhooks: %d calls, %d refused or hung, %d post-rollout calls lost and %d calls repeated (with a controller's death); "+
+		"a not-Ready canary's share taken away after %s; %d check rounds failed (the provider away); %d good releases rolled back because the cluster made no canary pod available before their deadline; webhooks: %d calls, %d refused or hung, %d post-rollout calls lost and %d calls repeated (with a controller's death); "+
 		"requests through Traefik: %d, %d failed, and %d failed on canaries turned not-Ready; wall time %s\n",
 		set.seed, releases, strings.Join(parts, ", "), violations, percentiles(fig.failovers), percentiles(fig.reactions),
-		fig.failedRounds, fig.hookCalls, fig.hookRefused, fig.hooksLost, fig.hooksExtra,
+		fig.failedRounds, fig.stranded, fig.hookCalls, fig.hookRefused, fig.hooksLost, fig.hooksExtra,
 		fig.requests, fig.failedRequests, fig.excusedRequests, wall.Round(time.Second))
 }
 

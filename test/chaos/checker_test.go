@@ -99,7 +99,7 @@ func TestCheckerCatchesHookCalls(t *testing.T) {
 		{"once each", map[string][]string{"good": {"Succeeded"}, "bad": {"Failed"}}, nil, 0, ""},
 		{"called twice", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, nil, 0, "good: 2 post-rollout calls"},
 		{"never called", map[string][]string{"good": {"Succeeded"}}, nil, 0, "bad: 0 post-rollout calls"},
-		{"told the wrong outcome", map[string][]string{"good": {"Failed"}, "bad": {"Failed"}}, nil, 0, "told Failed; the release ended Succeeded"},
+		{"told the wrong outcome", map[string][]string{"good": {"Failed"}, "bad": {"Failed"}}, nil, 0, "told Failed, where an undisturbed release ends Succeeded"},
 		{"an open gate asked again", map[string][]string{"good": {"Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 0, "1 calls of gates already open"},
 		{"a death allows one more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {}}, nil, 1, ""},
 		{"but not two more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 1, "with 1 controller deaths"},
@@ -162,5 +162,30 @@ func wantViolation(t *testing.T, got []string, want string) {
 		t.Errorf("violations %q, want none", all)
 	case want != "" && !strings.Contains(all, want):
 		t.Errorf("violations %q, want one saying %q", all, want)
+	}
+}
+
+// A release's canary counts as available only at the release's image: a
+// good release rolled back at its deadline is excused only when it never
+// was (the cluster did not start its pods in time).
+func TestCheckerCanaryAvailability(t *testing.T) {
+	w := newWatcher(t, nil, "ns")
+	w.begin([]release{{app: "app", round: 3}})
+	target := func(image string, available int32) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "app", Generation: 1},
+			Spec:   appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, AvailableReplicas: available}}
+	}
+	w.onDeployment(target(imageOf("app", 2), 1)) // the last release's pods
+	w.onDeployment(target(imageOf("app", 3), 0))
+	if w.canaryAvailableBefore("app", time.Now().Add(time.Hour)) {
+		t.Fatal("available before any pod of the release's image was")
+	}
+	w.onDeployment(target(imageOf("app", 3), 1))
+	if w.canaryAvailableBefore("app", time.Now().Add(-time.Minute)) {
+		t.Error("available a minute before it was")
+	}
+	if !w.canaryAvailableBefore("app", time.Now().Add(time.Second)) {
+		t.Error("not available after it was")
 	}
 }

@@ -57,10 +57,13 @@ type watcher struct {
 	suspect map[string]time.Time // app -> when (1) first looked broken
 	// unready: app -> when the fault turned its canary's pods not-Ready;
 	// reactions: from then to the share taken away.
-	unready    map[string]time.Time
-	reactions  []time.Duration
-	violations []string
-	storms     sync.WaitGroup
+	unready   map[string]time.Time
+	reactions []time.Duration
+	// availableAt: app -> when its release's canary (the user's
+	// Deployment at the release's image) first had an available pod.
+	availableAt map[string]time.Time
+	violations  []string
+	storms      sync.WaitGroup
 	// seen counts what the watch checked: route changes, primary
 	// template changes and samples.
 	routeChanges, primaryChanges, samples int
@@ -68,7 +71,8 @@ type watcher struct {
 
 func newWatcher(t *testing.T, cl client.Client, ns string) *watcher {
 	return &watcher{t: t, cl: cl, ns: ns, rels: map[string]release{}, share: map[string]int32{},
-		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}, unready: map[string]time.Time{}}
+		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}, unready: map[string]time.Time{},
+		availableAt: map[string]time.Time{}}
 }
 
 func startWatch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme, ns string) *watcher {
@@ -164,6 +168,11 @@ func (w *watcher) onDeployment(o any) {
 	defer w.mu.Unlock()
 	old := w.deploys[d.Name]
 	w.deploys[d.Name] = d
+	if rel, ok := w.rels[d.Name]; ok && available(d) && imageOfTemplate(d) == imageOf(rel.app, rel.round) {
+		if _, seen := w.availableAt[d.Name]; !seen {
+			w.availableAt[d.Name] = time.Now()
+		}
+	}
 	if app, ok := strings.CutSuffix(d.Name, "-primary"); ok && old != nil &&
 		!equality.Semantic.DeepEqual(old.Spec.Template, d.Spec.Template) {
 		w.primaryChanges++
@@ -286,7 +295,17 @@ func (w *watcher) begin(rels []release) {
 	defer w.mu.Unlock()
 	for _, r := range rels {
 		w.rels[r.app] = r
+		delete(w.availableAt, r.app)
 	}
+}
+
+// canaryAvailableBefore says whether app's release had an available
+// canary pod before t.
+func (w *watcher) canaryAvailableBefore(app string, t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.availableAt[app]
+	return ok && at.Before(t)
 }
 
 // end ends the round: its storms are over, and it returns the violations

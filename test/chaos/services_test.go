@@ -227,13 +227,13 @@ func (rc *receiver) postsOf(app string) int {
 func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string, lost, extra int) {
 	for _, rel := range rels {
 		want := string(v1alpha1.PhaseSucceeded)
-		if rel.bad {
+		if rel.failed() {
 			want = string(v1alpha1.PhaseFailed)
 		}
 		posts := hc.posts[rel.app]
 		for _, ph := range posts {
 			if ph != want {
-				violations = append(violations, fmt.Sprintf("%s: its post-rollout hook was told %s; the release ended %s", rel.app, ph, want))
+				violations = append(violations, fmt.Sprintf("%s: its post-rollout hook was told %s, where an undisturbed release ends %s", rel.app, ph, want))
 			}
 		}
 		missing, more := max(0, 1-len(posts)), max(0, len(posts)-1)+hc.reasked[rel.app]
