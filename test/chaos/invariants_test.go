@@ -256,15 +256,16 @@ func (w *watcher) sample() {
 }
 
 // turnedUnready notes that the fault turns apps' canary pods not-Ready
-// now (before the pods change, so the watch never sees them first). Only a
-// canary with a share has one to take away; for the others the usual rule
-// holds: no share may move onto it.
+// now (before the pods change, so the watch never sees them first), and
+// says how many of them carry a share. A canary without one may still be
+// given one by a controller that has not seen the change yet (its cache,
+// or the Deployment's status, lags the pods): the same bound applies.
 func (w *watcher) turnedUnready(apps []string) (carrying int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, app := range apps {
+		w.unready[app] = time.Now()
 		if w.share[app] > 0 {
-			w.unready[app] = time.Now()
 			carrying++
 		}
 	}

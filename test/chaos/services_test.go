@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,8 @@ type receiver struct {
 	// reasked the calls for such a point after that answer.
 	opened  map[gatePoint]bool
 	reasked map[string]int // app -> calls for gates already open
+	// trail: app -> the gate calls of the round, in order ("step 3 200").
+	trail map[string][]string
 	// posts are the post-rollout calls by app and the phase they told.
 	posts map[string][]string
 }
@@ -136,7 +139,7 @@ const (
 )
 
 func startReceiver(t *testing.T) *receiver {
-	rc := &receiver{opened: map[gatePoint]bool{}, reasked: map[string]int{}, posts: map[string][]string{}}
+	rc := &receiver{opened: map[gatePoint]bool{}, reasked: map[string]int{}, posts: map[string][]string{}, trail: map[string][]string{}}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
 	t.Cleanup(rc.srv.Close)
 	return rc
@@ -164,6 +167,13 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		rc.refused++
 	} else if p.Type == string(v1alpha1.WebhookConfirmTrafficIncrease) {
 		rc.opened[point] = true
+	}
+	if p.Type == string(v1alpha1.WebhookConfirmTrafficIncrease) {
+		answer := "200"
+		if failing != "" {
+			answer = failing
+		}
+		rc.trail[p.Name] = append(rc.trail[p.Name], fmt.Sprintf("%s step %d weight %d: %s", time.Now().Format("15:04:05.000"), p.Step, p.Weight, answer))
 	}
 	rc.mu.Unlock()
 	switch failing {
@@ -199,15 +209,16 @@ type hookCounts struct {
 	calls, refused int
 	reasked        map[string]int
 	posts          map[string][]string
+	trail          map[string][]string
 }
 
 // take returns the round's counts and starts the next round's.
 func (rc *receiver) take() hookCounts {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	out := hookCounts{calls: rc.calls, refused: rc.refused, reasked: rc.reasked, posts: rc.posts}
+	out := hookCounts{calls: rc.calls, refused: rc.refused, reasked: rc.reasked, posts: rc.posts, trail: rc.trail}
 	rc.calls, rc.refused = 0, 0
-	rc.reasked, rc.posts = map[string]int{}, map[string][]string{}
+	rc.reasked, rc.posts, rc.trail = map[string]int{}, map[string][]string{}, map[string][]string{}
 	return out
 }
 
@@ -238,8 +249,12 @@ func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string,
 		}
 		missing, more := max(0, 1-len(posts)), max(0, len(posts)-1)+hc.reasked[rel.app]
 		if missing+more > deaths {
-			violations = append(violations, fmt.Sprintf("%s: %d post-rollout calls (want 1) and %d calls of gates already open, with %d controller deaths in the round",
-				rel.app, len(posts), hc.reasked[rel.app], deaths))
+			trail := hc.trail[rel.app]
+			if len(trail) > 8 {
+				trail = append(trail[:4:4], append([]string{"..."}, trail[len(trail)-4:]...)...)
+			}
+			violations = append(violations, fmt.Sprintf("%s: %d post-rollout calls (want 1) and %d calls of gates already open, with %d controller deaths in the round; its gate calls: %s",
+				rel.app, len(posts), hc.reasked[rel.app], deaths, strings.Join(trail, ", ")))
 		}
 		lost += missing
 		extra += more
