@@ -255,7 +255,6 @@ func (f fault) inject(t *testing.T, rg *rig) time.Duration {
 			if _, err := setCanaryReady(cl, ns, good, flipped, true); err != nil {
 				t.Error(err)
 			}
-			w.recovered(good)
 		}, f.delay)
 	}
 	return 0

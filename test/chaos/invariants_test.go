@@ -37,8 +37,11 @@ import (
 //
 // A canary whose pods turn not-Ready by themselves (the canary-unready
 // fault) carries its share until a controller sees it: that is allowed for
-// reactionBound (a dead leader's lease, 15 s, and a retry, included), and
-// the time to take the share away is measured.
+// reactionBound from the pods' change (a dead leader's lease, 15 s, and a
+// retry, included), even after the pods are Ready again, since the
+// Deployment's status, which controllers and this watch read, follows the
+// pods late when the apiserver restarts; the time to take the share away
+// is measured.
 const (
 	sampleEvery   = 150 * time.Millisecond
 	confirmGrace  = time.Second
@@ -216,8 +219,11 @@ func (w *watcher) sample() {
 	for app, share := range w.share {
 		w.checkReady(app, share)
 		since, ok := w.suspect[app]
-		if flipped, unready := w.unready[app]; unready && time.Since(flipped) < reactionBound {
-			continue
+		if flipped, unready := w.unready[app]; unready {
+			if time.Since(flipped) < reactionBound {
+				continue
+			}
+			delete(w.unready, app)
 		}
 		if ok && time.Since(since) > confirmGrace {
 			confirm = append(confirm, app)
@@ -272,15 +278,6 @@ func (w *watcher) turnedUnready(apps []string) (carrying int) {
 	return carrying
 }
 
-// recovered ends the fault for apps: their pods are Ready again.
-func (w *watcher) recovered(apps []string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, app := range apps {
-		delete(w.unready, app)
-	}
-}
-
 // takeReactions returns the reaction times measured since the last call.
 func (w *watcher) takeReactions() []time.Duration {
 	w.mu.Lock()
@@ -320,6 +317,7 @@ func (w *watcher) end() (violations []string, checked string) {
 	w.routeChanges, w.primaryChanges, w.samples = 0, 0, 0
 	w.violations = nil
 	w.rels = map[string]release{}
+	w.unready = map[string]time.Time{}
 	return v, checked
 }
 
