@@ -143,6 +143,13 @@ func (r *Runner) begin(key jobKey, uid types.UID, want run) bool {
 		r.jobs[key] = j
 	} else if (j.running != nil && j.running.same(want)) || (j.answered != nil && j.answered.same(want)) {
 		return false
+	} else if j.running != nil && want.round == 0 && j.running.call.Type == want.call.Type && j.running.call.Key == want.call.Key {
+		// The same question is being asked already, for an earlier time:
+		// a decision repeated from an older status (its write lost) asks
+		// it again with a later one. The answer on its way serves it;
+		// replacing the call would drop that answer and ask again at
+		// every retry.
+		return false
 	}
 	j.running = &want
 	return true

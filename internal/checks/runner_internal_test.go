@@ -179,3 +179,33 @@ func TestBuiltinMetricsSkippedInThePreview(t *testing.T) {
 		t.Errorf("round after the switch: %+v, want judged (and failed here: no metrics server)", m)
 	}
 }
+
+// A call asked again for the same point with a later time, while the first
+// is still on its way (a decision repeated from an older status), is not
+// made twice: the answer on its way serves both.
+func TestHookCallInFlightNotReplacedBySamePoint(t *testing.T) {
+	ctx := context.Background()
+	r := &Runner{}
+	r.init()
+	c := canary("u1")
+	since := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	gate := engine.HookCall{Type: v1alpha1.WebhookConfirmTrafficIncrease, Key: "r1/step 2", Since: since}
+
+	r.SubmitHook(c, gate)
+	r.SubmitHook(c, engine.HookCall{Type: gate.Type, Key: gate.Key, Since: since.Add(300 * time.Millisecond)})
+	r.SubmitHook(c, engine.HookCall{Type: gate.Type, Key: gate.Key, Since: since.Add(900 * time.Millisecond)})
+	jobs := queued(r)
+	if len(jobs) != 1 {
+		t.Fatalf("the same point asked three times in flight queued %d calls, want 1", len(jobs))
+	}
+	jobs[0](ctx)
+	if got := r.HookResults(c)[gate.Type]; got.Key != gate.Key || !got.Passed {
+		t.Errorf("answer %+v, want the call's", got)
+	}
+	// Another point replaces a call in flight, as before.
+	r.SubmitHook(c, engine.HookCall{Type: gate.Type, Key: "r1/step 4", Since: since})
+	r.SubmitHook(c, engine.HookCall{Type: gate.Type, Key: "r1/step 6", Since: since})
+	if n := len(queued(r)); n != 2 {
+		t.Errorf("two points queued %d calls, want 2", n)
+	}
+}

@@ -53,7 +53,12 @@ func (d *decider) gate(t v1alpha1.WebhookType, point string) (open, failed bool)
 	since := d.st.StepStartedAt.Time
 	key := d.st.CanaryRevision + "/" + point
 	r, ok := d.obs.Hooks[t]
-	if !ok || r.Key != key || r.Since.Before(since) {
+	// An answer counts when it was asked for since the step started, or
+	// came within the last check interval: a decision repeated from an
+	// older status (its write lost while the apiserver was away) starts
+	// the step again at a later time, and must not ask the webhooks again
+	// at every retry.
+	if !ok || r.Key != key || (r.Since.Before(since) && d.exact.Sub(r.Done) >= d.checkInterval()) {
 		d.ask(t, key, since)
 		if !same {
 			d.st.Gate = &v1alpha1.GateStatus{Type: t, Point: point}

@@ -208,3 +208,56 @@ func TestDecideWebhookGates(t *testing.T) {
 		})
 	}
 }
+
+// A decision repeated from an older status (its write lost: the apiserver
+// restarting) starts the step again at a later time. The gate must not be
+// asked again at every retry: an answer for the same point that came
+// within the last check interval counts (found by make chaos, seed 1207
+// round 4: one Canary's gate asked 133 times in 27 s while status writes
+// failed).
+func TestGateNotAskedAgainByARepeatedDecision(t *testing.T) {
+	// Step 1, a one-minute pause, is over: the next decision enters step 2
+	// (weight 50) behind its confirm-traffic-increase gate.
+	c := newCanary(releasing(1, 20), stepStarted(2*time.Minute), withHooks(v1alpha1.WebhookConfirmTrafficIncrease))
+	obs := func(opts ...obsOpt) engine.Observations {
+		return newObs(append([]obsOpt{tgt(ready("r2")), pri(ready("r1")), route(20)}, opts...)...)
+	}
+	first := engine.Decide(engine.Input{Canary: c, Obs: obs(), Now: t0})
+	if got := fmtCalls(first.Desired.Hooks); len(got) != 1 || !strings.HasPrefix(got[0], "confirm-traffic-increase r2/step 2") {
+		t.Fatalf("first decision asked %v, want the step 2 gate", got)
+	}
+	call := first.Desired.Hooks[0]
+	answered := func(passed bool, done time.Duration) obsOpt {
+		return func(o *engine.Observations) {
+			o.Hooks = map[v1alpha1.WebhookType]engine.HookResult{call.Type: {Key: call.Key, Since: call.Since, Done: t0.Add(done), Passed: passed, Message: "frozen"}}
+		}
+	}
+	later := t0.Add(1500 * time.Millisecond)
+
+	// The first decision's status was lost; the answer came. Deciding
+	// again from the same older status opens the gate with it.
+	again := engine.Decide(engine.Input{Canary: c, Obs: obs(answered(true, 200*time.Millisecond)), Now: later})
+	if len(again.Desired.Hooks) != 0 {
+		t.Errorf("asked again: %v", fmtCalls(again.Desired.Hooks))
+	}
+	if g := again.Status.Gate; g == nil || !g.Open || g.Point != "step 2" {
+		t.Errorf("gate %+v, want step 2 open", g)
+	}
+	if w := again.Desired.CanaryWeight; w == nil || *w != 50 {
+		t.Errorf("desired weight %v, want 50", w)
+	}
+
+	// A closed answer counts the same way: asked again a check interval
+	// after it, not at every retry.
+	closed := engine.Decide(engine.Input{Canary: c, Obs: obs(answered(false, 200*time.Millisecond)), Now: later})
+	if len(closed.Desired.Hooks) != 0 || closed.Status.Gate == nil || closed.Status.Gate.Open {
+		t.Errorf("closed answer: asked %v, gate %+v; want no call and the gate closed", fmtCalls(closed.Desired.Hooks), closed.Status.Gate)
+	}
+
+	// An answer for the point from before the step started and older than
+	// the interval is another attempt's: asked again.
+	stale := engine.Decide(engine.Input{Canary: c, Obs: obs(answered(true, -2*time.Minute)), Now: later})
+	if len(stale.Desired.Hooks) != 1 {
+		t.Errorf("stale answer: asked %v, want the gate asked again", fmtCalls(stale.Desired.Hooks))
+	}
+}
