@@ -100,7 +100,7 @@ func invariants(in engine.Input, out engine.Output) []string {
 		// A closed confirm-traffic-increase gate holds the weight at what
 		// the steps before the current one set.
 		if g := st.Gate; g != nil && !g.Open && g.Type == v1alpha1.WebhookConfirmTrafficIncrease && runningPhases[st.Phase] {
-			if held := engine.WeightAt(steps, int(st.CurrentStep)-1); *w > held {
+			if held := engine.WeightAt(steps, int(st.CurrentStep)-1); *w > held && !keptAhead(steps, st.CurrentStep, obs, *w) {
 				fail("closed confirm-traffic-increase gate at step %d, yet weight %d asked (held %d)", st.CurrentStep, *w, held)
 			}
 		}
@@ -214,7 +214,7 @@ func invariants(in engine.Input, out engine.Output) []string {
 	// before the current one set.
 	if c.Spec.Paused && !c.Spec.Suspend && runningPhases[c.Status.Phase] && !newRequest() &&
 		obs.Target.Revision == c.Status.CanaryRevision && st.Phase == v1alpha1.PhasePaused && d.CanaryWeight != nil {
-		if held := engine.WeightAt(steps, int(c.Status.CurrentStep)-1); *d.CanaryWeight > held {
+		if held := engine.WeightAt(steps, int(c.Status.CurrentStep)-1); *d.CanaryWeight > held && !keptAhead(steps, c.Status.CurrentStep, obs, *d.CanaryWeight) {
 			fail("paused at step %d raises the canary weight to %d (steps before it set %d)", c.Status.CurrentStep, *d.CanaryWeight, held)
 		}
 	}
@@ -1229,4 +1229,20 @@ func TestSimulationAutoscaled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keptAhead says whether w is the weight the route carries already, above
+// the steps before step current but not past the next weight step: a
+// decision whose status was lost applied it, and keeping it raises
+// nothing (going back would move traffic backwards).
+func keptAhead(steps []v1alpha1.Step, current int32, obs engine.Observations, w int32) bool {
+	if !obs.Route.Exists || obs.Route.CanaryWeight != w {
+		return false
+	}
+	for i := int(current); i < len(steps); i++ {
+		if next := steps[i].SetWeight; next != nil {
+			return w <= *next
+		}
+	}
+	return false
 }

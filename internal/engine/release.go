@@ -317,11 +317,40 @@ func (d *decider) advance() {
 }
 
 // holdWeight keeps the weight in force while the canary is Ready: that of
-// the steps before the current one (a current setWeight is not applied).
+// the steps before the current one (a current setWeight is not applied),
+// or the one the route carries already if it is ahead (routeAhead).
 func (d *decider) holdWeight() {
+	switch d.st.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+	default:
+		return // rolled back earlier in this decision: its route stands
+	}
 	w := WeightAt(d.steps, int(d.st.CurrentStep)-1)
 	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {
 		w = 0
+	} else if ahead, ok := d.routeAhead(w); ok {
+		w = ahead
 	}
 	d.routeTo(w)
+}
+
+// routeAhead reports the weight the route carries when it is above w but
+// not above the next weight step's: a decision applied that step and its
+// controller died before the status saying so was written (the status of
+// a route in flight is held in memory). Going back to w would move the
+// traffic backwards, which a release never does but to roll back; the
+// release goes on from the weight carried, which its next step reaches
+// anyway (make chaos, seed 1207 round 9: a killed leader's successor moved
+// two canaries from 30% back to 10%).
+func (d *decider) routeAhead(w int32) (int32, bool) {
+	r := d.obs.Route
+	if !r.Exists || r.CanaryWeight <= w {
+		return 0, false
+	}
+	for i := int(d.st.CurrentStep); i < len(d.steps); i++ {
+		if next := d.steps[i].SetWeight; next != nil {
+			return r.CanaryWeight, r.CanaryWeight <= *next
+		}
+	}
+	return 0, false
 }
