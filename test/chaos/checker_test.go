@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +19,20 @@ import (
 // It needs no cluster (and runs in make test): a checker that cannot fail
 // would make every chaos run pass.
 func TestCheckerCatchesViolations(t *testing.T) {
+	// Each object made is a write: it takes the next resourceVersion.
+	var written int64
+	rv := func() string { written++; return strconv.FormatInt(written, 10) }
 	route := func(app string, canary int64) *unstructured.Unstructured {
 		u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"weighted": map[string]any{"services": []any{
 			map[string]any{"name": app + "-primary", "weight": 100 - canary},
 			map[string]any{"name": app + "-canary", "weight": canary},
 		}}}}}
 		u.SetName(app)
+		u.SetResourceVersion(rv())
 		return u
 	}
 	deploy := func(name, image string, available int32, bad bool) *appsv1.Deployment {
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Generation: 1},
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Generation: 1, ResourceVersion: rv()},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{}},
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}},
@@ -67,7 +72,17 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			w.onRoute(route("app", 0))
 			w.onRoute(route("app", 60))
 			w.onDeployment(deploy("app-primary", "v2", 1, false))
-		}, "primary's template changed while it carried 40%"},
+			w.onRoute(route("app", 100))
+		}, "gave it 40% of the traffic"},
+		{"the primary's change delivered before the route's that preceded it", false, func(w *watcher) {
+			w.onDeployment(deploy("app", "v2", 1, false))
+			w.onRoute(route("app", 0))
+			all := route("app", 100)
+			primary := deploy("app-primary", "v2", 1, false)
+			w.onDeployment(primary) // the Deployments' watch is ahead
+			w.onRoute(all)
+			w.onRoute(route("app", 0))
+		}, ""},
 		{"a rollback to 0", false, func(w *watcher) {
 			w.onDeployment(deploy("app", "v2", 1, false))
 			w.onRoute(route("app", 0))

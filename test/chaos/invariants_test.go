@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,8 @@ import (
 //     never become Ready), a share under 100 an available primary;
 //  2. the canary's share never moves backwards, except to 0 (a rollback,
 //     or the end of a promotion);
-//  3. the primary's template never changes while it carries traffic.
+//  3. the primary's template never changes while it carries traffic
+//     (judged by resourceVersion: judgePrimaries).
 //
 // The watch may deliver a Deployment's change after a route's that the
 // controller decided on later, so a suspicion of (1) for a good release is
@@ -65,8 +67,13 @@ type watcher struct {
 	// availableAt: app -> when its release's canary (the user's
 	// Deployment at the release's image) first had an available pod.
 	availableAt map[string]time.Time
-	violations  []string
-	storms      sync.WaitGroup
+	// routes: app -> the route's versions seen, by resourceVersion;
+	// primaryTemplates: the primaries' template changes not judged yet
+	// (invariant 3 is judged by resourceVersion, see judgePrimary).
+	routes           map[string][]routeVersion
+	primaryTemplates []primaryChange
+	violations       []string
+	storms           sync.WaitGroup
 	// seen counts what the watch checked: route changes, primary
 	// template changes and samples.
 	routeChanges, primaryChanges, samples int
@@ -75,7 +82,7 @@ type watcher struct {
 func newWatcher(t *testing.T, cl client.Client, ns string) *watcher {
 	return &watcher{t: t, cl: cl, ns: ns, rels: map[string]release{}, share: map[string]int32{},
 		deploys: map[string]*appsv1.Deployment{}, suspect: map[string]time.Time{}, unready: map[string]time.Time{},
-		availableAt: map[string]time.Time{}}
+		availableAt: map[string]time.Time{}, routes: map[string][]routeVersion{}}
 }
 
 func startWatch(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme, ns string) *watcher {
@@ -144,8 +151,13 @@ func (w *watcher) onRoute(o any) {
 	}
 	app := u.GetName()
 	share := testenv.Share(services, "weight", app+"-canary")
+	rv, _ := strconv.ParseInt(u.GetResourceVersion(), 10, 64)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if hist := w.routes[app]; len(hist) == 0 || hist[len(hist)-1].rv < rv {
+		w.routes[app] = append(hist[max(0, len(hist)-31):], routeVersion{rv: rv, share: share})
+	}
+	w.judgePrimaries(false)
 	prev, seen := w.share[app]
 	w.share[app] = share
 	if !seen || prev == share {
@@ -179,10 +191,55 @@ func (w *watcher) onDeployment(o any) {
 	if app, ok := strings.CutSuffix(d.Name, "-primary"); ok && old != nil &&
 		!equality.Semantic.DeepEqual(old.Spec.Template, d.Spec.Template) {
 		w.primaryChanges++
-		if s := w.share[app]; s != 100 {
-			w.violate("%s: the primary's template changed while it carried %d%% of the traffic", app, 100-s)
+		rv, _ := strconv.ParseInt(d.ResourceVersion, 10, 64)
+		w.primaryTemplates = append(w.primaryTemplates, primaryChange{app: app, rv: rv, seen: time.Now()})
+		w.judgePrimaries(false)
+	}
+}
+
+// routeVersion is one version of an app's route: its resourceVersion and
+// the canary's share.
+type routeVersion struct {
+	rv    int64
+	share int32
+}
+
+// primaryChange is a change of a primary's template, at resourceVersion
+// rv.
+type primaryChange struct {
+	app  string
+	rv   int64
+	seen time.Time
+}
+
+// judgePrimaries judges invariant (3) for the primaries' template changes
+// seen: the route in force when the template changed, the last version
+// written before it (resourceVersions are one sequence across kinds), must
+// send it nothing. The watches of two kinds deliver their changes in no
+// common order (after an apiserver restart each lists again when it can),
+// so a change is judged once the route's watch has delivered a later
+// version, or, with final (the sampler, after confirmGrace), from what it
+// has; a change no version of the route precedes is not judged. w.mu is
+// held.
+func (w *watcher) judgePrimaries(final bool) {
+	keep := w.primaryTemplates[:0]
+	for _, pc := range w.primaryTemplates {
+		hist := w.routes[pc.app]
+		caughtUp := len(hist) > 0 && hist[len(hist)-1].rv > pc.rv
+		if !caughtUp && !(final && time.Since(pc.seen) > confirmGrace) {
+			keep = append(keep, pc)
+			continue
+		}
+		for i := len(hist) - 1; i >= 0; i-- {
+			if hist[i].rv < pc.rv {
+				if s := hist[i].share; s != 100 {
+					w.violate("%s: the primary's template changed (resourceVersion %d) while the route (resourceVersion %d) gave it %d%% of the traffic", pc.app, pc.rv, hist[i].rv, 100-s)
+				}
+				break
+			}
 		}
 	}
+	w.primaryTemplates = keep
 }
 
 // checkReady looks at invariant (1) for app with the canary's share; w.mu
@@ -215,6 +272,7 @@ func (w *watcher) checkReady(app string, share int32) {
 func (w *watcher) sample() {
 	w.mu.Lock()
 	w.samples++
+	w.judgePrimaries(true)
 	var confirm []string
 	for app, share := range w.share {
 		w.checkReady(app, share)
