@@ -1,6 +1,9 @@
 package chaos
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/internal/webhook"
 )
 
 // The invariant checker, fed the objects a watch would deliver, reports
@@ -202,5 +207,36 @@ func TestCheckerCanaryAvailability(t *testing.T) {
 	}
 	if !w.canaryAvailableBefore("app", time.Now().Add(time.Second)) {
 		t.Error("not available after it was")
+	}
+}
+
+// The receiver counts a gate asked again right after it answered 200, and
+// not the calls of a gate it keeps closed (a closed gate is asked again
+// by design).
+func TestReceiverCountsReasks(t *testing.T) {
+	rc := startReceiver(t)
+	call := func(step int32) {
+		t.Helper()
+		body, _ := json.Marshal(webhook.Payload{Type: string(v1alpha1.WebhookConfirmTrafficIncrease), Name: "app", Revision: "r2", Step: step})
+		resp, err := http.Post(rc.srv.URL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	call(2) // opens
+	rc.mu.Lock()
+	rc.failing = hooks5xx
+	rc.mu.Unlock()
+	call(2) // asked again after a 200: counted
+	call(2) // closed, asked again: not counted
+	rc.mu.Lock()
+	rc.failing = ""
+	rc.mu.Unlock()
+	call(2) // opens again after a 503: not counted
+	call(4) // another point
+	hc := rc.take()
+	if hc.reasked["app"] != 1 || hc.calls != 5 || hc.refused != 2 {
+		t.Errorf("reasked %d, calls %d, refused %d; want 1, 5, 2", hc.reasked["app"], hc.calls, hc.refused)
 	}
 }

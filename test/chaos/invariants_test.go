@@ -69,7 +69,7 @@ type watcher struct {
 	availableAt map[string]time.Time
 	// routes: app -> the route's versions seen, by resourceVersion;
 	// primaryTemplates: the primaries' template changes not judged yet
-	// (invariant 3 is judged by resourceVersion, see judgePrimary).
+	// (invariant 3 is judged by resourceVersion, see judgePrimaries).
 	routes           map[string][]routeVersion
 	primaryTemplates []primaryChange
 	violations       []string

@@ -118,9 +118,11 @@ type receiver struct {
 	calls   int
 	refused int
 	// opened are the gate points (app, revision, step) answered 200, and
-	// reasked the calls for such a point after that answer.
+	// reasked the calls for such a point right after a 200 (a closed gate
+	// is asked again by design, until it answers 200).
 	opened  map[gatePoint]bool
-	reasked map[string]int // app -> calls for gates already open
+	lastOK  map[gatePoint]bool // the point's last call was answered 200
+	reasked map[string]int     // app -> calls for gates already open
 	// trail: app -> the gate calls of the round, in order ("step 3 200").
 	trail map[string][]string
 	// posts are the post-rollout calls by app and the phase they told.
@@ -139,7 +141,7 @@ const (
 )
 
 func startReceiver(t *testing.T) *receiver {
-	rc := &receiver{opened: map[gatePoint]bool{}, reasked: map[string]int{}, posts: map[string][]string{}, trail: map[string][]string{}}
+	rc := &receiver{opened: map[gatePoint]bool{}, lastOK: map[gatePoint]bool{}, reasked: map[string]int{}, posts: map[string][]string{}, trail: map[string][]string{}}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
 	t.Cleanup(rc.srv.Close)
 	return rc
@@ -157,9 +159,13 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	point := gatePoint{app: p.Name, revision: p.Revision, step: p.Step}
 	switch p.Type {
 	case string(v1alpha1.WebhookConfirmTrafficIncrease):
-		if rc.opened[point] {
+		// Asked again after it answered 200: a gate that opened asked
+		// again. After a 503 the gate is closed, and asked again by
+		// design.
+		if rc.opened[point] && rc.lastOK[point] {
 			rc.reasked[p.Name]++
 		}
+		rc.lastOK[point] = failing == ""
 	case string(v1alpha1.WebhookPostRollout):
 		rc.posts[p.Name] = append(rc.posts[p.Name], p.Phase)
 	}
