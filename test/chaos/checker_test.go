@@ -122,7 +122,7 @@ func TestCheckerCatchesHookCalls(t *testing.T) {
 		{"told the wrong outcome", map[string][]string{"good": {"Failed"}, "bad": {"Failed"}}, nil, 0, "told Failed, where an undisturbed release ends Succeeded"},
 		{"an open gate asked again", map[string][]string{"good": {"Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 0, "1 calls of gates already open"},
 		{"a death allows one more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {}}, nil, 1, ""},
-		{"but not two more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 1, "with 1 controller deaths"},
+		{"but not two more", map[string][]string{"good": {"Succeeded", "Succeeded"}, "bad": {"Failed"}}, map[string]int{"good": 1}, 1, "with 1 controller deaths and apiserver restarts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.reask == nil {

@@ -239,8 +239,10 @@ func (rc *receiver) postsOf(app string) int {
 // architecture.md, webhooks): a release's post-rollout hook is called once
 // when it ends, telling its outcome, and a gate that opened is not asked
 // again for the same point. A controller that dies may lose a call it had
-// not made yet, or make again one whose decision it had not written: each
-// death in the round allows, for each release, one call fewer or one more.
+// not made yet, or make again one whose decision it had not written, and an
+// apiserver restart may lose the status that recorded a gate's opening:
+// each such disruption in the round allows, for each release, one call
+// fewer or one more.
 func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string, lost, extra int) {
 	for _, rel := range rels {
 		want := string(v1alpha1.PhaseSucceeded)
@@ -259,7 +261,7 @@ func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string,
 			if len(trail) > 8 {
 				trail = append(trail[:4:4], append([]string{"..."}, trail[len(trail)-4:]...)...)
 			}
-			violations = append(violations, fmt.Sprintf("%s: %d post-rollout calls (want 1) and %d calls of gates already open, with %d controller deaths in the round; its gate calls: %s",
+			violations = append(violations, fmt.Sprintf("%s: %d post-rollout calls (want 1) and %d calls of gates already open, with %d controller deaths and apiserver restarts in the round; its gate calls: %s",
 				rel.app, len(posts), hc.reasked[rel.app], deaths, strings.Join(trail, ", ")))
 		}
 		lost += missing
