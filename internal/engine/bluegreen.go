@@ -24,12 +24,7 @@ func (d *decider) previewing() bool { return InPreview(d.c.Spec.Strategy, d.st) 
 // InPreview says whether a status (as decided) is a blue/green release at
 // its preview step: the new revision runs with no production traffic.
 func InPreview(s v1alpha1.Strategy, st v1alpha1.CanaryStatus) bool {
-	switch st.Phase {
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
-	default:
-		return false
-	}
-	return s.BlueGreen != nil && st.CurrentStep == BlueGreenPreviewStep
+	return walking(st.Phase) && s.BlueGreen != nil && st.CurrentStep == BlueGreenPreviewStep
 }
 
 // releaseTargetReplicas is how many replicas the canary runs while a

@@ -50,9 +50,7 @@ func Decide(in Input) Output {
 			d.out.Desired.TargetReplicas = nil
 		}
 	}
-	switch d.st.Phase {
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
-	default:
+	if !walking(d.st.Phase) {
 		// A route asked earlier in this decision (before a rollback, say)
 		// must not send or copy requests to the canary outside a release.
 		d.out.Desired.HeaderRoute, d.out.Desired.MirrorPercent = nil, 0

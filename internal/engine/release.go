@@ -320,9 +320,7 @@ func (d *decider) advance() {
 // the steps before the current one (a current setWeight is not applied),
 // or the one the route carries already if it is ahead (routeAhead).
 func (d *decider) holdWeight() {
-	switch d.st.Phase {
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
-	default:
+	if !walking(d.st.Phase) {
 		return // rolled back earlier in this decision: its route stands
 	}
 	w := WeightAt(d.steps, int(d.st.CurrentStep)-1)

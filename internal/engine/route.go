@@ -149,9 +149,7 @@ func (d *decider) activeMirror() int32 {
 // route, mirror) holds. None otherwise, so no request is ever sent or
 // copied to a canary that is not Ready.
 func (d *decider) stepsInForce() []v1alpha1.Step {
-	switch d.st.Phase {
-	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
-	default:
+	if !walking(d.st.Phase) {
 		return nil
 	}
 	if ok, _ := d.ready("canary", d.obs.Target, d.st.CanaryRevision, d.canaryThreshold()); !ok {

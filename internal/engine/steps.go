@@ -115,3 +115,13 @@ func HeaderRouteKey(hr *v1alpha1.HeaderRoute) string {
 	slices.Sort(parts)
 	return strings.Join(parts, ";")
 }
+
+// walking says whether a release in phase p walks its steps: Progressing,
+// Paused or WaitingPromotion.
+func walking(p v1alpha1.CanaryPhase) bool {
+	switch p {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseWaitingPromotion:
+		return true
+	}
+	return false
+}
