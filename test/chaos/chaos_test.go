@@ -295,12 +295,7 @@ func TestChaos(t *testing.T) {
 		// Each controller death, and each apiserver restart (status
 		// writes fail meanwhile, and a retry decides again from the
 		// status before), may repeat or lose a call.
-		disruptions := int(ctls.deaths.Load() - deaths)
-		for _, f := range faults {
-			if f.kind == faultAPIServer {
-				disruptions++
-			}
-		}
+		disruptions := int(ctls.deaths.Load()-deaths) + countFaults(faults, faultAPIServer)
 		hookViolations, lost, extra := checkHooks(rels, hc, disruptions)
 		violations = append(violations, hookViolations...)
 		fig.hookCalls += hc.calls
@@ -310,12 +305,8 @@ func TestChaos(t *testing.T) {
 		fig.reactions = append(fig.reactions, watch.takeReactions()...)
 		if tf != nil {
 			excuse := map[string]bool{}
-			for _, f := range faults {
-				for _, rel := range rels {
-					if f.kind == faultUnready && !rel.bad {
-						excuse[rel.app] = true
-					}
-				}
+			for _, rel := range rels {
+				excuse[rel.app] = countFaults(faults, faultUnready) > 0 && !rel.bad
 			}
 			tc := tf.take(excuse)
 			fig.requests += tc.requests
@@ -455,11 +446,11 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel *release, w *watcher
 				return int(c.Status.FailedChecks)
 			}
 		}
-		want, wantImage := v1alpha1.PhaseSucceeded, rel.stableImage
+		want := v1alpha1.PhaseSucceeded
 		if rel.bad {
 			want = v1alpha1.PhaseFailed
 		}
-		if settled && c.Status.Phase == want && imageOfTemplate(&primary) == wantImage {
+		if settled && c.Status.Phase == want && imageOfTemplate(&primary) == rel.stableImage {
 			if !rel.bad && c.Status.StableRevision != c.Status.CanaryRevision {
 				t.Errorf("%s round %d: Succeeded with stable %s, canary %s", rel.app, rel.round, c.Status.StableRevision, c.Status.CanaryRevision)
 			}

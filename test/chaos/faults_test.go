@@ -118,6 +118,17 @@ func planFaults(set settings, round int) []fault {
 	return out
 }
 
+// countFaults is how many of fs are of kind.
+func countFaults(fs []fault, kind string) int {
+	n := 0
+	for _, f := range fs {
+		if f.kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // metricsDownMax is the longest a metric provider outage lasts.
 const metricsDownMax = 5 * time.Second
 

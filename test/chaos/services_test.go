@@ -84,10 +84,9 @@ func (p *provider) url() string { return "http://" + p.addr }
 
 // start starts the server (again), on the same address and data.
 func (p *provider) start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// ctx only bounds the start: the server runs until stop.
-	srv, err := dataplane.StartPrometheus(context.WithoutCancel(ctx), testenv.PrometheusBinary(), p.dir, p.addr, 5*time.Second, "")
+	// StartPrometheus bounds its own wait for the server; the server runs
+	// until stop.
+	srv, err := dataplane.StartPrometheus(context.Background(), testenv.PrometheusBinary(), p.dir, p.addr, 5*time.Second, "")
 	if err != nil {
 		return fmt.Errorf("start the metric provider: %w", err)
 	}
@@ -243,7 +242,7 @@ func (rc *receiver) postsOf(app string) int {
 // apiserver restart may lose the status that recorded a gate's opening:
 // each such disruption in the round allows, for each release, one call
 // fewer or one more.
-func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string, lost, extra int) {
+func checkHooks(rels []release, hc hookCounts, disruptions int) (violations []string, lost, extra int) {
 	for _, rel := range rels {
 		want := string(v1alpha1.PhaseSucceeded)
 		if rel.failed() {
@@ -256,13 +255,13 @@ func checkHooks(rels []release, hc hookCounts, deaths int) (violations []string,
 			}
 		}
 		missing, more := max(0, 1-len(posts)), max(0, len(posts)-1)+hc.reasked[rel.app]
-		if missing+more > deaths {
+		if missing+more > disruptions {
 			trail := hc.trail[rel.app]
 			if len(trail) > 8 {
 				trail = append(trail[:4:4], append([]string{"..."}, trail[len(trail)-4:]...)...)
 			}
 			violations = append(violations, fmt.Sprintf("%s: %d post-rollout calls (want 1) and %d calls of gates already open, with %d controller deaths and apiserver restarts in the round; its gate calls: %s",
-				rel.app, len(posts), hc.reasked[rel.app], deaths, strings.Join(trail, ", ")))
+				rel.app, len(posts), hc.reasked[rel.app], disruptions, strings.Join(trail, ", ")))
 		}
 		lost += missing
 		extra += more
