@@ -45,7 +45,9 @@ type CanarySpec struct {
 	// ProgressDeadline is how long a release may go without progress (a step
 	// applied, a copy becoming ready) before it is rolled back and marked
 	// Failed. Time spent in pauses, or while no Sluice controller was
-	// acting (a restart, a leader failover), does not count. Default 10m.
+	// acting (a restart, a leader failover), or while the controller could
+	// not see the cluster (an apiserver outage, until its watches are back),
+	// does not count. Default 10m.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional

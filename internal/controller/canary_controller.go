@@ -73,6 +73,9 @@ type CanaryReconciler struct {
 	// TargetPoll is how often a Canary whose Deployment is missing looks
 	// for it again (DefaultTargetPoll when zero).
 	TargetPoll time.Duration
+	// Sight tells when the caches last came to see the cluster after an
+	// apiserver outage (nil: they are taken to see it always).
+	Sight *Sight
 
 	// status decides when a status is written: the statuses of a weight
 	// step waiting for its route are held in memory, and a cached Canary
@@ -142,8 +145,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	now := r.now()
-	r.acting.CompareAndSwap(0, now.UnixNano())
-	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: now, ActingSince: time.Unix(0, r.acting.Load())})
+	out := engine.Decide(engine.Input{Canary: &c, Obs: s.obs, Now: now, ActingSince: r.actingSince(now)})
 	// Rounds and webhooks see the status just decided (their payload's
 	// phase, weight and step).
 	next := c.DeepCopy()
@@ -197,6 +199,18 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // DefaultTargetPoll is how often a Canary whose Deployment does not exist
 // looks for it (one read each time).
 const DefaultTargetPoll = 30 * time.Second
+
+// actingSince is engine.Input.ActingSince: this process's first decision,
+// or the moment its caches last came to see the cluster after an
+// apiserver outage (now, while they cannot), whichever is later.
+func (r *CanaryReconciler) actingSince(now time.Time) time.Time {
+	r.acting.CompareAndSwap(0, now.UnixNano())
+	since := time.Unix(0, r.acting.Load())
+	if back := r.Sight.Since(); back.After(since) {
+		since = back
+	}
+	return since
+}
 
 func (r *CanaryReconciler) now() time.Time {
 	if r.Now != nil {

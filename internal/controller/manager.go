@@ -94,15 +94,20 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if len(mc.Namespaces) > 0 {
 		opts.Cache.DefaultNamespaces = namespaceConfigs(mc.Namespaces)
 	}
+	// Every cache's informers report to one Sight.
+	sight := NewSight(nil)
+	if opts.Cache.NewInformer == nil {
+		opts.Cache.NewInformer = sight.NewInformer
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create manager: %w", err)
 	}
-	backends, err := NewBackendCache(mgr)
+	backends, err := NewBackendCache(mgr, sight)
 	if err != nil {
 		return nil, nil, err
 	}
-	routerCache, err := NewRouterCache(mgr, !mc.UnfilteredCaches, mc.Namespaces)
+	routerCache, err := NewRouterCache(mgr, sight, !mc.UnfilteredCaches, mc.Namespaces)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,6 +161,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 		Routers:     mc.Routers,
 		RouteSettle: mc.RouteSettle,
 		TargetPoll:  mc.TargetPoll,
+		Sight:       sight,
 	}
 	if err := r.SetupWithManager(mgr, mc.Options); err != nil {
 		return nil, nil, err

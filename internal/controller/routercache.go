@@ -41,8 +41,9 @@ const routerRefIndex = "spec.router.refs"
 // wrote an entry). Its informers start on a kind's first read or watch,
 // so a router whose CRDs are not installed costs nothing until a Canary
 // selects it. With filter false every object of those kinds is cached.
-// With namespaces, only theirs (--watch-namespaces).
-func NewRouterCache(mgr ctrl.Manager, filter bool, namespaces []string) (cache.Cache, error) {
+// With namespaces, only theirs (--watch-namespaces). Its informers report
+// to sight (none when nil).
+func NewRouterCache(mgr ctrl.Manager, sight *Sight, filter bool, namespaces []string) (cache.Cache, error) {
 	var sel labels.Selector
 	if filter {
 		s, err := ownedSelector()
@@ -57,6 +58,7 @@ func NewRouterCache(mgr ctrl.Manager, filter bool, namespaces []string) (cache.C
 		DefaultLabelSelector: sel,
 		DefaultTransform:     keepOwnManagedFields,
 		DefaultNamespaces:    namespaceConfigs(namespaces),
+		NewInformer:          sight.newInformer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router cache: %w", err)

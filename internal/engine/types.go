@@ -208,11 +208,14 @@ type Input struct {
 	Canary *v1alpha1.Canary
 	Obs    Observations
 	Now    time.Time
-	// ActingSince is when the controller deciding started to act: its
-	// process's first decision, after it took the lease. Time before it
-	// (a killed controller, a lease that had to expire) is no release's
-	// fault, so the progress deadline counts from it at the earliest.
-	// Zero for none.
+	// ActingSince is when the controller deciding started to act with a
+	// view of the cluster: its process's first decision, after it took
+	// the lease, or when its caches last came to see the cluster again
+	// after an apiserver outage (the time of the decision while they
+	// still cannot). Time before it (a killed controller, a lease that
+	// had to expire, watches waiting to come back) is no release's fault,
+	// so the progress deadline counts from it at the earliest. Zero for
+	// none.
 	ActingSince time.Time
 }
 
