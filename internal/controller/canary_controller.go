@@ -579,7 +579,13 @@ func (r *CanaryReconciler) applyRoute(ctx context.Context, c *v1alpha1.Canary, s
 	seen := s.obs.Route
 	s.routeChanged = !seen.Exists || seen.CanaryWeight != split.CanaryWeight ||
 		seen.HeaderRoute != engine.HeaderRouteKey(split.HeaderRoute) || seen.MirrorPercent != split.MirrorPercent
-	return s.route.Apply(ctx, c, split)
+	if err := s.route.Apply(ctx, c, split); err != nil {
+		return err
+	}
+	if s.routeChanged {
+		log.FromContext(ctx).V(1).Info("Route written", "weight", split.CanaryWeight, "seen", seen.CanaryWeight, "seenExists", seen.Exists)
+	}
+	return nil
 }
 
 // applyPrimary creates or updates the primary: from the target's template

@@ -461,10 +461,23 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel *release, w *watcher
 			t.Errorf("%s round %d (bad %v): not ended as an undisturbed release would within %s: phase %s (%s), primary image %s (want %s), canary share %d%%, err %v",
 				rel.app, rel.round, rel.bad, releaseBound, c.Status.Phase, c.Status.Message, imageOfTemplate(&primary), rel.stableImage, w.canaryShare(rel.app), err)
 			t.Logf("%s: its pods now: %s", rel.app, describePods(cl, ns, rel.app))
+			t.Logf("%s: its route as the watch saw it: %s; its status: %s", rel.app, w.routeTrail(rel.app), describeStatus(&c))
 			return 0
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// describeStatus puts a Canary's progress and conditions in words.
+func describeStatus(c *v1alpha1.Canary) string {
+	out := fmt.Sprintf("step %d weight %d", c.Status.CurrentStep, c.Status.CanaryWeight)
+	if c.Status.LastProgressTime != nil {
+		out += ", last progress " + c.Status.LastProgressTime.Format("15:04:05")
+	}
+	for _, cond := range c.Status.Conditions {
+		out += fmt.Sprintf("; %s=%s %s since %s", cond.Type, cond.Status, cond.Reason, cond.LastTransitionTime.Format("15:04:05"))
+	}
+	return out
 }
 
 // describePods puts app's pods (its own Deployment's and the primary's)
@@ -582,6 +595,11 @@ func newControllers(t *testing.T, env *testenv.Cluster, ns, instance string, set
 			_ = p.cmd.Process.Kill()
 			<-p.done
 			p.log.Close()
+			if dir := os.Getenv("SLUICE_CHAOS_LOGS"); dir != "" {
+				if b, err := os.ReadFile(p.log.Name()); err == nil {
+					_ = os.WriteFile(filepath.Join(dir, "controller-"+name+".log"), b, 0o644)
+				}
+			}
 			if t.Failed() {
 				b, _ := os.ReadFile(p.log.Name())
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")

@@ -155,7 +155,7 @@ func (w *watcher) onRoute(o any) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if hist := w.routes[app]; len(hist) == 0 || hist[len(hist)-1].rv < rv {
-		w.routes[app] = append(hist[max(0, len(hist)-31):], routeVersion{rv: rv, share: share})
+		w.routes[app] = append(hist[max(0, len(hist)-31):], routeVersion{rv: rv, share: share, seen: time.Now()})
 	}
 	w.judgePrimaries(false)
 	prev, seen := w.share[app]
@@ -197,11 +197,24 @@ func (w *watcher) onDeployment(o any) {
 	}
 }
 
-// routeVersion is one version of an app's route: its resourceVersion and
-// the canary's share.
+// routeVersion is one version of an app's route: its resourceVersion,
+// the canary's share and when the watch delivered it.
 type routeVersion struct {
 	rv    int64
 	share int32
+	seen  time.Time
+}
+
+// routeTrail puts the versions of app's route the watch delivered in
+// words (the last 32).
+func (w *watcher) routeTrail(app string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, v := range w.routes[app] {
+		out = append(out, fmt.Sprintf("%d%% (rv %d) at %s", v.share, v.rv, v.seen.Format("15:04:05.000")))
+	}
+	return strings.Join(out, ", ")
 }
 
 // primaryChange is a change of a primary's template, at resourceVersion
