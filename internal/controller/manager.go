@@ -96,6 +96,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	}
 	// Every cache's informers report to one Sight.
 	sight := NewSight(nil)
+	sight.Log = ctrl.Log.WithName("sight")
 	if opts.Cache.NewInformer == nil {
 		opts.Cache.NewInformer = sight.NewInformer
 	}

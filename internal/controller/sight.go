@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,10 +29,13 @@ import (
 // (engine.Input.ActingSince), as it does after a controller outage.
 type Sight struct {
 	now func() time.Time
+	// Log, when set, hears when the caches go blind and see again.
+	Log logr.Logger
 
 	mu sync.Mutex
-	// next names the next informer wrapped.
-	next int
+	// next numbers the next informer wrapped; names are their kinds.
+	next  int
+	names map[int]string
 	// blind holds the informers whose last attempt failed, with the time
 	// of that attempt.
 	blind map[int]time.Time
@@ -43,7 +48,7 @@ func NewSight(now func() time.Time) *Sight {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sight{now: now, blind: map[int]time.Time{}}
+	return &Sight{now: now, blind: map[int]time.Time{}, names: map[int]string{}}
 }
 
 // Since is when the caches last started to see the whole cluster: the
@@ -81,7 +86,7 @@ const StaleBlind = 90 * time.Second
 // lists and watches report to s.
 func (s *Sight) NewInformer(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
 	if l, ok := lw.(*toolscache.ListWatch); ok {
-		s.observe(l)
+		s.observe(l, informerKind(obj))
 	}
 	return toolscache.NewSharedIndexInformer(lw, obj, resync, idx)
 }
@@ -96,10 +101,11 @@ func (s *Sight) newInformer() func(toolscache.ListerWatcher, runtime.Object, tim
 
 // observe wraps l's functions (controller-runtime fills the context-taking
 // ones; the others too, in case).
-func (s *Sight) observe(l *toolscache.ListWatch) {
+func (s *Sight) observe(l *toolscache.ListWatch, name string) {
 	s.mu.Lock()
 	id := s.next
 	s.next++
+	s.names[id] = name
 	s.mu.Unlock()
 	if f := l.ListWithContextFunc; f != nil {
 		l.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -142,6 +148,9 @@ func (s *Sight) report(ctx context.Context, id int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
+		if len(s.blind) == 0 && s.Log.GetSink() != nil {
+			s.Log.Info("Caches blind: the progress deadline waits until they see again", "informer", s.names[id], "error", err.Error())
+		}
 		s.blind[id] = s.now()
 		return
 	}
@@ -149,8 +158,20 @@ func (s *Sight) report(ctx context.Context, id int, err error) {
 		delete(s.blind, id)
 		if len(s.blind) == 0 {
 			s.back = s.now()
+			if s.Log.GetSink() != nil {
+				s.Log.Info("Caches see the cluster again: progress deadlines count from now", "informer", s.names[id])
+			}
 		}
 	}
+}
+
+// informerKind names an informer's object: its kind when it carries one
+// (unstructured, metadata-only), else its Go type.
+func informerKind(obj runtime.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind(); k.Kind != "" {
+		return k.GroupKind().String()
+	}
+	return fmt.Sprintf("%T", obj)
 }
 
 // unreachable tells an apiserver that could not answer (no connection, a
