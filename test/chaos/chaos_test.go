@@ -460,8 +460,9 @@ func waitEnd(t *testing.T, cl client.Client, ns string, rel *release, w *watcher
 		if time.Now().After(deadline) {
 			t.Errorf("%s round %d (bad %v): not ended as an undisturbed release would within %s: phase %s (%s), primary image %s (want %s), canary share %d%%, err %v",
 				rel.app, rel.round, rel.bad, releaseBound, c.Status.Phase, c.Status.Message, imageOfTemplate(&primary), rel.stableImage, w.canaryShare(rel.app), err)
-			t.Logf("%s: its pods now: %s", rel.app, describePods(cl, ns, rel.app))
+			t.Logf("%s: its pods now: %s; the nodes: %s", rel.app, describePods(cl, ns, rel.app), describeNodes(cl))
 			t.Logf("%s: its route as the watch saw it: %s; its status: %s", rel.app, w.routeTrail(rel.app), describeStatus(&c))
+			t.Logf("%s: its Canary's events: %s", rel.app, describeEvents(cl, ns, rel.app, rel.started.Add(-time.Second)))
 			return 0
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -478,6 +479,70 @@ func describeStatus(c *v1alpha1.Canary) string {
 		out += fmt.Sprintf("; %s=%s %s since %s", cond.Type, cond.Status, cond.Reason, cond.LastTransitionTime.Format("15:04:05"))
 	}
 	return out
+}
+
+// describeEvents puts the Events of app's Canary since since in words,
+// oldest first: the controllers' decisions, with their times.
+func describeEvents(cl client.Client, ns, app string, since time.Time) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var list corev1.EventList
+	if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return err.Error()
+	}
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind != "Canary" || e.InvolvedObject.Name != app {
+			continue
+		}
+		at, n := e.EventTime.Time, e.Count
+		if e.Series != nil {
+			at, n = e.Series.LastObservedTime.Time, e.Series.Count
+		}
+		if at.IsZero() {
+			at = e.LastTimestamp.Time
+		}
+		if at.Before(since) {
+			continue
+		}
+		msg := e.Message
+		if len(msg) > 160 {
+			msg = msg[:160] + "..."
+		}
+		lines = append(lines, line{at, fmt.Sprintf("%s %s (x%d, %s): %s", at.Format("15:04:05.000"), e.Reason, max(n, 1), e.ReportingInstance, msg)})
+	}
+	slices.SortFunc(lines, func(a, b line) int { return a.at.Compare(b.at) })
+	var out []string
+	for _, l := range lines {
+		out = append(out, l.text)
+	}
+	return strings.Join(out, " | ")
+}
+
+// describeNodes puts the nodes' Ready conditions in words: a node whose
+// lease was not renewed within the controller-manager's grace period
+// (after an apiserver outage) turns not-Ready, and its pods with it.
+func describeNodes(cl client.Client) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var nodes corev1.NodeList
+	if err := cl.List(ctx, &nodes); err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				out = append(out, fmt.Sprintf("%s Ready=%s (%s) since %s, heartbeat %s", n.Name, c.Status, c.Reason,
+					c.LastTransitionTime.Format("15:04:05"), c.LastHeartbeatTime.Format("15:04:05")))
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // describePods puts app's pods (its own Deployment's and the primary's)
