@@ -94,7 +94,8 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if len(mc.Namespaces) > 0 {
 		opts.Cache.DefaultNamespaces = namespaceConfigs(mc.Namespaces)
 	}
-	// Every cache's informers report to one Sight.
+	// The main cache's and the router cache's informers report to one
+	// Sight (the kinds the decisions read).
 	sight := NewSight(nil)
 	sight.Log = ctrl.Log.WithName("sight")
 	if opts.Cache.NewInformer == nil {
@@ -104,7 +105,7 @@ func NewManager(cfg *rest.Config, mc ManagerConfig) (ctrl.Manager, *CanaryReconc
 	if err != nil {
 		return nil, nil, fmt.Errorf("create manager: %w", err)
 	}
-	backends, err := NewBackendCache(mgr, sight)
+	backends, err := NewBackendCache(mgr)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -113,14 +113,14 @@ func ownedSelector() (labels.Selector, error) {
 // cluster-wide: an informer without both would never sync, and the read
 // would wait on it for ever, holding a reconcile worker. A kind it may not
 // read is answered with a router.KindForbiddenError; any read waits at most
-// BackendSyncTimeout for its informer. Its informers report to sight (none
-// when nil).
-func NewBackendCache(mgr ctrl.Manager, sight *Sight) (client.Reader, error) {
+// BackendSyncTimeout for its informer. Its informers do not report to the
+// Sight: a user's backend may be of a kind an aggregated apiserver serves,
+// and one that answers 503 for good must not pause every progress deadline.
+func NewBackendCache(mgr ctrl.Manager) (client.Reader, error) {
 	c, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:           mgr.GetScheme(),
 		Mapper:           mgr.GetRESTMapper(),
 		DefaultTransform: cache.TransformStripManagedFields(),
-		NewInformer:      sight.newInformer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backend cache: %w", err)

@@ -16,8 +16,9 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
-// Sight knows whether this process's caches see the cluster. Every
-// informer's lists and watches go through it (NewInformer): an informer
+// Sight knows whether this process's caches see the cluster. The lists and
+// watches of the informers it makes (NewInformer: the main cache's and the
+// router cache's) go through it: an informer
 // whose last attempt failed because the apiserver could not be reached,
 // or answered with a server error, is blind until an attempt succeeds.
 //
