@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
@@ -100,41 +99,28 @@ func (s *Sight) newInformer() func(toolscache.ListerWatcher, runtime.Object, tim
 	return s.NewInformer
 }
 
-// observe wraps l's functions (controller-runtime fills the context-taking
-// ones; the others too, in case).
+// observe wraps l's list and watch functions. controller-runtime fills
+// only the context-taking ones, which client-go prefers when both are set.
 func (s *Sight) observe(l *toolscache.ListWatch, name string) {
 	s.mu.Lock()
 	id := s.next
 	s.next++
 	s.names[id] = name
 	s.mu.Unlock()
-	if f := l.ListWithContextFunc; f != nil {
-		l.ListWithContextFunc = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			out, err := f(ctx, o)
-			s.report(ctx, id, err)
-			return out, err
-		}
+	if l.ListWithContextFunc != nil {
+		l.ListWithContextFunc = reporting(s, id, l.ListWithContextFunc)
 	}
-	if f := l.WatchFuncWithContext; f != nil {
-		l.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			out, err := f(ctx, o)
-			s.report(ctx, id, err)
-			return out, err
-		}
+	if l.WatchFuncWithContext != nil {
+		l.WatchFuncWithContext = reporting(s, id, l.WatchFuncWithContext)
 	}
-	if f := l.ListFunc; f != nil {
-		l.ListFunc = func(o metav1.ListOptions) (runtime.Object, error) {
-			out, err := f(o)
-			s.report(context.Background(), id, err)
-			return out, err
-		}
-	}
-	if f := l.WatchFunc; f != nil {
-		l.WatchFunc = func(o metav1.ListOptions) (watch.Interface, error) {
-			out, err := f(o)
-			s.report(context.Background(), id, err)
-			return out, err
-		}
+}
+
+// reporting is f, reporting each outcome to s for informer id.
+func reporting[T any](s *Sight, id int, f func(context.Context, metav1.ListOptions) (T, error)) func(context.Context, metav1.ListOptions) (T, error) {
+	return func(ctx context.Context, o metav1.ListOptions) (T, error) {
+		out, err := f(ctx, o)
+		s.report(ctx, id, err)
+		return out, err
 	}
 }
 

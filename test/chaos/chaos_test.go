@@ -305,8 +305,9 @@ func TestChaos(t *testing.T) {
 		fig.reactions = append(fig.reactions, watch.takeReactions()...)
 		if tf != nil {
 			excuse := map[string]bool{}
+			unready := countFaults(faults, faultUnready) > 0
 			for _, rel := range rels {
-				excuse[rel.app] = countFaults(faults, faultUnready) > 0 && !rel.bad
+				excuse[rel.app] = unready && !rel.bad
 			}
 			tc := tf.take(excuse)
 			fig.requests += tc.requests
