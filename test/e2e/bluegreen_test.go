@@ -158,9 +158,10 @@ func (w *world) noRouterCanary(t *testing.T) {
 		tb.add(fmt.Sprintf("%d%%: %d canary, %d primary", declared, nc, np), fmt.Sprintf("%d→%.1f", declared, endpoints), pct, len(rs), fails)
 		if len(rs) < minPerStep || math.Abs(pct-endpoints) > 3 {
 			t.Errorf("setWeight %d: %.2f%% of %d requests answered by v2; the endpoints give %.1f%% (±3, at least %d requests)", declared, pct, len(rs), endpoints, minPerStep)
+			explainShare(t, tl, rs, "v2", from)
 		}
-		if got := tl.shareAt(i); got != fmt.Sprintf("%d/%d", nc, np) {
-			t.Errorf("setWeight %d: status.endpointShare canary/primary = %s, want %d/%d", declared, got, nc, np)
+		if got := tl.sharesAt(i); got != fmt.Sprintf("%d/%d", nc, np) {
+			t.Errorf("setWeight %d: status.endpointShare canary/primary during the pause = %s, want %d/%d throughout", declared, got, nc, np)
 		}
 	}
 	all := window(results, "plain", released, done)

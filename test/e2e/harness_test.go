@@ -12,7 +12,9 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,17 +258,18 @@ func (tl *timeline) end() {
 	<-tl.done
 }
 
-// shareAt is the last status.endpointShare seen at step i ("" if none).
-func (tl *timeline) shareAt(i int) string {
+// sharesAt are the status.endpointShare values seen at step i, each
+// change once, in order ("" if none).
+func (tl *timeline) sharesAt(i int) string {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	out := ""
+	var seen []string
 	for _, p := range tl.points {
-		if int(p.step) == i && p.share != "" {
-			out = p.share
+		if int(p.step) == i && p.share != "" && (len(seen) == 0 || seen[len(seen)-1] != p.share) {
+			seen = append(seen, p.share)
 		}
 	}
-	return out
+	return strings.Join(seen, " then ")
 }
 
 // first is when a point first matched, zero if never.
@@ -333,6 +336,58 @@ func explainFailures(t *testing.T, tl *timeline, rs []dataplane.Result) {
 	for k, n := range counts {
 		t.Logf("%6d failed while %s", n, k)
 	}
+}
+
+// explainShare logs how a window's answers spread, when its share missed:
+// the answers of each pod, and the share of version in each second of the
+// window, so a drift shows whether it came from a copy's pod answering
+// less, or from part of the window carrying another split.
+func explainShare(t *testing.T, tl *timeline, rs []dataplane.Result, version string, from time.Time) {
+	t.Helper()
+	t.Logf("route read every 100 ms, from 3 s before the window:%s", tl.routeTrail(from.Add(-3*time.Second), from))
+	pods := map[string]int{}
+	type second struct{ all, of int }
+	var secs []second
+	for _, r := range rs {
+		pods[r.Pod]++
+		i := int(r.At.Sub(from) / time.Second)
+		for len(secs) <= i {
+			secs = append(secs, second{})
+		}
+		secs[i].all++
+		if r.Version == version {
+			secs[i].of++
+		}
+	}
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(pods)) {
+		fmt.Fprintf(&b, " %s=%d", name, pods[name])
+	}
+	t.Logf("answers by pod:%s", b.String())
+	b.Reset()
+	for i, s := range secs {
+		if s.all > 0 {
+			fmt.Fprintf(&b, " %ds:%.0f%%", i, 100*float64(s.of)/float64(s.all))
+		}
+	}
+	t.Logf("%s share by second of the window:%s", version, b.String())
+}
+
+// routeTrail lists the route's canary share each time it changed in the
+// samples taken after since, at its offset from origin.
+func (tl *timeline) routeTrail(since, origin time.Time) string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var b strings.Builder
+	last := math.NaN()
+	for _, s := range tl.samples {
+		if s.at.Before(since) || s.route == last {
+			continue
+		}
+		last = s.route
+		fmt.Fprintf(&b, " %s:%.1f%%", s.at.Sub(origin).Round(100*time.Millisecond), s.route)
+	}
+	return b.String()
 }
 
 // waitFor waits until the Canary's phase is phase.

@@ -248,6 +248,7 @@ func measureSteps(t *testing.T, tb *table, tl *timeline, results []dataplane.Res
 		tb.add(fmt.Sprintf("step %d: setWeight %d", i-1, declared), fmt.Sprint(declared), pct, len(rs), fails)
 		if len(rs) < minPerStep || math.Abs(pct-float64(declared)) > 2 {
 			t.Errorf("step %d: %.2f%% of %d requests answered by %s, declared %d%% (±2, at least %d requests)", i-1, pct, len(rs), version, declared, minPerStep)
+			explainShare(t, tl, rs, version, from)
 		}
 	}
 }
