@@ -12,43 +12,72 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
 // Sight knows whether this process's caches see the cluster. The lists and
 // watches of the informers it makes (NewInformer: the main cache's and the
-// router cache's) go through it: an informer
-// whose last attempt failed because the apiserver could not be reached,
-// or answered with a server error, is blind until an attempt succeeds.
+// router cache's) go through it, and so do the ends of their watch streams.
+// An informer is blind
 //
-// A client-go informer retries a failed list or watch after a backoff that
-// doubles up to 30 s (with as much jitter again) and resets only after two
-// quiet minutes, so after an apiserver restart the caches may show the old
-// cluster for tens of seconds, and a release waiting on them looks stuck.
-// The reconciler starts the progress deadline again once the caches see
-// (engine.Input.ActingSince), as it does after a controller outage.
+//   - from an attempt that found no apiserver (no connection, a 5xx or a
+//     429) until an attempt succeeds, and
+//   - from the end of its watch stream until its next list or watch
+//     returns, when that takes longer than WatchGap.
+//
+// After an apiserver restart the caches may show the old cluster for tens
+// of seconds either way: a client-go informer retries a failed list or
+// watch after a backoff that doubles up to 30 s (with as much jitter
+// again) and resets only after two quiet minutes; and client-go's own
+// request retries keep a watch call waiting, without an error, while the
+// connection keeps closing (up to ten tries a second apart). A release
+// waiting on such a cache looks stuck, so the reconciler starts the
+// progress deadline again once the caches see (engine.Input.ActingSince),
+// as it does after a controller outage.
 type Sight struct {
 	now func() time.Time
 	// Log, when set, hears when the caches go blind and see again.
 	Log logr.Logger
 
-	mu sync.Mutex
-	// next numbers the next informer wrapped; names are their kinds.
-	next  int
-	names map[int]string
-	// blind holds the informers whose last attempt failed, with the time
-	// of that attempt.
-	blind map[int]time.Time
+	mu    sync.Mutex
+	infs  []*sighted
+	blind int // informers seen blind at the last look, for the log
 	// back is when the last blind informer saw again.
 	back time.Time
 }
+
+// sighted is one informer as the Sight knows it.
+type sighted struct {
+	name string
+	// lost is when the informer stopped seeing (its watch stream ended, or
+	// an attempt found no apiserver); zero while it sees.
+	lost time.Time
+	// failed: the last attempt found no apiserver (blind at once).
+	failed bool
+	// calling counts its lists and watches in flight; tried is when the
+	// last one started or ended.
+	calling int
+	tried   time.Time
+}
+
+// WatchGap is how long an informer may take to watch again after its
+// watch stream ended before the Sight counts it blind: every watch ends
+// after minutes and is made again at once, which is no outage.
+const WatchGap = time.Second
+
+// StaleBlind is how long an informer stays blind without a list or watch
+// in flight or another attempt: more than client-go's longest retry
+// interval (30 s, plus up to as much jitter). One that has not tried for
+// that long is gone (its cache stopped) and blinds nobody.
+const StaleBlind = 90 * time.Second
 
 // NewSight returns a Sight reading the clock now (time.Now when nil).
 func NewSight(now func() time.Time) *Sight {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sight{now: now, blind: map[int]time.Time{}, names: map[int]string{}}
+	return &Sight{now: now}
 }
 
 // Since is when the caches last started to see the whole cluster: the
@@ -61,26 +90,39 @@ func (s *Sight) Since() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for id, at := range s.blind {
-		// An informer retries at least every StaleBlind; one that has
-		// not is gone (its cache stopped) and blinds nobody.
-		if now.Sub(at) > StaleBlind {
-			delete(s.blind, id)
-			if at.After(s.back) {
-				s.back = at
+	blind := 0
+	for _, in := range s.infs {
+		if in.lost.IsZero() {
+			continue
+		}
+		if in.calling == 0 && now.Sub(in.tried) > StaleBlind {
+			if in.failed || in.tried.Sub(in.lost) > WatchGap {
+				s.back = later(s.back, in.tried)
 			}
+			in.lost, in.failed = time.Time{}, false
+			continue
+		}
+		if in.failed || now.Sub(in.lost) > WatchGap {
+			blind++
 		}
 	}
-	if len(s.blind) > 0 {
+	if blind > 0 {
+		if s.blind == 0 && s.Log.GetSink() != nil {
+			s.Log.Info("Caches blind: the progress deadline waits until they see again", "informers", blind)
+		}
+		s.blind = blind
 		return now
 	}
+	s.blind = 0
 	return s.back
 }
 
-// StaleBlind is how long an informer's failed attempt keeps it blind
-// without another attempt: more than client-go's longest retry interval
-// (30 s, plus up to as much jitter).
-const StaleBlind = 90 * time.Second
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
 
 // NewInformer is a cache.Options.NewInformer: a shared informer whose
 // lists and watches report to s.
@@ -102,55 +144,119 @@ func (s *Sight) newInformer() func(toolscache.ListerWatcher, runtime.Object, tim
 // observe wraps l's list and watch functions. controller-runtime fills
 // only the context-taking ones, which client-go prefers when both are set.
 func (s *Sight) observe(l *toolscache.ListWatch, name string) {
+	in := &sighted{name: name}
 	s.mu.Lock()
-	id := s.next
-	s.next++
-	s.names[id] = name
+	s.infs = append(s.infs, in)
 	s.mu.Unlock()
 	if l.ListWithContextFunc != nil {
-		l.ListWithContextFunc = reporting(s, id, l.ListWithContextFunc)
+		l.ListWithContextFunc = reporting(s, in, l.ListWithContextFunc, func(_ context.Context, o runtime.Object) runtime.Object { return o })
 	}
 	if l.WatchFuncWithContext != nil {
-		l.WatchFuncWithContext = reporting(s, id, l.WatchFuncWithContext)
+		l.WatchFuncWithContext = reporting(s, in, l.WatchFuncWithContext, func(ctx context.Context, w watch.Interface) watch.Interface {
+			return s.watched(ctx, in, w)
+		})
 	}
 }
 
-// reporting is f, reporting each outcome to s for informer id.
-func reporting[T any](s *Sight, id int, f func(context.Context, metav1.ListOptions) (T, error)) func(context.Context, metav1.ListOptions) (T, error) {
+// reporting is f, reporting each call and its outcome to s for informer
+// in; wrap wraps what a successful call returns.
+func reporting[T any](s *Sight, in *sighted, f func(context.Context, metav1.ListOptions) (T, error), wrap func(context.Context, T) T) func(context.Context, metav1.ListOptions) (T, error) {
 	return func(ctx context.Context, o metav1.ListOptions) (T, error) {
+		s.mu.Lock()
+		in.calling++
+		in.tried = s.now()
+		s.mu.Unlock()
 		out, err := f(ctx, o)
-		s.report(ctx, id, err)
-		return out, err
+		s.report(ctx, in, err)
+		if err != nil {
+			return out, err
+		}
+		return wrap(ctx, out), nil
 	}
 }
 
-// report records the outcome of informer id's list or watch. Only an
+// report records the outcome of an informer's list or watch. Only an
 // apiserver that cannot answer makes an informer blind: a refusal (403,
 // 404, 410) is an answer, and a stopping informer's cancelled context is
 // nobody's outage.
-func (s *Sight) report(ctx context.Context, id int, err error) {
-	if err != nil && (ctx.Err() != nil || !unreachable(err)) {
-		return
-	}
+func (s *Sight) report(ctx context.Context, in *sighted, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		if len(s.blind) == 0 && s.Log.GetSink() != nil {
-			s.Log.Info("Caches blind: the progress deadline waits until they see again", "informer", s.names[id], "error", err.Error())
+	now := s.now()
+	in.calling--
+	in.tried = now
+	switch {
+	case err != nil && ctx.Err() != nil:
+		in.lost, in.failed = time.Time{}, false
+	case err != nil && unreachable(err):
+		if in.lost.IsZero() {
+			in.lost = now
 		}
-		s.blind[id] = s.now()
-		return
-	}
-	if _, ok := s.blind[id]; ok {
-		delete(s.blind, id)
-		if len(s.blind) == 0 {
-			s.back = s.now()
+		if !in.failed && s.Log.GetSink() != nil {
+			s.Log.Info("Cache blind: no apiserver answers its list or watch", "informer", in.name, "error", err.Error())
+		}
+		in.failed = true
+	case !in.lost.IsZero():
+		if gap := now.Sub(in.lost); in.failed || gap > WatchGap {
+			s.back = later(s.back, now)
 			if s.Log.GetSink() != nil {
-				s.Log.Info("Caches see the cluster again: progress deadlines count from now", "informer", s.names[id])
+				s.Log.Info("Cache sees the cluster again: progress deadlines count from now", "informer", in.name, "blindFor", gap.Round(time.Millisecond).String())
 			}
 		}
+		in.lost, in.failed = time.Time{}, false
 	}
 }
+
+// watched is w, telling s when the informer stops it: its stream ended
+// (client-go stops every watch whose stream ends before it watches again),
+// and it sees nothing new until it watches again.
+func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface) watch.Interface {
+	out := &sightedWatch{inner: w, events: make(chan watch.Event), stop: make(chan struct{})}
+	out.ended = func() {
+		if ctx.Err() != nil {
+			return // the informer is stopping
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if in.lost.IsZero() {
+			in.lost = s.now()
+			in.tried = in.lost
+		}
+	}
+	go func() {
+		defer close(out.events)
+		for ev := range w.ResultChan() {
+			select {
+			case out.events <- ev:
+			case <-out.stop:
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// sightedWatch passes a watch's events on, and reports when it is stopped.
+type sightedWatch struct {
+	inner  watch.Interface
+	events chan watch.Event
+	ended  func()
+	once   sync.Once
+	stop   chan struct{}
+}
+
+// Stop stops the watch. It records the end at once, before the informer
+// can watch again, so the end of one watch never follows the start of the
+// next.
+func (w *sightedWatch) Stop() {
+	w.once.Do(func() {
+		close(w.stop)
+		w.ended()
+	})
+	w.inner.Stop()
+}
+
+func (w *sightedWatch) ResultChan() <-chan watch.Event { return w.events }
 
 // informerKind names an informer's object: its kind when it carries one
 // (unstructured, metadata-only), else its Go type.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,7 +9,10 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
 )
 
 // An answer, even a refusal, is sight; only an apiserver that cannot
@@ -33,18 +37,131 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// sightClock is a Sight on a clock the test moves, with one informer
+// whose calls the test makes: watch returns a fake watch, or err.
+type sightClock struct {
+	now time.Time
+	s   *Sight
+	lw  *toolscache.ListWatch
+	err error
+	// block, when set, is waited for inside the watch call (a call in
+	// flight), after entered is told.
+	block   chan struct{}
+	entered chan struct{}
+}
+
+func newSightClock() *sightClock {
+	c := &sightClock{now: time.Unix(1000, 0)}
+	c.s = NewSight(func() time.Time { return c.now })
+	c.lw = &toolscache.ListWatch{WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
+		if c.block != nil {
+			c.entered <- struct{}{}
+			<-c.block
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		return watch.NewFake(), nil
+	}}
+	c.s.observe(c.lw, "Thing")
+	return c
+}
+
+func (c *sightClock) watch(t *testing.T) watch.Interface {
+	t.Helper()
+	w, err := c.lw.WatchFuncWithContext(context.Background(), metav1.ListOptions{})
+	if err != nil && c.err == nil {
+		t.Fatalf("watch: %v", err)
+	}
+	return w
+}
+
+func (c *sightClock) wantSince(t *testing.T, want time.Time, why string) {
+	t.Helper()
+	if got := c.s.Since(); !got.Equal(want) {
+		t.Fatalf("%s: Since() = %v, want %v", why, got.Sub(time.Unix(1000, 0)), want.Sub(time.Unix(1000, 0)))
+	}
+}
+
+// A watch made again at once after its stream ended is no outage; one
+// that takes longer than WatchGap blinds the informer from the end of the
+// stream until the new watch returns, and the caches see from then.
+func TestSightCountsAWatchGap(t *testing.T) {
+	c := newSightClock()
+	w := c.watch(t)
+	c.wantSince(t, time.Time{}, "watching")
+
+	w.Stop()
+	c.now = c.now.Add(WatchGap / 2)
+	c.wantSince(t, time.Time{}, "within WatchGap of the stream's end")
+	w = c.watch(t)
+	c.now = c.now.Add(time.Minute)
+	c.wantSince(t, time.Time{}, "watching again within WatchGap")
+
+	// The stream ends; the next watch waits in client-go's retries (in
+	// flight, no error) for 6 s.
+	w.Stop()
+	c.block, c.entered = make(chan struct{}), make(chan struct{})
+	returned := make(chan watch.Interface)
+	go func() { returned <- c.watch(t) }()
+	<-c.entered
+	c.now = c.now.Add(2 * WatchGap)
+	c.wantSince(t, c.now, "a watch in flight past WatchGap")
+	c.now = c.now.Add(6 * time.Second)
+	c.wantSince(t, c.now, "still in flight")
+	back := c.now
+	close(c.block)
+	w = <-returned
+	c.now = c.now.Add(time.Second)
+	c.wantSince(t, back, "the watch returned")
+
+	// An answer (a 404) ends the gap too: the apiserver is there.
+	w.Stop()
+	c.block, c.err = nil, apierrors.NewNotFound(schema.GroupResource{Resource: "things"}, "")
+	c.now = c.now.Add(5 * time.Second)
+	c.wantSince(t, c.now, "no watch since the stream ended")
+	c.watch(t)
+	c.wantSince(t, c.now, "answered 404")
+	answered := c.now
+	c.now = c.now.Add(time.Second)
+	c.wantSince(t, answered, "after the answer")
+}
+
+// An attempt that finds no apiserver blinds at once, until one succeeds.
+func TestSightBlindOnUnreachable(t *testing.T) {
+	c := newSightClock()
+	c.err = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	c.watch(t)
+	c.wantSince(t, c.now, "refused")
+	c.now = c.now.Add(10 * time.Second)
+	c.wantSince(t, c.now, "still refused")
+	c.err = nil
+	c.watch(t)
+	back := c.now
+	c.now = c.now.Add(time.Second)
+	c.wantSince(t, back, "watching again")
+}
+
 // An informer that stopped while blind (its cache ended) blinds nobody
-// once it has not retried for StaleBlind.
+// once it has not tried for StaleBlind; one that is stopped on purpose
+// (its context cancelled) was never blind.
 func TestSightForgetsAStoppedInformer(t *testing.T) {
-	now := time.Unix(1000, 0)
-	s := NewSight(func() time.Time { return now })
-	s.blind[7] = now
-	if got := s.Since(); !got.Equal(now) {
-		t.Fatalf("Since() = %v while blind, want now %v", got, now)
+	c := newSightClock()
+	c.err = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	c.watch(t)
+	failed := c.now
+	c.wantSince(t, failed, "refused")
+	c.now = c.now.Add(StaleBlind + time.Second)
+	c.wantSince(t, failed, "no attempt for StaleBlind")
+
+	c = newSightClock()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := c.lw.WatchFuncWithContext(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	failed := now
-	now = now.Add(StaleBlind + time.Second)
-	if got := s.Since(); !got.Equal(failed) {
-		t.Fatalf("Since() = %v after StaleBlind without a retry, want its last attempt %v", got, failed)
-	}
+	cancel()
+	w.Stop()
+	c.now = c.now.Add(time.Minute)
+	c.wantSince(t, time.Time{}, "a watch stopped with its informer")
 }
