@@ -23,8 +23,9 @@ import (
 //
 //   - from an attempt that found no apiserver (no connection, a 5xx or a
 //     429) until an attempt succeeds, and
-//   - from the end of its watch stream until its next list or watch
-//     returns, when that takes longer than WatchGap.
+//   - from the end of its watch stream, when it ends before the timeout
+//     the informer asked for, until its next list or watch returns, when
+//     that takes longer than WatchGap.
 //
 // After an apiserver restart the caches may show the old cluster for tens
 // of seconds either way: a client-go informer retries a failed list or
@@ -62,8 +63,9 @@ type sighted struct {
 }
 
 // WatchGap is how long an informer may take to watch again after its
-// watch stream ended before the Sight counts it blind: every watch ends
-// after minutes and is made again at once, which is no outage.
+// watch stream ended early before the Sight counts it blind: a stream
+// ends early when the apiserver goes away, and also when its events
+// expire (410 Gone, then a list), which is no outage if quick.
 const WatchGap = time.Second
 
 // StaleBlind is how long an informer stays blind without a list or watch
@@ -152,9 +154,16 @@ func (s *Sight) observe(l *toolscache.ListWatch, name string) {
 		l.ListWithContextFunc = reporting(s, in, l.ListWithContextFunc, func(_ context.Context, o runtime.Object) runtime.Object { return o })
 	}
 	if l.WatchFuncWithContext != nil {
-		l.WatchFuncWithContext = reporting(s, in, l.WatchFuncWithContext, func(ctx context.Context, w watch.Interface) watch.Interface {
-			return s.watched(ctx, in, w)
-		})
+		watchFunc := l.WatchFuncWithContext
+		l.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			var timeout time.Duration
+			if o.TimeoutSeconds != nil {
+				timeout = time.Duration(*o.TimeoutSeconds) * time.Second
+			}
+			return reporting(s, in, watchFunc, func(ctx context.Context, w watch.Interface) watch.Interface {
+				return s.watched(ctx, in, w, timeout)
+			})(ctx, o)
+		}
 	}
 }
 
@@ -207,17 +216,24 @@ func (s *Sight) report(ctx context.Context, in *sighted, err error) {
 	}
 }
 
-// watched is w, telling s when the informer stops it: its stream ended
-// (client-go stops every watch whose stream ends before it watches again),
-// and it sees nothing new until it watches again.
-func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface) watch.Interface {
+// watched is w, telling s when the informer stops it before the timeout
+// it asked for (0: none): its stream ended early (client-go stops every
+// watch whose stream ends before it watches again), and it sees nothing
+// new until it watches again. A watch the apiserver closed at its timeout
+// is the usual end, and no outage however long the next watch takes (a
+// busy apiserver may queue it).
+func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface, timeout time.Duration) watch.Interface {
 	out := &sightedWatch{inner: w, events: make(chan watch.Event), stop: make(chan struct{})}
+	started := s.now()
 	out.ended = func() {
 		if ctx.Err() != nil {
 			return // the informer is stopping
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if timeout > 0 && s.now().Sub(started) >= timeout-time.Second {
+			return
+		}
 		if in.lost.IsZero() {
 			in.lost = s.now()
 			in.tried = in.lost

@@ -69,7 +69,18 @@ func newSightClock() *sightClock {
 
 func (c *sightClock) watch(t *testing.T) watch.Interface {
 	t.Helper()
-	w, err := c.lw.WatchFuncWithContext(context.Background(), metav1.ListOptions{})
+	return c.watchFor(t, 0)
+}
+
+// watchFor watches asking the apiserver to close the stream after
+// timeout (none when 0).
+func (c *sightClock) watchFor(t *testing.T, timeout int64) watch.Interface {
+	t.Helper()
+	o := metav1.ListOptions{}
+	if timeout > 0 {
+		o.TimeoutSeconds = &timeout
+	}
+	w, err := c.lw.WatchFuncWithContext(context.Background(), o)
 	if err != nil && c.err == nil {
 		t.Fatalf("watch: %v", err)
 	}
@@ -85,10 +96,18 @@ func (c *sightClock) wantSince(t *testing.T, want time.Time, why string) {
 
 // A watch made again at once after its stream ended is no outage; one
 // that takes longer than WatchGap blinds the informer from the end of the
-// stream until the new watch returns, and the caches see from then.
+// stream until the new watch returns, and the caches see from then. A
+// stream the apiserver closed at the timeout the informer asked for is
+// the usual end, however long the next watch takes.
 func TestSightCountsAWatchGap(t *testing.T) {
 	c := newSightClock()
-	w := c.watch(t)
+	w := c.watchFor(t, 300)
+	c.now = c.now.Add(300 * time.Second)
+	w.Stop()
+	c.now = c.now.Add(10 * time.Second)
+	c.wantSince(t, time.Time{}, "10 s after a watch ended at its timeout")
+
+	w = c.watchFor(t, 300)
 	c.wantSince(t, time.Time{}, "watching")
 
 	w.Stop()
