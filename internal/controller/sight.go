@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -90,7 +91,6 @@ func (s *Sight) Since() time.Time {
 		return time.Time{}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	blind := 0
 	for _, in := range s.infs {
@@ -108,15 +108,17 @@ func (s *Sight) Since() time.Time {
 			blind++
 		}
 	}
+	wentBlind := blind > 0 && s.blind == 0
+	s.blind = blind
+	since := s.back
 	if blind > 0 {
-		if s.blind == 0 && s.Log.GetSink() != nil {
-			s.Log.Info("Caches blind: the progress deadline waits until they see again", "informers", blind)
-		}
-		s.blind = blind
-		return now
+		since = now
 	}
-	s.blind = 0
-	return s.back
+	s.mu.Unlock()
+	if wentBlind && s.Log.GetSink() != nil {
+		s.Log.Info("Caches blind: the progress deadline waits until they see again", "informers", blind)
+	}
+	return since
 }
 
 func later(a, b time.Time) time.Time {
@@ -156,12 +158,13 @@ func (s *Sight) observe(l *toolscache.ListWatch, name string) {
 	if l.WatchFuncWithContext != nil {
 		watchFunc := l.WatchFuncWithContext
 		l.WatchFuncWithContext = func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			var timeout time.Duration
+			// The apiserver's timeout runs from the request.
+			deadline := time.Time{}
 			if o.TimeoutSeconds != nil {
-				timeout = time.Duration(*o.TimeoutSeconds) * time.Second
+				deadline = s.now().Add(time.Duration(*o.TimeoutSeconds) * time.Second)
 			}
 			return reporting(s, in, watchFunc, func(ctx context.Context, w watch.Interface) watch.Interface {
-				return s.watched(ctx, in, w, timeout)
+				return s.watched(ctx, in, w, deadline)
 			})(ctx, o)
 		}
 	}
@@ -189,8 +192,9 @@ func reporting[T any](s *Sight, in *sighted, f func(context.Context, metav1.List
 // 404, 410) is an answer, and a stopping informer's cancelled context is
 // nobody's outage.
 func (s *Sight) report(ctx context.Context, in *sighted, err error) {
+	var blindNow bool
+	var blindFor time.Duration
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	in.calling--
 	in.tried = now
@@ -201,47 +205,60 @@ func (s *Sight) report(ctx context.Context, in *sighted, err error) {
 		if in.lost.IsZero() {
 			in.lost = now
 		}
-		if !in.failed && s.Log.GetSink() != nil {
-			s.Log.Info("Cache blind: no apiserver answers its list or watch", "informer", in.name, "error", err.Error())
-		}
+		blindNow = !in.failed
 		in.failed = true
 	case !in.lost.IsZero():
 		if gap := now.Sub(in.lost); in.failed || gap > WatchGap {
 			s.back = later(s.back, now)
-			if s.Log.GetSink() != nil {
-				s.Log.Info("Cache sees the cluster again: progress deadlines count from now", "informer", in.name, "blindFor", gap.Round(time.Millisecond).String())
-			}
+			blindFor = gap
 		}
 		in.lost, in.failed = time.Time{}, false
 	}
+	s.mu.Unlock()
+	if s.Log.GetSink() == nil {
+		return
+	}
+	if blindNow {
+		s.Log.Info("Cache blind: no apiserver answers its list or watch", "informer", in.name, "error", err.Error())
+	}
+	if blindFor > 0 {
+		s.Log.Info("Cache sees the cluster again: progress deadlines count from now", "informer", in.name, "blindFor", blindFor.Round(time.Millisecond).String())
+	}
 }
 
-// watched is w, telling s when the informer stops it before the timeout
-// it asked for (0: none): its stream ended early (client-go stops every
-// watch whose stream ends before it watches again), and it sees nothing
-// new until it watches again. A watch the apiserver closed at its timeout
-// is the usual end, and no outage however long the next watch takes (a
-// busy apiserver may queue it).
-func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface, timeout time.Duration) watch.Interface {
+// watched is w, telling s when the informer stops it before deadline
+// (zero: none), the timeout it asked for: its stream ended early (client-go
+// stops every watch whose stream ends before it watches again), and it
+// sees nothing new until it watches again. A watch the apiserver closed at
+// its timeout is the usual end, and so is one it ended with an answer (an
+// error event such as 410 Gone: the informer lists again after a
+// backoff); neither is an outage however long the next call takes (a busy
+// apiserver may queue it).
+func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface, deadline time.Time) watch.Interface {
 	out := &sightedWatch{inner: w, events: make(chan watch.Event), stop: make(chan struct{})}
-	started := s.now()
 	out.ended = func() {
-		if ctx.Err() != nil {
-			return // the informer is stopping
+		if ctx.Err() != nil || out.answered.Load() {
+			return // the informer is stopping, or the apiserver answered
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if timeout > 0 && s.now().Sub(started) >= timeout-time.Second {
+		now := s.now()
+		if !deadline.IsZero() && !now.Before(deadline) {
 			return
 		}
 		if in.lost.IsZero() {
-			in.lost = s.now()
-			in.tried = in.lost
+			in.lost = now
+			in.tried = now
 		}
 	}
 	go func() {
 		defer close(out.events)
 		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error && !unreachable(apierrors.FromObject(ev.Object)) {
+				// Before the informer reads it, so before it stops the
+				// watch.
+				out.answered.Store(true)
+			}
 			select {
 			case out.events <- ev:
 			case <-out.stop:
@@ -254,11 +271,12 @@ func (s *Sight) watched(ctx context.Context, in *sighted, w watch.Interface, tim
 
 // sightedWatch passes a watch's events on, and reports when it is stopped.
 type sightedWatch struct {
-	inner  watch.Interface
-	events chan watch.Event
-	ended  func()
-	once   sync.Once
-	stop   chan struct{}
+	inner    watch.Interface
+	events   chan watch.Event
+	ended    func()
+	answered atomic.Bool
+	once     sync.Once
+	stop     chan struct{}
 }
 
 // Stop stops the watch. It records the end at once, before the informer

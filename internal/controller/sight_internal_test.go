@@ -48,6 +48,8 @@ type sightClock struct {
 	// flight), after entered is told.
 	block   chan struct{}
 	entered chan struct{}
+	// fake is the last watch made.
+	fake *watch.FakeWatcher
 }
 
 func newSightClock() *sightClock {
@@ -61,7 +63,8 @@ func newSightClock() *sightClock {
 		if c.err != nil {
 			return nil, c.err
 		}
-		return watch.NewFake(), nil
+		c.fake = watch.NewFake()
+		return c.fake, nil
 	}}
 	c.s.observe(c.lw, "Thing")
 	return c
@@ -131,8 +134,22 @@ func TestSightCountsAWatchGap(t *testing.T) {
 	back := c.now
 	close(c.block)
 	w = <-returned
+	c.block = nil
 	c.now = c.now.Add(time.Second)
 	c.wantSince(t, back, "the watch returned")
+
+	// A stream the apiserver ended with an answer (410 Gone: the informer
+	// lists again after a backoff) is no outage either.
+	w.Stop()
+	w = c.watch(t)
+	go c.fake.Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
+	if ev := <-w.ResultChan(); ev.Type != watch.Error {
+		t.Fatalf("event %v, want the error", ev.Type)
+	}
+	w.Stop()
+	c.now = c.now.Add(5 * time.Second)
+	c.wantSince(t, back, "5 s after a stream ended with 410 Gone")
+	w = c.watch(t)
 
 	// An answer (a 404) ends the gap too: the apiserver is there.
 	w.Stop()
