@@ -88,6 +88,25 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			w.onRoute(all)
 			w.onRoute(route("app", 0))
 		}, ""},
+		{"the route's watch seconds behind, as after an apiserver restart", false, func(w *watcher) {
+			w.onDeployment(deploy("app", "v2", 1, false))
+			w.onRoute(route("app", 60))
+			all := route("app", 100)
+			w.onDeployment(deploy("app-primary", "v2", 1, false))
+			// Seen 5 s ago, and the route's watch has still delivered nothing
+			// later: not judged yet.
+			w.primaryTemplates[0].seen = time.Now().Add(-5 * time.Second)
+			w.sample()
+			w.onRoute(all)
+			w.onRoute(route("app", 0))
+		}, ""},
+		{"the route's watch silent past deliveryGrace: judged from what it has", false, func(w *watcher) {
+			w.onDeployment(deploy("app", "v2", 1, false))
+			w.onRoute(route("app", 60))
+			w.onDeployment(deploy("app-primary", "v2", 1, false))
+			w.primaryTemplates[0].seen = time.Now().Add(-deliveryGrace - time.Second)
+			w.sample()
+		}, "gave it 40% of the traffic"},
 		{"a rollback to 0", false, func(w *watcher) {
 			w.onDeployment(deploy("app", "v2", 1, false))
 			w.onRoute(route("app", 0))

@@ -48,6 +48,13 @@ const (
 	sampleEvery   = 150 * time.Millisecond
 	confirmGrace  = time.Second
 	reactionBound = 25 * time.Second
+	// deliveryGrace is how long the route's watch may lag the
+	// Deployments' before a template change is judged from the routes it
+	// has: after an apiserver restart a watch may come back tens of seconds
+	// late, without an error (client-go retries it inside the call; the
+	// controllers' own caches lagged 15 s, seed 1207 round 11), and the
+	// chaos watch is a client like any other.
+	deliveryGrace = 30 * time.Second
 )
 
 type watcher struct {
@@ -231,15 +238,15 @@ type primaryChange struct {
 // send it nothing. The watches of two kinds deliver their changes in no
 // common order (after an apiserver restart each lists again when it can),
 // so a change is judged once the route's watch has delivered a later
-// version, or, with final (the sampler, after confirmGrace), from what it
-// has; a change no version of the route precedes is not judged. w.mu is
-// held.
+// version, or, with final (the sampler, after deliveryGrace), from what
+// it has; a change no version of the route precedes is not judged. w.mu
+// is held.
 func (w *watcher) judgePrimaries(final bool) {
 	keep := w.primaryTemplates[:0]
 	for _, pc := range w.primaryTemplates {
 		hist := w.routes[pc.app]
 		caughtUp := len(hist) > 0 && hist[len(hist)-1].rv > pc.rv
-		if !caughtUp && !(final && time.Since(pc.seen) > confirmGrace) {
+		if !caughtUp && !(final && time.Since(pc.seen) > deliveryGrace) {
 			keep = append(keep, pc)
 			continue
 		}
