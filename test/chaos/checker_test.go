@@ -204,23 +204,29 @@ func wantViolation(t *testing.T, got []string, want string) {
 	}
 }
 
-// A release's canary counts as available only at the release's image: a
-// good release rolled back at its deadline is excused only when it never
-// was (the cluster did not start its pods in time).
+// A release's canary counts as available only with a pod of the
+// release's template: a good release rolled back at its deadline is
+// excused only when it never was (the cluster did not start its pods in
+// time).
 func TestCheckerCanaryAvailability(t *testing.T) {
 	w := newWatcher(t, nil, "ns")
 	w.begin([]release{{app: "app", round: 3}})
-	target := func(image string, available int32) *appsv1.Deployment {
+	target := func(image string, updated, available int32) *appsv1.Deployment {
 		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "app", Generation: 1},
-			Spec:   appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}},
-			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, AvailableReplicas: available}}
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: updated,
+				AvailableReplicas: available}}
 	}
-	w.onDeployment(target(imageOf("app", 2), 1)) // the last release's pods
-	w.onDeployment(target(imageOf("app", 3), 0))
+	w.onDeployment(target(imageOf("app", 2), 1, 1)) // the last release's pods
+	w.onDeployment(target(imageOf("app", 3), 0, 0))
+	// The new template observed, the last release's pod still there and
+	// available, none of the new one yet (seed 1207 round 13, after an
+	// apiserver restart).
+	w.onDeployment(target(imageOf("app", 3), 0, 1))
 	if w.canaryAvailableBefore("app", time.Now().Add(time.Hour)) {
-		t.Fatal("available before any pod of the release's image was")
+		t.Fatal("available before any pod of the release's template was")
 	}
-	w.onDeployment(target(imageOf("app", 3), 1))
+	w.onDeployment(target(imageOf("app", 3), 1, 1))
 	if w.canaryAvailableBefore("app", time.Now().Add(-time.Minute)) {
 		t.Error("available a minute before it was")
 	}

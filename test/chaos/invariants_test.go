@@ -147,6 +147,14 @@ func available(d *appsv1.Deployment) bool {
 	return d != nil && d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas > 0
 }
 
+// availableUpdated says whether d has an available pod of its current
+// template: every pod it counts is updated, and one is available. An
+// observed template with only the last template's pods available (the
+// controller-manager slow to replace them) is not.
+func availableUpdated(d *appsv1.Deployment) bool {
+	return available(d) && d.Status.UpdatedReplicas > 0 && d.Status.UpdatedReplicas == d.Status.Replicas
+}
+
 func (w *watcher) onRoute(o any) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
@@ -190,7 +198,7 @@ func (w *watcher) onDeployment(o any) {
 	defer w.mu.Unlock()
 	old := w.deploys[d.Name]
 	w.deploys[d.Name] = d
-	if rel, ok := w.rels[d.Name]; ok && available(d) && imageOfTemplate(d) == imageOf(rel.app, rel.round) {
+	if rel, ok := w.rels[d.Name]; ok && availableUpdated(d) && imageOfTemplate(d) == imageOf(rel.app, rel.round) {
 		if _, seen := w.availableAt[d.Name]; !seen {
 			w.availableAt[d.Name] = time.Now()
 		}
