@@ -150,14 +150,14 @@ func (c *Cluster) Namespace(t testing.TB) string {
 // passes, then fails the test with the last error.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	if err := poll(timeout, cond); err != nil {
+	if err := Poll(timeout, cond); err != nil {
 		t.Fatalf("%s: not true after %s: %v", what, timeout, err)
 	}
 }
 
-// poll runs cond every 100 ms, each call with a 10 s deadline, until it
+// Poll runs cond every 100 ms, each call with a 10 s deadline, until it
 // returns nil or timeout passes; then it returns the last error.
-func poll(timeout time.Duration, cond func(ctx context.Context) error) error {
+func Poll(timeout time.Duration, cond func(ctx context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -73,7 +73,7 @@ func applyCRD(cl client.Client, crd *apiextensionsv1.CustomResourceDefinition) e
 	if err != nil {
 		return fmt.Errorf("apply CRD %s: %w", crd.Name, err)
 	}
-	err = poll(30*time.Second, func(ctx context.Context) error {
+	err = Poll(30*time.Second, func(ctx context.Context) error {
 		var got apiextensionsv1.CustomResourceDefinition
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &got); err != nil {
 			return err

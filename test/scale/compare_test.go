@@ -89,6 +89,17 @@ func deploymentFor(ns, name string) *appsv1.Deployment {
 	}
 }
 
+// rolledOut says a Deployment's rollout is over: its status is of its
+// current generation, and every pod it has is updated and available.
+func rolledOut(u *unstructured.Unstructured) bool {
+	var d appsv1.Deployment
+	if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d) != nil || d.Status.ObservedGeneration < d.Generation {
+		return false
+	}
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	return d.Status.Replicas == want && d.Status.UpdatedReplicas == want && d.Status.AvailableReplicas == want
+}
+
 func phaseOf(u *unstructured.Unstructured) string {
 	p, _, _ := unstructured.NestedString(u.Object, "status", "phase")
 	return p
@@ -181,9 +192,27 @@ func peers(instance string) map[string]peer {
 	base.start = func(t *testing.T, root, kubeconfig string) *exec.Cmd {
 		return sluice.start(t, baseTree(t, root), kubeconfig)
 	}
+	// rollout is no tool at all: each release is one plain rollout of the
+	// Deployment (one new pod, the old one deleted), the floor under what
+	// any tool's release costs the apiserver. Sluice's and Flagger's
+	// releases roll two pods (the canary, then the primary), Argo's one.
+	rollout := peer{
+		name: "Deployments alone", user: "sluice", // its identity, unused: the audit log counts nothing
+		crds: sluice.crds,
+		start: func(*testing.T, string, string) *exec.Cmd {
+			return exec.Command("sleep", "infinity")
+		},
+		kind:  appsv1.SchemeGroupVersion.WithKind("Deployment"),
+		route: traefikService,
+		objects: func(ns, name string) []client.Object {
+			return []client.Object{deploymentFor(ns, name)}
+		},
+		settled: rolledOut,
+	}
 	return map[string]peer{
 		"sluice":      sluice,
 		"sluice-base": base,
+		"rollout":     rollout,
 		"flagger": {
 			name: "Flagger v1.41.0", user: "flagger",
 			crds: func(t *testing.T, root string) []string { return peerCRDs(t, root, "flagger") },
@@ -295,9 +324,11 @@ type peerRecorder struct {
 	mu      sync.Mutex
 	settled func(*unstructured.Unstructured) bool
 	objects map[client.ObjectKey]*unstructured.Unstructured
-	// left is when each app was last seen unsettled.
-	left    map[client.ObjectKey]time.Time
-	weights map[client.ObjectKey][]weightAt
+	// left is when each app was last seen unsettled; promoting when it
+	// was last seen entering a Promoting phase (Sluice's and Flagger's
+	// decision to promote, before the primary takes the new revision).
+	left, promoting map[client.ObjectKey]time.Time
+	weights         map[client.ObjectKey][]weightAt
 }
 
 func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecorder, error) {
@@ -308,7 +339,7 @@ func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecord
 		return nil, err
 	}
 	r := &peerRecorder{settled: p.settled, objects: map[client.ObjectKey]*unstructured.Unstructured{},
-		left: map[client.ObjectKey]time.Time{}, weights: map[client.ObjectKey][]weightAt{}}
+		left: map[client.ObjectKey]time.Time{}, promoting: map[client.ObjectKey]time.Time{}, weights: map[client.ObjectKey][]weightAt{}}
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(p.kind)
 	objs, err := c.GetInformer(ctx, obj)
@@ -320,6 +351,9 @@ func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecord
 			now := time.Now()
 			r.mu.Lock()
 			k := client.ObjectKeyFromObject(u)
+			if prev := r.objects[k]; phaseOf(u) == "Promoting" && (prev == nil || phaseOf(prev) != "Promoting") {
+				r.promoting[k] = now
+			}
 			r.objects[k] = u
 			if !r.settled(u) {
 				r.left[k] = now
@@ -381,6 +415,15 @@ func (r *peerRecorder) promoted(k client.ObjectKey, since time.Time) bool {
 	defer r.mu.Unlock()
 	u := r.objects[k]
 	return u != nil && r.settled(u) && r.left[k].After(since)
+}
+
+// decided is when k's release started at since was seen entering its
+// Promoting phase, if it was.
+func (r *peerRecorder) decided(k client.ObjectKey, since time.Time) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.promoting[k]
+	return at, ok && at.After(since)
 }
 
 // stepTimes are, per release of keys started at since, when each step's
@@ -524,12 +567,18 @@ type compareRow struct {
 	Released, Promoted                 int
 	WaveSeconds                        float64 // image change of the first to the last promoted
 	PromoteP50, PromoteP99, PromoteMax float64 // seconds from a release's image change to its promotion
+	DecideP50, DecideP99               float64 // the same to the tool's decision to promote (its Promoting phase; Argo's promotion)
 	LagP50, LagP99, LagMax             float64 // seconds a step's weight came after the previous step's plus 10 s
 	FirstStepP50                       float64 // seconds from the image change to the first weight
 	WaveRequests                       float64 // the tool's requests in the wave, watches left out
 	WaveRequestsByKey                  map[string]float64
 	APIServerCPU                       float64 // apiserver CPU seconds in the wave
 	StepsMissing                       int     // releases whose route did not show every step
+	// Ready: apps ready when the size was measured; FellOver, when not
+	// all of them were within SLUICE_COMPARE_INIT_LIMIT, says how far
+	// the tool got (no wave is run then).
+	Ready    int
+	FellOver string
 }
 
 // TestCompare runs one tool (SLUICE_COMPARE_TOOL) on the bench cluster.
@@ -543,14 +592,14 @@ func TestCompare(t *testing.T) {
 	instance := fmt.Sprintf("compare-%d", os.Getpid())
 	p, ok := peers(instance)[name]
 	if !ok {
-		t.Fatalf("SLUICE_COMPARE_TOOL=%s: sluice, flagger or argo-rollouts", name)
+		t.Fatalf("SLUICE_COMPARE_TOOL=%s: sluice, sluice-base, flagger, argo-rollouts or rollout (no tool: plain Deployment rollouts)", name)
 	}
 	set := readSettings(t)
 	// Every tool's CRDs in every run: the apiserver serves the same.
 	var files []string
 	for tool, q := range peers(instance) {
 		// Sluice's CRDs once: those of the build that runs.
-		if (tool == "sluice-base" && name != tool) || (tool == "sluice" && name == "sluice-base") {
+		if (tool == "sluice-base" && name != tool) || (tool == "sluice" && name == "sluice-base") || tool == "rollout" {
 			continue
 		}
 		files = append(files, q.crds(t, c.Root)...)
@@ -602,12 +651,41 @@ func TestCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	initLimit := 120 * time.Minute
+	if v := os.Getenv("SLUICE_COMPARE_INIT_LIMIT"); v != "" {
+		if initLimit, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("SLUICE_COMPARE_INIT_LIMIT %q: want a duration such as 45m: %v", v, err)
+		}
+	}
 	var namespaces []string
 	var keys []client.ObjectKey
 	var rows []compareRow
 	var ns string
+	save := func() {
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(set.out, "compare-"+name+".json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, n := range set.sizes {
 		start := time.Now()
+		initDeadline := start.Add(initLimit)
+		// fellOver records a size whose apps were not all ready within
+		// the init limit, and what the tool had done by then.
+		fellOver := func(ready int, why error) {
+			r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: ready,
+				FellOver: fmt.Sprintf("%d of %d apps ready after %s: %v", ready, n, time.Since(start).Round(time.Second), why)}
+			if _, rss, err := proc(pid); err == nil {
+				r.RSSInit = rss / (1 << 20)
+			}
+			rows = append(rows, r)
+			save()
+			t.Logf("%s fell over at %d: %s; larger sizes skipped", name, n, r.FellOver)
+		}
+		stopped := false
 		from := len(keys)
 		for i := from; i < n; i++ {
 			if i%perNamespace == 0 {
@@ -616,17 +694,21 @@ func TestCompare(t *testing.T) {
 			}
 			keys = append(keys, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("app-%05d", i)})
 		}
-		for lo := from; lo < len(keys); lo += set.batch {
+		for lo := from; lo < len(keys) && !stopped; lo += set.batch {
 			hi := min(lo+set.batch, len(keys))
-			testenv.Eventually(t, 60*time.Minute, fmt.Sprintf("fewer than %d of %d apps initializing", set.batch, lo), func(context.Context) error {
+			if err := testenv.Poll(time.Until(initDeadline), func(context.Context) error {
 				if err := alive(); err != nil {
 					t.Fatal(err)
 				}
 				if busy := lo - rec.count(keys[:lo], p.settled); busy >= set.batch {
-					return fmt.Errorf("%d initializing", busy)
+					return fmt.Errorf("%d of the %d apps created still initializing", busy, lo)
 				}
 				return nil
-			})
+			}); err != nil {
+				fellOver(rec.count(keys, p.settled), err)
+				stopped = true
+				break
+			}
 			if err := parallel(hi-lo, func(ctx context.Context, i int) error {
 				k := keys[lo+i]
 				for _, o := range p.objects(k.Namespace, k.Name) {
@@ -639,7 +721,10 @@ func TestCompare(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		testenv.Eventually(t, 120*time.Minute, fmt.Sprintf("%d apps ready", n), func(context.Context) error {
+		if stopped {
+			break
+		}
+		if err := testenv.Poll(time.Until(initDeadline), func(context.Context) error {
 			if err := alive(); err != nil {
 				t.Fatal(err)
 			}
@@ -647,8 +732,11 @@ func TestCompare(t *testing.T) {
 				return fmt.Errorf("%d/%d ready", done, n)
 			}
 			return nil
-		})
-		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds()}
+		}); err != nil {
+			fellOver(rec.count(keys, p.settled), err)
+			break
+		}
+		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: n}
 		// Ready by its status is not done: the tool may still be scaling
 		// down Deployments or writing Events. Idle starts once it wrote
 		// nothing for 10 s (Flagger never stops writing Events: then after
@@ -735,10 +823,17 @@ func TestCompare(t *testing.T) {
 		apiCPU1, _, _ := api.usage(t.Context())
 		r.RSSWave, r.WaveCPU, r.APIServerCPU = rss/(1<<20), cpu1-cpu0, apiCPU1-apiCPU0
 		r.Released, r.Promoted = len(chosen), len(promotedAt)
-		var promote, lags, first []time.Duration
+		var promote, decide, lags, first []time.Duration
 		last := waveStart
 		for k, at := range promotedAt {
 			promote = append(promote, at.Sub(changed[k]))
+			// Argo has no Promoting phase: its promotion is the moment its
+			// stable ReplicaSet becomes the new one, which is also when it
+			// is settled.
+			if d, ok := rec.decided(k, waveStart); ok {
+				at = d
+			}
+			decide = append(decide, at.Sub(changed[k]))
 			if at.After(last) {
 				last = at
 			}
@@ -758,6 +853,7 @@ func TestCompare(t *testing.T) {
 		}
 		sec := func(d time.Duration) float64 { return d.Seconds() }
 		r.PromoteP50, r.PromoteP99, r.PromoteMax = sec(percentile(promote, 0.5)), sec(percentile(promote, 0.99)), sec(slices.Max(append(promote, 0)))
+		r.DecideP50, r.DecideP99 = sec(percentile(decide, 0.5)), sec(percentile(decide, 0.99))
 		r.LagP50, r.LagP99, r.LagMax = sec(percentile(lags, 0.5)), sec(percentile(lags, 0.99)), sec(slices.Max(append(lags, 0)))
 		r.FirstStepP50 = sec(percentile(first, 0.5))
 		if r.WaveRequestsByKey, err = log.since(off, p.user); err != nil {
@@ -769,17 +865,13 @@ func TestCompare(t *testing.T) {
 			r.LagP50, r.LagP99, r.LagMax, r.WaveCPU, r.APIServerCPU, r.WaveRequests, r.WaveRequests/float64(r.Released))
 		rows = append(rows, r)
 		if r.Promoted < r.Released {
+			r.FellOver = fmt.Sprintf("%d of %d releases promoted within %s of the wave's start", r.Promoted, r.Released, time.Since(waveStart).Round(time.Second))
+			rows[len(rows)-1] = r
 			t.Logf("%s fell over at %d: %d of %d releases promoted; larger sizes skipped", name, n, r.Promoted, r.Released)
 			break
 		}
 	}
-	b, err := json.MarshalIndent(rows, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(set.out, "compare-"+name+".json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	save()
 }
 
 // TestCompareReport puts the tools' results side by side: one table per
@@ -790,7 +882,7 @@ func TestCompareReport(t *testing.T) {
 	}
 	set := readSettings(t)
 	results := map[string][]compareRow{}
-	for _, tool := range []string{"sluice", "sluice-base", "flagger", "argo-rollouts"} {
+	for _, tool := range []string{"sluice", "sluice-base", "flagger", "argo-rollouts", "rollout"} {
 		b, err := os.ReadFile(filepath.Join(set.out, "compare-"+tool+".json"))
 		if err != nil {
 			t.Logf("no results of %s: %v", tool, err)
@@ -821,7 +913,7 @@ func TestCompareReport(t *testing.T) {
 			return nil
 		}
 		s := row("sluice")
-		tools := []string{"sluice", "sluice-base", "flagger", "argo-rollouts"}
+		tools := []string{"sluice", "sluice-base", "flagger", "argo-rollouts", "rollout"}
 		fmt.Printf("\n%d apps, %d released at once:\n\n|  |", n, max(1, int(math.Round(float64(n)*set.progress))))
 		for _, tool := range tools {
 			if r := row(tool); r != nil {
@@ -864,6 +956,7 @@ func TestCompareReport(t *testing.T) {
 		line("wave: all promoted after, s", "%.0f", func(r *compareRow) float64 { return r.WaveSeconds })
 		line("release: image change to promotion p50, s (nominal 50)", "%.1f", func(r *compareRow) float64 { return r.PromoteP50 })
 		line("release: p99, s", "%.1f", func(r *compareRow) float64 { return r.PromoteP99 })
+		line("release: image change to the decision to promote p50, s", "%.1f", func(r *compareRow) float64 { return r.DecideP50 })
 		line("step lag p50, s", "%.2f", func(r *compareRow) float64 { return r.LagP50 })
 		line("step lag p99, s", "%.2f", func(r *compareRow) float64 { return r.LagP99 })
 		line("step lag max, s", "%.2f", func(r *compareRow) float64 { return r.LagMax })
@@ -873,6 +966,11 @@ func TestCompareReport(t *testing.T) {
 		line("wave: apiserver CPU per weight step, ms", "%.1f", func(r *compareRow) float64 {
 			return 1000 * r.APIServerCPU / float64(max(r.Released, 1)*len(compareWeights))
 		})
+		for _, tool := range tools {
+			if r := row(tool); r != nil && r.FellOver != "" {
+				fmt.Printf("\n%s fell over at %d: %s\n", r.Name, n, r.FellOver)
+			}
+		}
 		for _, tool := range tools {
 			r := row(tool)
 			if r == nil {
