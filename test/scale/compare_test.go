@@ -329,17 +329,76 @@ type peerRecorder struct {
 	// decision to promote, before the primary takes the new revision).
 	left, promoting map[client.ObjectKey]time.Time
 	weights         map[client.ObjectKey][]weightAt
+	// pods are each app's pods by name, as their image; gone is when a
+	// pod of each image was last seen going (terminating or deleted).
+	pods map[client.ObjectKey]map[string]string
+	gone map[client.ObjectKey]map[string]time.Time
+}
+
+// appOfPod is the app a pod serves: its app label, without the
+// "-primary" Sluice and Flagger give their primaries' labels.
+func appOfPod(p *corev1.Pod) client.ObjectKey {
+	return client.ObjectKey{Namespace: p.Namespace, Name: strings.TrimSuffix(p.Labels["app"], "-primary")}
+}
+
+// slimPod keeps of a pod what the recorder reads.
+func slimPod(o any) (any, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil
+	}
+	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: map[string]string{"app": p.Labels["app"]},
+		DeletionTimestamp: p.DeletionTimestamp, ResourceVersion: p.ResourceVersion}}
+	for _, c := range p.Spec.Containers {
+		out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	return out, nil
 }
 
 func newPeerRecorder(ctx context.Context, cfg *rest.Config, p peer) (*peerRecorder, error) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
-	c, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: slimPod}}})
 	if err != nil {
 		return nil, err
 	}
 	r := &peerRecorder{settled: p.settled, objects: map[client.ObjectKey]*unstructured.Unstructured{},
-		left: map[client.ObjectKey]time.Time{}, promoting: map[client.ObjectKey]time.Time{}, weights: map[client.ObjectKey][]weightAt{}}
+		left: map[client.ObjectKey]time.Time{}, promoting: map[client.ObjectKey]time.Time{}, weights: map[client.ObjectKey][]weightAt{},
+		pods: map[client.ObjectKey]map[string]string{}, gone: map[client.ObjectKey]map[string]time.Time{}}
+	pods, err := c.GetInformer(ctx, &corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	podSeen := func(o any) {
+		pod, ok := o.(*corev1.Pod)
+		if !ok || len(pod.Spec.Containers) == 0 {
+			return
+		}
+		k := appOfPod(pod)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if pod.DeletionTimestamp != nil {
+			r.podGone(k, pod.Name, time.Now())
+			return
+		}
+		if r.pods[k] == nil {
+			r.pods[k] = map[string]string{}
+		}
+		r.pods[k][pod.Name] = pod.Spec.Containers[0].Image
+	}
+	podDeleted := func(o any) {
+		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if pod, ok := o.(*corev1.Pod); ok {
+			r.mu.Lock()
+			r.podGone(appOfPod(pod), pod.Name, time.Now())
+			r.mu.Unlock()
+		}
+	}
+	if _, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: podSeen, UpdateFunc: func(_, o any) { podSeen(o) }, DeleteFunc: podDeleted}); err != nil {
+		return nil, err
+	}
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(p.kind)
 	objs, err := c.GetInformer(ctx, obj)
@@ -415,6 +474,40 @@ func (r *peerRecorder) promoted(k client.ObjectKey, since time.Time) bool {
 	defer r.mu.Unlock()
 	u := r.objects[k]
 	return u != nil && r.settled(u) && r.left[k].After(since)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// podGone records that app k's pod name is going. r.mu is held.
+func (r *peerRecorder) podGone(k client.ObjectKey, name string, at time.Time) {
+	image, ok := r.pods[k][name]
+	if !ok {
+		return
+	}
+	delete(r.pods[k], name)
+	if r.gone[k] == nil {
+		r.gone[k] = map[string]time.Time{}
+	}
+	r.gone[k][image] = at
+}
+
+// oldGone is when app k's last pod of image was seen going, if none of
+// its pods runs image any more.
+func (r *peerRecorder) oldGone(k client.ObjectKey, image string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, img := range r.pods[k] {
+		if img == image {
+			return time.Time{}, false
+		}
+	}
+	at, ok := r.gone[k][image]
+	return at, ok
 }
 
 // decided is when k's release started at since was seen entering its
@@ -568,6 +661,8 @@ type compareRow struct {
 	WaveSeconds                        float64 // image change of the first to the last promoted
 	PromoteP50, PromoteP99, PromoteMax float64 // seconds from a release's image change to its promotion
 	DecideP50, DecideP99               float64 // the same to the tool's decision to promote (its Promoting phase; Argo's promotion)
+	DoneP50, DoneP99                   float64 // the same to the later of the promotion and the last pod of the old image going
+	Done                               int     // releases whose old pods were all gone within 2 minutes of the last promotion
 	LagP50, LagP99, LagMax             float64 // seconds a step's weight came after the previous step's plus 10 s
 	FirstStepP50                       float64 // seconds from the image change to the first weight
 	WaveRequests                       float64 // the tool's requests in the wave, watches left out
@@ -781,6 +876,7 @@ func TestCompare(t *testing.T) {
 		waveStart := time.Now()
 		var mu sync.Mutex
 		changed := map[client.ObjectKey]time.Time{}
+		oldImage := map[client.ObjectKey]string{}
 		if err := parallel(len(chosen), func(ctx context.Context, i int) error {
 			var d appsv1.Deployment
 			if err := cl.Get(ctx, chosen[i], &d); err != nil {
@@ -788,12 +884,14 @@ func TestCompare(t *testing.T) {
 			}
 			patch := client.MergeFrom(d.DeepCopy())
 			ct := &d.Spec.Template.Spec.Containers[0]
+			old := ct.Image
 			ct.Image = ct.Image[:strings.LastIndexByte(ct.Image, ':')] + fmt.Sprintf(":%d", n+1)
 			if err := cl.Patch(ctx, &d, patch); err != nil {
 				return err
 			}
 			mu.Lock()
 			changed[chosen[i]] = time.Now()
+			oldImage[chosen[i]] = old
 			mu.Unlock()
 			return nil
 		}); err != nil {
@@ -808,6 +906,22 @@ func TestCompare(t *testing.T) {
 			for _, k := range chosen {
 				if _, done := promotedAt[k]; !done && rec.promoted(k, waveStart) {
 					promotedAt[k] = time.Now()
+				}
+			}
+		}
+		// Done is later than promoted for a tool that keeps the old pods a
+		// while (Argo's scaleDownDelaySeconds, 30 s by default): a release
+		// is done once no pod of its old image is left.
+		doneAt := map[client.ObjectKey]time.Time{}
+		doneBy := time.Now().Add(2 * time.Minute)
+		for len(doneAt) < len(promotedAt) && time.Now().Before(doneBy) && alive() == nil {
+			<-tick.C
+			for k, at := range promotedAt {
+				if _, done := doneAt[k]; done {
+					continue
+				}
+				if g, ok := rec.oldGone(k, oldImage[k]); ok {
+					doneAt[k] = maxTime(at, g)
 				}
 			}
 		}
@@ -854,14 +968,19 @@ func TestCompare(t *testing.T) {
 		sec := func(d time.Duration) float64 { return d.Seconds() }
 		r.PromoteP50, r.PromoteP99, r.PromoteMax = sec(percentile(promote, 0.5)), sec(percentile(promote, 0.99)), sec(slices.Max(append(promote, 0)))
 		r.DecideP50, r.DecideP99 = sec(percentile(decide, 0.5)), sec(percentile(decide, 0.99))
+		var done []time.Duration
+		for k, at := range doneAt {
+			done = append(done, at.Sub(changed[k]))
+		}
+		r.Done, r.DoneP50, r.DoneP99 = len(doneAt), sec(percentile(done, 0.5)), sec(percentile(done, 0.99))
 		r.LagP50, r.LagP99, r.LagMax = sec(percentile(lags, 0.5)), sec(percentile(lags, 0.99)), sec(slices.Max(append(lags, 0)))
 		r.FirstStepP50 = sec(percentile(first, 0.5))
 		if r.WaveRequestsByKey, err = log.since(off, p.user); err != nil {
 			t.Fatalf("audit log: %v", err)
 		}
 		r.WaveRequests = total(r.WaveRequestsByKey, func(v string) bool { return v != "watch" })
-		fmt.Printf("%s %s at %d: %d/%d promoted, the last after %.0fs (nominal %s); promotion p50 %.1fs p99 %.1fs; step lag p50 %.2fs p99 %.2fs max %.2fs; CPU %.1fs; apiserver CPU %.1fs; %.0f requests (%.1f per release)\n",
-			time.Now().Format(time.TimeOnly), name, n, r.Promoted, r.Released, r.WaveSeconds, nominal, r.PromoteP50, r.PromoteP99,
+		fmt.Printf("%s %s at %d: %d/%d promoted, the last after %.0fs (nominal %s); promotion p50 %.1fs p99 %.1fs; decided p50 %.1fs; done (old pods gone) %d, p50 %.1fs p99 %.1fs; step lag p50 %.2fs p99 %.2fs max %.2fs; CPU %.1fs; apiserver CPU %.1fs; %.0f requests (%.1f per release)\n",
+			time.Now().Format(time.TimeOnly), name, n, r.Promoted, r.Released, r.WaveSeconds, nominal, r.PromoteP50, r.PromoteP99, r.DecideP50, r.Done, r.DoneP50, r.DoneP99,
 			r.LagP50, r.LagP99, r.LagMax, r.WaveCPU, r.APIServerCPU, r.WaveRequests, r.WaveRequests/float64(r.Released))
 		rows = append(rows, r)
 		if r.Promoted < r.Released {
@@ -957,6 +1076,8 @@ func TestCompareReport(t *testing.T) {
 		line("release: image change to promotion p50, s (nominal 50)", "%.1f", func(r *compareRow) float64 { return r.PromoteP50 })
 		line("release: p99, s", "%.1f", func(r *compareRow) float64 { return r.PromoteP99 })
 		line("release: image change to the decision to promote p50, s", "%.1f", func(r *compareRow) float64 { return r.DecideP50 })
+		line("release: image change to done (promoted, no pod of the old image left) p50, s", "%.1f", func(r *compareRow) float64 { return r.DoneP50 })
+		line("release: done p99, s", "%.1f", func(r *compareRow) float64 { return r.DoneP99 })
 		line("step lag p50, s", "%.2f", func(r *compareRow) float64 { return r.LagP50 })
 		line("step lag p99, s", "%.2f", func(r *compareRow) float64 { return r.LagP99 })
 		line("step lag max, s", "%.2f", func(r *compareRow) float64 { return r.LagMax })
