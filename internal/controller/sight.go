@@ -63,6 +63,13 @@ type sighted struct {
 	tried   time.Time
 }
 
+// blindAt says whether the informer was blind at t: its last call failed
+// for want of an apiserver, or its watch has been gone for longer than
+// WatchGap. The caller holds the Sight's lock.
+func (in *sighted) blindAt(t time.Time) bool {
+	return !in.lost.IsZero() && (in.failed || t.Sub(in.lost) > WatchGap)
+}
+
 // WatchGap is how long an informer may take to watch again after its
 // watch stream ended early before the Sight counts it blind: a stream
 // ends early when the apiserver goes away, and also when its events
@@ -98,13 +105,13 @@ func (s *Sight) Since() time.Time {
 			continue
 		}
 		if in.calling == 0 && now.Sub(in.tried) > StaleBlind {
-			if in.failed || in.tried.Sub(in.lost) > WatchGap {
+			if in.blindAt(in.tried) {
 				s.back = later(s.back, in.tried)
 			}
 			in.lost, in.failed = time.Time{}, false
 			continue
 		}
-		if in.failed || now.Sub(in.lost) > WatchGap {
+		if in.blindAt(now) {
 			blind++
 		}
 	}
@@ -208,9 +215,9 @@ func (s *Sight) report(ctx context.Context, in *sighted, err error) {
 		blindNow = !in.failed
 		in.failed = true
 	case !in.lost.IsZero():
-		if gap := now.Sub(in.lost); in.failed || gap > WatchGap {
+		if in.blindAt(now) {
 			s.back = later(s.back, now)
-			blindFor = gap
+			blindFor = now.Sub(in.lost)
 		}
 		in.lost, in.failed = time.Time{}, false
 	}
