@@ -214,7 +214,17 @@ spec:
 	// at it until Traefik serves the change.
 	w.create(t, handover...)
 	if traefik {
-		w.routeService(t, ingressRoute, map[string]any{"name": "shop" + convert.HandoverSuffix, "port": int64(80)})
+		// Pointed at a Service its cache does not hold yet, Traefik drops
+		// the whole router and answers 404 until it does (416 requests in
+		// a run on a loaded machine). So first a probe route of its own,
+		// on another host, until Traefik answers through the hand-over
+		// Service; then the user's route.
+		handoverService := map[string]any{"name": "shop" + convert.HandoverSuffix, "port": int64(80)}
+		probe := testenv.IngressRoute(ns, "shop-handover-probe", "probe."+host(ns), handoverService)
+		w.create(t, probe)
+		w.servingAt(t, "probe."+host(ns), "v1")
+		w.delete(t, probe)
+		w.routeService(t, ingressRoute, handoverService)
 		wait(5 * time.Second)
 	} else {
 		w.routeAccepted(t, ns, "shop"+convert.HandoverSuffix)

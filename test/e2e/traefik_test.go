@@ -61,9 +61,16 @@ func pause(d time.Duration) v1alpha1.Step {
 // version.
 func (w *world) serving(t *testing.T, ns, version string) {
 	t.Helper()
-	testenv.Eventually(t, 60*time.Second, "traefik serving "+version, func(ctx context.Context) error {
+	w.servingAt(t, host(ns), version)
+}
+
+// servingAt waits until Traefik answers requests for hostname from
+// version.
+func (w *world) servingAt(t *testing.T, hostname, version string) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, "traefik serving "+version+" at "+hostname, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.traefik.WebURL+"/", nil)
-		req.Host = host(ns)
+		req.Host = hostname
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
