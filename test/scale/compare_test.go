@@ -941,6 +941,9 @@ func TestCompare(t *testing.T) {
 		last := waveStart
 		for k, at := range promotedAt {
 			promote = append(promote, at.Sub(changed[k]))
+			if at.After(last) {
+				last = at
+			}
 			// Argo has no Promoting phase: its promotion is the moment its
 			// stable ReplicaSet becomes the new one, which is also when it
 			// is settled.
@@ -948,9 +951,6 @@ func TestCompare(t *testing.T) {
 				at = d
 			}
 			decide = append(decide, at.Sub(changed[k]))
-			if at.After(last) {
-				last = at
-			}
 		}
 		r.WaveSeconds = last.Sub(waveStart).Seconds()
 		times, missing := rec.stepTimes(chosen, waveStart)
