@@ -765,6 +765,7 @@ func TestCompare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+sizes:
 	for _, n := range set.sizes {
 		start := time.Now()
 		initDeadline := start.Add(initLimit)
@@ -780,7 +781,6 @@ func TestCompare(t *testing.T) {
 			save()
 			t.Logf("%s fell over at %d: %s; larger sizes skipped", name, n, r.FellOver)
 		}
-		stopped := false
 		from := len(keys)
 		for i := from; i < n; i++ {
 			if i%perNamespace == 0 {
@@ -789,7 +789,7 @@ func TestCompare(t *testing.T) {
 			}
 			keys = append(keys, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("app-%05d", i)})
 		}
-		for lo := from; lo < len(keys) && !stopped; lo += set.batch {
+		for lo := from; lo < len(keys); lo += set.batch {
 			hi := min(lo+set.batch, len(keys))
 			if err := testenv.Poll(time.Until(initDeadline), func(context.Context) error {
 				if err := alive(); err != nil {
@@ -801,8 +801,7 @@ func TestCompare(t *testing.T) {
 				return nil
 			}); err != nil {
 				fellOver(rec.count(keys, p.settled), err)
-				stopped = true
-				break
+				break sizes
 			}
 			if err := parallel(hi-lo, func(ctx context.Context, i int) error {
 				k := keys[lo+i]
@@ -815,9 +814,6 @@ func TestCompare(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if stopped {
-			break
 		}
 		if err := testenv.Poll(time.Until(initDeadline), func(context.Context) error {
 			if err := alive(); err != nil {
@@ -993,6 +989,9 @@ func TestCompare(t *testing.T) {
 	save()
 }
 
+// reportTools are the results TestCompareReport reads, in the order of its columns.
+var reportTools = []string{"sluice", "sluice-base", "flagger", "argo-rollouts", "rollout"}
+
 // TestCompareReport puts the tools' results side by side: one table per
 // size, each peer's figure with its ratio to Sluice's.
 func TestCompareReport(t *testing.T) {
@@ -1001,7 +1000,7 @@ func TestCompareReport(t *testing.T) {
 	}
 	set := readSettings(t)
 	results := map[string][]compareRow{}
-	for _, tool := range []string{"sluice", "sluice-base", "flagger", "argo-rollouts", "rollout"} {
+	for _, tool := range reportTools {
 		b, err := os.ReadFile(filepath.Join(set.out, "compare-"+tool+".json"))
 		if err != nil {
 			t.Logf("no results of %s: %v", tool, err)
@@ -1032,7 +1031,7 @@ func TestCompareReport(t *testing.T) {
 			return nil
 		}
 		s := row("sluice")
-		tools := []string{"sluice", "sluice-base", "flagger", "argo-rollouts", "rollout"}
+		tools := reportTools
 		fmt.Printf("\n%d apps, %d released at once:\n\n|  |", n, max(1, int(math.Round(float64(n)*set.progress))))
 		for _, tool := range tools {
 			if r := row(tool); r != nil {
