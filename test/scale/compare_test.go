@@ -676,6 +676,14 @@ type compareRow struct {
 	// the tool got (no wave is run then).
 	Ready    int
 	FellOver string
+	ReadyAt  []readyCount // every 5 minutes of the initialisation
+}
+
+// readyCount is how far an initialisation had got after Seconds: the apps
+// created, and those of them ready.
+type readyCount struct {
+	Seconds        float64
+	Ready, Created int
 }
 
 // TestCompare runs one tool (SLUICE_COMPARE_TOOL) on the bench cluster.
@@ -771,10 +779,11 @@ sizes:
 	for _, n := range set.sizes {
 		start := time.Now()
 		initDeadline := start.Add(initLimit)
+		var readyAt []readyCount
 		// fellOver records a size whose apps were not all ready within
 		// the init limit, and what the tool had done by then.
 		fellOver := func(ready int, why error) {
-			r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: ready,
+			r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: ready, ReadyAt: readyAt,
 				FellOver: fmt.Sprintf("%d of %d apps ready after %s: %v", ready, n, time.Since(start).Round(time.Second), why)}
 			if _, rss, err := proc(pid); err == nil {
 				r.RSSInit = rss / (1 << 20)
@@ -782,6 +791,18 @@ sizes:
 			rows = append(rows, r)
 			save()
 			t.Logf("%s fell over at %d: %s; larger sizes skipped", name, n, r.FellOver)
+		}
+		// progress notes, every 5 minutes of the initialisation, how many
+		// apps are ready: where a tool slows down as it grows.
+		lastNote := start
+		progress := func() {
+			if time.Since(lastNote) < 5*time.Minute {
+				return
+			}
+			lastNote = time.Now()
+			rc := readyCount{Seconds: time.Since(start).Seconds(), Ready: rec.count(keys, p.settled), Created: len(keys)}
+			readyAt = append(readyAt, rc)
+			fmt.Printf("%s %s at %d: %d ready after %.0fs\n", time.Now().Format(time.TimeOnly), name, n, rc.Ready, rc.Seconds)
 		}
 		from := len(keys)
 		for i := from; i < n; i++ {
@@ -797,6 +818,7 @@ sizes:
 				if err := alive(); err != nil {
 					t.Fatal(err)
 				}
+				progress()
 				if busy := lo - rec.count(keys[:lo], p.settled); busy >= set.batch {
 					return fmt.Errorf("%d of the %d apps created still initializing", busy, lo)
 				}
@@ -821,6 +843,7 @@ sizes:
 			if err := alive(); err != nil {
 				t.Fatal(err)
 			}
+			progress()
 			if done := rec.count(keys, p.settled); done < n {
 				return fmt.Errorf("%d/%d ready", done, n)
 			}
@@ -829,7 +852,7 @@ sizes:
 			fellOver(rec.count(keys, p.settled), err)
 			break
 		}
-		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: n}
+		r := compareRow{Tool: name, Name: p.name, N: n, InitSeconds: time.Since(start).Seconds(), Ready: n, ReadyAt: readyAt}
 		// Ready by its status is not done: the tool may still be scaling
 		// down Deployments or writing Events. Idle starts once it wrote
 		// nothing for 10 s (Flagger never stops writing Events: then after
@@ -1100,8 +1123,19 @@ func TestCompareReport(t *testing.T) {
 		})
 		line("idle: apiserver CPU, cores", "%.3f", func(r *compareRow) float64 { return r.APIServerIdleCores })
 		for _, tool := range tools {
-			if r := row(tool); r != nil && r.FellOver != "" {
+			r := row(tool)
+			if r == nil {
+				continue
+			}
+			if r.FellOver != "" {
 				fmt.Printf("\n%s fell over at %d: %s\n", r.Name, n, r.FellOver)
+			}
+			if len(r.ReadyAt) > 0 {
+				fmt.Printf("\n%s, apps ready (of those created) during the initialisation:", r.Name)
+				for _, rc := range r.ReadyAt {
+					fmt.Printf(" %.0f min %d (%d);", rc.Seconds/60, rc.Ready, rc.Created)
+				}
+				fmt.Println()
 			}
 		}
 		for _, tool := range tools {
