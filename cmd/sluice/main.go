@@ -46,6 +46,7 @@ func main() {
 	flag.Float64Var(&cfg.retryQPS, "retry-qps", controller.DefaultRetryQPS, "retries of failed reconciles allowed per second over all Canaries (a token bucket; requeues for pauses and deadlines are not limited)")
 	flag.IntVar(&cfg.retryBurst, "retry-burst", controller.DefaultRetryBurst, "burst of the retry token bucket")
 	flag.Float64Var(&cfg.memRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit to this share of the container's memory limit (cgroup memory.max), so that the garbage collector works harder near the limit instead of the container being killed; 0 disables it, and GOMEMLIMIT overrides it")
+	flag.IntVar(&cfg.gcPercent, "gc-percent", 50, "the Go garbage collector's target (GOGC): the heap may grow this many percent over what is live before a collection; lower holds less memory for more CPU in busy periods (docs/performance.md: how the default was chosen); 0 keeps the runtime's 100, and GOGC overrides it")
 	flag.StringVar(&cfg.watchNamespaces, "watch-namespaces", "", "handle only the Canaries in these namespaces, comma-separated, and cache nothing outside them (default: every namespace); a MetricTemplate a Canary names must be in one of them too")
 	flag.StringVar(&cfg.instanceID, "instance-id", "", "handle only Canaries labelled sluice.dev/instance=<id> (default: only Canaries without that label)")
 	showVersion := flag.Bool("version", false, "print the version and commit this binary was built from, and exit")
@@ -66,6 +67,12 @@ func main() {
 		os.Exit(2)
 	}
 	log.Info("Go memory limit", "bytes", soft, "from", why)
+	gc, why, err := memlimit.GCPercent(cfg.gcPercent, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	log.Info("Go GC percent", "percent", gc, "from", why)
 
 	if sources := builtinSources(routers.All()); !slices.Contains(sources, cfg.builtinMetrics) {
 		fmt.Fprintf(os.Stderr, "--builtin-metrics=%q: use one of %s\n", cfg.builtinMetrics, strings.Join(sources, ", "))
@@ -112,6 +119,7 @@ type config struct {
 	retryQPS               float64
 	retryBurst             int
 	memRatio               float64
+	gcPercent              int
 }
 
 func run(c config) error {

@@ -74,3 +74,22 @@ func Apply(root string, ratio float64, getenv func(string) string) (int64, strin
 	debug.SetMemoryLimit(soft)
 	return soft, fmt.Sprintf("%.0f%% of the container's %d MiB", ratio*100, limit>>20), nil
 }
+
+// GCPercent sets the collector's target: the heap may grow percent over
+// what was live after the last collection before the next one starts (the
+// runtime's default is 100, which lets a controller whose caches are most
+// of its heap hold about twice their size). It returns what it set (0
+// when it set nothing) and why. The GOGC environment variable wins, as
+// GOMEMLIMIT does for Apply; 0 leaves the runtime's default.
+func GCPercent(percent int, getenv func(string) string) (int, string, error) {
+	switch {
+	case getenv("GOGC") != "":
+		return 0, "GOGC is set", nil
+	case percent == 0:
+		return 0, "the runtime's default", nil
+	case percent < 0:
+		return 0, "", fmt.Errorf("--gc-percent=%d: use a percentage above 0 (100 is the Go runtime's default), or 0 to keep the runtime's", percent)
+	}
+	debug.SetGCPercent(percent)
+	return percent, "--gc-percent", nil
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -79,5 +80,35 @@ func TestApply(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != prev {
 		t.Errorf("runtime memory limit changed to %d where nothing was to be set", got)
+	}
+}
+
+func TestGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	noEnv := func(string) string { return "" }
+
+	if set, _, err := GCPercent(50, noEnv); err != nil || set != 50 {
+		t.Fatalf("GCPercent(50) = %d, %v; want 50 set", set, err)
+	}
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("runtime GC percent %d, want 50", got)
+	}
+	if set, why, _ := GCPercent(50, func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	}); set != 0 || why != "GOGC is set" {
+		t.Errorf("with GOGC set: GCPercent = %d, %q; want nothing set", set, why)
+	}
+	if set, _, _ := GCPercent(0, noEnv); set != 0 {
+		t.Errorf("percent 0 set %d", set)
+	}
+	if _, _, err := GCPercent(-5, noEnv); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
+		t.Errorf("percent -5: error %v, want one naming --gc-percent", err)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("runtime GC percent changed to %d where nothing was to be set", got)
 	}
 }
