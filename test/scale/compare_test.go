@@ -523,24 +523,29 @@ func (r *peerRecorder) decided(k client.ObjectKey, since time.Time) (time.Time, 
 // weight was first seen; releases that did not show every step are left
 // out (and counted in missing).
 func (r *peerRecorder) stepTimes(keys []client.ObjectKey, since time.Time) (times [][]time.Time, missing int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, k := range keys {
-		var at []time.Time
-		next := 0
-		for _, w := range r.weights[k] {
-			if w.at.After(since) && next < len(compareWeights) && w.weight == compareWeights[next] {
-				at = append(at, w.at)
-				next++
-			}
-		}
-		if next < len(compareWeights) {
+		at := r.reached(k, since)
+		if len(at) < len(compareWeights) {
 			missing++
 			continue
 		}
 		times = append(times, at)
 	}
 	return times, missing
+}
+
+// reached is when a release's route was seen at each of its weights in
+// turn since its start, as far as it got.
+func (r *peerRecorder) reached(k client.ObjectKey, since time.Time) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var at []time.Time
+	for _, w := range r.weights[k] {
+		if w.at.After(since) && len(at) < len(compareWeights) && w.weight == compareWeights[len(at)] {
+			at = append(at, w.at)
+		}
+	}
+	return at
 }
 
 // proc reads a process's CPU seconds and resident memory from /proc.
@@ -671,6 +676,7 @@ type compareRow struct {
 	APIServerIdleCores                 float64 // the apiserver's CPU (cores) in the idle window before the wave
 	APIServerWindow                    float64 // seconds APIServerCPU was read over
 	StepsMissing                       int     // releases whose route did not show every step
+	StepsReached                       []int   // releases by the number of weights their route was seen at (0 to all)
 	// Ready: apps ready when the size was measured; FellOver, when not
 	// all of them were within SLUICE_COMPARE_INIT_LIMIT, says how far
 	// the tool got (no wave is run then).
@@ -985,9 +991,12 @@ sizes:
 				lags = append(lags, at[i].Sub(at[i-1].Add(comparePause)))
 			}
 		}
+		r.StepsReached = make([]int, len(compareWeights)+1)
 		for k, at := range changed {
-			if ts, _ := rec.stepTimes([]client.ObjectKey{k}, waveStart); len(ts) == 1 {
-				first = append(first, ts[0][0].Sub(at))
+			ts := rec.reached(k, waveStart)
+			r.StepsReached[len(ts)]++
+			if len(ts) > 0 {
+				first = append(first, ts[0].Sub(at))
 			}
 		}
 		sec := func(d time.Duration) float64 { return d.Seconds() }
@@ -1129,6 +1138,13 @@ func TestCompareReport(t *testing.T) {
 			}
 			if r.FellOver != "" {
 				fmt.Printf("\n%s fell over at %d: %s\n", r.Name, n, r.FellOver)
+				if r.Released > 0 {
+					fmt.Printf("%s, releases by the weights their route reached:", r.Name)
+					for i, c := range r.StepsReached {
+						fmt.Printf(" %d steps: %d;", i, c)
+					}
+					fmt.Println()
+				}
 			}
 			if len(r.ReadyAt) > 0 {
 				fmt.Printf("\n%s, apps ready (of those created) during the initialisation:", r.Name)
