@@ -1069,15 +1069,14 @@ func TestCompareReport(t *testing.T) {
 			return nil
 		}
 		s := row("sluice")
-		tools := reportTools
 		fmt.Printf("\n%d apps, %d released at once:\n\n|  |", n, max(1, int(math.Round(float64(n)*set.progress))))
-		for _, tool := range tools {
+		for _, tool := range reportTools {
 			if r := row(tool); r != nil {
 				fmt.Printf(" %s |", r.Name)
 			}
 		}
 		fmt.Printf("\n|---|")
-		for _, tool := range tools {
+		for _, tool := range reportTools {
 			if row(tool) != nil {
 				fmt.Printf("---|")
 			}
@@ -1085,7 +1084,7 @@ func TestCompareReport(t *testing.T) {
 		fmt.Println()
 		line := func(label, format string, get func(*compareRow) float64) {
 			fmt.Printf("| %s |", label)
-			for _, tool := range tools {
+			for _, tool := range reportTools {
 				r := row(tool)
 				if r == nil {
 					continue
@@ -1131,7 +1130,7 @@ func TestCompareReport(t *testing.T) {
 			return r.APIServerCPU - r.APIServerIdleCores*r.APIServerWindow
 		})
 		line("idle: apiserver CPU, cores", "%.3f", func(r *compareRow) float64 { return r.APIServerIdleCores })
-		for _, tool := range tools {
+		for _, tool := range reportTools {
 			r := row(tool)
 			if r == nil {
 				continue
@@ -1154,7 +1153,7 @@ func TestCompareReport(t *testing.T) {
 				fmt.Println()
 			}
 		}
-		for _, tool := range tools {
+		for _, tool := range reportTools {
 			r := row(tool)
 			if r == nil {
 				continue
