@@ -1082,17 +1082,16 @@ func TestCompareReport(t *testing.T) {
 			}
 		}
 		fmt.Println()
-		line := func(label, format string, get func(*compareRow) float64) {
-			initFigure := label == "all ready after, s" || label == "RSS after init, MiB"
+		// figure prints one line of the table. A size whose apps were
+		// never all ready has its initialisation figures only (atInit).
+		figure := func(atInit bool, label, format string, get func(*compareRow) float64) {
 			fmt.Printf("| %s |", label)
 			for _, tool := range reportTools {
 				r := row(tool)
 				if r == nil {
 					continue
 				}
-				// A size whose apps were never all ready has its
-				// initialisation figures only.
-				if r.FellOver != "" && r.Released == 0 && !initFigure {
+				if r.FellOver != "" && r.Released == 0 && !atInit {
 					fmt.Printf(" – |")
 					continue
 				}
@@ -1109,8 +1108,9 @@ func TestCompareReport(t *testing.T) {
 			}
 			fmt.Println()
 		}
-		line("all ready after, s", "%.0f", func(r *compareRow) float64 { return r.InitSeconds })
-		line("RSS after init, MiB", "%.0f", func(r *compareRow) float64 { return r.RSSInit })
+		line := func(label, format string, get func(*compareRow) float64) { figure(false, label, format, get) }
+		figure(true, "all ready after, s", "%.0f", func(r *compareRow) float64 { return r.InitSeconds })
+		figure(true, "RSS after init, MiB", "%.0f", func(r *compareRow) float64 { return r.RSSInit })
 		line("RSS after the wave, MiB", "%.0f", func(r *compareRow) float64 { return r.RSSWave })
 		line("idle CPU, cores", "%.3f", func(r *compareRow) float64 { return r.IdleCores })
 		line("idle apiserver requests/s (watches aside)", "%.2f", func(r *compareRow) float64 { return r.IdleRequestsPerSec })
